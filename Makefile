@@ -1,0 +1,43 @@
+# Ferry: the two commands are `make demo` and `make test`; both set up the machine first.
+SWIFT ?= swift
+BUILD_FLAGS ?=
+TEST_FLAGS ?=
+
+.PHONY: all setup build release demo test test-unit format format-check sandbox-clean clean help
+
+all: build
+
+help:
+	@echo "make demo    set up this machine, build Ferry, start the sandbox and run the demo"
+	@echo "make test    set up this machine, build and run every test, check formatting"
+	@echo "make build   debug build;  make release: optimised build"
+	@echo "make format  format the sources"
+
+setup:
+	@./scripts/setup.sh
+
+build: setup
+	$(SWIFT) build $(BUILD_FLAGS)
+
+release: setup
+	$(SWIFT) build -c release $(BUILD_FLAGS)
+
+demo: setup
+	@./scripts/demo.sh
+
+test: setup format-check
+	$(SWIFT) build --build-tests $(BUILD_FLAGS)
+	@./scripts/test.sh $(TEST_FLAGS)
+
+format:
+	$(SWIFT) format format -i -r -p Sources Tests Benchmarks Package.swift
+
+format-check:
+	@$(SWIFT) format lint -r -s -p Sources Tests Package.swift || { echo "format: run \`make format\` and commit the result" >&2; exit 1; }
+
+sandbox-clean:
+	-@[ -x .build/debug/ferry ] && .build/debug/ferry sandbox down || true
+	-@rm -rf .ferry/test
+
+clean: sandbox-clean
+	rm -rf .build .ferry

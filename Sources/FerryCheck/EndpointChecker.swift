@@ -1,0 +1,58 @@
+public import FerryCore
+public import Logging
+
+/// Tries every server in a configuration, concurrently, and reports each one's state.
+public struct EndpointChecker: Sendable {
+    public var logger: Logger
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// Checks all endpoints of `configuration`; results are in the configuration's order.
+    public func check(_ configuration: FerryConfiguration) async -> [EndpointCheck] {
+        let endpoints = configuration.endpoints
+        return await withTaskGroup(of: (Int, EndpointCheck).self) { group in
+            for (index, entry) in endpoints.enumerated() {
+                let sourceTables = configuration.pipelines.filter { pipeline in
+                    pipeline.source.connection == entry.name || "sources.\(pipeline.source.connection)" == entry.name
+                }.compactMap(\.source.table)
+                group.addTask {
+                    (index, await check(name: entry.name, endpoint: entry.endpoint, sourceTables: sourceTables))
+                }
+            }
+            var results = [EndpointCheck?](repeating: nil, count: endpoints.count)
+            for await (index, result) in group { results[index] = result }
+            return results.compactMap { $0 }
+        }
+    }
+
+    /// Checks one endpoint.
+    public func check(name: String, endpoint: Endpoint, sourceTables: [String] = []) async -> EndpointCheck {
+        switch endpoint {
+        case .postgres(let postgres):
+            return await PostgresCheck(name: name, endpoint: postgres, sourceTables: sourceTables, logger: logger).run()
+        case .redis(let redis):
+            return await RedisCheck(name: name, endpoint: redis, logger: logger).run()
+        case .sqlserver(let sqlserver):
+            return await TCPCheck.run(name: name, kind: "sqlserver", host: sqlserver.host, port: sqlserver.port, timeout: sqlserver.connectTimeout)
+        }
+    }
+}
+
+extension Duration {
+    /// Milliseconds with one decimal, for tables and JSON.
+    public var milliseconds: Double { (seconds * 10_000).rounded() / 10 }
+}
+
+extension FerryError.Code {
+    var checkStatus: EndpointCheck.Status {
+        switch self {
+        case .unreachable, .timeout, .closed: .unreachable
+        case .authentication: .authenticationFailed
+        case .databaseMissing: .databaseMissing
+        case .permission: .permissionMissing
+        default: .error
+        }
+    }
+}

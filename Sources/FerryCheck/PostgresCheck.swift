@@ -1,0 +1,118 @@
+import FerryCore
+import FerryPostgres
+import Logging
+import PostgresNIO
+
+/// Connects to PostgreSQL, measures a round trip, and checks the privileges Ferry needs.
+struct PostgresCheck {
+    let name: String
+    let endpoint: PostgresEndpoint
+    let sourceTables: [String]
+    let logger: Logger
+
+    func run() async -> EndpointCheck {
+        let address = endpoint.address
+        let result = EndpointCheck(name: name, kind: "postgresql", address: address, status: .ok, detail: "")
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: try endpoint.connectionConfiguration(), id: 1, logger: logger)
+        } catch {
+            return failed(result, PostgresDiagnosis.diagnose(error, endpoint: endpoint, key: name))
+        }
+        let checked = await inspect(connection, result)
+        try? await connection.close()
+        return checked
+    }
+
+    private func inspect(_ connection: PostgresConnection, _ result: EndpointCheck) async -> EndpointCheck {
+        var result = result
+        let address = endpoint.address
+        do {
+            result.latency = try await measure { _ = try await connection.query("SELECT 1", logger: logger).collect() }
+            let schema = endpoint.schema
+            let rows = try await connection.query(
+                """
+                SELECT current_setting('server_version'), current_user,
+                       EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = \(schema)),
+                       CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = \(schema))
+                            THEN has_schema_privilege(\(schema), 'USAGE') ELSE false END,
+                       CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = \(schema))
+                            THEN has_schema_privilege(\(schema), 'CREATE') ELSE false END,
+                       has_database_privilege(current_database(), 'CREATE')
+                """,
+                logger: logger
+            ).collect()
+            guard let row = rows.first else { return failed(result, FerryError(.server, "PostgreSQL at \(address) returned no row")) }
+            let (version, user, schemaExists, usage, create, createSchema) = try row.decode((String, String, Bool, Bool, Bool, Bool).self)
+            result.detail = "PostgreSQL \(version), user \(user)"
+            if !schemaExists {
+                if createSchema {
+                    result.warnings.append("schema \"\(schema)\" does not exist yet; Ferry will create it")
+                } else {
+                    return failed(
+                        result,
+                        FerryError(
+                            .permission,
+                            "schema \"\(schema)\" does not exist and user \"\(user)\" may not create it",
+                            fix:
+                                "run `CREATE SCHEMA \(SQLIdentifier.quote(schema)) AUTHORIZATION \(SQLIdentifier.quote(user))` as an administrator, or fix \(name).schema"
+                        )
+                    )
+                }
+            } else if !usage {
+                return failed(
+                    result,
+                    FerryError(
+                        .permission, "user \"\(user)\" has no USAGE on schema \"\(schema)\"",
+                        fix: "run `GRANT USAGE ON SCHEMA \(SQLIdentifier.quote(schema)) TO \(SQLIdentifier.quote(user))`")
+                )
+            } else if !create {
+                result.warnings.append(
+                    "user \"\(user)\" may not create tables in schema \"\(schema)\"; Ferry will only use tables that exist (see docs/POSTGRES_PERMISSIONS.md)"
+                )
+            }
+            for table in sourceTables {
+                let rows = try await connection.query(
+                    "SELECT to_regclass(\(table)) IS NOT NULL, CASE WHEN to_regclass(\(table)) IS NULL THEN false ELSE has_table_privilege(to_regclass(\(table)), 'SELECT') END",
+                    logger: logger
+                ).collect()
+                let (exists, canSelect) = try rows.first!.decode((Bool, Bool).self)
+                if !exists {
+                    return failed(
+                        result,
+                        FerryError(
+                            .permission, "source table \"\(table)\" does not exist or is not visible to \"\(user)\"",
+                            fix: "check the pipeline's source.table and the search_path"))
+                }
+                if !canSelect {
+                    return failed(
+                        result,
+                        FerryError(
+                            .permission, "user \"\(user)\" may not read \"\(table)\"",
+                            fix: "run `GRANT SELECT ON \(table) TO \(SQLIdentifier.quote(user))`"))
+                }
+            }
+        } catch {
+            return failed(result, PostgresDiagnosis.diagnose(error, endpoint: endpoint, key: name))
+        }
+        return result
+    }
+
+    private func failed(_ result: EndpointCheck, _ error: FerryError) -> EndpointCheck {
+        var result = result
+        result.status = error.code.checkStatus
+        result.detail = error.message
+        result.fix = error.fix
+        return result
+    }
+}
+
+/// Runs `body` three times and returns the median duration.
+func measure(_ body: () async throws -> Void) async throws -> Duration {
+    var samples: [Duration] = []
+    let clock = ContinuousClock()
+    for _ in 0..<3 {
+        samples.append(try await clock.measure { try await body() })
+    }
+    return samples.sorted()[1]
+}

@@ -1,0 +1,245 @@
+extension FerryConfiguration {
+    /// Reads and validates the whole tree; problems are recorded in `reader.issues`, never thrown one by one.
+    public static func read(_ root: ConfigReader) -> FerryConfiguration {
+        var config = FerryConfiguration()
+        config.log = LogSettings.read(root.section("log"))
+        config.http = HTTPSettings.read(root.section("http"))
+        let postgres = root.section("postgres")
+        if postgres.isPresent { config.postgres = PostgresEndpoint.read(postgres) }
+        let redis = root.section("redis")
+        if redis.isPresent { config.redis = RedisEndpoint.read(redis) }
+        let sqlserver = root.section("sqlserver")
+        if sqlserver.isPresent { config.sqlserver = SQLServerEndpoint.read(sqlserver) }
+        for (name, reader) in root.namedSections("sources") {
+            if let source = SourceEndpoint.read(reader) { config.sources[name] = source }
+        }
+        config.sync = SyncSettings.read(root.section("sync"))
+        let pipelineReaders = root.sections("pipelines")
+        let pipelines = pipelineReaders.compactMap { reader in
+            PipelineConfiguration.read(reader, config: config).map { (path: reader.path, pipeline: $0) }
+        }
+        config.pipelines = pipelines.map(\.pipeline)
+        root.finish()
+        config.validatePipelines(paths: pipelines.map(\.path), declared: pipelineReaders.count, issues: root.issues)
+        return config
+    }
+
+    private func validatePipelines(paths: [String], declared: Int, issues: ConfigIssues) {
+        var seen: [String: String] = [:]
+        for (path, pipeline) in zip(paths, pipelines) {
+            if let first = seen[pipeline.name] {
+                issues.add("\(path).name", "\"\(pipeline.name)\" is also the name of \(first)", fix: "give every pipeline its own name")
+            }
+            seen[pipeline.name] = path
+            let connection = pipeline.source.connection
+            let known = connection == "postgres" ? postgres != nil : connection == "sqlserver" ? sqlserver != nil : sources[connection] != nil
+            if !known {
+                let names = (["postgres", "sqlserver"] + sources.keys.sorted()).map { "`\($0)`" }.joined(separator: ", ")
+                issues.add(
+                    "\(path).source.connection", "\"\(connection)\" is not configured", fix: "add a `\(connection)` section or use one of \(names)")
+            }
+        }
+        if declared > 0 {
+            if postgres == nil { issues.add("postgres", "missing", fix: "pipelines write to PostgreSQL: add a `postgres:` section or set PG_HOST") }
+            if redis == nil { issues.add("redis", "missing", fix: "pipelines queue rows in Redis: add a `redis:` section or set REDIS_HOST") }
+        }
+    }
+}
+
+extension LogSettings {
+    static func read(_ reader: ConfigReader) -> LogSettings {
+        var settings = LogSettings()
+        if let level = reader.choice("level", as: Level.self) { settings.level = level }
+        if let format = reader.choice("format", as: Format.self) { settings.format = format }
+        settings.file = reader.string("file")
+        reader.finish()
+        return settings
+    }
+}
+
+extension HTTPSettings {
+    static func read(_ reader: ConfigReader) -> HTTPSettings {
+        var settings = HTTPSettings()
+        if let host = reader.string("host") { settings.host = host }
+        if let port = reader.int("port", range: 0...65535) { settings.port = port }
+        if let enabled = reader.bool("enabled") { settings.enabled = enabled }
+        reader.finish()
+        return settings
+    }
+}
+
+extension SyncSettings {
+    static func read(_ reader: ConfigReader) -> SyncSettings {
+        var settings = SyncSettings()
+        if let interval = reader.duration("interval", minimum: .milliseconds(10)) { settings.interval = interval }
+        if let batch = reader.int("batch_size", range: 1...1_000_000) { settings.batchSize = batch }
+        reader.finish()
+        return settings
+    }
+}
+
+extension PostgresEndpoint {
+    static func read(_ reader: ConfigReader) -> PostgresEndpoint {
+        var endpoint = PostgresEndpoint()
+        if let host = reader.string("host") { endpoint.host = host }
+        if let port = reader.int("port", range: 1...65535) { endpoint.port = port }
+        if let database = reader.string("database", required: "name the database, e.g. `database: syncdb`") { endpoint.database = database }
+        if let user = reader.string("user", required: "name the role to log in as, e.g. `user: ferry`") { endpoint.user = user }
+        endpoint.password = reader.secret("password")
+        if let schema = reader.string("schema") { endpoint.schema = schema }
+        if let tls = reader.choice("tls", as: TLSMode.self) { endpoint.tls = tls }
+        if let timeout = reader.duration("connect_timeout", minimum: .milliseconds(100)) { endpoint.connectTimeout = timeout }
+        reader.finish()
+        return endpoint
+    }
+}
+
+extension RedisEndpoint {
+    static func read(_ reader: ConfigReader) -> RedisEndpoint {
+        var endpoint = RedisEndpoint()
+        if let host = reader.string("host") { endpoint.host = host }
+        if let port = reader.int("port", range: 1...65535) { endpoint.port = port }
+        endpoint.user = reader.string("user")
+        endpoint.password = reader.secret("password")
+        if let db = reader.int("db", range: 0...10_000, fix: "use a database index such as 0 (Redis has 16 by default)") { endpoint.db = db }
+        if let tls = reader.bool("tls") { endpoint.tls = tls }
+        if let timeout = reader.duration("connect_timeout", minimum: .milliseconds(100)) { endpoint.connectTimeout = timeout }
+        reader.finish()
+        return endpoint
+    }
+}
+
+extension SQLServerEndpoint {
+    static func read(_ reader: ConfigReader, allowView: Bool = true) -> SQLServerEndpoint {
+        var endpoint = SQLServerEndpoint()
+        if let host = reader.string("host", required: "name the SQL Server, e.g. `host: 10.0.0.6`") { endpoint.host = host }
+        if let port = reader.int("port", range: 1...65535) { endpoint.port = port }
+        if let database = reader.string("database", required: "name the database, e.g. `database: g_FACU`") { endpoint.database = database }
+        if let user = reader.string("user", required: "name the login, e.g. `user: INV`") { endpoint.user = user }
+        endpoint.password = reader.secret("password")
+        if allowView { endpoint.view = reader.string("view") }
+        if let timeout = reader.duration("connect_timeout", minimum: .milliseconds(100)) { endpoint.connectTimeout = timeout }
+        reader.finish()
+        return endpoint
+    }
+}
+
+extension SourceEndpoint {
+    enum Kind: String, CaseIterable { case postgres, sqlserver }
+
+    static func read(_ reader: ConfigReader) -> SourceEndpoint? {
+        guard let kind = reader.choice("type", as: Kind.self) else {
+            if !reader.has("type") {
+                reader.issues.add(reader.keyPath("type"), "missing", fix: "say which database this is: `type: postgres` or `type: sqlserver`")
+            }
+            return nil
+        }
+        switch kind {
+        case .postgres: return .postgres(PostgresEndpoint.read(reader))
+        case .sqlserver: return .sqlserver(SQLServerEndpoint.read(reader, allowView: false))
+        }
+    }
+}
+
+extension PipelineConfiguration {
+    static func read(_ reader: ConfigReader, config: FerryConfiguration) -> PipelineConfiguration? {
+        let name = reader.string("name", required: "give the pipeline a short name, e.g. `name: ventas`")
+        if let name, !name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) {
+            reader.issues.add(
+                reader.keyPath("name"), "\"\(name)\" has characters Ferry uses in Redis keys", fix: "use letters, digits, `_` and `-`",
+                origin: reader.origin("name"))
+        }
+
+        let sourceReader = reader.section("source")
+        let defaultConnection = config.sqlserver != nil ? "sqlserver" : "postgres"
+        let connection = sourceReader.string("connection") ?? defaultConnection
+        let table = sourceReader.string("table") ?? (connection == "sqlserver" ? config.sqlserver?.view : nil)
+        let query = sourceReader.string("query")
+        if table == nil && query == nil {
+            sourceReader.issues.add(sourceReader.keyPath("table"), "missing", fix: "name the view or table to read (or give a `query`)")
+        } else if sourceReader.has("table") && query != nil {
+            sourceReader.issues.add(sourceReader.keyPath("query"), "given together with `table`", fix: "keep either `table` or `query`")
+        }
+        let key = sourceReader.strings("key") ?? []
+        if key.isEmpty, !sourceReader.has("key") {
+            sourceReader.issues.add(sourceReader.keyPath("key"), "missing", fix: "name the column(s) that identify a row, e.g. `key: [CONDUCE]`")
+        }
+        let watermark = sourceReader.string(
+            "watermark", required: "name the column that grows when a row changes, e.g. `watermark: ULTIMA_MODIFICACION`")
+        var source = Source(connection: connection, table: table, query: query, key: key, watermark: watermark ?? "")
+        if let lookback = sourceReader.duration("lookback") { source.lookback = lookback }
+        if let policy = sourceReader.choice("null_watermark", as: NullWatermarkPolicy.self) { source.nullWatermark = policy }
+        sourceReader.finish()
+
+        let targetReader = reader.section("target")
+        let targetTable = targetReader.string("table", required: "name the mirror table to write, e.g. `table: datos_vista`")
+        let schema = targetReader.string("schema") ?? config.postgres?.schema ?? "public"
+        targetReader.finish()
+
+        var columns: [ColumnMapping] = []
+        for (sourceName, node) in reader.entries("columns") {
+            let path = "\(reader.keyPath("columns")).\(sourceName)"
+            switch node {
+            case .scalar(let text, let origin):
+                if text == "exclude" {
+                    columns.append(ColumnMapping(source: sourceName, exclude: true))
+                } else if text.isEmpty {
+                    reader.issues.add(path, "empty", fix: "write the mirror column name, `exclude`, or `{name: …, type: …}`", origin: origin)
+                } else {
+                    columns.append(ColumnMapping(source: sourceName, name: text))
+                }
+            default:
+                let columnReader = ConfigReader(node: node, path: path, issues: reader.issues)
+                let mapping = ColumnMapping(
+                    source: sourceName,
+                    name: columnReader.string("name"),
+                    type: columnReader.string("type"),
+                    exclude: columnReader.bool("exclude") ?? false
+                )
+                columnReader.finish()
+                columns.append(mapping)
+            }
+        }
+        for excluded in reader.strings("exclude") ?? [] where !columns.contains(where: { $0.source == excluded }) {
+            columns.append(ColumnMapping(source: excluded, exclude: true))
+        }
+
+        var companion: Companion?
+        let companionReader = reader.section("companion")
+        if companionReader.isPresent {
+            let companionTable = companionReader.string("table", required: "name the editable table, e.g. `table: datos_seguimiento`")
+            var editable: [(name: String, type: String)] = []
+            for (column, node) in companionReader.entries("columns") {
+                guard case .scalar(let type, _) = node, !type.isEmpty else {
+                    companionReader.issues.add(
+                        "\(companionReader.keyPath("columns")).\(column)", "missing type", fix: "write `\(column): text` (any PostgreSQL type)",
+                        origin: node.origin)
+                    continue
+                }
+                editable.append((column, type))
+            }
+            if editable.isEmpty, !companionReader.has("columns") {
+                companionReader.issues.add(
+                    companionReader.keyPath("columns"), "missing", fix: "list the editable columns and their types, e.g. `nota: text`")
+            }
+            companionReader.finish()
+            if let companionTable { companion = Companion(table: companionTable, columns: editable) }
+        }
+
+        let batchSize = reader.int("batch_size", range: 1...1_000_000) ?? config.sync.batchSize
+        let interval = reader.duration("interval", minimum: .milliseconds(10)) ?? config.sync.interval
+        reader.finish()
+
+        guard let name, let targetTable, watermark != nil, !key.isEmpty, table != nil || query != nil else { return nil }
+        var pipeline = PipelineConfiguration(
+            name: name,
+            source: source,
+            target: Target(schema: schema, table: targetTable),
+            batchSize: batchSize,
+            interval: interval
+        )
+        pipeline.columns = columns
+        pipeline.companion = companion
+        return pipeline
+    }
+}

@@ -1,0 +1,212 @@
+extension FerryConfiguration {
+    /// The effective configuration as YAML, defaults included, secrets as `***`, each value annotated with
+    /// where it came from when that is not the file itself (`# $PG_HOST`, `# default`).
+    public func renderYAML(tree: ConfigNode?) -> String {
+        var out = YAMLWriter(tree: tree)
+        out.section("log") {
+            $0.value("level", log.level.rawValue)
+            $0.value("format", log.format.rawValue)
+            $0.value("file", log.file)
+        }
+        out.section("http") {
+            $0.value("host", http.host)
+            $0.raw("port", "\(http.port)")
+            $0.raw("enabled", "\(http.enabled)")
+        }
+        if let postgres { out.section("postgres") { $0.postgres(postgres) } }
+        if let redis {
+            out.section("redis") {
+                $0.value("host", redis.host)
+                $0.raw("port", "\(redis.port)")
+                $0.value("user", redis.user)
+                $0.secret("password", redis.password)
+                $0.raw("db", "\(redis.db)")
+                $0.raw("tls", "\(redis.tls)")
+                $0.value("connect_timeout", DurationParser.format(redis.connectTimeout))
+            }
+        }
+        if let sqlserver { out.section("sqlserver") { $0.sqlserver(sqlserver) } }
+        if !sources.isEmpty {
+            out.section("sources") { writer in
+                for name in sources.keys.sorted() {
+                    writer.section(name) {
+                        switch sources[name]! {
+                        case .postgres(let endpoint):
+                            $0.value("type", "postgres")
+                            $0.postgres(endpoint)
+                        case .sqlserver(let endpoint):
+                            $0.value("type", "sqlserver")
+                            $0.sqlserver(endpoint)
+                        }
+                    }
+                }
+            }
+        }
+        out.section("sync") {
+            $0.value("interval", DurationParser.format(sync.interval))
+            $0.raw("batch_size", "\(sync.batchSize)")
+        }
+        if !pipelines.isEmpty {
+            out.list("pipelines", pipelines) { writer, pipeline in
+                writer.value("name", pipeline.name)
+                writer.section("source") {
+                    $0.value("connection", pipeline.source.connection)
+                    $0.value("table", pipeline.source.table)
+                    $0.value("query", pipeline.source.query)
+                    $0.raw("key", "[" + pipeline.source.key.joined(separator: ", ") + "]")
+                    $0.value("watermark", pipeline.source.watermark)
+                    $0.value("lookback", DurationParser.format(pipeline.source.lookback))
+                    $0.value("null_watermark", pipeline.source.nullWatermark.rawValue)
+                }
+                writer.section("target") {
+                    $0.value("schema", pipeline.target.schema)
+                    $0.value("table", pipeline.target.table)
+                }
+                if !pipeline.columns.isEmpty {
+                    writer.section("columns") { columns in
+                        for column in pipeline.columns {
+                            if column.exclude {
+                                columns.value(column.source, "exclude")
+                            } else {
+                                columns.section(column.source) {
+                                    $0.value("name", column.name)
+                                    $0.value("type", column.type)
+                                }
+                            }
+                        }
+                    }
+                }
+                if let companion = pipeline.companion {
+                    writer.section("companion") { section in
+                        section.value("table", companion.table)
+                        section.section("columns") { columns in
+                            for column in companion.columns { columns.value(column.name, column.type) }
+                        }
+                    }
+                }
+                writer.raw("batch_size", "\(pipeline.batchSize)")
+                writer.value("interval", DurationParser.format(pipeline.interval))
+            }
+        }
+        return out.text
+    }
+}
+
+/// Writes indented YAML with origin comments; private to rendering.
+struct YAMLWriter {
+    private(set) var text = ""
+    private var indent = 0
+    private var path: [String] = []
+    private let tree: ConfigNode?
+    private var listItemPending = false
+
+    init(tree: ConfigNode?) { self.tree = tree }
+
+    mutating func section(_ key: String, _ body: (inout YAMLWriter) -> Void) {
+        line("\(Self.key(key)):", comment: nil)
+        path.append(key)
+        indent += 2
+        body(&self)
+        indent -= 2
+        path.removeLast()
+    }
+
+    mutating func list<T>(_ key: String, _ items: [T], _ body: (inout YAMLWriter, T) -> Void) {
+        line("\(Self.key(key)):", comment: nil)
+        for (index, item) in items.enumerated() {
+            path.append(key)
+            path.append("[\(index)]")
+            indent += 2
+            listItemPending = true
+            body(&self, item)
+            indent -= 2
+            path.removeLast(2)
+        }
+    }
+
+    mutating func value(_ key: String, _ value: String?) {
+        guard let value else { return }
+        line("\(Self.key(key)): \(Self.scalar(value))", comment: originComment(key))
+    }
+
+    /// A number, boolean or flow list, written as is.
+    mutating func raw(_ key: String, _ value: String) {
+        line("\(Self.key(key)): \(value)", comment: originComment(key))
+    }
+
+    mutating func secret(_ key: String, _ value: Secret?) {
+        guard value != nil else { return }
+        line("\(Self.key(key)): \"***\"", comment: originComment(key))
+    }
+
+    mutating func postgres(_ endpoint: PostgresEndpoint) {
+        value("host", endpoint.host)
+        raw("port", "\(endpoint.port)")
+        value("database", endpoint.database)
+        value("user", endpoint.user)
+        secret("password", endpoint.password)
+        value("schema", endpoint.schema)
+        value("tls", endpoint.tls.rawValue)
+        value("connect_timeout", DurationParser.format(endpoint.connectTimeout))
+    }
+
+    mutating func sqlserver(_ endpoint: SQLServerEndpoint) {
+        value("host", endpoint.host)
+        raw("port", "\(endpoint.port)")
+        value("database", endpoint.database)
+        value("user", endpoint.user)
+        secret("password", endpoint.password)
+        value("view", endpoint.view)
+        value("connect_timeout", DurationParser.format(endpoint.connectTimeout))
+    }
+
+    private mutating func line(_ content: String, comment: String?) {
+        var prefix = String(repeating: " ", count: indent)
+        if listItemPending {
+            prefix = String(repeating: " ", count: indent - 2) + "- "
+            listItemPending = false
+        }
+        text += prefix + content + (comment.map { "  # \($0)" } ?? "") + "\n"
+    }
+
+    private func originComment(_ key: String) -> String? {
+        var node = tree
+        for component in path + [key] {
+            if component.hasPrefix("["), let index = Int(component.dropFirst().dropLast()) {
+                guard case .sequence(let items, _) = node, index < items.count else { return "default" }
+                node = items[index]
+            } else {
+                node = node?[component]
+            }
+            if node == nil { return "default" }
+        }
+        switch node?.origin {
+        case .environment(let name): return "from $\(name)"
+        case .builtin, nil: return "default"
+        case .file: return nil
+        }
+    }
+
+    private static func key(_ key: String) -> String {
+        key.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" } ? key : scalar(key)
+    }
+
+    static func scalar(_ value: String) -> String {
+        let plainSafe =
+            !value.isEmpty && value.first != " " && value.last != " "
+            && !value.contains(where: { ":#{}&*!|>'\"%@`,?\n\\".contains($0) })
+            && !["true", "false", "yes", "no", "null", "~", "on", "off"].contains(value.lowercased())
+            && !(value.hasPrefix("-") || value.hasPrefix("["))
+        if plainSafe { return value }
+        var escaped = "\""
+        for character in value {
+            switch character {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return escaped + "\""
+    }
+}

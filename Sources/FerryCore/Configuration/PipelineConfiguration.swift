@@ -1,0 +1,98 @@
+/// One table sync pipeline: a source table, view or query copied into a PostgreSQL mirror through Redis.
+public struct PipelineConfiguration: Sendable, Equatable {
+    /// What to do with rows whose watermark is NULL.
+    public enum NullWatermarkPolicy: String, Sendable, CaseIterable {
+        /// Load them, ordered by key (default).
+        case load
+        /// Stop with an error naming the pipeline and column.
+        case refuse
+    }
+
+    public struct Source: Sendable, Equatable {
+        /// `sqlserver`, `postgres`, or a name under `sources`.
+        public var connection: String
+        /// A table or view; exclusive with ``query``.
+        public var table: String?
+        /// A query; exclusive with ``table``.
+        public var query: String?
+        /// Key column(s); unique per row.
+        public var key: [String]
+        /// Column that grows when a row changes (a modification time or row version).
+        public var watermark: String
+        /// How far back each poll re-reads, for late commits and clock skew. Default 30s.
+        public var lookback: Duration = .seconds(30)
+        public var nullWatermark: NullWatermarkPolicy = .load
+
+        public init(connection: String, table: String?, query: String?, key: [String], watermark: String) {
+            self.connection = connection
+            self.table = table
+            self.query = query
+            self.key = key
+            self.watermark = watermark
+        }
+    }
+
+    public struct Target: Sendable, Equatable {
+        /// Default: `postgres.schema`.
+        public var schema: String
+        public var table: String
+
+        public init(schema: String, table: String) {
+            self.schema = schema
+            self.table = table
+        }
+    }
+
+    /// How one source column lands in the mirror.
+    public struct ColumnMapping: Sendable, Equatable {
+        public var source: String
+        /// Mirror column name. Default: the source name in lower case.
+        public var name: String?
+        /// PostgreSQL type, overriding the one derived from the source.
+        public var type: String?
+        /// Leave the column out of the mirror.
+        public var exclude: Bool = false
+
+        public init(source: String, name: String? = nil, type: String? = nil, exclude: Bool = false) {
+            self.source = source
+            self.name = name
+            self.type = type
+            self.exclude = exclude
+        }
+    }
+
+    /// An editable table beside the mirror, one row per mirror row, never written by the sync.
+    public struct Companion: Sendable, Equatable {
+        public var table: String
+        /// Editable columns and their PostgreSQL types, in order.
+        public var columns: [(name: String, type: String)]
+
+        public init(table: String, columns: [(name: String, type: String)]) {
+            self.table = table
+            self.columns = columns
+        }
+
+        public static func == (lhs: Companion, rhs: Companion) -> Bool {
+            lhs.table == rhs.table && lhs.columns.map(\.name) == rhs.columns.map(\.name)
+                && lhs.columns.map(\.type) == rhs.columns.map(\.type)
+        }
+    }
+
+    public var name: String
+    public var source: Source
+    public var target: Target
+    public var columns: [ColumnMapping] = []
+    public var companion: Companion?
+    /// Default: `sync.batch_size`.
+    public var batchSize: Int
+    /// Default: `sync.interval`.
+    public var interval: Duration
+
+    public init(name: String, source: Source, target: Target, batchSize: Int, interval: Duration) {
+        self.name = name
+        self.source = source
+        self.target = target
+        self.batchSize = batchSize
+        self.interval = interval
+    }
+}

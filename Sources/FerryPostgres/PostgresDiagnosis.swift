@@ -1,0 +1,82 @@
+public import FerryCore
+import NIOCore
+import PostgresNIO
+
+/// Turns postgres-nio errors into messages that name the server, database or user and say what to do.
+public enum PostgresDiagnosis {
+    /// The SQLSTATE of a server error, if the error is one.
+    public static func sqlState(of error: any Error) -> String? {
+        (error as? PSQLError)?.serverInfo?[.sqlState]
+    }
+
+    /// The server's own message (safe: PostgreSQL never echoes passwords in errors).
+    public static func serverMessage(of error: any Error) -> String? {
+        (error as? PSQLError)?.serverInfo?[.message]
+    }
+
+    /// Classifies a connection or query error against `endpoint`.
+    public static func diagnose(_ error: any Error, endpoint: PostgresEndpoint, key: String = "postgres") -> FerryError {
+        let address = "\(endpoint.host):\(endpoint.port)"
+        if let error = error as? FerryError { return error }
+        guard let psql = error as? PSQLError else {
+            return FerryError(
+                .unreachable, "PostgreSQL at \(address): \(describe(error))", fix: "check \(key).host and \(key).port", underlying: error)
+        }
+        switch psql.code {
+        case .connectionError, .serverClosedConnection, .uncleanShutdown:
+            let reason = psql.underlying.map(describe) ?? "connection failed"
+            return FerryError(
+                .unreachable,
+                "PostgreSQL at \(address) is unreachable: \(reason)",
+                fix: "check that the server runs and \(key).host/\(key).port (PG_HOST/PG_PORT) are right",
+                underlying: error
+            )
+        case .authMechanismRequiresPassword:
+            return FerryError(
+                .authentication, "PostgreSQL at \(address) requires a password for user \"\(endpoint.user)\"",
+                fix: "set \(key).password (PG_PASSWORD)", underlying: error)
+        case .sslUnsupported:
+            return FerryError(
+                .unreachable, "PostgreSQL at \(address) does not offer TLS but \(key).tls is `require`",
+                fix: "enable ssl on the server or set \(key).tls to `prefer`", underlying: error)
+        case .server:
+            let state = psql.serverInfo?[.sqlState] ?? ""
+            let message = psql.serverInfo?[.message] ?? "server error"
+            switch state {
+            case "28P01":
+                return FerryError(
+                    .authentication, "PostgreSQL at \(address): authentication failed for user \"\(endpoint.user)\"",
+                    fix: "check \(key).user and \(key).password (PG_USER/PG_PASSWORD)", underlying: error)
+            case "28000":
+                return FerryError(
+                    .authentication, "PostgreSQL at \(address) refused user \"\(endpoint.user)\": \(message)",
+                    fix: "check \(key).user and the server's pg_hba.conf", underlying: error)
+            case "3D000":
+                return FerryError(
+                    .databaseMissing,
+                    "PostgreSQL at \(address) has no database \"\(endpoint.database)\"",
+                    fix: "create it (`CREATE DATABASE \(SQLIdentifier.quote(endpoint.database))`) or fix \(key).database (PG_DATABASE)",
+                    underlying: error
+                )
+            case "42501":
+                return FerryError(
+                    .permission, "PostgreSQL at \(address): permission denied for user \"\(endpoint.user)\": \(message)",
+                    fix: "grant the privilege named above (see docs/POSTGRES_PERMISSIONS.md)", underlying: error)
+            case "53300":
+                return FerryError(
+                    .unreachable, "PostgreSQL at \(address) has no free connection slots", fix: "raise max_connections or lower Ferry's pool size",
+                    underlying: error)
+            case "57P03":
+                return FerryError(.unreachable, "PostgreSQL at \(address) is starting up or shutting down", fix: "wait and retry", underlying: error)
+            default:
+                return FerryError(.server, "PostgreSQL at \(address): \(message) (SQLSTATE \(state))", underlying: error)
+            }
+        default:
+            return FerryError(.server, "PostgreSQL at \(address): \(psql.code)", underlying: error)
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        NetworkErrorText.describe(error)
+    }
+}

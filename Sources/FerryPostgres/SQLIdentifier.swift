@@ -1,0 +1,16 @@
+/// Quotes PostgreSQL identifiers. Every table, column and schema name Ferry puts into SQL goes through here.
+public enum SQLIdentifier {
+    /// `name` as a quoted identifier: `"name"`, with embedded quotes doubled.
+    public static func quote(_ name: String) -> String {
+        var out = "\""
+        for character in name {
+            if character == "\"" { out += "\"\"" } else if character != "\0" { out.append(character) }
+        }
+        return out + "\""
+    }
+
+    /// `"schema"."name"`.
+    public static func qualified(_ schema: String, _ name: String) -> String {
+        quote(schema) + "." + quote(name)
+    }
+}

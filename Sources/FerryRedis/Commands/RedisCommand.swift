@@ -1,0 +1,54 @@
+public import FerryRESP
+import NIOCore
+
+/// A typed Redis command: how it is written and how its reply is read.
+public protocol RedisCommand: Sendable {
+    associatedtype Response: Sendable = RESPToken
+
+    /// The command's name, for errors and logs (never its arguments).
+    var name: String { get }
+    /// For blocking commands, how long the server may wait (`nil`: not blocking; `.zero`: forever).
+    var blockingTimeout: Duration? { get }
+
+    func encode(into encoder: inout RESPCommandEncoder)
+    func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response
+}
+
+extension RedisCommand {
+    public var blockingTimeout: Duration? { nil }
+}
+
+extension RedisCommand where Response: RESPTokenDecodable {
+    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+        try Response(fromRESP: token)
+    }
+}
+
+extension RedisCommand {
+    /// Reads a reply: an error reply becomes a ``RedisError`` with the server's prefix; anything else is decoded.
+    func response(from token: RESPToken, address: String?) -> Result<Response, RedisError> {
+        switch token.value {
+        case .simpleError(let message), .bulkError(let message):
+            return .failure(.server(reply: String(buffer: message), command: name, address: address))
+        default:
+            do {
+                return .success(try decode(token))
+            } catch {
+                return .failure(RedisError(.unexpectedReply, error.description, command: name, address: address, underlying: error))
+            }
+        }
+    }
+}
+
+/// Any command, for what the typed commands do not cover: `send(RawCommand("OBJECT", "ENCODING", key))`.
+public struct RawCommand: RedisCommand {
+    public typealias Response = RESPToken
+    public let arguments: [String]
+    public var blockingTimeout: Duration? = nil
+
+    public init(_ arguments: String...) { self.arguments = arguments }
+    public init(arguments: [String]) { self.arguments = arguments }
+
+    public var name: String { arguments.first?.uppercased() ?? "" }
+    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray(arguments) }
+}

@@ -1,0 +1,251 @@
+import FerryCore
+public import FerryRESP
+public import Logging
+public import NIOCore
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// One connection to a Redis server: pipelined, in-order, with a deadline per request.
+///
+/// A timed-out or cancelled request closes the connection and fails everything pending on it, so no later
+/// command can read an earlier command's reply. Use ``RedisClient`` for pooling and reconnection.
+public final class RedisConnection: Sendable {
+    let channel: any Channel
+    private let handler: NIOLoopBound<RedisChannelHandler>
+    public let configuration: RedisConnectionConfiguration
+    private let nextRequestID = Atomic<UInt64>(1)
+    private let handshake: Mutex<HandshakeInfo>
+
+    /// What the server told us while greeting.
+    public struct HandshakeInfo: Sendable {
+        /// 3 when the server speaks RESP3, else 2.
+        public var protocolVersion: Int = 2
+        /// The server's version, e.g. `7.0.15`, when it said.
+        public var serverVersion: String?
+        /// This connection's `CLIENT ID`, when known.
+        public var clientID: Int64?
+    }
+
+    public var info: HandshakeInfo { handshake.withLock { $0 } }
+    public var address: String { configuration.address }
+    public var isActive: Bool { channel.isActive }
+    /// Completes when the channel closes.
+    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+
+    private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>, configuration: RedisConnectionConfiguration) {
+        self.channel = channel
+        self.handler = handler
+        self.configuration = configuration
+        self.handshake = Mutex(HandshakeInfo())
+    }
+
+    /// Connects, greets (`HELLO`/`AUTH`/`SETNAME`/`SELECT` in one write) and returns a ready connection.
+    public static func connect(
+        _ configuration: RedisConnectionConfiguration,
+        eventLoopGroup: (any EventLoopGroup)? = nil,
+        logger: Logger,
+        onPush: (@Sendable (RESPToken) -> Void)? = nil
+    ) async throws(RedisError) -> RedisConnection {
+        let address = configuration.address
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
+        } catch {
+            throw RedisError(.tls, "cannot set up TLS: \(error)", address: address, underlying: error)
+        }
+        let bootstrap = ClientBootstrap(group: eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.nanoseconds(Int64(configuration.connectTimeout.seconds * 1e9)))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let sslContext {
+                        let tlsHandler = try NIOSSLClientHandler(
+                            context: sslContext, serverHostname: configuration.host.isIPAddress ? nil : configuration.host)
+                        try sync.addHandler(tlsHandler)
+                    }
+                    try sync.addHandler(RedisChannelHandler(address: address, limits: configuration.decoderLimits, onPush: onPush))
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
+        } catch {
+            throw RedisError(.unreachable, "cannot connect: \(Self.describeConnectError(error))", address: address, underlying: error)
+        }
+        let handler: NIOLoopBound<RedisChannelHandler>
+        do {
+            handler = try await channel.eventLoop.submit {
+                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: RedisChannelHandler.self), eventLoop: channel.eventLoop)
+            }.get()
+        } catch {
+            channel.close(promise: nil)
+            throw RedisError(.connectionClosed, "the connection closed while it was set up", address: address, underlying: error)
+        }
+        let connection = RedisConnection(channel: channel, handler: handler, configuration: configuration)
+        do {
+            try await connection.greet(logger: logger)
+        } catch {
+            await connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    /// Sends encoded commands in one write and returns their `replies` raw replies, in order.
+    public func execute(_ buffer: ByteBuffer, replies: Int, command: String, timeout: Duration?) async throws(RedisError) -> [RESPToken] {
+        guard replies > 0 else { return [] }
+        let id = nextRequestID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let promise = channel.eventLoop.makePromise(of: [RESPToken].self)
+        let request = RedisOutboundRequest(
+            id: id,
+            buffer: buffer,
+            replies: replies,
+            promise: promise,
+            command: command,
+            timeout: timeout.map { .nanoseconds(Int64($0.seconds * 1e9)) }
+        )
+        channel.writeAndFlush(request, promise: nil)
+        do {
+            return try await withTaskCancellationHandler {
+                try await promise.futureResult.get()
+            } onCancel: {
+                let handler = self.handler
+                self.channel.eventLoop.execute { handler.value.cancel(id: id) }
+            }
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(.connectionClosed, "\(error)", command: command, address: address, underlying: error)
+        }
+    }
+
+    /// Sends one command and reads its reply; an error reply is thrown as a ``RedisError``.
+    @discardableResult
+    public func send<Command: RedisCommand>(_ command: Command) async throws(RedisError) -> Command.Response {
+        var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: 64))
+        command.encode(into: &encoder)
+        let tokens = try await execute(encoder.buffer, replies: 1, command: command.name, timeout: deadline(for: command.blockingTimeout))
+        return try command.response(from: tokens[0], address: address).get()
+    }
+
+    /// Sends many commands of one type in one write; each gets its own result, so one error reply fails only
+    /// its own command.
+    public func pipeline<Command: RedisCommand>(_ commands: [Command]) async throws(RedisError) -> [Result<Command.Response, RedisError>] {
+        guard !commands.isEmpty else { return [] }
+        var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: commands.count * 32))
+        var blocking: Duration?
+        for command in commands {
+            command.encode(into: &encoder)
+            blocking = Self.longest(blocking, command.blockingTimeout)
+        }
+        let tokens = try await execute(
+            encoder.buffer, replies: commands.count, command: "PIPELINE(\(commands.count))", timeout: deadline(for: blocking))
+        var results: [Result<Command.Response, RedisError>] = []
+        results.reserveCapacity(commands.count)
+        for (command, token) in zip(commands, tokens) { results.append(command.response(from: token, address: address)) }
+        return results
+    }
+
+    /// Sends commands of different types in one write and returns a result per command.
+    public func pipeline<each Command: RedisCommand>(
+        _ commands: repeat each Command
+    ) async throws(RedisError) -> (repeat Result<(each Command).Response, RedisError>) {
+        var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: 256))
+        var count = 0
+        var blocking: Duration?
+        for command in repeat each commands {
+            command.encode(into: &encoder)
+            count += 1
+            blocking = Self.longest(blocking, command.blockingTimeout)
+        }
+        let tokens = try await execute(encoder.buffer, replies: count, command: "PIPELINE(\(count))", timeout: deadline(for: blocking))
+        var index = 0
+        func next<C: RedisCommand>(_ command: C) -> Result<C.Response, RedisError> {
+            defer { index += 1 }
+            return command.response(from: tokens[index], address: address)
+        }
+        return (repeat next(each commands))
+    }
+
+    /// Runs commands atomically in `MULTI`/`EXEC`, in one write. Throws when the transaction is discarded
+    /// (a command failed to queue, or `EXECABORT`); otherwise returns each command's own result.
+    public func transaction<each Command: RedisCommand>(
+        _ commands: repeat each Command
+    ) async throws(RedisError) -> (repeat Result<(each Command).Response, RedisError>) {
+        var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: 256))
+        encoder.encodeArray("MULTI")
+        var count = 0
+        for command in repeat each commands {
+            command.encode(into: &encoder)
+            count += 1
+        }
+        encoder.encodeArray("EXEC")
+        let tokens = try await execute(encoder.buffer, replies: count + 2, command: "MULTI/EXEC", timeout: deadline(for: nil))
+        let exec = tokens[count + 1]
+        switch exec.value {
+        case .simpleError(let message), .bulkError(let message):
+            // EXECABORT: find the command that failed to queue for a precise message.
+            let queued = tokens[1...count].first { if case .simpleError = $0.value { return true } else { return false } }
+            let reason = queued.map { String(describing: $0) } ?? String(buffer: message)
+            throw RedisError.server(reply: reason.replacingPrefix("(error) "), command: "EXEC", address: address)
+        case .null:
+            throw RedisError(
+                .server, "the transaction was aborted because a watched key changed", prefix: "EXECABORT", command: "EXEC", address: address)
+        default:
+            break
+        }
+        let replies: [RESPToken]
+        do {
+            replies = try exec.elements()
+        } catch {
+            throw RedisError(.unexpectedReply, error.description, command: "EXEC", address: address)
+        }
+        var index = 0
+        func next<C: RedisCommand>(_ command: C) -> Result<C.Response, RedisError> {
+            defer { index += 1 }
+            return command.response(from: replies[index], address: address)
+        }
+        return (repeat next(each commands))
+    }
+
+    /// Closes the connection, failing anything still pending.
+    public func close() async {
+        let handler = self.handler
+        let error = RedisError(.connectionClosed, "the connection was closed by the client", address: address)
+        channel.eventLoop.execute { handler.value.close(with: error) }
+        try? await channel.closeFuture.get()
+    }
+
+    func deadline(for blocking: Duration?) -> Duration? {
+        guard let blocking else { return configuration.commandTimeout }
+        if blocking == .zero { return nil }
+        return blocking + configuration.blockingMargin
+    }
+
+    static func longest(_ a: Duration?, _ b: Duration?) -> Duration? {
+        switch (a, b) {
+        case (nil, let x), (let x, nil): return x
+        case (.some(let x), .some(let y)): return (x == .zero || y == .zero) ? .zero : max(x, y)
+        }
+    }
+
+    func updateHandshake(_ body: (inout HandshakeInfo) -> Void) {
+        handshake.withLock { body(&$0) }
+    }
+
+    private static func describeConnectError(_ error: any Error) -> String {
+        NetworkErrorText.describe(error)
+    }
+}
+
+extension String {
+    var isIPAddress: Bool {
+        (try? SocketAddress(ipAddress: self, port: 0)) != nil
+    }
+
+    func replacingPrefix(_ prefix: String) -> String {
+        hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self
+    }
+}

@@ -1,0 +1,79 @@
+/// A Redis command or connection failed.
+///
+/// Server errors keep Redis's own prefix (`WRONGPASS`, `NOPERM`, `BUSYGROUP`…) so callers can branch on it.
+/// Messages name the command and `host:port`, never arguments (they may hold values or passwords).
+public struct RedisError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String, Sendable {
+            case server
+            case unreachable
+            case connectionClosed = "connection closed"
+            case timeout
+            case cancelled
+            case protocolViolation = "protocol error"
+            case unexpectedReply = "unexpected reply"
+            case tls
+            case poolClosed = "client shut down"
+        }
+
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// The server answered the command with an error reply; see ``RedisError/prefix``.
+        public static let server = Code(.server)
+        /// No connection could be made to `host:port`.
+        public static let unreachable = Code(.unreachable)
+        /// The connection closed before the reply arrived.
+        public static let connectionClosed = Code(.connectionClosed)
+        /// The command's deadline passed; the connection was closed to stay in step.
+        public static let timeout = Code(.timeout)
+        /// The waiting task was cancelled; the connection was closed to stay in step.
+        public static let cancelled = Code(.cancelled)
+        /// The server sent bytes that are not valid RESP.
+        public static let protocolViolation = Code(.protocolViolation)
+        /// The reply was valid RESP but not the shape the command expects.
+        public static let unexpectedReply = Code(.unexpectedReply)
+        /// TLS could not be set up.
+        public static let tls = Code(.tls)
+        /// The client was shut down.
+        public static let poolClosed = Code(.poolClosed)
+
+        public var description: String { base.rawValue }
+    }
+
+    public var code: Code
+    /// For server errors, the first word of the reply (`ERR`, `WRONGPASS`, `NOPERM`, `WRONGTYPE`…).
+    public var prefix: String?
+    /// What happened, safe to print.
+    public var message: String
+    /// The command's name (never its arguments).
+    public var command: String?
+    /// `host:port` of the server.
+    public var address: String?
+    public var underlying: (any Error)?
+
+    public init(
+        _ code: Code, _ message: String, prefix: String? = nil, command: String? = nil, address: String? = nil, underlying: (any Error)? = nil
+    ) {
+        self.code = code
+        self.message = message
+        self.prefix = prefix
+        self.command = command
+        self.address = address
+        self.underlying = underlying
+    }
+
+    /// Builds a server error from an error reply such as `WRONGTYPE Operation against a key…`.
+    public static func server(reply: String, command: String?, address: String?) -> RedisError {
+        let prefix = reply.split(separator: " ", maxSplits: 1).first.map(String.init)
+        return RedisError(.server, reply, prefix: prefix, command: command, address: address)
+    }
+
+    public var description: String {
+        var text = ""
+        if let command { text += "\(command): " }
+        text += code == .server ? message : "\(code): \(message)"
+        if let address { text += " (redis \(address))" }
+        return text
+    }
+}

@@ -1,0 +1,65 @@
+import FerryCore
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Small file-system operations the launchers need, with errors that name the path.
+enum FileSystem {
+    static func makeDirectory(_ path: String) throws(FerryError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw FerryError(.sandbox, "cannot create directory \(path)", fix: "check the permissions of its parent directory", underlying: error)
+        }
+    }
+
+    static func write(_ text: String, to path: String, mode: Int = 0o644) throws(FerryError) {
+        do {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, mode_t(mode))
+        } catch {
+            throw FerryError(.sandbox, "cannot write \(path)", fix: "check the permissions of its directory", underlying: error)
+        }
+    }
+
+    static func read(_ path: String) -> String? {
+        try? String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+
+    static func remove(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Changes the owner of `path` and everything under it.
+    static func chownRecursive(_ path: String, to user: SystemUser) {
+        lchown(path, user.uid, user.gid)
+        guard let enumerator = FileManager.default.enumerator(atPath: path) else { return }
+        while let relative = enumerator.nextObject() as? String {
+            lchown(path + "/" + relative, user.uid, user.gid)
+        }
+    }
+
+    /// Whether `user` can reach `path` (search permission on every ancestor directory).
+    static func canTraverse(_ path: String, as user: SystemUser) -> Bool {
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            var info = stat()
+            guard stat(current, &info) == 0 else { return true }
+            let mode = info.st_mode
+            let allowed =
+                (info.st_uid == user.uid && mode & 0o100 != 0) || (info.st_gid == user.gid && mode & 0o010 != 0) || mode & 0o001 != 0
+            if !allowed { return false }
+        }
+        return true
+    }
+
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return FileManager.default.currentDirectoryPath + "/" + path
+    }
+}

@@ -1,0 +1,49 @@
+public import FerryCore
+import Foundation
+
+/// Where PostgreSQL's server programs are: `FERRY_PG_BINDIR`, else Debian's `/usr/lib/postgresql/15/bin`,
+/// else the newest `/usr/lib/postgresql/*/bin`.
+public struct PostgresBinaries: Sendable {
+    public let directory: String
+
+    public var initdb: String { directory + "/initdb" }
+    public var pgCtl: String { directory + "/pg_ctl" }
+    public var postgres: String { directory + "/postgres" }
+    public var psql: String { directory + "/psql" }
+    public var pgBasebackup: String { directory + "/pg_basebackup" }
+    public var pgRewind: String { directory + "/pg_rewind" }
+
+    public static func locate(environment: [String: String]? = nil) throws(FerryError) -> PostgresBinaries {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        var candidates: [String] = []
+        if let explicit = environment["FERRY_PG_BINDIR"], !explicit.isEmpty { candidates.append(explicit) }
+        candidates.append("/usr/lib/postgresql/15/bin")
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        for version in versions.compactMap(Int.init).sorted(by: >) { candidates.append("/usr/lib/postgresql/\(version)/bin") }
+        for directory in candidates where FileManager.default.isExecutableFile(atPath: directory + "/initdb") {
+            return PostgresBinaries(directory: directory)
+        }
+        throw FerryError(
+            .sandbox,
+            "PostgreSQL server programs (initdb, pg_ctl) not found in \(candidates.joined(separator: ", "))",
+            fix: "install them with `sudo apt-get install postgresql-15` (or run `make setup`), or set FERRY_PG_BINDIR"
+        )
+    }
+}
+
+/// Where `redis-server` is: `FERRY_REDIS_SERVER`, else the first on PATH, else `/usr/bin/redis-server`.
+public enum RedisBinaries {
+    public static func locateServer(environment: [String: String]? = nil) throws(FerryError) -> String {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        var candidates: [String] = []
+        if let explicit = environment["FERRY_REDIS_SERVER"], !explicit.isEmpty { candidates.append(explicit) }
+        for directory in (environment["PATH"] ?? "").split(separator: ":") { candidates.append("\(directory)/redis-server") }
+        candidates.append("/usr/bin/redis-server")
+        for path in candidates where FileManager.default.isExecutableFile(atPath: path) { return path }
+        throw FerryError(
+            .sandbox,
+            "redis-server not found on PATH or in /usr/bin",
+            fix: "install it with `sudo apt-get install redis-server` (or run `make setup`), or set FERRY_REDIS_SERVER"
+        )
+    }
+}

@@ -1,0 +1,175 @@
+public import FerryCore
+import Foundation
+public import Logging
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One private PostgreSQL server: a data directory, a loopback port, a superuser `ferry` with a password.
+///
+/// Created from a cached, already initialised template (initdb takes seconds; a copy takes milliseconds).
+/// When Ferry runs as root the server runs as the `postgres` account, which PostgreSQL requires.
+public struct PostgresInstance: Sendable, Codable, Hashable {
+    /// Instance directory: holds `data/` and `postgres.log`.
+    public var directory: String
+    public var port: Int
+    public var user: String
+    public var password: String
+    public var database: String
+    public var binDirectory: String
+    /// Extra `postgresql.conf` settings written at creation.
+    public var settings: [String: String]
+
+    public var dataDirectory: String { directory + "/data" }
+    public var logFile: String { directory + "/postgres.log" }
+
+    /// Connection settings for Ferry's configuration.
+    public var endpoint: PostgresEndpoint {
+        var endpoint = PostgresEndpoint(host: "127.0.0.1", port: port, database: database, user: user, password: Secret(password))
+        endpoint.tls = .disable
+        return endpoint
+    }
+
+    public var url: String { "postgresql://\(user):***@127.0.0.1:\(port)/\(database)" }
+
+    /// Creates a new instance directory from the template and configures it; does not start it.
+    public static func create(
+        directory: String,
+        port: Int? = nil,
+        durable: Bool = true,
+        settings: [String: String] = [:],
+        cache: String,
+        logger: Logger
+    ) async throws(FerryError) -> PostgresInstance {
+        let binaries = try PostgresBinaries.locate()
+        let template = try await PostgresTemplate.ensure(cache: cache, binaries: binaries, logger: logger)
+        let owner = SystemUser.forPostgres()
+        FileSystem.remove(directory)
+        try FileSystem.makeDirectory(directory)
+        let copy = try await ProcessRunner.run("/bin/cp", ["-a", template.dataDirectory, directory + "/data"])
+        guard copy.succeeded else {
+            throw FerryError(
+                .sandbox, "cannot copy the PostgreSQL template into \(directory): \(copy.standardError.trimmed)",
+                fix: "check free disk space and permissions")
+        }
+        var all: [String: String] = [
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": "''",
+            "max_connections": "200",
+            "shared_buffers": "'128MB'",
+            "wal_level": "replica",
+            "max_wal_senders": "10",
+            "max_replication_slots": "10",
+            "wal_log_hints": "on",
+            "logging_collector": "off",
+            "log_min_messages": "warning",
+        ]
+        if !durable {
+            all["fsync"] = "off"
+            all["full_page_writes"] = "off"
+        }
+        for (key, value) in settings { all[key] = value }
+        var instance = PostgresInstance(
+            directory: directory,
+            port: port != nil ? port! : try FreePort.find(),
+            user: template.user,
+            password: template.password,
+            database: template.database,
+            binDirectory: binaries.directory,
+            settings: all
+        )
+        try instance.writeConfiguration()
+        if let owner { FileSystem.chownRecursive(directory, to: owner) }
+        chmod(instance.dataDirectory, 0o700)
+        instance.settings = all
+        return instance
+    }
+
+    /// Writes `ferry.conf` (included by the template's `postgresql.conf`) with the port and settings.
+    func writeConfiguration() throws(FerryError) {
+        var lines = ["# written by Ferry's sandbox; changes are lost when it is recreated", "port = \(port)"]
+        for key in settings.keys.sorted() { lines.append("\(key) = \(settings[key]!)") }
+        try FileSystem.write(lines.joined(separator: "\n") + "\n", to: dataDirectory + "/ferry.conf", mode: 0o600)
+        if let owner = SystemUser.forPostgres() { lchown(dataDirectory + "/ferry.conf", owner.uid, owner.gid) }
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    public func start() async throws(FerryError) {
+        if isRunning { return }
+        let binaries = PostgresBinaries(directory: binDirectory)
+        // A stale pid file from a killed server makes pg_ctl refuse to start; PostgreSQL handles recovery itself.
+        if let pid = pid, !ProcessTable.isAlive(pid, named: "postgres") { FileSystem.remove(dataDirectory + "/postmaster.pid") }
+        let result = try await ProcessRunner.run(
+            binaries.pgCtl,
+            ["-D", dataDirectory, "-l", logFile, "-w", "-t", "120", "-o", "-p \(port)", "start"],
+            as: SystemUser.forPostgres()
+        )
+        guard result.succeeded else {
+            let tail = (FileSystem.read(logFile) ?? "").split(separator: "\n").suffix(5).joined(separator: "\n")
+            throw FerryError(
+                .sandbox,
+                "PostgreSQL in \(directory) did not start on 127.0.0.1:\(port): \(result.standardError.trimmed)\n\(tail)",
+                fix: "read \(logFile); if the port is taken run `ferry sandbox down` and up again"
+            )
+        }
+    }
+
+    /// Stops the server cleanly (fast shutdown), killing it if it does not stop in time.
+    public func stop() async {
+        guard isRunning else { return }
+        let binaries = PostgresBinaries(directory: binDirectory)
+        let result = try? await ProcessRunner.run(
+            binaries.pgCtl, ["-D", dataDirectory, "-m", "fast", "-w", "-t", "30", "stop"], as: SystemUser.forPostgres())
+        if result?.succeeded != true, let pid { await ProcessTable.terminate(pid, grace: .seconds(5)) }
+    }
+
+    /// Kills the postmaster with SIGKILL, as a crash would (for fault tests), and waits for its backends.
+    public func kill() async {
+        guard let pid else { return }
+        ProcessTable.signal(pid, SIGKILL)
+        _ = await ProcessTable.waitForExit(pid, timeout: .seconds(10))
+        // Orphaned backends notice the postmaster's death and exit; a new postmaster refuses to start while
+        // they hold shared memory. They all run with the data directory as their working directory.
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline, !ProcessTable.pids(workingDirectory: dataDirectory).isEmpty {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Every process of this server (postmaster and backends).
+    public var processes: [Int32] { ProcessTable.pids(workingDirectory: dataDirectory) }
+
+    /// The postmaster's pid, from `postmaster.pid`.
+    public var pid: Int32? {
+        guard let text = FileSystem.read(dataDirectory + "/postmaster.pid"), let first = text.split(separator: "\n").first else { return nil }
+        return Int32(first.trimmed)
+    }
+
+    public var isRunning: Bool {
+        guard let pid else { return false }
+        return ProcessTable.isAlive(pid, named: "postgres")
+    }
+
+    /// Runs SQL through `psql` as the superuser; for set-up steps, not for data paths.
+    public func psql(_ sql: String, database: String? = nil) async throws(FerryError) -> String {
+        let binaries = PostgresBinaries(directory: binDirectory)
+        let result = try await ProcessRunner.run(
+            binaries.psql,
+            [
+                "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)", "-U", user, "-d", database ?? self.database,
+                "-c", sql,
+            ],
+            environment: ["PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10"]
+        )
+        guard result.succeeded else {
+            throw FerryError(.sandbox, "psql on 127.0.0.1:\(port) failed: \(result.standardError.trimmed)")
+        }
+        return result.standardOutput.trimmed
+    }
+}
+
+extension StringProtocol {
+    var trimmed: String { String(self).trimmingCharacters(in: .whitespacesAndNewlines) }
+}

@@ -1,0 +1,78 @@
+import FerryCore
+import Subprocess
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Runs a helper program (initdb, pg_ctl, psql, redis-server) to completion, optionally as another user.
+enum ProcessRunner {
+    struct Output {
+        var status: Int32
+        var standardOutput: String
+        var standardError: String
+        var succeeded: Bool { status == 0 }
+    }
+
+    /// Runs `path` with `arguments`. A program that cannot be started is a ``FerryError`` naming it.
+    static func run(
+        _ path: String,
+        _ arguments: [String],
+        as user: SystemUser? = nil,
+        environment: [String: String] = [:],
+        workingDirectory: String? = nil
+    ) async throws(FerryError) -> Output {
+        var options = PlatformOptions()
+        if let user {
+            options.userID = user.uid
+            options.groupID = user.gid
+            options.supplementaryGroups = []
+        }
+        var updates: [Environment.Key: String?] = [:]
+        for (key, value) in environment { updates[Environment.Key(stringLiteral: key)] = value }
+        if let user { updates["HOME"] = user.home }
+        do {
+            let result = try await Subprocess.run(
+                .path(FilePath(path)),
+                arguments: Arguments(arguments),
+                environment: .inherit.updating(updates),
+                workingDirectory: (workingDirectory ?? (user != nil ? "/" : nil)).map { FilePath($0) },
+                platformOptions: options,
+                output: .string(limit: 1 << 20),
+                error: .string(limit: 1 << 20)
+            )
+            let status: Int32
+            switch result.terminationStatus {
+            case .exited(let code): status = code
+            case .signaled(let signal): status = 128 + signal
+            }
+            return Output(status: status, standardOutput: result.standardOutput, standardError: result.standardError)
+        } catch {
+            let name = path.split(separator: "/").last.map(String.init) ?? path
+            throw FerryError(.sandbox, "cannot run \(path)", fix: "check that \(name) is installed (run `make setup`)", underlying: error)
+        }
+    }
+}
+
+/// A local account that server processes run as.
+struct SystemUser: Sendable {
+    var name: String
+    var uid: UInt32
+    var gid: UInt32
+    var home: String
+
+    static func named(_ name: String) -> SystemUser? {
+        guard let entry = getpwnam(name) else { return nil }
+        return SystemUser(name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: entry.pointee.pw_dir))
+    }
+
+    static var isRoot: Bool { geteuid() == 0 }
+
+    /// Who runs PostgreSQL: nobody else when we are not root; otherwise `postgres` (from Debian's package), or
+    /// `nobody` as a last resort. PostgreSQL refuses to run as root.
+    static func forPostgres() -> SystemUser? {
+        guard isRoot else { return nil }
+        return named("postgres") ?? named("nobody")
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import FerryCore
+import FerryServer
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+/// `ferry run`: the daemon.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the daemon: every configured job, plus health and metrics over HTTP.",
+        discussion: """
+            Serves GET /health/live, GET /health/ready (200 only while every configured server answers) and
+            GET /metrics (Prometheus text) on http.host:http.port (default 127.0.0.1:9620).
+            SIGTERM or SIGINT stop it cleanly.
+            """
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    @Option(name: .customLong("http-port"), help: "Override http.port.")
+    var httpPort: Int?
+
+    func run() async throws {
+        var loaded = try options.load()
+        if let httpPort { loaded.configuration.http.port = httpPort }
+        let configuration = loaded.configuration
+        let logger = Logger(label: "ferry")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let readiness = ReadinessMonitor(configuration: configuration, logger: Logger(label: "ferry.readiness"))
+        var services: [any Service] = [readiness]
+        if configuration.http.enabled {
+            services.append(
+                FerryHTTPServer.buildApplication(
+                    settings: configuration.http, readiness: readiness, registry: registry, logger: Logger(label: "ferry.http")))
+        }
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        logger.info(
+            "ferry started",
+            metadata: [
+                "ferry.config": "\(loaded.file ?? "environment")",
+                "ferry.http": "\(configuration.http.enabled ? "\(configuration.http.host):\(configuration.http.port)" : "off")",
+            ]
+        )
+        try await group.run()
+        logger.info("ferry stopped")
+    }
+}

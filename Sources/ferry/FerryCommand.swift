@@ -1,0 +1,54 @@
+import ArgumentParser
+import FerryCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `ferry`: one binary that keeps PostgreSQL fed, replicated and safe.
+struct FerryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ferry",
+        abstract: "Keeps PostgreSQL fed, replicated and safe: table sync through Redis, checks, a local sandbox.",
+        discussion: """
+            Configuration comes from ferry.yaml (or --config / FERRY_CONFIG), an optional .env file, and the
+            environment variables of the original scripts (PG_*, REDIS_*, MSSQL_*, SYNC_INTERVAL, BATCH_SIZE,
+            LOG_LEVEL), which override the file. See examples/ferry.yaml.
+
+            Start here:
+              ferry sandbox up     start local PostgreSQL and Redis and write ferry.yaml
+              ferry check          try every configured server
+              ferry run            run the daemon (health on /health/ready, metrics on /metrics)
+            """,
+        version: FerryVersion.current,
+        subcommands: [CheckCommand.self, RunCommand.self, SandboxCommand.self, ConfigCommand.self]
+    )
+}
+
+@main
+enum FerryMain {
+    static func main() async {
+        do {
+            var command = try FerryCommand.parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as ConfigurationError {
+            Terminal.error("\(error)")
+            Terminal.error("Fix the configuration and run `ferry config validate` to check it.")
+            exit(2)
+        } catch let error as FerryError {
+            Terminal.error(error.message)
+            if let fix = error.fix { Terminal.hint(fix) }
+            exit(error.code == .configuration ? 2 : 1)
+        } catch {
+            FerryCommand.exit(withError: error)
+        }
+    }
+}
+
+enum FerryVersion {
+    static let current = "0.1.0"
+}

@@ -1,0 +1,262 @@
+import FerryCore
+import Foundation
+import Testing
+
+@Suite("Configuration loading")
+struct ConfigLoaderTests {
+    /// A scratch directory with the given files.
+    func directory(_ files: [String: String]) throws -> String {
+        let path = NSTemporaryDirectory() + "ferry-config-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        for (name, text) in files { try text.write(toFile: path + "/" + name, atomically: true, encoding: .utf8) }
+        return path
+    }
+
+    func load(_ files: [String: String], environment: [String: String] = [:], explicit: String? = nil) throws -> ConfigLoader.Loaded {
+        try ConfigLoader(explicitPath: explicit, environment: environment, directory: try directory(files)).load()
+    }
+
+    func issues(_ files: [String: String], environment: [String: String] = [:]) -> [String] {
+        do {
+            _ = try load(files, environment: environment)
+            return []
+        } catch let error as ConfigurationError {
+            return error.issues.map(\.description)
+        } catch {
+            return ["unexpected \(error)"]
+        }
+    }
+
+    static let full = """
+        log:
+          level: debug
+          format: json
+          file: logs/sync.log
+        postgres:
+          host: db.internal
+          port: 5433
+          database: syncdb
+          user: sysadmin
+          password: ${PG_PASSWORD}
+          schema: sync
+        redis:
+          host: cache.internal
+          port: 6380
+          password: ${REDIS_PASSWORD:-fallback}
+          db: 2
+        sqlserver:
+          host: 10.0.0.6
+          database: g_FACU
+          user: INV
+          password: secret-mssql
+          view: VW_VENTAS_SYNC
+        sync:
+          interval: 500ms
+          batch_size: 2000
+        pipelines:
+          - name: ventas
+            source:
+              key: [CONDUCE]
+              watermark: ULTIMA_MODIFICACION
+              lookback: 2m
+            target:
+              table: datos_vista
+            columns:
+              CONDUCE: conduce
+              FECHA_EMISION: {name: fecha_emision, type: date}
+              INTERNAL_NOTE: exclude
+            companion:
+              table: datos_seguimiento
+              columns:
+                nota: text
+                trabajado: boolean
+        """
+
+    @Test func readsEveryKey() throws {
+        let loaded = try load(["ferry.yaml": Self.full], environment: ["PG_PASSWORD": "pg-secret"])
+        let config = loaded.configuration
+        #expect(config.log.level == .debug)
+        #expect(config.log.format == .json)
+        #expect(config.log.file == "logs/sync.log")
+        #expect(config.postgres?.host == "db.internal")
+        #expect(config.postgres?.port == 5433)
+        #expect(config.postgres?.password?.value == "pg-secret")
+        #expect(config.postgres?.schema == "sync")
+        #expect(config.redis?.password?.value == "fallback")
+        #expect(config.redis?.db == 2)
+        #expect(config.sqlserver?.view == "VW_VENTAS_SYNC")
+        #expect(config.sync.interval == .milliseconds(500))
+        #expect(config.sync.batchSize == 2000)
+        let pipeline = try #require(config.pipelines.first)
+        #expect(pipeline.name == "ventas")
+        #expect(pipeline.source.connection == "sqlserver")
+        #expect(pipeline.source.table == "VW_VENTAS_SYNC")
+        #expect(pipeline.source.key == ["CONDUCE"])
+        #expect(pipeline.source.lookback == .seconds(120))
+        #expect(pipeline.target.schema == "sync")
+        #expect(pipeline.batchSize == 2000)
+        #expect(pipeline.interval == .milliseconds(500))
+        #expect(pipeline.columns.first { $0.source == "FECHA_EMISION" }?.type == "date")
+        #expect(pipeline.columns.first { $0.source == "INTERNAL_NOTE" }?.exclude == true)
+        #expect(pipeline.companion?.columns.map(\.name) == ["nota", "trabajado"])
+        #expect(config.endpoints.map(\.name) == ["postgres", "redis", "sqlserver"])
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        let environment = [
+            "PG_PASSWORD": "x", "PG_HOST": "override.host", "PG_PORT": "6000", "PG_SCHEMA": "other", "REDIS_DB": "5", "REDIS_PASSWORD": "r",
+            "MSSQL_VIEW": "VW_OTHER", "SYNC_INTERVAL": "60", "BATCH_SIZE": "50", "LOG_LEVEL": "warning",
+        ]
+        let config = try load(["ferry.yaml": Self.full], environment: environment).configuration
+        #expect(config.postgres?.host == "override.host")
+        #expect(config.postgres?.port == 6000)
+        #expect(config.postgres?.schema == "other")
+        #expect(config.redis?.db == 5)
+        #expect(config.redis?.password?.value == "r")
+        #expect(config.sqlserver?.view == "VW_OTHER")
+        #expect(config.sync.interval == .seconds(60))
+        #expect(config.sync.batchSize == 50)
+        #expect(config.log.level == .warning)
+        #expect(config.pipelines.first?.source.table == "VW_OTHER")
+    }
+
+    @Test func environmentAloneIsEnough() throws {
+        let config = try load([:], environment: ["PG_HOST": "h", "PG_DATABASE": "d", "PG_USER": "u", "REDIS_HOST": "r"]).configuration
+        #expect(config.postgres?.host == "h")
+        #expect(config.postgres?.port == 5432)
+        #expect(config.redis?.host == "r")
+        #expect(config.redis?.port == 6379)
+    }
+
+    @Test func dotEnvIsReadAndRealEnvironmentWins() throws {
+        let files = [
+            "ferry.yaml": "postgres:\n  host: h\n  database: d\n  user: u\n  password: ${PG_PASSWORD}\n",
+            ".env": "# comment\nexport PG_PASSWORD='from-dotenv'\nREDIS_HOST=dot.redis # trailing comment\nREDIS_PORT=\"6390\"\n",
+        ]
+        let fromFile = try load(files).configuration
+        #expect(fromFile.postgres?.password?.value == "from-dotenv")
+        #expect(fromFile.redis?.host == "dot.redis")
+        #expect(fromFile.redis?.port == 6390)
+        let overridden = try load(files, environment: ["PG_PASSWORD": "from-env"]).configuration
+        #expect(overridden.postgres?.password?.value == "from-env")
+    }
+
+    @Test func reportsEveryProblemAtOnceWithKeyPathAndFix() {
+        let found = issues([
+            "ferry.yaml": """
+            postgres:
+              hots: typo
+              port: abc
+              database: d
+              user: u
+            redis:
+              port: 70000
+            log:
+              level: loud
+            pipelines:
+              - name: ventas
+                source:
+                  connection: postgres
+                  key: [id]
+                  watermark: updated_at
+                target:
+                  table: mirror
+            """
+        ])
+        #expect(found.contains { $0.hasPrefix("pipelines[0].source.table: missing — name the view or table to read") })
+        #expect(found.contains { $0.hasPrefix("postgres.hots: unknown key — did you mean `host`?") })
+        #expect(found.contains { $0.hasPrefix("postgres.port: \"abc\" is not a whole number — use a number from 1 to 65535") })
+        #expect(found.contains { $0.hasPrefix("redis.port: 70000 is out of range") })
+        #expect(found.contains { $0.hasPrefix("log.level: \"loud\" is not allowed — use one of `trace`") })
+        #expect(found.count == 5, "\(found)")
+    }
+
+    @Test func issuesSayWhereAValueCameFrom() {
+        let found = issues(["ferry.yaml": "redis:\n  host: h\n"], environment: ["REDIS_PORT": "nope"])
+        #expect(found == ["redis.port: \"nope\" is not a whole number — use a number from 1 to 65535 ($REDIS_PORT)"])
+        let fromFile = issues(["ferry.yaml": "redis:\n  host: h\n  db: x\n"])
+        #expect(fromFile.first?.contains("ferry.yaml:3") == true)
+    }
+
+    @Test func pipelineNeedsItsServersAndUniqueNames() {
+        let found = issues([
+            "ferry.yaml": """
+            pipelines:
+              - name: a
+                source: {connection: erp, table: t, key: id, watermark: w}
+                target: {table: m}
+              - name: a
+                source: {connection: postgres, table: t, key: id, watermark: w}
+                target: {table: m2}
+            """
+        ])
+        #expect(found.contains { $0.hasPrefix("pipelines[0].source.connection: \"erp\" is not configured") })
+        #expect(found.contains { $0.hasPrefix("pipelines[1].name: \"a\" is also the name of pipelines[0]") })
+        #expect(found.contains { $0.hasPrefix("postgres: missing — pipelines write to PostgreSQL") })
+        #expect(found.contains { $0.hasPrefix("redis: missing — pipelines queue rows in Redis") })
+    }
+
+    @Test func unsetVariableIsAnIssue() {
+        let found = issues(["ferry.yaml": "postgres:\n  host: h\n  database: d\n  user: u\n  password: ${NOT_SET_ANYWHERE}\n"])
+        #expect(found.count == 1)
+        #expect(
+            found.first?.hasPrefix("postgres.password: uses ${NOT_SET_ANYWHERE}, which is not set — export NOT_SET_ANYWHERE or add it to .env")
+                == true)
+    }
+
+    @Test func brokenYAMLNamesTheLineButNotTheContent() {
+        let found = issues(["ferry.yaml": "postgres:\n  host: h\n  password: \"s3cret\n  user: [\n"])
+        #expect(found.count == 1)
+        let message = found.first ?? ""
+        #expect(message.contains("is not valid YAML"))
+        #expect(message.contains("line"))
+        #expect(!message.contains("s3cret"))
+    }
+
+    @Test func explicitMissingFileIsClear() {
+        #expect(throws: ConfigurationError.self) {
+            _ = try load([:], explicit: "nope.yaml")
+        }
+        do {
+            _ = try load([:], explicit: "nope.yaml")
+        } catch let error as ConfigurationError {
+            #expect(error.description.contains("nope.yaml: configuration file not found (from --config)"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func ferryConfigVariableChoosesTheFile() throws {
+        let dir = try directory(["custom.yaml": "redis:\n  host: from-custom\n"])
+        let loaded = try ConfigLoader(environment: ["FERRY_CONFIG": dir + "/custom.yaml"], directory: dir).load()
+        #expect(loaded.configuration.redis?.host == "from-custom")
+        #expect(loaded.file == dir + "/custom.yaml")
+    }
+
+    @Test func renderedConfigurationHidesSecretsAndShowsOrigins() throws {
+        let loaded = try load(["ferry.yaml": Self.full], environment: ["PG_PASSWORD": "pg-secret", "REDIS_HOST": "env.redis"])
+        let text = loaded.configuration.renderYAML(tree: loaded.tree)
+        #expect(!text.contains("pg-secret"))
+        #expect(!text.contains("secret-mssql"))
+        #expect(!text.contains("fallback"))
+        #expect(text.contains("password: \"***\""))
+        #expect(text.contains("host: env.redis  # from $REDIS_HOST"))
+        #expect(text.contains("connect_timeout: 10s  # default"))
+        // What is printed reads back as the same configuration (secrets aside).
+        let reparsed = try ConfigLoader.parseYAML(text, file: "rendered.yaml")
+        let issues = ConfigIssues()
+        let again = FerryConfiguration.read(ConfigReader(node: reparsed, issues: issues))
+        #expect(issues.all.isEmpty, "\(issues.all)")
+        #expect(again.pipelines == loaded.configuration.pipelines)
+        #expect(again.redis?.host == "env.redis")
+    }
+
+    @Test func secretsNeverPrint() {
+        let secret = Secret("hunter2")
+        #expect("\(secret)" == "***")
+        #expect(String(reflecting: secret) == "***")
+        var dumped = ""
+        dump(PostgresEndpoint(host: "h", port: 1, database: "d", user: "u", password: secret), to: &dumped)
+        #expect(!dumped.contains("hunter2"))
+    }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 machine for building, testing and running Ferry. Idempotent: installs only what is
+# missing, and skips `apt-get update` when nothing is.
+set -euo pipefail
+
+packages=(
+  postgresql-15 postgresql-client-15   # sandbox, tests and demo servers (PostgreSQL 15)
+  redis-server redis-tools             # Redis 7: the durable queue
+  etcd-server etcd-client              # consensus for the HA cluster
+  python3                              # peers measured in benchmarks
+  ca-certificates git make
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  # Debian's packages start their services on install where systemd runs; Ferry uses private instances on
+  # free ports, so the system ones are neither needed nor disturbed.
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null; then
+  for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+    if [ -x "$candidate/swift" ]; then
+      echo "setup: swift is at $candidate but not on PATH; add it: export PATH=$candidate:\$PATH" >&2
+      exit 1
+    fi
+  done
+  echo "setup: Swift 6.1 or later is required; install it from https://www.swift.org/install/linux/ (Debian 12)" >&2
+  exit 1
+fi
+
+version=$(swift --version 2>/dev/null | sed -n 's/.*Swift version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -1)
+read -r major minor <<<"${version:-0 0}"
+if [ "$major" -lt 6 ] || { [ "$major" -eq 6 ] && [ "$minor" -lt 2 ]; }; then
+  echo "setup: Swift 6.2 or later is required (found ${major}.${minor}); see https://www.swift.org/install/linux/" >&2
+  exit 1
+fi
+echo "setup: ok ($(swift --version 2>/dev/null | head -1))"
