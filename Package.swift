@@ -148,6 +148,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "FerryRedisTests",
+            dependencies: [
+                "FerryRedis",
+                "FerryRESP",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FerryIntegrationTests",
             dependencies: [
                 "FerryCheck",

@@ -29,6 +29,8 @@ public struct RESPFrameScanner: Sendable {
     /// Bytes of the current frame already validated, counted from the buffer's reader index.
     private var validated = 0
     private var open: [OpenAggregate] = []
+    /// Bytes looked at so far, over the scanner's life; tests use it to prove no frame is rescanned.
+    private(set) var bytesExamined = 0
 
     public init(limits: Limits = .init()) {
         self.limits = limits
@@ -44,9 +46,13 @@ public struct RESPFrameScanner: Sendable {
             guard let type = RESPTypeIdentifier(rawValue: leading) else {
                 throw RESPParsingError(.invalidLeadingByte, offset: validated)
             }
-            guard let lineEnd = try findLineEnd(buffer, from: start + 1) else { return nil }
+            guard let lineEnd = try findLineEnd(buffer, from: start + 1) else {
+                bytesExamined += buffer.writerIndex - start
+                return nil
+            }
             let lineStart = start + 1
             let headerLength = lineEnd + 2 - start
+            bytesExamined += headerLength
             var valueLength = headerLength
 
             switch type {

@@ -55,10 +55,10 @@ public struct RESPToken: Hashable, Sendable, CustomStringConvertible {
     public var attributes: Map? {
         var index = base.readerIndex
         var found: Map?
-        while RESPTypeIdentifier(rawValue: base.getInteger(at: index, as: UInt8.self)!) == .attribute {
+        while base.getInteger(at: index, as: UInt8.self) == RESPTypeIdentifier.attribute.rawValue {
             let lineEnd = RESPBytes.lineEnd(base, from: index + 1)
             let count = Int(RESPBytes.parseInteger(base, index + 1, lineEnd)!)
-            let end = Self.skip(base, from: index)
+            let end = Self.attributeEnd(base, at: index)
             found = Map(count: count, children: base.getSlice(at: lineEnd + 2, length: end - lineEnd - 2)!)
             index = end
         }
@@ -69,9 +69,18 @@ public struct RESPToken: Hashable, Sendable, CustomStringConvertible {
     private var valueStart: Int {
         var index = base.readerIndex
         while base.getInteger(at: index, as: UInt8.self) == RESPTypeIdentifier.attribute.rawValue {
-            index = Self.skip(base, from: index)
+            index = Self.attributeEnd(base, at: index)
         }
         return index
+    }
+
+    /// Index just past the attribute block (only its pairs, not the value it annotates) at `index`.
+    static func attributeEnd(_ buffer: ByteBuffer, at index: Int) -> Int {
+        let lineEnd = RESPBytes.lineEnd(buffer, from: index + 1)
+        let count = Int(RESPBytes.parseInteger(buffer, index + 1, lineEnd)!)
+        var position = lineEnd + 2
+        for _ in 0..<(count * 2) { position = skip(buffer, from: position) }
+        return position
     }
 
     public var value: Value {

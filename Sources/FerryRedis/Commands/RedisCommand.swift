@@ -12,10 +12,13 @@ public protocol RedisCommand: Sendable {
 
     func encode(into encoder: inout RESPCommandEncoder)
     func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response
+    /// Turns an error reply that is an expected outcome into a response (`BUSYGROUP` for `XGROUP CREATE`).
+    func recover(from error: RedisError) -> Response?
 }
 
 extension RedisCommand {
     public var blockingTimeout: Duration? { nil }
+    public func recover(from error: RedisError) -> Response? { nil }
 }
 
 extension RedisCommand where Response: RESPTokenDecodable {
@@ -29,7 +32,9 @@ extension RedisCommand {
     func response(from token: RESPToken, address: String?) -> Result<Response, RedisError> {
         switch token.value {
         case .simpleError(let message), .bulkError(let message):
-            return .failure(.server(reply: String(buffer: message), command: name, address: address))
+            let error = RedisError.server(reply: String(buffer: message), command: name, address: address)
+            if let recovered = recover(from: error) { return .success(recovered) }
+            return .failure(error)
         default:
             do {
                 return .success(try decode(token))

@@ -1,5 +1,6 @@
 import FerryRESP
 import NIOCore
+import Synchronization
 
 /// One write: encoded commands and the promise for their replies.
 struct RedisOutboundRequest: Sendable {
@@ -10,6 +11,13 @@ struct RedisOutboundRequest: Sendable {
     /// Name for errors: the command, or `PIPELINE(n)`.
     let command: String
     let timeout: TimeAmount?
+    /// Set by the handler when it takes the request; a write that fails before that (the channel already
+    /// closed) must fail the promise itself.
+    let ticket: Ticket
+
+    final class Ticket: Sendable {
+        let accepted = Atomic(false)
+    }
 }
 
 /// Writes requests, decodes replies with a resumable RESP decoder, and matches them to requests in order
@@ -49,6 +57,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
+        request.ticket.accepted.store(true, ordering: .relaxed)
         var pending = Pending(promise: request.promise, command: request.command)
         switch queue.enqueue(.init(id: request.id, expected: request.replies, context: pending)) {
         case .fail(let error):

@@ -15,6 +15,9 @@ public final class RedisConnection: Sendable {
     private let handler: NIOLoopBound<RedisChannelHandler>
     public let configuration: RedisConnectionConfiguration
     private let nextRequestID = Atomic<UInt64>(1)
+    /// Set as soon as the connection must not be used again (cancelled, timed out, closed), before the channel
+    /// has finished closing, so a pool never hands it out.
+    private let isClosing = Atomic(false)
     private let handshake: Mutex<HandshakeInfo>
 
     /// What the server told us while greeting.
@@ -29,7 +32,7 @@ public final class RedisConnection: Sendable {
 
     public var info: HandshakeInfo { handshake.withLock { $0 } }
     public var address: String { configuration.address }
-    public var isActive: Bool { channel.isActive }
+    public var isActive: Bool { channel.isActive && !isClosing.load(ordering: .relaxed) }
     /// Completes when the channel closes.
     public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
 
@@ -104,19 +107,28 @@ public final class RedisConnection: Sendable {
             replies: replies,
             promise: promise,
             command: command,
-            timeout: timeout.map { .nanoseconds(Int64($0.seconds * 1e9)) }
+            timeout: timeout.map { .nanoseconds(Int64($0.seconds * 1e9)) },
+            ticket: RedisOutboundRequest.Ticket()
         )
-        channel.writeAndFlush(request, promise: nil)
+        let address = self.address
+        channel.writeAndFlush(request).whenFailure { error in
+            // Only when the handler never saw the request (the channel was closed); otherwise it fails it.
+            guard !request.ticket.accepted.load(ordering: .relaxed) else { return }
+            promise.fail(RedisError(.connectionClosed, "the connection is closed", command: command, address: address, underlying: error))
+        }
         do {
             return try await withTaskCancellationHandler {
                 try await promise.futureResult.get()
             } onCancel: {
+                self.isClosing.store(true, ordering: .relaxed)
                 let handler = self.handler
                 self.channel.eventLoop.execute { handler.value.cancel(id: id) }
             }
         } catch let error as RedisError {
+            isClosing.store(true, ordering: .relaxed)
             throw error
         } catch {
+            isClosing.store(true, ordering: .relaxed)
             throw RedisError(.connectionClosed, "\(error)", command: command, address: address, underlying: error)
         }
     }
@@ -210,8 +222,17 @@ public final class RedisConnection: Sendable {
         return (repeat next(each commands))
     }
 
+    /// Starts closing without waiting for the channel to finish.
+    func closeWithoutWaiting() {
+        isClosing.store(true, ordering: .relaxed)
+        let handler = self.handler
+        let error = RedisError(.connectionClosed, "the connection was closed by the client", address: address)
+        channel.eventLoop.execute { handler.value.close(with: error) }
+    }
+
     /// Closes the connection, failing anything still pending.
     public func close() async {
+        isClosing.store(true, ordering: .relaxed)
         let handler = self.handler
         let error = RedisError(.connectionClosed, "the connection was closed by the client", address: address)
         channel.eventLoop.execute { handler.value.close(with: error) }

@@ -1,0 +1,174 @@
+import FerryRESP
+public import NIOCore
+
+/// A stream entry id, `milliseconds-sequence`.
+public struct RedisStreamID: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var milliseconds: UInt64
+    public var sequence: UInt64
+
+    public init(milliseconds: UInt64, sequence: UInt64) {
+        self.milliseconds = milliseconds
+        self.sequence = sequence
+    }
+
+    /// Parses `1700000000000-3` (or `1700000000000`, sequence 0).
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: "-", maxSplits: 1)
+        guard let first = parts.first, let milliseconds = UInt64(first) else { return nil }
+        let sequence = parts.count == 2 ? UInt64(parts[1]) : 0
+        guard let sequence else { return nil }
+        self.init(milliseconds: milliseconds, sequence: sequence)
+    }
+
+    public static let zero = RedisStreamID(milliseconds: 0, sequence: 0)
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.milliseconds, lhs.sequence) < (rhs.milliseconds, rhs.sequence)
+    }
+
+    public var description: String { "\(milliseconds)-\(sequence)" }
+}
+
+/// One field of a stream entry; names and values are slices of the reply, not copies.
+public struct RedisStreamField: Sendable, Hashable {
+    public var name: ByteBuffer
+    public var value: ByteBuffer
+
+    public init(name: ByteBuffer, value: ByteBuffer) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A stream entry. `fields` is nil for an entry deleted while it was pending (XREADGROUP/XAUTOCLAIM history).
+public struct RedisStreamEntry: Sendable, Hashable {
+    public var id: String
+    public var fields: [RedisStreamField]?
+
+    public init(id: String, fields: [RedisStreamField]?) {
+        self.id = id
+        self.fields = fields
+    }
+
+    /// The value of field `name`, if present.
+    public subscript(field name: String) -> ByteBuffer? {
+        fields?.first { $0.name.readableBytesView.elementsEqual(name.utf8) }?.value
+    }
+
+    init(fromRESP token: RESPToken) throws(RESPDecodeError) {
+        let parts = try token.elements()
+        guard parts.count == 2 else { throw RESPDecodeError(expected: "[id, fields]", found: token.identifier) }
+        id = try String(fromRESP: parts[0])
+        if parts[1].isNull {
+            fields = nil
+        } else {
+            let flat = try parts[1].elements()
+            var fields: [RedisStreamField] = []
+            fields.reserveCapacity(flat.count / 2)
+            var index = 0
+            while index + 1 < flat.count {
+                fields.append(RedisStreamField(name: try ByteBuffer(fromRESP: flat[index]), value: try ByteBuffer(fromRESP: flat[index + 1])))
+                index += 2
+            }
+            self.fields = fields
+        }
+    }
+
+    static func list(fromRESP token: RESPToken) throws(RESPDecodeError) -> [RedisStreamEntry] {
+        var result: [RedisStreamEntry] = []
+        for element in try token.elements() { result.append(try RedisStreamEntry(fromRESP: element)) }
+        return result
+    }
+}
+
+/// Entries read from one stream by `XREADGROUP`.
+public struct RedisStreamRead: Sendable, Hashable {
+    public var stream: String
+    public var entries: [RedisStreamEntry]
+}
+
+/// How to trim a stream (`XADD`, `XTRIM`).
+public enum RedisStreamTrim: Sendable, Hashable {
+    /// Keep at most this many entries.
+    case maxLength(Int, approximate: Bool = true, limit: Int? = nil)
+    /// Drop entries with ids below this one.
+    case minID(String, approximate: Bool = true, limit: Int? = nil)
+
+    func arguments() -> [String] {
+        switch self {
+        case .maxLength(let count, let approximate, let limit):
+            return ["MAXLEN", approximate ? "~" : "=", String(count)] + (limit.map { ["LIMIT", String($0)] } ?? [])
+        case .minID(let id, let approximate, let limit):
+            return ["MINID", approximate ? "~" : "=", id] + (limit.map { ["LIMIT", String($0)] } ?? [])
+        }
+    }
+}
+
+/// `XPENDING key group`: totals.
+public struct RedisPendingSummary: Sendable, Hashable {
+    public var count: Int
+    public var smallestID: String?
+    public var greatestID: String?
+    public var consumers: [String: Int]
+}
+
+/// One pending entry from the extended form of `XPENDING`.
+public struct RedisPendingEntry: Sendable, Hashable {
+    public var id: String
+    public var consumer: String
+    /// Time since the entry was last delivered.
+    public var idle: Duration
+    public var deliveries: Int
+}
+
+/// The reply of `XAUTOCLAIM`.
+public struct RedisAutoClaim: Sendable, Hashable {
+    /// Where the next call should start; `0-0` when the scan wrapped around.
+    public var nextStart: String
+    /// Claimed entries (with fields, or ids only with `JUSTID`).
+    public var entries: [RedisStreamEntry]
+    /// Ids that were pending but whose entries no longer exist; Redis removed them from the pending list.
+    public var deletedIDs: [String]
+}
+
+/// `XINFO STREAM`.
+public struct RedisStreamInfo: Sendable, Hashable {
+    public var length: Int
+    public var lastGeneratedID: String
+    public var groups: Int
+    public var firstEntry: RedisStreamEntry?
+    public var lastEntry: RedisStreamEntry?
+    /// Redis 7: every entry ever added.
+    public var entriesAdded: Int?
+    public var maxDeletedEntryID: String?
+    public var recordedFirstEntryID: String?
+}
+
+/// One group from `XINFO GROUPS`.
+public struct RedisGroupInfo: Sendable, Hashable {
+    public var name: String
+    public var consumers: Int
+    public var pending: Int
+    public var lastDeliveredID: String
+    /// Redis 7: entries read by the group.
+    public var entriesRead: Int?
+    /// Redis 7: entries not yet delivered to the group; nil when Redis cannot tell.
+    public var lag: Int?
+}
+
+/// One consumer from `XINFO CONSUMERS`.
+public struct RedisConsumerInfo: Sendable, Hashable {
+    public var name: String
+    public var pending: Int
+    /// Since the consumer's last attempted interaction.
+    public var idle: Duration
+    /// Redis 7.2: since the last successful interaction; nil on older servers.
+    public var inactive: Duration?
+}
+
+/// Reads a RESP3 map or a RESP2 flat array of alternating names and values into a dictionary of tokens.
+func fieldMap(_ token: RESPToken) throws(RESPDecodeError) -> [String: RESPToken] {
+    var result: [String: RESPToken] = [:]
+    for (key, value) in try token.pairs() { result[try String(fromRESP: key)] = value }
+    return result
+}
