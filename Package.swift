@@ -12,7 +12,9 @@ let package = Package(
     name: "ferry",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "ferry", targets: ["ferry"])
+        .executable(name: "ferry", targets: ["ferry"]),
+        // For the fuzzing package in Fuzz/.
+        .library(name: "FerryRESP", targets: ["FerryRESP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
@@ -116,9 +118,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Benchmarks that measure Ferry beside a peer in the same run (`ferry bench …`).
+        .target(
+            name: "FerryBench",
+            dependencies: [
+                "FerryCore",
+                "FerryRedis",
+                "FerryRESP",
+                "FerrySandbox",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "ferry",
             dependencies: [
+                "FerryBench",
                 "FerryCheck",
                 "FerryCore",
                 "FerryPostgres",

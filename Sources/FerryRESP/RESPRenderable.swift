@@ -9,28 +9,28 @@ public protocol RESPRenderable {
 }
 
 extension String: RESPRenderable {
-    public var respEntries: Int { 1 }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeBulkString(self) }
+    @inlinable public var respEntries: Int { 1 }
+    @inlinable public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeBulkString(self) }
 }
 
 extension Substring: RESPRenderable {
-    public var respEntries: Int { 1 }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeBulkString(String(self)) }
+    @inlinable public var respEntries: Int { 1 }
+    @inlinable public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeBulkString(String(self)) }
 }
 
 extension Int: RESPRenderable {
-    public var respEntries: Int { 1 }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeBulkInteger(Int64(self)) }
+    @inlinable public var respEntries: Int { 1 }
+    @inlinable public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeBulkInteger(Int64(self)) }
 }
 
 extension Int64: RESPRenderable {
-    public var respEntries: Int { 1 }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeBulkInteger(self) }
+    @inlinable public var respEntries: Int { 1 }
+    @inlinable public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeBulkInteger(self) }
 }
 
 extension Double: RESPRenderable {
-    public var respEntries: Int { 1 }
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    @inlinable public var respEntries: Int { 1 }
+    @inlinable public func encode(into encoder: inout RESPCommandEncoder) {
         if self == .infinity {
             encoder.encodeBulkString("+inf")
         } else if self == -.infinity {
@@ -42,20 +42,20 @@ extension Double: RESPRenderable {
 }
 
 extension ByteBuffer: RESPRenderable {
-    public var respEntries: Int { 1 }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeBulkBytes(self) }
+    @inlinable public var respEntries: Int { 1 }
+    @inlinable public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeBulkBytes(self) }
 }
 
 extension Array: RESPRenderable where Element: RESPRenderable {
-    public var respEntries: Int { reduce(0) { $0 + $1.respEntries } }
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    @inlinable public var respEntries: Int { reduce(0) { $0 + $1.respEntries } }
+    @inlinable public func encode(into encoder: inout RESPCommandEncoder) {
         for element in self { element.encode(into: &encoder) }
     }
 }
 
 extension Optional: RESPRenderable where Wrapped: RESPRenderable {
-    public var respEntries: Int { self?.respEntries ?? 0 }
-    public func encode(into encoder: inout RESPCommandEncoder) { self?.encode(into: &encoder) }
+    @inlinable public var respEntries: Int { self?.respEntries ?? 0 }
+    @inlinable public func encode(into encoder: inout RESPCommandEncoder) { self?.encode(into: &encoder) }
 }
 
 /// A pair of values written as two arguments, e.g. a field and its value.
@@ -63,13 +63,14 @@ public struct RESPPair<First: RESPRenderable, Second: RESPRenderable>: RESPRende
     public var first: First
     public var second: Second
 
+    @inlinable
     public init(_ first: First, _ second: Second) {
         self.first = first
         self.second = second
     }
 
-    public var respEntries: Int { first.respEntries + second.respEntries }
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    @inlinable public var respEntries: Int { first.respEntries + second.respEntries }
+    @inlinable public func encode(into encoder: inout RESPCommandEncoder) {
         first.encode(into: &encoder)
         second.encode(into: &encoder)
     }
@@ -80,13 +81,14 @@ public struct RESPOption<Value: RESPRenderable>: RESPRenderable {
     public var keyword: String
     public var value: Value?
 
+    @inlinable
     public init(_ keyword: String, _ value: Value?) {
         self.keyword = keyword
         self.value = value
     }
 
-    public var respEntries: Int { value.map { 1 + $0.respEntries } ?? 0 }
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    @inlinable public var respEntries: Int { value.map { 1 + $0.respEntries } ?? 0 }
+    @inlinable public func encode(into encoder: inout RESPCommandEncoder) {
         guard let value else { return }
         encoder.encodeBulkString(keyword)
         value.encode(into: &encoder)
@@ -98,13 +100,14 @@ public struct RESPFlag: RESPRenderable {
     public var keyword: String
     public var isSet: Bool
 
+    @inlinable
     public init(_ keyword: String, _ isSet: Bool) {
         self.keyword = keyword
         self.isSet = isSet
     }
 
-    public var respEntries: Int { isSet ? 1 : 0 }
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    @inlinable public var respEntries: Int { isSet ? 1 : 0 }
+    @inlinable public func encode(into encoder: inout RESPCommandEncoder) {
         if isSet { encoder.encodeBulkString(keyword) }
     }
 }

@@ -41,6 +41,11 @@ public struct Sandbox: Sendable, Codable {
     /// Creates and starts the servers. On failure, whatever was started is stopped again.
     public static func start(root: String, options: Options = .init(), owned: Bool = false, logger: Logger) async throws(FerryError) -> Sandbox {
         let root = FileSystem.absolute(root)
+        if let existing = load(root: root), existing.ownerPID != 0, !ProcessTable.isAlive(existing.ownerPID) {
+            // Left behind by a process that died (a killed test or benchmark): clear it.
+            await existing.stop()
+            existing.removeFiles()
+        }
         if let existing = load(root: root), existing.isAnyRunning {
             throw FerryError(.sandbox, "a sandbox is already running in \(root)", fix: "use it, or stop it first with `ferry sandbox down`")
         }

@@ -21,7 +21,7 @@ struct FerryCommand: AsyncParsableCommand {
               ferry run            run the daemon (health on /health/ready, metrics on /metrics)
             """,
         version: FerryVersion.current,
-        subcommands: [CheckCommand.self, RunCommand.self, SandboxCommand.self, ConfigCommand.self]
+        subcommands: [CheckCommand.self, RunCommand.self, SandboxCommand.self, ConfigCommand.self, BenchCommand.self]
     )
 }
 

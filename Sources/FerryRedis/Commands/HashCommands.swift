@@ -11,6 +11,7 @@ public struct HSET<Value: RESPRenderable & Sendable>: RedisCommand {
         self.fields = fields
     }
     public var name: String { "HSET" }
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("HSET", key, fields.map { RESPPair($0.field, $0.value) }) }
 }
 

@@ -12,6 +12,7 @@ public struct LPUSH<Value: RESPRenderable & Sendable>: RedisCommand {
         self.values = values
     }
     public var name: String { "LPUSH" }
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("LPUSH", key, values) }
 }
 
@@ -25,6 +26,7 @@ public struct RPUSH<Value: RESPRenderable & Sendable>: RedisCommand {
         self.values = values
     }
     public var name: String { "RPUSH" }
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("RPUSH", key, values) }
 }
 

@@ -1,5 +1,5 @@
 public import FerryRESP
-import NIOCore
+public import NIOCore
 
 /// A typed Redis command: how it is written and how its reply is read.
 public protocol RedisCommand: Sendable {
@@ -29,6 +29,7 @@ extension RedisCommand where Response: RESPTokenDecodable {
 
 extension RedisCommand {
     /// Reads a reply: an error reply becomes a ``RedisError`` with the server's prefix; anything else is decoded.
+    @inlinable
     func response(from token: RESPToken, address: String?) -> Result<Response, RedisError> {
         switch token.value {
         case .simpleError(let message), .bulkError(let message):

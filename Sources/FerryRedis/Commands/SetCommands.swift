@@ -11,6 +11,7 @@ public struct SADD<Value: RESPRenderable & Sendable>: RedisCommand {
         self.members = members
     }
     public var name: String { "SADD" }
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("SADD", key, members) }
 }
 
@@ -24,6 +25,7 @@ public struct SREM<Value: RESPRenderable & Sendable>: RedisCommand {
         self.members = members
     }
     public var name: String { "SREM" }
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("SREM", key, members) }
 }
 
@@ -46,6 +48,7 @@ public struct SISMEMBER<Value: RESPRenderable & Sendable>: RedisCommand {
         self.member = member
     }
     public var name: String { "SISMEMBER" }
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("SISMEMBER", key, member) }
 }
 

@@ -11,6 +11,7 @@ public struct ZADD<Value: RESPRenderable & Sendable>: RedisCommand {
         self.members = members
     }
     public var name: String { "ZADD" }
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZADD", key, members.map { RESPPair($0.score, $0.member) }) }
 }
 
@@ -58,6 +59,7 @@ public struct ZREM<Value: RESPRenderable & Sendable>: RedisCommand {
         self.members = members
     }
     public var name: String { "ZREM" }
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZREM", key, members) }
 }
 
@@ -80,5 +82,6 @@ public struct ZSCORE<Value: RESPRenderable & Sendable>: RedisCommand {
         self.member = member
     }
     public var name: String { "ZSCORE" }
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZSCORE", key, member) }
 }

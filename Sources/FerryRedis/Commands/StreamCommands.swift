@@ -19,9 +19,22 @@ public struct XADD<Value: RESPRenderable & Sendable>: RedisCommand {
     }
 
     public var name: String { "XADD" }
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) {
-        encoder.encodeArray(
-            "XADD", key, RESPFlag("NOMKSTREAM", noMakeStream), trim?.arguments() ?? [], id, fields.map { RESPPair($0.name, $0.value) })
+        // Written argument by argument: XADD is on the sync's hot path.
+        let trimArguments = trim?.arguments() ?? []
+        var count = 3 + trimArguments.count + (noMakeStream ? 1 : 0)
+        for field in fields { count += 1 + field.value.respEntries }
+        encoder.encodeArrayHeader(count: count)
+        encoder.encodeBulkString("XADD")
+        encoder.encodeBulkString(key)
+        if noMakeStream { encoder.encodeBulkString("NOMKSTREAM") }
+        for argument in trimArguments { encoder.encodeBulkString(argument) }
+        encoder.encodeBulkString(id)
+        for field in fields {
+            encoder.encodeBulkString(field.name)
+            field.value.encode(into: &encoder)
+        }
     }
 }
 

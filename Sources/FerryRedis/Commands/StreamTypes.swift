@@ -94,6 +94,7 @@ public enum RedisStreamTrim: Sendable, Hashable {
     /// Drop entries with ids below this one.
     case minID(String, approximate: Bool = true, limit: Int? = nil)
 
+    @usableFromInline
     func arguments() -> [String] {
         switch self {
         case .maxLength(let count, let approximate, let limit):

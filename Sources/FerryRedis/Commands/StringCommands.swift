@@ -42,6 +42,7 @@ public struct SET<Value: RESPRenderable & Sendable>: RedisCommand {
 
     public var name: String { "SET" }
 
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) {
         let expiry: RESPOption<Int>?
         var keepTTL = false
@@ -76,6 +77,7 @@ public struct MSET<Value: RESPRenderable & Sendable>: RedisCommand {
     public var pairs: [(key: String, value: Value)]
     public init(_ pairs: [(key: String, value: Value)]) { self.pairs = pairs }
     public var name: String { "MSET" }
+    @inlinable
     public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("MSET", pairs.map { RESPPair($0.key, $0.value) }) }
 }
 

@@ -2,21 +2,20 @@ import FerryRESP
 import NIOCore
 import Synchronization
 
-/// One write: encoded commands and the promise for their replies.
+/// One write: encoded commands and the continuation waiting for their replies.
 struct RedisOutboundRequest: Sendable {
     let id: UInt64
     let buffer: ByteBuffer
     let replies: Int
-    let promise: EventLoopPromise<[RESPToken]>
+    let continuation: UnsafeContinuation<[RESPToken], any Error>
+    /// Set when the waiting task is cancelled, possibly before the handler has seen the request.
+    let cancellation: Cancellation
     /// Name for errors: the command, or `PIPELINE(n)`.
     let command: String
     let timeout: TimeAmount?
-    /// Set by the handler when it takes the request; a write that fails before that (the channel already
-    /// closed) must fail the promise itself.
-    let ticket: Ticket
 
-    final class Ticket: Sendable {
-        let accepted = Atomic(false)
+    final class Cancellation: Sendable {
+        let isCancelled = Atomic(false)
     }
 }
 
@@ -29,12 +28,16 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     struct Pending {
-        let promise: EventLoopPromise<[RESPToken]>
+        let continuation: UnsafeContinuation<[RESPToken], any Error>
         let command: String
-        var timeout: Scheduled<Void>?
+        let deadline: NIODeadline?
     }
 
     private var queue = RedisRequestQueue<Pending>()
+    /// One timer per connection, armed for the earliest deadline of what is pending (a timer per request
+    /// would cost a heap insert and removal on every command).
+    private var watchdog: Scheduled<Void>?
+    private var watchdogDeadline: NIODeadline?
     private let processor: NIOSingleStepByteToMessageProcessor<RESPTokenDecoder>
     private var context: ChannelHandlerContext?
     private let address: String
@@ -56,24 +59,39 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let request = unwrapOutboundIn(data)
-        request.ticket.accepted.store(true, ordering: .relaxed)
-        var pending = Pending(promise: request.promise, command: request.command)
+        submit(unwrapOutboundIn(data), context: context, writePromise: promise)
+    }
+
+    /// Takes a request straight from ``RedisConnection`` on the event loop, without a trip through the
+    /// pipeline; fails it at once when the channel is already closed.
+    func submit(_ request: RedisOutboundRequest) {
+        guard let context else {
+            request.continuation.resume(
+                throwing: RedisError(.connectionClosed, "the connection is closed", command: request.command, address: address))
+            return
+        }
+        submit(request, context: context, writePromise: nil)
+        context.flush()
+    }
+
+    private func submit(_ request: RedisOutboundRequest, context: ChannelHandlerContext, writePromise promise: EventLoopPromise<Void>?) {
+        if request.cancellation.isCancelled.load(ordering: .relaxed) {
+            // Cancelled before it was written: nothing to fall out of step with.
+            request.continuation.resume(
+                throwing: RedisError(.cancelled, "the waiting task was cancelled", command: request.command, address: address))
+            promise?.fail(CancellationError())
+            return
+        }
+        let deadline = request.timeout.map { NIODeadline.now() + $0 }
+        let pending = Pending(continuation: request.continuation, command: request.command, deadline: deadline)
         switch queue.enqueue(.init(id: request.id, expected: request.replies, context: pending)) {
         case .fail(let error):
             var error = error
             error.command = request.command
-            request.promise.fail(error)
+            request.continuation.resume(throwing: error)
             promise?.fail(error)
         case .write:
-            if let timeout = request.timeout {
-                let id = request.id
-                let command = request.command
-                pending.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-                    self.timedOut(id: id, command: command)
-                }
-                queue.updateContext(id: id, pending)
-            }
+            if let deadline, watchdogDeadline.map({ deadline < $0 }) ?? true { armWatchdog(at: deadline, context: context) }
             context.write(wrapOutboundOut(request.buffer), promise: promise)
         }
     }
@@ -98,8 +116,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         case .none:
             break
         case .succeed(let request):
-            request.context.timeout?.cancel()
-            request.context.promise.succeed(request.replies)
+            // The watchdog stays armed: when it fires with nothing expired it re-arms for what is pending.
+            request.context.continuation.resume(returning: request.replies)
         case .closeOutOfStep(var error):
             error.address = address
             fail(error, close: true)
@@ -128,17 +146,36 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         fail(error, close: true)
     }
 
-    private func timedOut(id: UInt64, command: String) {
-        guard queue.contains(id) else { return }
-        fail(RedisError(.timeout, "no reply before the deadline; the connection was closed", command: command, address: address), close: true)
+    private func armWatchdog(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        watchdog?.cancel()
+        watchdogDeadline = deadline
+        watchdog = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            self.watchdogFired()
+        }
+    }
+
+    /// Times out the connection when a pending request is past its deadline; otherwise re-arms for the next one.
+    private func watchdogFired() {
+        watchdog = nil
+        watchdogDeadline = nil
+        let now = NIODeadline.now()
+        if let expired = queue.firstContext(where: { ($0.deadline ?? .distantFuture) <= now }) {
+            fail(
+                RedisError(.timeout, "no reply before the deadline; the connection was closed", command: expired.command, address: address),
+                close: true)
+            return
+        }
+        if let next = queue.earliest(\.deadline), let context { armWatchdog(at: next, context: context) }
     }
 
     private func fail(_ error: RedisError, close: Bool) {
+        watchdog?.cancel()
+        watchdog = nil
+        watchdogDeadline = nil
         for request in queue.close(error) {
-            request.context.timeout?.cancel()
             var error = error
             if error.command == nil { error.command = request.context.command }
-            request.context.promise.fail(error)
+            request.context.continuation.resume(throwing: error)
         }
         if close, let context { context.close(promise: nil) }
     }

@@ -11,7 +11,7 @@ import Synchronization
 /// A timed-out or cancelled request closes the connection and fails everything pending on it, so no later
 /// command can read an earlier command's reply. Use ``RedisClient`` for pooling and reconnection.
 public final class RedisConnection: Sendable {
-    let channel: any Channel
+    @usableFromInline let channel: any Channel
     private let handler: NIOLoopBound<RedisChannelHandler>
     public let configuration: RedisConnectionConfiguration
     private let nextRequestID = Atomic<UInt64>(1)
@@ -31,7 +31,10 @@ public final class RedisConnection: Sendable {
     }
 
     public var info: HandshakeInfo { handshake.withLock { $0 } }
-    public var address: String { configuration.address }
+    /// Runs tasks on this connection's event loop; see ``EventLoopTaskExecutor``.
+    public let taskExecutor: EventLoopTaskExecutor
+    /// `host:port`, computed once: replies on the hot path name it in errors.
+    public let address: String
     public var isActive: Bool { channel.isActive && !isClosing.load(ordering: .relaxed) }
     /// Completes when the channel closes.
     public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
@@ -40,6 +43,8 @@ public final class RedisConnection: Sendable {
         self.channel = channel
         self.handler = handler
         self.configuration = configuration
+        self.taskExecutor = EventLoopTaskExecutor(eventLoop: channel.eventLoop)
+        self.address = configuration.address
         self.handshake = Mutex(HandshakeInfo())
     }
 
@@ -100,29 +105,28 @@ public final class RedisConnection: Sendable {
     public func execute(_ buffer: ByteBuffer, replies: Int, command: String, timeout: Duration?) async throws(RedisError) -> [RESPToken] {
         guard replies > 0 else { return [] }
         let id = nextRequestID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let promise = channel.eventLoop.makePromise(of: [RESPToken].self)
-        let request = RedisOutboundRequest(
-            id: id,
-            buffer: buffer,
-            replies: replies,
-            promise: promise,
-            command: command,
-            timeout: timeout.map { .nanoseconds(Int64($0.seconds * 1e9)) },
-            ticket: RedisOutboundRequest.Ticket()
-        )
-        let address = self.address
-        channel.writeAndFlush(request).whenFailure { error in
-            // Only when the handler never saw the request (the channel was closed); otherwise it fails it.
-            guard !request.ticket.accepted.load(ordering: .relaxed) else { return }
-            promise.fail(RedisError(.connectionClosed, "the connection is closed", command: command, address: address, underlying: error))
-        }
+        let cancellation = RedisOutboundRequest.Cancellation()
+        let handler = self.handler
+        let eventLoop = channel.eventLoop
+        let deadline: TimeAmount? = timeout.map { .nanoseconds(Int64($0.seconds * 1e9)) }
         do {
             return try await withTaskCancellationHandler {
-                try await promise.futureResult.get()
+                try await withUnsafeThrowingContinuation { continuation in
+                    let request = RedisOutboundRequest(
+                        id: id, buffer: buffer, replies: replies, continuation: continuation, cancellation: cancellation,
+                        command: command, timeout: deadline
+                    )
+                    // On the connection's own loop (see `taskExecutor`) the write happens right here.
+                    if eventLoop.inEventLoop {
+                        handler.value.submit(request)
+                    } else {
+                        eventLoop.execute { handler.value.submit(request) }
+                    }
+                }
             } onCancel: {
+                cancellation.isCancelled.store(true, ordering: .relaxed)
                 self.isClosing.store(true, ordering: .relaxed)
-                let handler = self.handler
-                self.channel.eventLoop.execute { handler.value.cancel(id: id) }
+                eventLoop.execute { handler.value.cancel(id: id) }
             }
         } catch let error as RedisError {
             isClosing.store(true, ordering: .relaxed)
@@ -134,6 +138,7 @@ public final class RedisConnection: Sendable {
     }
 
     /// Sends one command and reads its reply; an error reply is thrown as a ``RedisError``.
+    @inlinable
     @discardableResult
     public func send<Command: RedisCommand>(_ command: Command) async throws(RedisError) -> Command.Response {
         var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: 64))
@@ -144,16 +149,17 @@ public final class RedisConnection: Sendable {
 
     /// Sends many commands of one type in one write; each gets its own result, so one error reply fails only
     /// its own command.
+    @inlinable
     public func pipeline<Command: RedisCommand>(_ commands: [Command]) async throws(RedisError) -> [Result<Command.Response, RedisError>] {
         guard !commands.isEmpty else { return [] }
-        var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: commands.count * 32))
+        var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: commands.count * 64))
         var blocking: Duration?
         for command in commands {
             command.encode(into: &encoder)
             blocking = Self.longest(blocking, command.blockingTimeout)
         }
         let tokens = try await execute(
-            encoder.buffer, replies: commands.count, command: "PIPELINE(\(commands.count))", timeout: deadline(for: blocking))
+            encoder.buffer, replies: commands.count, command: "PIPELINE", timeout: deadline(for: blocking))
         var results: [Result<Command.Response, RedisError>] = []
         results.reserveCapacity(commands.count)
         for (command, token) in zip(commands, tokens) { results.append(command.response(from: token, address: address)) }
@@ -161,6 +167,7 @@ public final class RedisConnection: Sendable {
     }
 
     /// Sends commands of different types in one write and returns a result per command.
+    @inlinable
     public func pipeline<each Command: RedisCommand>(
         _ commands: repeat each Command
     ) async throws(RedisError) -> (repeat Result<(each Command).Response, RedisError>) {
@@ -172,7 +179,7 @@ public final class RedisConnection: Sendable {
             count += 1
             blocking = Self.longest(blocking, command.blockingTimeout)
         }
-        let tokens = try await execute(encoder.buffer, replies: count, command: "PIPELINE(\(count))", timeout: deadline(for: blocking))
+        let tokens = try await execute(encoder.buffer, replies: count, command: "PIPELINE", timeout: deadline(for: blocking))
         var index = 0
         func next<C: RedisCommand>(_ command: C) -> Result<C.Response, RedisError> {
             defer { index += 1 }
@@ -239,12 +246,14 @@ public final class RedisConnection: Sendable {
         try? await channel.closeFuture.get()
     }
 
+    @usableFromInline
     func deadline(for blocking: Duration?) -> Duration? {
         guard let blocking else { return configuration.commandTimeout }
         if blocking == .zero { return nil }
         return blocking + configuration.blockingMargin
     }
 
+    @usableFromInline
     static func longest(_ a: Duration?, _ b: Duration?) -> Duration? {
         switch (a, b) {
         case (nil, let x), (let x, nil): return x

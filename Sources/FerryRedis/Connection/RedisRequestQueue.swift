@@ -9,8 +9,16 @@ struct RedisRequestQueue<Context> {
         let id: UInt64
         /// Replies this request waits for (one per pipelined command).
         let expected: Int
-        var replies: [RESPToken] = []
+        var replies: [RESPToken]
         let context: Context
+
+        init(id: UInt64, expected: Int, replies: [RESPToken] = [], context: Context) {
+            self.id = id
+            self.expected = expected
+            self.replies = replies
+            self.context = context
+            if replies.isEmpty { self.replies.reserveCapacity(expected) }
+        }
     }
 
     enum State {
@@ -68,10 +76,13 @@ struct RedisRequestQueue<Context> {
 
     func contains(_ id: UInt64) -> Bool { pending.contains { $0.id == id } }
 
-    /// Replaces the context of a pending request (to attach its timer once scheduled).
-    mutating func updateContext(id: UInt64, _ context: Context) {
-        guard let index = pending.lastIndex(where: { $0.id == id }) else { return }
-        let request = pending[index]
-        pending[index] = Request(id: request.id, expected: request.expected, replies: request.replies, context: context)
+    /// The context of the first pending request matching `predicate`.
+    func firstContext(where predicate: (Context) -> Bool) -> Context? {
+        pending.first { predicate($0.context) }?.context
+    }
+
+    /// The smallest non-nil value of `key` among pending requests.
+    func earliest<T: Comparable>(_ key: (Context) -> T?) -> T? {
+        pending.compactMap { key($0.context) }.min()
     }
 }
