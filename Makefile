@@ -3,7 +3,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 TEST_FLAGS ?=
 
-.PHONY: all setup build release demo test test-unit format format-check sandbox-clean clean help
+.PHONY: all setup build release demo test format format-check fuzz bench sandbox-clean clean help
 
 all: build
 
@@ -12,6 +12,8 @@ help:
 	@echo "make test    set up this machine, build and run every test, check formatting"
 	@echo "make build   debug build;  make release: optimised build"
 	@echo "make format  format the sources"
+	@echo "make fuzz    build the libFuzzer targets and run each for SECONDS (default 60)"
+	@echo "make bench   release build, then every benchmark (figures in docs/BENCHMARKS.md)"
 
 setup:
 	@./scripts/setup.sh
@@ -28,6 +30,12 @@ demo: setup
 test: setup format-check
 	$(SWIFT) build --build-tests $(BUILD_FLAGS)
 	@./scripts/test.sh $(TEST_FLAGS)
+
+fuzz: setup
+	@./scripts/fuzz.sh $(or $(SECONDS),60)
+
+bench: release
+	.build/release/ferry bench redis
 
 format:
 	$(SWIFT) format format -i -r -p Sources Tests Benchmarks Package.swift

@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 
-swift build --package-path Fuzz --scratch-path .build-fuzz -c debug \
-  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --product FuzzRESPDecoder
+# SwiftPM passes each --sanitize as its own -sanitize= flag and swiftc keeps only the last one, so the fuzzer
+# and address sanitizers are given together through -Xswiftc.
+swift build --package-path Fuzz --scratch-path .build-fuzz -c debug --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address \
+  -Xswiftc -parse-as-library --product FuzzRESPDecoder
 
 mkdir -p .build-fuzz/corpus/resp fuzz-artifacts
 cp -n Fuzz/corpus/resp/* .build-fuzz/corpus/resp/ 2>/dev/null || true

@@ -23,22 +23,24 @@ enum ProcessRunner {
         environment: [String: String] = [:],
         workingDirectory: String? = nil
     ) async throws(FerryError) -> Output {
-        var options = PlatformOptions()
+        // Dropping privileges is left to util-linux's setpriv, exec'd as a single-threaded process: setting the
+        // user in a child forked from this multithreaded process (swift-subprocess's `userID`) can deadlock in
+        // glibc's setxid handling.
+        var executable = path
+        var arguments = arguments
         if let user {
-            options.userID = user.uid
-            options.groupID = user.gid
-            options.supplementaryGroups = []
+            executable = try SystemUser.setprivPath()
+            arguments = ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups", "--", path] + arguments
         }
         var updates: [Environment.Key: String?] = [:]
         for (key, value) in environment { updates[Environment.Key(stringLiteral: key)] = value }
         if let user { updates["HOME"] = user.home }
         do {
             let result = try await Subprocess.run(
-                .path(FilePath(path)),
+                .path(FilePath(executable)),
                 arguments: Arguments(arguments),
                 environment: .inherit.updating(updates),
                 workingDirectory: (workingDirectory ?? (user != nil ? "/" : nil)).map { FilePath($0) },
-                platformOptions: options,
                 output: .string(limit: 1 << 20),
                 error: .string(limit: 1 << 20)
             )
@@ -68,6 +70,13 @@ struct SystemUser: Sendable {
     }
 
     static var isRoot: Bool { geteuid() == 0 }
+
+    /// util-linux's `setpriv`, present on every Debian system.
+    static func setprivPath() throws(FerryError) -> String {
+        for path in ["/usr/bin/setpriv", "/bin/setpriv"] where access(path, X_OK) == 0 { return path }
+        throw FerryError(
+            .sandbox, "setpriv not found; it runs PostgreSQL as an unprivileged user", fix: "install util-linux (`sudo apt-get install util-linux`)")
+    }
 
     /// Who runs PostgreSQL: nobody else when we are not root; otherwise `postgres` (from Debian's package), or
     /// `nobody` as a last resort. PostgreSQL refuses to run as root.
