@@ -66,7 +66,7 @@ public struct RESPToken: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Index of the first byte after any attributes.
-    private var valueStart: Int {
+    var valueStart: Int {
         var index = base.readerIndex
         guard base.getInteger(at: index, as: UInt8.self) == RESPTypeIdentifier.attribute.rawValue else { return index }
         while base.getInteger(at: index, as: UInt8.self) == RESPTypeIdentifier.attribute.rawValue {

@@ -149,9 +149,14 @@ extension RESPToken {
         }
     }
 
-    /// Whether the value is null.
+    /// Whether the value is null (`_`, `$-1`, `*-1`), without decoding it.
     public var isNull: Bool {
-        if case .null = value { return true }
-        return false
+        switch identifier {
+        case .null: return true
+        case .bulkString, .array, .set, .map:
+            // Only a negative length or count is null; it starts with '-'.
+            return base.getInteger(at: valueStart + 1, as: UInt8.self) == UInt8(ascii: "-")
+        default: return false
+        }
     }
 }

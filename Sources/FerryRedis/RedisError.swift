@@ -41,26 +41,73 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         public var description: String { base.rawValue }
     }
 
-    public var code: Code
+    /// Errors are rare and results of pipelines are many: the fields live in one reference so that
+    /// `Result<_, RedisError>` stays small (copy-on-write keeps the value semantics).
+    private final class Backing: @unchecked Sendable {
+        // Only mutated through `mutableBacking`, which copies unless uniquely referenced.
+        var code: Code
+        var prefix: String?
+        var message: String
+        var command: String?
+        var address: String?
+        var underlying: (any Error)?
+
+        init(code: Code, prefix: String?, message: String, command: String?, address: String?, underlying: (any Error)?) {
+            self.code = code
+            self.prefix = prefix
+            self.message = message
+            self.command = command
+            self.address = address
+            self.underlying = underlying
+        }
+
+        func copy() -> Backing {
+            Backing(code: code, prefix: prefix, message: message, command: command, address: address, underlying: underlying)
+        }
+    }
+
+    private var backing: Backing
+
+    private var mutableBacking: Backing {
+        mutating get {
+            if !isKnownUniquelyReferenced(&backing) { backing = backing.copy() }
+            return backing
+        }
+    }
+
+    public var code: Code {
+        get { backing.code }
+        set { mutableBacking.code = newValue }
+    }
     /// For server errors, the first word of the reply (`ERR`, `WRONGPASS`, `NOPERM`, `WRONGTYPE`…).
-    public var prefix: String?
+    public var prefix: String? {
+        get { backing.prefix }
+        set { mutableBacking.prefix = newValue }
+    }
     /// What happened, safe to print.
-    public var message: String
+    public var message: String {
+        get { backing.message }
+        set { mutableBacking.message = newValue }
+    }
     /// The command's name (never its arguments).
-    public var command: String?
+    public var command: String? {
+        get { backing.command }
+        set { mutableBacking.command = newValue }
+    }
     /// `host:port` of the server.
-    public var address: String?
-    public var underlying: (any Error)?
+    public var address: String? {
+        get { backing.address }
+        set { mutableBacking.address = newValue }
+    }
+    public var underlying: (any Error)? {
+        get { backing.underlying }
+        set { mutableBacking.underlying = newValue }
+    }
 
     public init(
         _ code: Code, _ message: String, prefix: String? = nil, command: String? = nil, address: String? = nil, underlying: (any Error)? = nil
     ) {
-        self.code = code
-        self.message = message
-        self.prefix = prefix
-        self.command = command
-        self.address = address
-        self.underlying = underlying
+        self.backing = Backing(code: code, prefix: prefix, message: message, command: command, address: address, underlying: underlying)
     }
 
     /// Builds a server error from an error reply such as `WRONGTYPE Operation against a key…`.

@@ -107,11 +107,14 @@ struct RedisCommandTests {
             #expect(try await redis.send(XGROUPCREATE(stream, group: "g", id: "0", makeStream: true)))
             #expect(try await redis.send(XGROUPCREATE(stream, group: "g", id: "0")) == false, "an existing group is not an error")
             var ids: [String] = []
+            var typed: [RedisStreamID] = []
             for index in 0..<10 {
                 let id = try #require(try await redis.send(XADD(stream, fields: [(name: "n", value: "\(index)"), (name: "x", value: "y")])))
-                ids.append(id)
+                typed.append(id)
+                ids.append(id.description)
             }
-            #expect(ids == ids.sorted { RedisStreamID($0)! < RedisStreamID($1)! })
+            #expect(typed == typed.sorted())
+            #expect(typed.map { RedisStreamID($0.description) } == typed)
             #expect(try await redis.send(XLEN(stream)) == 10)
             #expect(try await redis.send(XRANGE(stream, count: 3)).map(\.id) == Array(ids.prefix(3)))
             #expect(try await redis.send(XREVRANGE(stream, count: 2)).map(\.id) == [ids[9], ids[8]])

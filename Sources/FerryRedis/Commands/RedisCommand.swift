@@ -31,18 +31,26 @@ extension RedisCommand {
     /// Reads a reply: an error reply becomes a ``RedisError`` with the server's prefix; anything else is decoded.
     @inlinable
     func response(from token: RESPToken, address: String?) -> Result<Response, RedisError> {
-        switch token.value {
-        case .simpleError(let message), .bulkError(let message):
-            let error = RedisError.server(reply: String(buffer: message), command: name, address: address)
-            if let recovered = recover(from: error) { return .success(recovered) }
-            return .failure(error)
-        default:
-            do {
-                return .success(try decode(token))
-            } catch {
-                return .failure(RedisError(.unexpectedReply, error.description, command: name, address: address, underlying: error))
+        // The type byte first: decoding the whole value just to rule out an error costs a parse per reply.
+        let type = token.identifier
+        if type == .simpleError || type == .bulkError {
+            switch token.value {
+            case .simpleError(let message), .bulkError(let message): return serverError(String(buffer: message), address: address)
+            default: break
             }
         }
+        do {
+            return .success(try decode(token))
+        } catch {
+            return .failure(RedisError(.unexpectedReply, error.description, command: name, address: address, underlying: error))
+        }
+    }
+
+    @inlinable
+    func serverError(_ reply: String, address: String?) -> Result<Response, RedisError> {
+        let error = RedisError.server(reply: reply, command: name, address: address)
+        if let recovered = recover(from: error) { return .success(recovered) }
+        return .failure(error)
     }
 }
 

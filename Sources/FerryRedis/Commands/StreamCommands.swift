@@ -3,7 +3,7 @@ import NIOCore
 
 /// `XADD key [NOMKSTREAM] [trim] id field value …` → the new id, or nil with `NOMKSTREAM` on a missing stream.
 public struct XADD<Value: RESPRenderable & Sendable>: RedisCommand {
-    public typealias Response = String?
+    public typealias Response = RedisStreamID?
     public var key: String
     public var id: String
     public var fields: [(name: String, value: Value)]

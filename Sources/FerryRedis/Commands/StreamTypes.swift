@@ -1,8 +1,8 @@
-import FerryRESP
+public import FerryRESP
 public import NIOCore
 
 /// A stream entry id, `milliseconds-sequence`.
-public struct RedisStreamID: Sendable, Hashable, Comparable, CustomStringConvertible {
+public struct RedisStreamID: Sendable, Hashable, Comparable, CustomStringConvertible, RESPTokenDecodable {
     public var milliseconds: UInt64
     public var sequence: UInt64
 
@@ -21,6 +21,28 @@ public struct RedisStreamID: Sendable, Hashable, Comparable, CustomStringConvert
     }
 
     public static let zero = RedisStreamID(milliseconds: 0, sequence: 0)
+
+    /// Reads an id straight from the reply's bytes (no intermediate string: XADD replies are on the hot path).
+    public init(fromRESP token: RESPToken) throws(RESPDecodeError) {
+        let bytes = try ByteBuffer(fromRESP: token)
+        var milliseconds: UInt64 = 0
+        var sequence: UInt64 = 0
+        var seenDash = false
+        var digits = 0
+        for byte in bytes.readableBytesView {
+            if byte == UInt8(ascii: "-"), !seenDash, digits > 0 {
+                seenDash = true
+                digits = 0
+                continue
+            }
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10, digits < 20 else { throw RESPDecodeError(expected: "a stream id", found: token.identifier) }
+            if seenDash { sequence = sequence &* 10 &+ UInt64(digit) } else { milliseconds = milliseconds &* 10 &+ UInt64(digit) }
+            digits += 1
+        }
+        guard digits > 0 else { throw RESPDecodeError(expected: "a stream id", found: token.identifier) }
+        self.init(milliseconds: milliseconds, sequence: sequence)
+    }
 
     public static func < (lhs: Self, rhs: Self) -> Bool {
         (lhs.milliseconds, lhs.sequence) < (rhs.milliseconds, rhs.sequence)

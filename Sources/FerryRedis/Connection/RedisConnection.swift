@@ -154,15 +154,16 @@ public final class RedisConnection: Sendable {
         guard !commands.isEmpty else { return [] }
         var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: commands.count * 64))
         var blocking: Duration?
-        for command in commands {
-            command.encode(into: &encoder)
-            blocking = Self.longest(blocking, command.blockingTimeout)
+        // Indexing borrows each command; `for … in` would copy it.
+        for index in commands.indices {
+            commands[index].encode(into: &encoder)
+            if let timeout = commands[index].blockingTimeout { blocking = Self.longest(blocking, timeout) }
         }
         let tokens = try await execute(
             encoder.buffer, replies: commands.count, command: "PIPELINE", timeout: deadline(for: blocking))
         var results: [Result<Command.Response, RedisError>] = []
         results.reserveCapacity(commands.count)
-        for (command, token) in zip(commands, tokens) { results.append(command.response(from: token, address: address)) }
+        for index in commands.indices { results.append(commands[index].response(from: tokens[index], address: address)) }
         return results
     }
 
