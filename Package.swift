@@ -126,6 +126,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Table sync: source -> Redis stream -> PostgreSQL mirror + companion; reconciliation.
+        .target(
+            name: "FerrySync",
+            dependencies: [
+                .product(name: "DequeModule", package: "swift-collections"),
+                "FerryCore",
+                "FerryPostgres",
+                "FerryRedis",
+                "FerryRESP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: hotPathSettings
+        ),
         // Benchmarks that measure Ferry beside a peer in the same run (`ferry bench …`).
         .target(
             name: "FerryBench",
@@ -141,6 +158,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
+                "FerrySync",
                 "FerryBench",
                 "FerryCheck",
                 "FerryCore",

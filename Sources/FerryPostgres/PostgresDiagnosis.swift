@@ -14,6 +14,11 @@ public enum PostgresDiagnosis {
         (error as? PSQLError)?.serverInfo?[.message]
     }
 
+    /// The server's detail line, when it sent one (which row or value failed).
+    public static func detail(of error: any Error) -> String? {
+        (error as? PSQLError)?.serverInfo?[.detail]
+    }
+
     /// Classifies a connection or query error against `endpoint`.
     public static func diagnose(_ error: any Error, endpoint: PostgresEndpoint, key: String = "postgres") -> FerryError {
         let address = "\(endpoint.host):\(endpoint.port)"

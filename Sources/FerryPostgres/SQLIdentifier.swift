@@ -14,3 +14,20 @@ public enum SQLIdentifier {
         quote(schema) + "." + quote(name)
     }
 }
+
+extension SQLIdentifier {
+    /// A string literal for places where a bind parameter cannot go (DDL, COMMENT, object keys in generated
+    /// SQL): single quotes doubled, and the escape-string form when backslashes are present.
+    public static func literal(_ value: String) -> String {
+        let escapeForm = value.contains("\\")
+        var out = escapeForm ? "E'" : "'"
+        for character in value where character != "\0" {
+            switch character {
+            case "'": out += "''"
+            case "\\": out += "\\\\"
+            default: out.append(character)
+            }
+        }
+        return out + "'"
+    }
+}

@@ -21,7 +21,10 @@ struct FerryCommand: AsyncParsableCommand {
               ferry run            run the daemon (health on /health/ready, metrics on /metrics)
             """,
         version: FerryVersion.current,
-        subcommands: [CheckCommand.self, RunCommand.self, SandboxCommand.self, ConfigCommand.self, BenchCommand.self]
+        subcommands: [
+            CheckCommand.self, RunCommand.self, SyncCommand.self, StatusCommand.self, ReconcileCommand.self, SandboxCommand.self, ConfigCommand.self,
+            BenchCommand.self,
+        ]
     )
 }
 

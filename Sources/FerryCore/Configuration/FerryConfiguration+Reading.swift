@@ -228,6 +228,14 @@ extension PipelineConfiguration {
 
         let batchSize = reader.int("batch_size", range: 1...1_000_000) ?? config.sync.batchSize
         let interval = reader.duration("interval", minimum: .milliseconds(10)) ?? config.sync.interval
+        let rowsPerEntry = reader.int("rows_per_entry", range: 1...100_000)
+        let consumers = reader.int("consumers", range: 1...64)
+        let maxDeliveries = reader.int("max_deliveries", range: 1...1000)
+        let claimIdle = reader.duration("claim_idle", minimum: .milliseconds(100))
+        let maxWait = reader.duration("max_wait", minimum: .milliseconds(1))
+        let applyBatchRows = reader.int("apply_batch_rows", range: 1...1_000_000)
+        let protectMirror = reader.bool("protect_mirror")
+        let reconcileEvery = reader.duration("reconcile_every", minimum: .seconds(1))
         reader.finish()
 
         guard let name, let targetTable, watermark != nil, !key.isEmpty, table != nil || query != nil else { return nil }
@@ -240,6 +248,14 @@ extension PipelineConfiguration {
         )
         pipeline.columns = columns
         pipeline.companion = companion
+        if let rowsPerEntry { pipeline.rowsPerEntry = rowsPerEntry }
+        if let consumers { pipeline.consumers = consumers }
+        if let maxDeliveries { pipeline.maxDeliveries = maxDeliveries }
+        if let claimIdle { pipeline.claimIdle = claimIdle }
+        if let maxWait { pipeline.maxWait = maxWait }
+        if let applyBatchRows { pipeline.applyBatchRows = applyBatchRows }
+        if let protectMirror { pipeline.protectMirror = protectMirror }
+        pipeline.reconcileEvery = reconcileEvery
         return pipeline
     }
 }

@@ -86,6 +86,14 @@ extension FerryConfiguration {
                 }
                 writer.raw("batch_size", "\(pipeline.batchSize)")
                 writer.value("interval", DurationParser.format(pipeline.interval))
+                writer.raw("rows_per_entry", "\(pipeline.rowsPerEntry)")
+                writer.raw("consumers", "\(pipeline.consumers)")
+                writer.raw("max_deliveries", "\(pipeline.maxDeliveries)")
+                writer.value("claim_idle", DurationParser.format(pipeline.claimIdle))
+                writer.value("max_wait", DurationParser.format(pipeline.maxWait))
+                writer.raw("apply_batch_rows", "\(pipeline.applyBatchRows)")
+                writer.raw("protect_mirror", "\(pipeline.protectMirror)")
+                writer.value("reconcile_every", pipeline.reconcileEvery.map(DurationParser.format))
             }
         }
         return out.text

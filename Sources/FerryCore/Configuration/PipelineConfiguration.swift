@@ -87,6 +87,22 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public var batchSize: Int
     /// Default: `sync.interval`.
     public var interval: Duration
+    /// Rows per queue entry. Default 500.
+    public var rowsPerEntry = 500
+    /// Consumers this process runs for the pipeline (more processes may share the group). Default 1.
+    public var consumers = 1
+    /// Deliveries after which an entry that was never applied goes to the dead letters. Default 5.
+    public var maxDeliveries = 5
+    /// Entries pending this long on a consumer that stopped are claimed by another. Default 30s.
+    public var claimIdle: Duration = .seconds(30)
+    /// Longest time a consumer waits to fill a batch. Default 50ms.
+    public var maxWait: Duration = .milliseconds(50)
+    /// Rows per PostgreSQL transaction at most. Default 10000.
+    public var applyBatchRows = 10_000
+    /// Reject writes to the mirror by anyone but Ferry (a trigger). Default true.
+    public var protectMirror = true
+    /// Run `reconcile --repair` on this schedule in `ferry run`; `nil` (default) never.
+    public var reconcileEvery: Duration?
 
     public init(name: String, source: Source, target: Target, batchSize: Int, interval: Duration) {
         self.name = name

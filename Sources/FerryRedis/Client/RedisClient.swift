@@ -55,6 +55,7 @@ public final class RedisClient: Service, Sendable {
     }
 
     /// Leases a connection to `database` for pipelines and transactions.
+    @discardableResult
     public func withConnection<T>(database: Int? = nil, _ body: (RedisConnection) async throws -> T) async throws -> T {
         try await pool(database: database).withConnection(body)
     }

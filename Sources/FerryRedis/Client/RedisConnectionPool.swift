@@ -53,6 +53,7 @@ public final class RedisConnectionPool: Sendable {
     }
 
     /// Leases a connection for the duration of `body`.
+    @discardableResult
     public func withConnection<T>(_ body: (RedisConnection) async throws -> T) async throws -> T {
         let connection = try await lease()
         do {

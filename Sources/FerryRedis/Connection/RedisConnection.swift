@@ -194,14 +194,42 @@ public final class RedisConnection: Sendable {
     public func transaction<each Command: RedisCommand>(
         _ commands: repeat each Command
     ) async throws(RedisError) -> (repeat Result<(each Command).Response, RedisError>) {
-        var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: 256))
-        encoder.encodeArray("MULTI")
-        var count = 0
-        for command in repeat each commands {
-            command.encode(into: &encoder)
-            count += 1
+        var batch = RedisBatch(encoder: RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: 256)))
+        for command in repeat each commands { batch.add(command) }
+        let replies = try await exec(batch)
+        var index = 0
+        func next<C: RedisCommand>(_ command: C) -> Result<C.Response, RedisError> {
+            defer { index += 1 }
+            return command.response(from: replies[index], address: address)
         }
+        return (repeat next(each commands))
+    }
+
+    /// Runs a variable list of commands atomically in `MULTI`/`EXEC`, in one write, and fails when any of them
+    /// fails: for writes that must all happen or none (a queue batch and its checkpoint).
+    @discardableResult
+    public func transaction(_ build: (inout RedisBatch) -> Void) async throws(RedisError) -> [RESPToken] {
+        var batch = RedisBatch(encoder: RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: 1024)))
+        build(&batch)
+        let replies = try await exec(batch)
+        for (name, reply) in zip(batch.names, replies) {
+            switch reply.value {
+            case .simpleError(let message), .bulkError(let message):
+                throw RedisError.server(reply: String(buffer: message), command: name, address: address)
+            default: continue
+            }
+        }
+        return replies
+    }
+
+    /// Sends `MULTI`, the batch and `EXEC` in one write; returns EXEC's replies.
+    private func exec(_ batch: RedisBatch) async throws(RedisError) -> [RESPToken] {
+        var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: batch.encoder.buffer.readableBytes + 32))
+        encoder.encodeArray("MULTI")
+        var body = batch.encoder.buffer
+        encoder.buffer.writeBuffer(&body)
         encoder.encodeArray("EXEC")
+        let count = batch.count
         let tokens = try await execute(encoder.buffer, replies: count + 2, command: "MULTI/EXEC", timeout: deadline(for: nil))
         let exec = tokens[count + 1]
         switch exec.value {
@@ -216,18 +244,11 @@ public final class RedisConnection: Sendable {
         default:
             break
         }
-        let replies: [RESPToken]
         do {
-            replies = try exec.elements()
+            return try exec.elements()
         } catch {
             throw RedisError(.unexpectedReply, error.description, command: "EXEC", address: address)
         }
-        var index = 0
-        func next<C: RedisCommand>(_ command: C) -> Result<C.Response, RedisError> {
-            defer { index += 1 }
-            return command.response(from: replies[index], address: address)
-        }
-        return (repeat next(each commands))
     }
 
     /// Starts closing without waiting for the channel to finish.

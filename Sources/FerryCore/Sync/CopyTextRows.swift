@@ -1,0 +1,193 @@
+public import NIOCore
+
+/// Rows in PostgreSQL's `COPY … FROM STDIN` text format: one line per row, fields separated by tabs, `\N` for
+/// NULL, and backslash, tab, newline and carriage return escaped.
+///
+/// This is the payload of queue entries (documented in docs/QUEUE_FORMAT.md): sources write it, the consumer
+/// streams it to PostgreSQL unchanged.
+public struct CopyTextRows: Sendable {
+    public private(set) var buffer: ByteBuffer
+    public private(set) var rowCount = 0
+    private var fieldsInRow = 0
+    private var rowStart = 0
+    /// Reader offsets of every row's first byte, so rows can be split off without re-parsing.
+    public private(set) var rowOffsets: [Int] = []
+
+    public init(capacity: Int = 64 * 1024) {
+        buffer = ByteBufferAllocator().buffer(capacity: capacity)
+    }
+
+    public init(buffer: ByteBuffer) {
+        self.buffer = buffer
+        rowOffsets = Self.lineOffsets(buffer)
+        rowCount = rowOffsets.count
+    }
+
+    public var isEmpty: Bool { rowCount == 0 }
+    public var byteCount: Int { buffer.readableBytes }
+
+    public mutating func beginRow() {
+        rowStart = buffer.writerIndex
+        rowOffsets.append(rowStart - buffer.readerIndex)
+        fieldsInRow = 0
+    }
+
+    /// Appends a field already in text form (UTF-8 bytes), escaping as COPY requires.
+    public mutating func appendField(_ bytes: ByteBuffer?) {
+        if fieldsInRow > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
+        fieldsInRow += 1
+        guard let bytes else {
+            buffer.writeInteger(UInt16(0x5C4E))  // \N
+            return
+        }
+        bytes.withUnsafeReadableBytes { source in
+            buffer.reserveCapacity(minimumWritableBytes: source.count)
+            var clean = 0
+            for (index, byte) in source.enumerated() where byte == 0x5C || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+                if index > clean { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: source[clean..<index])) }
+                buffer.writeInteger(UInt8(ascii: "\\"))
+                switch byte {
+                case 0x09: buffer.writeInteger(UInt8(ascii: "t"))
+                case 0x0A: buffer.writeInteger(UInt8(ascii: "n"))
+                case 0x0D: buffer.writeInteger(UInt8(ascii: "r"))
+                default: buffer.writeInteger(UInt8(ascii: "\\"))
+                }
+                clean = index + 1
+            }
+            if clean < source.count { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: source[clean...])) }
+        }
+    }
+
+    public mutating func appendField(_ text: String?) {
+        guard let text else { return appendField(nil as ByteBuffer?) }
+        appendField(ByteBuffer(string: text))
+    }
+
+    public mutating func endRow() {
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        rowCount += 1
+    }
+
+    /// Drops the row being written (after `beginRow`).
+    public mutating func cancelRow() {
+        buffer.moveWriterIndex(to: rowStart)
+        rowOffsets.removeLast()
+    }
+
+    /// The bytes of row `index`, newline included.
+    public func row(_ index: Int) -> ByteBuffer {
+        let start = rowOffsets[index]
+        let end = index + 1 < rowOffsets.count ? rowOffsets[index + 1] : buffer.readableBytes
+        return buffer.getSlice(at: buffer.readerIndex + start, length: end - start)!
+    }
+
+    /// The fields of row `index`, unescaped; `nil` for NULL.
+    public func fields(ofRow index: Int) -> [String?] {
+        Self.fields(ofLine: row(index))
+    }
+
+    /// Rows `range` as a new value sharing storage.
+    public func rows(_ range: Range<Int>) -> CopyTextRows {
+        guard !range.isEmpty else { return CopyTextRows(capacity: 0) }
+        let start = rowOffsets[range.lowerBound]
+        let end = range.upperBound < rowOffsets.count ? rowOffsets[range.upperBound] : buffer.readableBytes
+        return CopyTextRows(buffer: buffer.getSlice(at: buffer.readerIndex + start, length: end - start)!)
+    }
+
+    /// Appends a complete line (newline included) with `sequence` as an extra first field.
+    public mutating func appendRow(sequence: Int64, line: ByteBuffer) {
+        rowOffsets.append(buffer.readableBytes)
+        buffer.writeString(String(sequence))
+        buffer.writeInteger(UInt8(ascii: "\t"))
+        var line = line
+        buffer.writeBuffer(&line)
+        rowCount += 1
+    }
+
+    /// Field `field` of row `index`, still escaped, without splitting the rest of the row; `nil` for NULL.
+    public func rawField(_ field: Int, ofRow index: Int) -> ByteBuffer? {
+        let line = row(index)
+        var start = 0
+        var current = 0
+        var result: ByteBuffer?
+        line.withUnsafeReadableBytes { bytes in
+            var position = 0
+            while position < bytes.count {
+                let byte = bytes[position]
+                if byte == 0x09 || byte == 0x0A {
+                    if current == field {
+                        let length = position - start
+                        let isNull = length == 2 && bytes[start] == UInt8(ascii: "\\") && bytes[start + 1] == UInt8(ascii: "N")
+                        result = isNull ? nil : line.getSlice(at: line.readerIndex + start, length: length)
+                        return
+                    }
+                    current += 1
+                    start = position + 1
+                }
+                position += 1
+            }
+        }
+        return result
+    }
+
+    /// Appends every row of `other`.
+    public mutating func append(_ other: CopyTextRows) {
+        let base = buffer.readableBytes
+        var bytes = other.buffer
+        buffer.writeBuffer(&bytes)
+        rowOffsets.append(contentsOf: other.rowOffsets.map { $0 + base })
+        rowCount += other.rowCount
+    }
+
+    /// Splits one COPY text line into unescaped fields.
+    public static func fields(ofLine line: ByteBuffer) -> [String?] {
+        var fields: [String?] = []
+        var current: [UInt8] = []
+        var isNull = false
+        var escaping = false
+        var sawContent = false
+        for byte in line.readableBytesView {
+            if escaping {
+                escaping = false
+                switch byte {
+                case UInt8(ascii: "N"):
+                    isNull = true
+                case UInt8(ascii: "t"): current.append(0x09)
+                case UInt8(ascii: "n"): current.append(0x0A)
+                case UInt8(ascii: "r"): current.append(0x0D)
+                default: current.append(byte)
+                }
+                sawContent = true
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\\"):
+                escaping = true
+            case 0x09, 0x0A:
+                fields.append(isNull ? nil : String(decoding: current, as: UTF8.self))
+                current.removeAll(keepingCapacity: true)
+                isNull = false
+                sawContent = byte == 0x09
+                if byte == 0x0A { return fields }
+            default:
+                current.append(byte)
+                sawContent = true
+            }
+        }
+        if sawContent || !current.isEmpty || isNull { fields.append(isNull ? nil : String(decoding: current, as: UTF8.self)) }
+        return fields
+    }
+
+    static func lineOffsets(_ buffer: ByteBuffer) -> [Int] {
+        var offsets: [Int] = []
+        var atStart = true
+        for (index, byte) in buffer.readableBytesView.enumerated() {
+            if atStart {
+                offsets.append(index)
+                atStart = false
+            }
+            if byte == 0x0A { atStart = true }
+        }
+        return offsets
+    }
+}

@@ -1,0 +1,74 @@
+/// One column of a sync source, as the mirror will store it.
+public struct SourceColumn: Sendable, Hashable, Codable {
+    /// The column's name at the source.
+    public var name: String
+    /// The PostgreSQL type of its values, e.g. `timestamp without time zone`, `numeric(12,2)`, `text`.
+    public var type: String
+
+    public init(name: String, type: String) {
+        self.name = name
+        self.type = type
+    }
+}
+
+/// The columns a source delivers, in order.
+public struct SourceSchema: Sendable, Hashable, Codable {
+    public var columns: [SourceColumn]
+
+    public init(columns: [SourceColumn]) {
+        self.columns = columns
+    }
+
+    public func index(of name: String) -> Int? {
+        columns.firstIndex { $0.name == name } ?? columns.firstIndex { $0.name.lowercased() == name.lowercased() }
+    }
+
+    /// A short, stable identifier of the column names and types (FNV-1a, hex); entries name the schema they use.
+    public var fingerprint: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for column in columns {
+            for byte in column.name.utf8 + [0] + column.type.utf8 + [1] {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x100_0000_01b3
+            }
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+/// Where a source read stopped: the watermark and key of the last row, as text.
+public struct SourcePosition: Sendable, Hashable, Codable {
+    /// `nil` for rows whose watermark is NULL (read by key).
+    public var watermark: String?
+    public var key: [String]
+
+    public init(watermark: String?, key: [String]) {
+        self.watermark = watermark
+        self.key = key
+    }
+}
+
+/// A range of keys for reconciliation: lower bound exclusive, upper bound inclusive; `nil` is open.
+public struct KeyRange: Sendable, Hashable, Codable {
+    public var after: [String]?
+    public var through: [String]?
+
+    public init(after: [String]?, through: [String]?) {
+        self.after = after
+        self.through = through
+    }
+
+    public static let all = KeyRange(after: nil, through: nil)
+}
+
+/// Row count and an order-independent hash of the rows in a key range.
+public struct RangeDigest: Sendable, Hashable {
+    public var count: Int
+    public var hash: Int64
+
+    public init(count: Int, hash: Int64) {
+        self.count = count
+        self.hash = hash
+    }
+}

@@ -1,0 +1,46 @@
+/// A database table, view or query that a pipeline copies from.
+///
+/// PostgreSQL implements it in FerryPostgres; SQL Server will implement the same protocol. Every read writes
+/// rows in PostgreSQL COPY text format (``CopyTextRows``) with the schema's columns in order, values as
+/// PostgreSQL would print them, so the consumer never parses values itself.
+public protocol TableSource: Sendable {
+    /// The columns, with PostgreSQL types for the mirror.
+    func describe() async throws -> SourceSchema
+
+    /// Rows with a non-NULL watermark, ordered by (watermark, key), strictly after `position` (or from the
+    /// start), at most `limit`.
+    func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws
+
+    /// Rows with watermark at or above `lowerBound` (text) and at or before `through`, ordered by (watermark,
+    /// key), strictly after `after` when given; for re-reading the lookback window.
+    func readWindow(from lowerBound: String, through: SourcePosition, after: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws
+
+    /// The watermark `amount` before `watermark`, as text (`timestamp - interval`, `number - n`); `nil` when the
+    /// watermark type has no such arithmetic.
+    func watermark(_ watermark: String, minus amount: Duration) async throws -> String?
+
+    /// Rows whose watermark is NULL, ordered by key, strictly after `afterKey`, at most `limit`.
+    func readNullWatermarks(afterKey: [String]?, limit: Int, into rows: inout CopyTextRows) async throws
+
+    /// How many rows have a NULL watermark.
+    func countNullWatermarks() async throws -> Int
+
+    /// A cheap estimate of the number of rows, for progress; `nil` when unknown.
+    func estimatedRowCount() async throws -> Int?
+
+    /// Keys that split `range` into about `parts` ranges of similar size, ascending.
+    func keyBoundaries(parts: Int, in range: KeyRange) async throws -> [[String]]
+
+    /// Count and an order-independent hash of the rows in `range`. Each value is first converted to the mirror's
+    /// type for that column (`mirrorTypes[i]`, `nil` for none), so source and mirror hash the same text.
+    func digest(of range: KeyRange, mirrorTypes: [String?]) async throws -> RangeDigest
+
+    /// The key and row hash (as ``digest(of:mirrorTypes:)`` computes it) of every row in `range`, by key.
+    func rowHashes(in range: KeyRange, mirrorTypes: [String?]) async throws -> [(key: [String], hash: Int64)]
+
+    /// Every row in `range`, ordered by key.
+    func readRange(_ range: KeyRange, into rows: inout CopyTextRows) async throws
+
+    /// Releases connections.
+    func close() async
+}

@@ -1,0 +1,115 @@
+public import FerryCore
+public import Logging
+public import PostgresNIO
+import Synchronization
+
+/// One PostgreSQL connection that reconnects on demand, with session settings that make text output
+/// deterministic (ISO dates, UTC, exact floats, hex bytea): every value Ferry moves or compares as text
+/// prints the same on both sides.
+public final class PostgresSession: Sendable {
+    public let endpoint: PostgresEndpoint
+    /// Configuration key for messages (`postgres`, `sources.erp`).
+    public let key: String
+    private let logger: Logger
+    private let connection = Mutex<PostgresConnection?>(nil)
+    private let nextID = Atomic<Int>(1)
+
+    public static let sessionSettings = [
+        "SET DateStyle = 'ISO, YMD'", "SET TimeZone = 'UTC'", "SET extra_float_digits = 3", "SET bytea_output = 'hex'",
+        "SET IntervalStyle = 'postgres'", "SET client_min_messages = 'warning'",
+    ]
+
+    public init(endpoint: PostgresEndpoint, key: String, logger: Logger) {
+        self.endpoint = endpoint
+        self.key = key
+        self.logger = logger
+    }
+
+    deinit {
+        // A session dropped on an error path still closes its connection; the callback keeps the connection
+        // alive until it is closed.
+        if let open = connection.withLock({ $0 }), !open.isClosed {
+            open.close().whenComplete { _ in _ = open }
+        }
+    }
+
+    /// Runs `body` on the session's connection, connecting first when needed. A connection-level failure drops
+    /// the connection so the next call reconnects; errors are diagnosed (host, database, user, fix).
+    @discardableResult
+    public func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await current()
+        do {
+            return try await body(connection)
+        } catch {
+            if connection.isClosed || Self.isConnectionLevel(error) { drop(connection) }
+            throw error
+        }
+    }
+
+    /// Runs `body` in a transaction (BEGIN … COMMIT, ROLLBACK on error).
+    @discardableResult
+    public func withTransaction<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await withConnection { connection in
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                let result = try await body(connection)
+                try await connection.query("COMMIT", logger: logger)
+                return result
+            } catch {
+                if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: logger) }
+                throw error
+            }
+        }
+    }
+
+    private func current() async throws -> PostgresConnection {
+        if let existing = connection.withLock({ $0 }), !existing.isClosed { return existing }
+        let configuration = try endpoint.connectionConfiguration()
+        let fresh: PostgresConnection
+        do {
+            fresh = try await PostgresConnection.connect(
+                configuration: configuration, id: nextID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: logger)
+            for setting in Self.sessionSettings {
+                try await fresh.query(PostgresQuery(unsafeSQL: setting), logger: logger)
+            }
+        } catch {
+            throw PostgresDiagnosis.diagnose(error, endpoint: endpoint, key: key)
+        }
+        let previous = connection.withLock { slot -> PostgresConnection? in
+            defer { slot = fresh }
+            return slot
+        }
+        if let previous { try? await previous.close() }
+        return fresh
+    }
+
+    private func drop(_ stale: PostgresConnection) {
+        let dropped = connection.withLock { slot -> Bool in
+            guard let current = slot, current === stale else { return false }
+            slot = nil
+            return true
+        }
+        if dropped { stale.close().whenComplete { _ in _ = stale } }
+    }
+
+    public func close() async {
+        let existing = connection.withLock { slot -> PostgresConnection? in
+            defer { slot = nil }
+            return slot
+        }
+        try? await existing?.close()
+    }
+
+    /// Whether `error` means the connection is unusable (rather than the statement failing).
+    public static func isConnectionLevel(_ error: any Error) -> Bool {
+        guard let psql = error as? PSQLError else { return error is FerryError }
+        switch psql.code {
+        case .server:
+            // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now, 08xxx connection exceptions.
+            let state = psql.serverInfo?[.sqlState] ?? ""
+            return state.hasPrefix("08") || state.hasPrefix("57P")
+        default:
+            return true
+        }
+    }
+}

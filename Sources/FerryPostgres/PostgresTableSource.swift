@@ -1,0 +1,363 @@
+public import FerryCore
+public import Logging
+import NIOCore
+import PostgresNIO
+import Synchronization
+
+/// A PostgreSQL table, view or query as a sync source.
+///
+/// Reads select every column `::text` (so values arrive exactly as PostgreSQL prints them, full precision) and
+/// page with keyset conditions on `(watermark, key)`; for large tables an index on those columns keeps every
+/// page an index range scan.
+public struct PostgresTableSource: TableSource {
+    public enum Relation: Sendable {
+        /// `name` or `schema.name`.
+        case table(String)
+        case query(String)
+    }
+
+    let session: PostgresSession
+    let relation: Relation
+    let keyColumns: [String]
+    let watermarkColumn: String
+    let excludedColumns: Set<String>
+    let logger: Logger
+    private let cachedLayout = LayoutCache()
+
+    /// The layout of the last `describe()`; reads use it so they cost no catalog query. `describe()` refreshes it.
+    final class LayoutCache: Sendable {
+        let value = Mutex<Layout?>(nil)
+    }
+
+    public init(
+        endpoint: PostgresEndpoint,
+        configurationKey: String,
+        relation: Relation,
+        key: [String],
+        watermark: String,
+        excluding excluded: [String] = [],
+        logger: Logger
+    ) {
+        self.session = PostgresSession(endpoint: endpoint, key: configurationKey, logger: logger)
+        self.relation = relation
+        self.keyColumns = key
+        self.watermarkColumn = watermark
+        self.excludedColumns = Set(excluded.map { $0.lowercased() })
+        self.logger = logger
+    }
+
+    /// What the relation is called in messages.
+    var displayName: String {
+        switch relation {
+        case .table(let name): name
+        case .query: "the pipeline's query"
+        }
+    }
+
+    var fromClause: String {
+        switch relation {
+        case .table(let name): Self.quoteQualified(name)
+        case .query(let sql): "(\(sql)) AS ferry_source"
+        }
+    }
+
+    static func quoteQualified(_ name: String) -> String {
+        name.split(separator: ".", omittingEmptySubsequences: false).map { SQLIdentifier.quote(String($0)) }.joined(separator: ".")
+    }
+
+    // MARK: Schema
+
+    public func describe() async throws -> SourceSchema {
+        let all: [SourceColumn]
+        switch relation {
+        case .table(let name):
+            all = try await session.withConnection { connection in
+                try await Self.columns(of: Self.quoteQualified(name), connection: connection, logger: logger)
+            }
+            guard !all.isEmpty else {
+                throw FerryError(
+                    .invalidInput,
+                    "source table \"\(name)\" does not exist on \(session.endpoint.address)/\(session.endpoint.database) (or has no columns visible to \"\(session.endpoint.user)\")",
+                    fix: "check the pipeline's source.table (schema.name) and the user's privileges"
+                )
+            }
+        case .query(let sql):
+            all = try await session.withTransaction { connection in
+                try await connection.query(PostgresQuery(unsafeSQL: "CREATE TEMP VIEW ferry_describe AS \(sql)"), logger: logger)
+                let columns = try await Self.columns(of: "ferry_describe", connection: connection, logger: logger)
+                try await connection.query("DROP VIEW ferry_describe", logger: logger)
+                return columns
+            }
+        }
+        let columns = all.filter { !excludedColumns.contains($0.name.lowercased()) }
+        let schema = SourceSchema(columns: columns)
+        for name in keyColumns + [watermarkColumn] where schema.index(of: name) == nil {
+            let available = columns.map(\.name).joined(separator: ", ")
+            throw FerryError(
+                .invalidInput,
+                "column \"\(name)\" is not in \(displayName) (columns: \(available))",
+                fix: "fix the pipeline's source.key / source.watermark, or stop excluding it"
+            )
+        }
+        let select = schema.columns.map { "\(SQLIdentifier.quote($0.name))::text" }.joined(separator: ", ")
+        let layout = Layout(
+            schema: schema,
+            select: select,
+            watermark: schema.columns[schema.index(of: watermarkColumn)!],
+            keys: keyColumns.map { schema.columns[schema.index(of: $0)!] }
+        )
+        cachedLayout.value.withLock { $0 = layout }
+        return schema
+    }
+
+    static func columns(of relation: String, connection: PostgresConnection, logger: Logger) async throws -> [SourceColumn] {
+        let rows = try await connection.query(
+            """
+            SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
+            FROM pg_attribute a
+            WHERE a.attrelid = to_regclass(\(relation)) AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """,
+            logger: logger
+        )
+        var columns: [SourceColumn] = []
+        for try await (name, type) in rows.decode((String, String).self) { columns.append(SourceColumn(name: name, type: type)) }
+        return columns
+    }
+
+    // MARK: Reading
+
+    /// The resolved names and types of the columns this source reads, cached per call site by callers.
+    struct Layout {
+        let schema: SourceSchema
+        let select: String
+        let watermark: SourceColumn
+        let keys: [SourceColumn]
+
+        var orderBy: String { ([watermark] + keys).map { SQLIdentifier.quote($0.name) }.joined(separator: ", ") }
+        var keyOrder: String { keys.map { SQLIdentifier.quote($0.name) }.joined(separator: ", ") }
+        var positionTuple: String { "(" + ([watermark] + keys).map { SQLIdentifier.quote($0.name) }.joined(separator: ", ") + ")" }
+        var keyTuple: String { "(" + keys.map { SQLIdentifier.quote($0.name) }.joined(separator: ", ") + ")" }
+    }
+
+    func layout() async throws -> Layout {
+        if let layout = cachedLayout.value.withLock({ $0 }) { return layout }
+        _ = try await describe()
+        return cachedLayout.value.withLock { $0! }
+    }
+
+    /// Appends `($n::type, …)` placeholders for `values` to the query and binds them.
+    static func tuple(_ values: [String], types: [String], binds: inout PostgresBindings) -> String {
+        var parts: [String] = []
+        for (value, type) in zip(values, types) {
+            binds.append(value)
+            parts.append("$\(binds.count)::\(type)")
+        }
+        return "(" + parts.joined(separator: ", ") + ")"
+    }
+
+    public func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws {
+        let layout = try await layout()
+        var binds = PostgresBindings()
+        var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(SQLIdentifier.quote(layout.watermark.name)) IS NOT NULL"
+        if let position, let watermark = position.watermark {
+            let types = ([layout.watermark] + layout.keys).map(\.type)
+            sql += " AND \(layout.positionTuple) > " + Self.tuple([watermark] + position.key, types: types, binds: &binds)
+        }
+        binds.append(limit)
+        sql += " ORDER BY \(layout.orderBy) LIMIT $\(binds.count)"
+        try await run(sql, binds, into: &rows)
+    }
+
+    public func readWindow(from lowerBound: String, through: SourcePosition, after: SourcePosition?, limit: Int, into rows: inout CopyTextRows)
+        async throws
+    {
+        let layout = try await layout()
+        guard let upper = through.watermark else { return }
+        let types = ([layout.watermark] + layout.keys).map(\.type)
+        var binds = PostgresBindings()
+        binds.append(lowerBound)
+        var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(SQLIdentifier.quote(layout.watermark.name)) >= $1::\(layout.watermark.type)"
+        sql += " AND \(layout.positionTuple) <= " + Self.tuple([upper] + through.key, types: types, binds: &binds)
+        if let after, let watermark = after.watermark {
+            sql += " AND \(layout.positionTuple) > " + Self.tuple([watermark] + after.key, types: types, binds: &binds)
+        }
+        binds.append(limit)
+        sql += " ORDER BY \(layout.orderBy) LIMIT $\(binds.count)"
+        try await run(sql, binds, into: &rows)
+    }
+
+    public func watermark(_ watermark: String, minus amount: Duration) async throws -> String? {
+        let layout = try await layout()
+        let type = layout.watermark.type.lowercased()
+        guard type.hasPrefix("timestamp") || type == "date" || type.hasPrefix("time") else { return nil }
+        let microseconds = Int64(amount.seconds * 1_000_000)
+        return try await session.withConnection { connection in
+            let rows = try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "SELECT ($1::\(layout.watermark.type) - make_interval(secs => $2::float8 / 1000000))::\(layout.watermark.type)::text",
+                    binds: {
+                        var binds = PostgresBindings()
+                        binds.append(watermark)
+                        binds.append(Double(microseconds))
+                        return binds
+                    }()
+                ),
+                logger: logger
+            )
+            for try await value in rows.decode(String.self) { return value }
+            return nil
+        }
+    }
+
+    public func readNullWatermarks(afterKey: [String]?, limit: Int, into rows: inout CopyTextRows) async throws {
+        let layout = try await layout()
+        var binds = PostgresBindings()
+        var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(SQLIdentifier.quote(layout.watermark.name)) IS NULL"
+        if let afterKey {
+            sql += " AND \(layout.keyTuple) > " + Self.tuple(afterKey, types: layout.keys.map(\.type), binds: &binds)
+        }
+        binds.append(limit)
+        sql += " ORDER BY \(layout.keyOrder) LIMIT $\(binds.count)"
+        try await run(sql, binds, into: &rows)
+    }
+
+    public func countNullWatermarks() async throws -> Int {
+        let layout = try await layout()
+        return try await scalarInt("SELECT count(*) FROM \(fromClause) WHERE \(SQLIdentifier.quote(layout.watermark.name)) IS NULL")
+    }
+
+    public func estimatedRowCount() async throws -> Int? {
+        guard case .table(let name) = relation else { return nil }
+        let estimate = try await session.withConnection { connection in
+            let rows = try await connection.query(
+                "SELECT reltuples::int8 FROM pg_class WHERE oid = to_regclass(\(Self.quoteQualified(name)))", logger: logger)
+            for try await value in rows.decode(Int64.self) { return value }
+            return -1
+        }
+        if estimate >= 0 { return Int(estimate) }
+        return try await scalarInt("SELECT count(*) FROM \(fromClause)")
+    }
+
+    // MARK: Reconciliation
+
+    public func keyBoundaries(parts: Int, in range: KeyRange) async throws -> [[String]] {
+        let layout = try await layout()
+        let keys = layout.keys.map { "\(SQLIdentifier.quote($0.name))::text" }.joined(separator: ", ")
+        var binds = PostgresBindings()
+        let condition = Self.rangeCondition(range, layout: layout, binds: &binds)
+        let sql = """
+            SELECT \(keys) FROM (
+              SELECT \(layout.keyOrder), row_number() OVER (ORDER BY \(layout.keyOrder)) AS ferry_rn, count(*) OVER () AS ferry_total
+              FROM \(fromClause) WHERE \(condition)) AS numbered
+            WHERE ferry_rn % greatest(ferry_total / \(max(parts, 1)), 1) = 0 AND ferry_rn < ferry_total ORDER BY \(layout.keyOrder)
+            """
+        var collected = CopyTextRows()
+        try await run(sql, binds, into: &collected)
+        return (0..<collected.rowCount).map { collected.fields(ofRow: $0).map { $0 ?? "" } }
+    }
+
+    public func rowHashes(in range: KeyRange, mirrorTypes: [String?]) async throws -> [(key: [String], hash: Int64)] {
+        let layout = try await layout()
+        var binds = PostgresBindings()
+        let keys = layout.keys.map { "\(SQLIdentifier.quote($0.name))::text" }.joined(separator: ", ")
+        let sql =
+            "SELECT \(keys), (\(Self.rowHash(layout.schema, mirrorTypes: mirrorTypes)))::text FROM \(fromClause) WHERE \(Self.rangeCondition(range, layout: layout, binds: &binds)) ORDER BY \(layout.keyOrder)"
+        var collected = CopyTextRows()
+        try await run(sql, binds, into: &collected)
+        return (0..<collected.rowCount).map { index in
+            let fields = collected.fields(ofRow: index)
+            return (fields.dropLast().map { $0 ?? "" }, Int64(fields.last.flatMap { $0 } ?? "0") ?? 0)
+        }
+    }
+
+    public func digest(of range: KeyRange, mirrorTypes: [String?]) async throws -> RangeDigest {
+        let layout = try await layout()
+        var binds = PostgresBindings()
+        let whereClause = Self.rangeCondition(range, layout: layout, binds: &binds)
+        let sql =
+            "SELECT count(*), coalesce(bit_xor(\(Self.rowHash(layout.schema, mirrorTypes: mirrorTypes))), 0) FROM \(fromClause) WHERE \(whereClause)"
+        return try await session.withConnection { connection in
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+            for try await (count, hash) in rows.decode((Int64, Int64).self) { return RangeDigest(count: Int(count), hash: hash) }
+            return RangeDigest(count: 0, hash: 0)
+        }
+    }
+
+    public func readRange(_ range: KeyRange, into rows: inout CopyTextRows) async throws {
+        let layout = try await layout()
+        var binds = PostgresBindings()
+        let sql =
+            "SELECT \(layout.select) FROM \(fromClause) WHERE \(Self.rangeCondition(range, layout: layout, binds: &binds)) ORDER BY \(layout.keyOrder)"
+        try await run(sql, binds, into: &rows)
+    }
+
+    /// The hash both sides of a reconciliation compute per row: values as text (after conversion to the mirror's
+    /// type), NULL as a separate marker, joined with a unit separator, through `hashtextextended`.
+    public static func rowHash(_ schema: SourceSchema, mirrorTypes: [String?]) -> String {
+        let parts = schema.columns.enumerated().map { index, column -> String in
+            let quoted = SQLIdentifier.quote(column.name)
+            let value = (index < mirrorTypes.count ? mirrorTypes[index] : nil).map { "\(quoted)::\($0)::text" } ?? "\(quoted)::text"
+            return "coalesce(\(value), E'\\x1e')"
+        }
+        return "hashtextextended(concat_ws(E'\\x1f', \(parts.joined(separator: ", "))), 0)"
+    }
+
+    static func rangeCondition(_ range: KeyRange, layout: Layout, binds: inout PostgresBindings) -> String {
+        var conditions = ["true"]
+        let types = layout.keys.map(\.type)
+        if let after = range.after { conditions.append("\(layout.keyTuple) > " + tuple(after, types: types, binds: &binds)) }
+        if let through = range.through { conditions.append("\(layout.keyTuple) <= " + tuple(through, types: types, binds: &binds)) }
+        return conditions.joined(separator: " AND ")
+    }
+
+    public func close() async {
+        await session.close()
+    }
+
+    // MARK: Helpers
+
+    private func run(_ sql: String, _ binds: PostgresBindings, into rows: inout CopyTextRows) async throws {
+        let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+        do {
+            try await session.withConnection { connection in
+                let result = try await connection.query(query, logger: logger)
+                var local = CopyTextRows(capacity: 0)
+                swap(&local, &rows)
+                defer { swap(&local, &rows) }
+                for try await row in result {
+                    local.beginRow()
+                    for cell in row { local.appendField(cell.bytes) }
+                    local.endRow()
+                }
+            }
+        } catch let error as FerryError {
+            throw error
+        } catch {
+            throw describe(error)
+        }
+    }
+
+    private func scalarInt(_ sql: String) async throws -> Int {
+        do {
+            return try await session.withConnection { connection in
+                let rows = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+                for try await value in rows.decode(Int64.self) { return Int(value) }
+                return 0
+            }
+        } catch let error as FerryError {
+            throw error
+        } catch {
+            throw describe(error)
+        }
+    }
+
+    /// Names the source in the error; SQL errors keep PostgreSQL's message.
+    private func describe(_ error: any Error) -> FerryError {
+        var diagnosed = PostgresDiagnosis.diagnose(error, endpoint: session.endpoint, key: session.key)
+        if diagnosed.code == .server || diagnosed.code == .permission {
+            diagnosed.message = "reading \(displayName): " + diagnosed.message
+        }
+        return diagnosed
+    }
+}

@@ -1,0 +1,84 @@
+public import FerryCore
+import FerryPostgres
+
+/// How a pipeline's source columns land in its mirror and companion tables; all SQL names are quoted here.
+public struct MirrorLayout: Sendable {
+    public struct Column: Sendable, Hashable {
+        /// Name at the source.
+        public var source: String
+        /// Name in the mirror.
+        public var name: String
+        /// PostgreSQL type in the mirror.
+        public var type: String
+        /// Whether the type was set by a column mapping rather than taken from the source.
+        public var overridden: Bool
+    }
+
+    public let pipeline: PipelineConfiguration
+    public let schema: SourceSchema
+    public let columns: [Column]
+    /// Positions of the key columns in `columns`, in key order.
+    public let keyIndexes: [Int]
+    public let watermarkIndex: Int
+
+    public init(pipeline: PipelineConfiguration, schema: SourceSchema) throws(FerryError) {
+        self.pipeline = pipeline
+        self.schema = schema
+        var columns: [Column] = []
+        for column in schema.columns {
+            let mapping = pipeline.columns.first { $0.source == column.name || $0.source.lowercased() == column.name.lowercased() }
+            columns.append(
+                Column(
+                    source: column.name, name: mapping?.name ?? column.name.lowercased(), type: mapping?.type ?? column.type,
+                    overridden: mapping?.type != nil)
+            )
+        }
+        var seen: Set<String> = []
+        for column in columns where !seen.insert(column.name).inserted {
+            throw FerryError(
+                .configuration, "pipelines \(pipeline.name): two source columns map to the mirror column \"\(column.name)\"",
+                fix: "rename one of them under `columns`")
+        }
+        for reserved in ["ferry_seq", "created_at", "updated_at", "deleted_at"] where seen.contains(reserved) {
+            throw FerryError(
+                .configuration,
+                "pipelines \(pipeline.name): the source column mapped to \"\(reserved)\" clashes with a column Ferry adds to the mirror",
+                fix: "rename it under `columns`, e.g. `\(reserved.uppercased()): source_\(reserved)`"
+            )
+        }
+        self.columns = columns
+        keyIndexes = try pipeline.source.key.map { (name: String) throws(FerryError) -> Int in
+            guard let index = schema.index(of: name) else {
+                throw FerryError(
+                    .configuration, "pipelines \(pipeline.name): key column \"\(name)\" is not among the source's columns", fix: "fix source.key")
+            }
+            return index
+        }
+        guard let watermarkIndex = schema.index(of: pipeline.source.watermark) else {
+            throw FerryError(
+                .configuration, "pipelines \(pipeline.name): watermark column \"\(pipeline.source.watermark)\" is not among the source's columns",
+                fix: "fix source.watermark")
+        }
+        self.watermarkIndex = watermarkIndex
+    }
+
+    public var keyColumns: [Column] { keyIndexes.map { columns[$0] } }
+
+    /// Per source column, the mirror's type when it differs by mapping (for reconciliation digests).
+    public var mirrorTypes: [String?] { columns.map { $0.overridden ? $0.type : nil } }
+
+    public var targetSchema: String { pipeline.target.schema }
+    public var mirrorTable: String { SQLIdentifier.qualified(targetSchema, pipeline.target.table) }
+    public var companionTable: String? { pipeline.companion.map { SQLIdentifier.qualified(targetSchema, $0.table) } }
+
+    /// The session's staging table for this schema version: text columns `s` (sequence) and `c0…`.
+    public var stagingTable: String { "ferry_stage_" + String(schema.fingerprint.prefix(12)) }
+    public var stagingColumns: [String] { ["s"] + columns.indices.map { "c\($0)" } }
+
+    func quoted(_ column: Column) -> String { SQLIdentifier.quote(column.name) }
+
+    /// `c3::numeric(12,2)` — a staging value cast to its mirror type.
+    func cast(_ index: Int) -> String { "c\(index)::\(columns[index].type)" }
+
+    var keyList: String { keyColumns.map(quoted).joined(separator: ", ") }
+}

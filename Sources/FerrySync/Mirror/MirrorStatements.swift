@@ -1,0 +1,47 @@
+import FerryCore
+import FerryPostgres
+
+/// The SQL of one pipeline's apply path, generated once per schema version.
+struct MirrorStatements: Sendable {
+    let createStaging: String
+    let upsert: String
+    let companionInsert: String?
+    let stagingAsJSON: String
+
+    init(layout: MirrorLayout) {
+        let staging = layout.stagingTable
+        createStaging =
+            "CREATE TEMP TABLE IF NOT EXISTS \(staging) (" + layout.stagingColumns.map { "\($0) text" }.joined(separator: ", ")
+            + ") ON COMMIT DELETE ROWS"
+
+        let names = layout.columns.map(layout.quoted)
+        let keyCasts = layout.keyIndexes.map { layout.cast($0) }
+        let selectList = layout.columns.indices.map { "\(layout.cast($0)) AS \(names[$0])" }.joined(separator: ", ")
+        let assignments = names.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        let mirrorValues = names.map { "m.\($0)" }.joined(separator: ", ")
+        let incomingValues = names.map { "EXCLUDED.\($0)" }.joined(separator: ", ")
+        // Newest per key within the batch; then only a newer version that changes something is written.
+        upsert = """
+            INSERT INTO \(layout.mirrorTable) AS m (\(names.joined(separator: ", ")), ferry_seq)
+            SELECT DISTINCT ON (\(keyCasts.joined(separator: ", "))) \(selectList), s::int8
+            FROM \(staging)
+            ORDER BY \(keyCasts.joined(separator: ", ")), s::int8 DESC
+            ON CONFLICT (\(layout.keyList)) DO UPDATE SET \(assignments), ferry_seq = EXCLUDED.ferry_seq, updated_at = now(), deleted_at = NULL
+            WHERE m.ferry_seq < EXCLUDED.ferry_seq
+              AND (m.deleted_at IS NOT NULL OR (\(mirrorValues)) IS DISTINCT FROM (\(incomingValues)))
+            """
+
+        if let companion = layout.companionTable {
+            companionInsert = """
+                INSERT INTO \(companion) (\(layout.keyList))
+                SELECT DISTINCT \(keyCasts.joined(separator: ", ")) FROM \(staging)
+                ON CONFLICT (\(layout.keyList)) DO NOTHING
+                """
+        } else {
+            companionInsert = nil
+        }
+
+        let pairs = layout.columns.indices.map { "\(SQLIdentifier.literal(layout.columns[$0].source)), c\($0)" }.joined(separator: ", ")
+        stagingAsJSON = "SELECT jsonb_build_object(\(pairs))::text, s FROM \(staging)"
+    }
+}

@@ -1,0 +1,19 @@
+/// Redis keys of one pipeline. All share the `ferry:{name}:` prefix (the braces keep them in one cluster slot).
+public struct QueueKeys: Sendable, Hashable {
+    public let pipeline: String
+
+    public init(pipeline: String) {
+        self.pipeline = pipeline
+    }
+
+    /// The stream of change entries.
+    public var stream: String { "ferry:{\(pipeline)}:changes" }
+    /// The producer's checkpoint (hash: position, seq, null_position, schema).
+    public var checkpoint: String { "ferry:{\(pipeline)}:checkpoint" }
+    /// Schema definitions by fingerprint (hash: fingerprint → JSON).
+    public var schemas: String { "ferry:{\(pipeline)}:schemas" }
+    /// Rows that could not be applied, with the reason.
+    public var deadLetters: String { "ferry:{\(pipeline)}:dead" }
+    /// The consumer group every Ferry consumer of this pipeline joins.
+    public static let group = "ferry"
+}

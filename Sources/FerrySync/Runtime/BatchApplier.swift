@@ -1,0 +1,128 @@
+import FerryCore
+import FerryPostgres
+import FerryRedis
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// Applies rows to the mirror in one PostgreSQL transaction: COPY into a session staging table, one guarded
+/// upsert (newest version per key; only newer versions that change something are written), companion rows for
+/// new keys, and the applied position in the control table.
+struct BatchApplier {
+    let context: PipelineContext
+    let session: PostgresSession
+    private var prepared: [String: (layout: MirrorLayout, statements: MirrorStatements)] = [:]
+
+    init(context: PipelineContext, session: PostgresSession) {
+        self.context = context
+        self.session = session
+    }
+
+    var logger: Logger { context.logger }
+
+    /// The layout for entries of schema `fingerprint`, creating or migrating the mirror the first time.
+    mutating func layout(for fingerprint: String) async throws -> (layout: MirrorLayout, statements: MirrorStatements) {
+        if let known = prepared[fingerprint] { return known }
+        guard let json = try await context.redis.send(HGET(context.keys.schemas, fingerprint)),
+            let schema = try? JSONDecoder().decode(SourceSchema.self, from: Data(buffer: json))
+        else {
+            throw FerryError(
+                .invalidInput,
+                "pipelines \(context.pipeline.name): queue entries use schema \(fingerprint), which is not registered in \(context.keys.schemas)",
+                fix: "restart the producer so it registers its schema; entries stay queued meanwhile"
+            )
+        }
+        let layout = try MirrorLayout(pipeline: context.pipeline, schema: schema)
+        let pipelineName = context.pipeline.name
+        try await session.withTransaction { connection in
+            // Consumers of one pipeline may start together; one of them migrates at a time.
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("ferry:ddl:" + pipelineName)))", logger: logger)
+            try await context.control.ensure(connection, logger: logger)
+            try await MirrorDDL.ensure(layout, connection: connection, logger: logger)
+        }
+        let entry = (layout, MirrorStatements(layout: layout))
+        prepared[fingerprint] = entry
+        return entry
+    }
+
+    /// The layout for `schema` (reconciliation, which reads the source directly).
+    mutating func layout(for schema: SourceSchema) async throws -> (layout: MirrorLayout, statements: MirrorStatements) {
+        if let known = prepared[schema.fingerprint] { return known }
+        let layout = try MirrorLayout(pipeline: context.pipeline, schema: schema)
+        let pipelineName = context.pipeline.name
+        try await session.withTransaction { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("ferry:ddl:" + pipelineName)))", logger: logger)
+            try await context.control.ensure(connection, logger: logger)
+            try await MirrorDDL.ensure(layout, connection: connection, logger: logger)
+        }
+        let entry = (layout, MirrorStatements(layout: layout))
+        prepared[schema.fingerprint] = entry
+        return entry
+    }
+
+    /// Forgets prepared layouts (after the mirror was changed under us).
+    mutating func reset() { prepared = [:] }
+
+    func apply(_ rows: CopyTextRows, layout: MirrorLayout, statements: MirrorStatements, maxSeq: Int64, position: SourcePosition?) async throws {
+        try await session.withTransaction { connection in
+            try await connection.query("SELECT set_config('ferry.sync', 'on', true)", logger: logger)
+            try await connection.query(PostgresQuery(unsafeSQL: statements.createStaging), logger: logger)
+            try await connection.copyFrom(table: layout.stagingTable, columns: layout.stagingColumns, logger: logger) { writer in
+                try await writer.write(rows.buffer)
+            }
+            try await connection.query(PostgresQuery(unsafeSQL: statements.upsert), logger: logger)
+            if let companion = statements.companionInsert {
+                try await connection.query(PostgresQuery(unsafeSQL: companion), logger: logger)
+            }
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        UPDATE \(context.control.pipelines) SET applied_seq = greatest(applied_seq, $1), applied_rows = applied_rows + $2,
+                          applied_position = coalesce($3::jsonb, applied_position), applied_at = now(), updated_at = now(),
+                          applied_rate = CASE WHEN applied_at IS NULL OR now() - applied_at > interval '1 minute' THEN 0
+                            ELSE 0.8 * applied_rate + 0.2 * ($2 / greatest(extract(epoch FROM now() - applied_at), 0.001)) END
+                        WHERE pipeline = $4
+                        """,
+                    binds: context.control.binds(maxSeq, Int64(rows.rowCount), ControlTables.json(position), context.pipeline.name)),
+                logger: logger)
+        }
+    }
+
+    /// Records one row that cannot be applied, with PostgreSQL's reason, in the dead-letter table (in the same
+    /// shape as the source columns) and stream.
+    func deadLetter(
+        _ row: CopyTextRows, layout: MirrorLayout, statements: MirrorStatements, reason: String, sqlState: String?, streamID: String?,
+        deliveries: Int?
+    ) async throws {
+        try await session.withTransaction { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: statements.createStaging), logger: logger)
+            try await connection.copyFrom(table: layout.stagingTable, columns: layout.stagingColumns, logger: logger) { writer in
+                try await writer.write(row.buffer)
+            }
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO \(context.control.deadLetters) (pipeline, stream_id, seq, row_data, reason, sqlstate, deliveries)
+                        SELECT $1, $2, s::int8, data::jsonb, $3, $4, $5 FROM (\(statements.stagingAsJSON)) AS staged(data, s)
+                        """,
+                    binds: context.control.binds(context.pipeline.name, streamID, reason, sqlState, deliveries.map(Int32.init))),
+                logger: logger)
+        }
+        let fields: [(name: String, value: ByteBuffer)] = [
+            ("pipeline", ByteBuffer(string: context.pipeline.name)), ("entry", ByteBuffer(string: streamID ?? "")),
+            ("reason", ByteBuffer(string: reason)), ("row", row.buffer),
+        ]
+        _ = try await context.redis.send(XADD(context.keys.deadLetters, fields: fields, trim: .maxLength(100_000)))
+    }
+
+    func recordError(_ message: String) async {
+        _ = try? await session.withConnection { connection in
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "UPDATE \(context.control.pipelines) SET last_error = $1, last_error_at = now() WHERE pipeline = $2",
+                    binds: context.control.binds(message, context.pipeline.name)),
+                logger: logger)
+        }
+    }
+}

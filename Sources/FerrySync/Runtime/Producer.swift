@@ -1,0 +1,283 @@
+import CoreMetrics
+import FerryCore
+import FerryPostgres
+import FerryRESP
+import FerryRedis
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// Reads a pipeline's source and appends its rows to the stream.
+///
+/// Each page is read with a keyset condition on (watermark, key) after the checkpoint; the page's entries and the
+/// new checkpoint go to Redis in one MULTI/EXEC, then the checkpoint is also written to PostgreSQL. Each poll
+/// also re-reads the lookback window below the checkpoint (late commits, clock skew) and queues only rows it has
+/// not queued with the same content. Rows get increasing sequence numbers: a later read of a row is never older
+/// than an earlier one, so the mirror keeps the highest.
+struct Producer {
+    let context: PipelineContext
+    private(set) var position: SourcePosition?
+    private(set) var nullPosition: [String]?
+    private(set) var nextSeq: Int64 = 1
+    private(set) var produced = 0
+    private(set) var initialLoadDone = false
+    private var schema: SourceSchema
+    private var layout: MirrorLayout
+    /// Rows queued recently, so re-reading the window skips them.
+    private var recent = WindowMemory()
+    private var estimatedTotal: Int?
+    private var lastTrim = ContinuousClock.now
+
+    var pipeline: PipelineConfiguration { context.pipeline }
+    var logger: Logger { context.logger }
+
+    init(context: PipelineContext, schema: SourceSchema) throws {
+        self.context = context
+        self.schema = schema
+        self.layout = try MirrorLayout(pipeline: context.pipeline, schema: schema)
+    }
+
+    /// Loads the checkpoint (Redis first, PostgreSQL when Redis lost it) and registers the schema.
+    mutating func prepare() async throws {
+        let keys = context.keys
+        let stored = try await context.target.withConnection { connection in
+            try await context.control.ensure(connection, logger: logger)
+            return try await context.control.load(connection, logger: logger)
+        }
+        let checkpoint = try await context.redis.send(HGETALL(keys.checkpoint))
+        var fields: [String: String] = [:]
+        for (field, value) in checkpoint { fields[String(buffer: field)] = String(buffer: value) }
+        let decoder = JSONDecoder()
+        var redisSeq: Int64 = 0
+        if !fields.isEmpty {
+            position = fields["position"].flatMap { try? decoder.decode(SourcePosition.self, from: Data($0.utf8)) }
+            nullPosition = fields["null_position"].flatMap { try? decoder.decode([String].self, from: Data($0.utf8)) }
+            redisSeq = fields["seq"].flatMap(Int64.init) ?? 0
+        } else if let stored, stored.producedPosition != nil || stored.producedSeq > 0 {
+            // Redis lost the queue (and the checkpoint with it): start again from what PostgreSQL has applied.
+            // Rows between that and the old checkpoint are read again; the mirror ignores versions it has.
+            position = stored.appliedPosition
+            nullPosition = nil
+            logger.warning(
+                "Redis has no checkpoint for this pipeline but PostgreSQL has: Redis lost its data; resuming from the last applied position",
+                metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.position": "\(stored.appliedPosition?.watermark ?? "start")"]
+            )
+        }
+        let wallMicroseconds = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        nextSeq = max(redisSeq, stored?.producedSeq ?? 0, stored?.appliedSeq ?? 0) + 1
+        nextSeq = max(nextSeq, wallMicroseconds)
+        initialLoadDone = stored?.initialLoadDone ?? false
+        try await registerSchema()
+        _ = try await context.redis.send(XGROUPCREATE(keys.stream, group: QueueKeys.group, id: "0", makeStream: true))
+
+        if pipeline.source.nullWatermark == .refuse {
+            let count = try await context.source.countNullWatermarks()
+            if count > 0 {
+                throw FerryError(
+                    .invalidInput,
+                    "pipelines \(pipeline.name): \(count) source rows have a NULL \(pipeline.source.watermark), which this pipeline refuses (source.null_watermark: refuse)",
+                    fix: "give those rows a watermark, or set source.null_watermark: load to load them by key"
+                )
+            }
+        }
+        if !initialLoadDone { estimatedTotal = try? await context.source.estimatedRowCount() }
+    }
+
+    private func registerSchema() async throws {
+        let json = ControlTables.json(schema) ?? "{}"
+        _ = try await context.redis.send(HSET(context.keys.schemas, [(field: schema.fingerprint, value: json)]))
+        try await context.target.withConnection { connection in
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "UPDATE \(context.control.pipelines) SET source_schema = $1::jsonb, updated_at = now() WHERE pipeline = $2",
+                    binds: context.control.binds(json, pipeline.name)),
+                logger: logger)
+        }
+    }
+
+    /// Notices new (or changed) source columns between polls.
+    mutating func refreshSchema() async throws {
+        let current = try await context.source.describe()
+        guard current != schema else { return }
+        let added = current.columns.filter { column in !schema.columns.contains { $0.name == column.name } }.map(\.name)
+        logger.notice(
+            "source columns changed; new entries use the new schema",
+            metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.added": "\(added.joined(separator: ","))"])
+        layout = try MirrorLayout(pipeline: pipeline, schema: current)
+        schema = current
+        try await registerSchema()
+    }
+
+    /// One poll: the tail after the checkpoint, NULL-watermark rows, then the lookback window. Returns the rows
+    /// queued.
+    mutating func poll() async throws -> Int {
+        var queued = 0
+        try await refreshSchema()
+        // The tail: everything after the checkpoint, page by page.
+        while true {
+            try Task.checkCancellation()
+            var rows = CopyTextRows()
+            try await context.source.readChanges(after: position, limit: pipeline.batchSize, into: &rows)
+            if rows.isEmpty { break }
+            let last = rows.fields(ofRow: rows.rowCount - 1)
+            let newPosition = SourcePosition(watermark: last[layout.watermarkIndex], key: layout.keyIndexes.map { last[$0] ?? "" })
+            try await emit(rows, advancing: newPosition, nullPosition: nullPosition)
+            queued += rows.rowCount
+            position = newPosition
+            if rows.rowCount < pipeline.batchSize { break }
+        }
+        if pipeline.source.nullWatermark == .load {
+            while true {
+                try Task.checkCancellation()
+                var rows = CopyTextRows()
+                try await context.source.readNullWatermarks(afterKey: nullPosition, limit: pipeline.batchSize, into: &rows)
+                if rows.isEmpty { break }
+                let last = rows.fields(ofRow: rows.rowCount - 1)
+                let newNullPosition = layout.keyIndexes.map { last[$0] ?? "" }
+                try await emit(rows, advancing: nil, nullPosition: newNullPosition)
+                queued += rows.rowCount
+                nullPosition = newNullPosition
+                if rows.rowCount < pipeline.batchSize { break }
+            }
+        }
+        if !initialLoadDone {
+            initialLoadDone = true
+            try await context.target.withConnection { connection in
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: "UPDATE \(context.control.pipelines) SET initial_load_done = true WHERE pipeline = $1",
+                        binds: context.control.binds(pipeline.name)),
+                    logger: logger)
+            }
+            logger.info("initial load queued", metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.rows": "\(produced)"])
+        }
+        queued += try await rereadWindow()
+        if ContinuousClock.now - lastTrim > .seconds(10) {
+            lastTrim = .now
+            try await trimStream()
+        }
+        return queued
+    }
+
+    /// Re-reads the lookback window below the checkpoint and queues rows not queued with this content.
+    private mutating func rereadWindow() async throws -> Int {
+        guard pipeline.source.lookback > .zero, let position, let watermark = position.watermark,
+            let lower = try await context.source.watermark(watermark, minus: pipeline.source.lookback)
+        else { return 0 }
+        var after: SourcePosition?
+        var queued = 0
+        while true {
+            try Task.checkCancellation()
+            var rows = CopyTextRows()
+            try await context.source.readWindow(from: lower, through: position, after: after, limit: pipeline.batchSize, into: &rows)
+            if rows.isEmpty { break }
+            let last = rows.fields(ofRow: rows.rowCount - 1)
+            after = SourcePosition(watermark: last[layout.watermarkIndex], key: layout.keyIndexes.map { last[$0] ?? "" })
+            var fresh = CopyTextRows(capacity: 0)
+            for index in 0..<rows.rowCount where !recent.contains(Self.hash(rows.row(index))) {
+                fresh.append(rows.rows(index..<(index + 1)))
+            }
+            if !fresh.isEmpty {
+                logger.debug(
+                    "queued rows found in the lookback window", metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.rows": "\(fresh.rowCount)"])
+                try await emit(fresh, advancing: nil, nullPosition: nullPosition)
+                queued += fresh.rowCount
+            }
+            if rows.rowCount < pipeline.batchSize { break }
+        }
+        recent.forget(below: lower)
+        return queued
+    }
+
+    /// Queues `rows` (in entries of `rows_per_entry`) and moves the checkpoint, atomically in Redis; then records
+    /// the checkpoint in PostgreSQL.
+    private mutating func emit(_ rows: CopyTextRows, advancing newPosition: SourcePosition?, nullPosition newNullPosition: [String]?) async throws {
+        // Sequence numbers follow the wall clock (microseconds) when it is ahead, so versions written by
+        // another process (a reconcile repair) never outrank what this producer reads later.
+        nextSeq = max(nextSeq, Int64(Date().timeIntervalSince1970 * 1_000_000))
+        var entries: [QueueEntry] = []
+        var current = CopyTextRows(capacity: min(rows.byteCount + rows.rowCount * 20, 4 << 20))
+        let trackWindow = pipeline.source.lookback > .zero
+        for index in 0..<rows.rowCount {
+            let row = rows.row(index)
+            if trackWindow { recent.remember(Self.hash(row), watermark: rows.rawField(layout.watermarkIndex, ofRow: index)) }
+            current.appendRow(sequence: nextSeq, line: row)
+            nextSeq += 1
+            if current.rowCount == pipeline.rowsPerEntry {
+                entries.append(QueueEntry(schema: schema.fingerprint, rows: current, position: nil))
+                current = CopyTextRows(capacity: current.byteCount)
+            }
+        }
+        if !current.isEmpty { entries.append(QueueEntry(schema: schema.fingerprint, rows: current, position: nil)) }
+        if let newPosition, !entries.isEmpty { entries[entries.count - 1].position = newPosition }
+
+        var checkpoint: [(field: String, value: String)] = [("seq", String(nextSeq - 1)), ("schema", schema.fingerprint)]
+        if let json = ControlTables.json(newPosition ?? position) { checkpoint.append(("position", json)) }
+        if let json = ControlTables.json(newNullPosition) { checkpoint.append(("null_position", json)) }
+        let stream = context.keys.stream
+        let checkpointKey = context.keys.checkpoint
+        let now = String(Int64(Date().timeIntervalSince1970 * 1_000_000))
+        try await context.redis.withConnection { connection in
+            try await connection.transaction { batch in
+                for entry in entries {
+                    var fields = entry.fields()
+                    fields.append(("t", ByteBuffer(string: now)))
+                    batch.add(XADD(stream, fields: fields))
+                }
+                batch.add(HSET(checkpointKey, checkpoint))
+            }
+        }
+        try await context.target.withConnection { connection in
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        UPDATE \(context.control.pipelines) SET produced_position = coalesce($1::jsonb, produced_position), null_position = coalesce($2::jsonb, null_position),
+                          produced_seq = greatest(produced_seq, $3), produced_rows = produced_rows + $4, produced_at = now(), updated_at = now()
+                        WHERE pipeline = $5
+                        """,
+                    binds: context.control.binds(
+                        ControlTables.json(newPosition), ControlTables.json(newNullPosition), nextSeq - 1, Int64(rows.rowCount), pipeline.name)),
+                logger: logger)
+        }
+        produced += rows.rowCount
+        context.metrics.rowsProduced.increment(by: Int64(rows.rowCount))
+        context.metrics.lastProduced.record(Date().timeIntervalSince1970)
+        context.reportProgress(phase: initialLoadDone ? .incremental : .initialLoad, producedDelta: rows.rowCount, estimatedTotal: estimatedTotal)
+    }
+
+    /// Trims entries every group has acknowledged (never anything pending or undelivered).
+    private func trimStream() async throws {
+        let stream = context.keys.stream
+        let groups = try await context.redis.send(XINFOGROUPS(stream))
+        guard !groups.isEmpty else { return }
+        var floor: RedisStreamID?
+        for group in groups {
+            var limit = RedisStreamID(group.lastDeliveredID) ?? .zero
+            limit.sequence += 1
+            if group.pending > 0,
+                let smallest = try await context.redis.send(XPENDING(stream, group: group.name)).smallestID.flatMap({ RedisStreamID($0) })
+            {
+                limit = min(limit, smallest)
+            }
+            floor = floor.map { min($0, limit) } ?? limit
+        }
+        guard let floor, floor > .zero else { return }
+        let removed = try await context.redis.send(XTRIM(stream, .minID(floor.description, approximate: true)))
+        if removed > 0 {
+            logger.debug("trimmed acknowledged entries", metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.removed": "\(removed)"])
+        }
+    }
+
+    /// FNV-1a over a row's bytes.
+    static func hash(_ row: ByteBuffer) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        row.withUnsafeReadableBytes { bytes in
+            for byte in bytes {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x100_0000_01b3
+            }
+        }
+        return hash
+    }
+}

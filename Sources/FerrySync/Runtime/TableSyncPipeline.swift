@@ -1,0 +1,186 @@
+import CoreMetrics
+public import FerryCore
+import FerryPostgres
+public import FerryRedis
+import Foundation
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// One table sync pipeline: its producer and consumers, run as a service by `ferry run` or once by `ferry sync`.
+public final class TableSyncPipeline: Service, Sendable {
+    public struct Options: Sendable {
+        /// Run even when Redis could drop queued rows (eviction policy, no persistence).
+        public var allowUnsafeRedis = false
+        /// Called with progress a few times a second.
+        public var progress: (@Sendable (SyncProgress) -> Void)?
+        /// Run the producer (default) and the consumers (default); a process may run only one side.
+        public var produce = true
+        public var consume = true
+
+        public init() {}
+    }
+
+    public let pipeline: PipelineConfiguration
+    let context: PipelineContext
+    let options: Options
+    private let consumerPrefix: String
+
+    /// Builds the pipeline for `pipeline` of `configuration`, sharing `redis`.
+    public init(_ pipeline: PipelineConfiguration, configuration: FerryConfiguration, redis: RedisClient, options: Options = .init(), logger: Logger)
+        throws
+    {
+        guard let postgres = configuration.postgres else {
+            throw FerryError(.configuration, "postgres: missing — pipelines write to PostgreSQL", fix: "add a `postgres:` section or set PG_HOST")
+        }
+        var logger = logger
+        logger[metadataKey: "ferry.pipeline"] = "\(pipeline.name)"
+        let source = try Self.makeSource(pipeline, configuration: configuration, logger: logger)
+        let target = PostgresSession(endpoint: postgres, key: "postgres", logger: logger)
+        self.pipeline = pipeline
+        self.options = options
+        self.context = PipelineContext(
+            pipeline: pipeline,
+            keys: QueueKeys(pipeline: pipeline.name),
+            source: source,
+            redis: redis,
+            target: target,
+            targetEndpoint: postgres,
+            control: ControlTables(schema: postgres.schema, pipeline: pipeline.name),
+            metrics: SyncMetrics(pipeline: pipeline.name),
+            logger: logger,
+            progress: ProgressTracker(pipeline: pipeline.name, handler: options.progress)
+        )
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+        consumerPrefix = "\(host)-\(getpid())"
+    }
+
+    static func makeSource(_ pipeline: PipelineConfiguration, configuration: FerryConfiguration, logger: Logger) throws -> any TableSource {
+        let relation: PostgresTableSource.Relation
+        if let query = pipeline.source.query {
+            relation = .query(query)
+        } else {
+            relation = .table(pipeline.source.table ?? "")
+        }
+        let excluded = pipeline.columns.filter(\.exclude).map(\.source)
+        func postgresSource(_ endpoint: PostgresEndpoint, key: String) -> any TableSource {
+            PostgresTableSource(
+                endpoint: endpoint, configurationKey: key, relation: relation, key: pipeline.source.key, watermark: pipeline.source.watermark,
+                excluding: excluded, logger: logger)
+        }
+        let connection = pipeline.source.connection
+        if connection == "postgres", let endpoint = configuration.postgres { return postgresSource(endpoint, key: "postgres") }
+        if connection == "sqlserver" || { if case .sqlserver = configuration.sources[connection] { return true } else { return false } }() {
+            throw FerryError(
+                .unsupported,
+                "pipelines \(pipeline.name): the source is SQL Server, whose connector is not in this build yet",
+                fix: "use a PostgreSQL source for now; the SQL Server connector comes with its own release"
+            )
+        }
+        if case .postgres(let endpoint) = configuration.sources[connection] { return postgresSource(endpoint, key: "sources.\(connection)") }
+        throw FerryError(
+            .configuration, "pipelines \(pipeline.name): source.connection \"\(connection)\" is not configured", fix: "add it under `sources`")
+    }
+
+    /// Checks Redis and the source, then runs the producer and consumers until a graceful shutdown.
+    public func run() async throws {
+        try await RedisSafety.verify(context.redis, allowUnsafe: options.allowUnsafeRedis, address: context.redis.configuration.connection.address)
+        let schema = try await context.source.describe()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if options.produce {
+                group.addTask { [context, pipeline] in
+                    var producer = try Producer(context: context, schema: schema)
+                    try await producer.prepare()
+                    while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                        do {
+                            _ = try await producer.poll()
+                        } catch let error as FerryError where error.code != .unreachable {
+                            throw error
+                        } catch is CancellationError {
+                            return
+                        } catch {
+                            context.metrics.errors.increment()
+                            context.logger.warning("poll failed, retrying", metadata: ["ferry.error": "\(error)"])
+                        }
+                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pipeline.interval) }
+                    }
+                }
+            }
+            if options.consume {
+                for index in 0..<pipeline.consumers {
+                    let name = "\(consumerPrefix)-\(index)"
+                    group.addTask { [context] in
+                        var consumer = Consumer(context: context, name: name, logger: context.logger)
+                        do {
+                            try await consumer.run()
+                        } catch {
+                            await consumer.close()
+                            throw error
+                        }
+                        await consumer.close()
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        await context.source.close()
+        await context.target.close()
+    }
+
+    /// Produces until the source is caught up, then consumes until the queue is drained; returns the rows
+    /// queued and applied.
+    public func runOnce() async throws -> (produced: Int, applied: Int) {
+        try await RedisSafety.verify(context.redis, allowUnsafe: options.allowUnsafeRedis, address: context.redis.configuration.connection.address)
+        let schema = try await context.source.describe()
+        let producerDone = ProducerFlag()
+        let counts = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            group.addTask { [context] in
+                var producer = try Producer(context: context, schema: schema)
+                try await producer.prepare()
+                defer { producerDone.set() }
+                var total = 0
+                // Poll until a poll finds nothing new (the window re-read may add a few rows once).
+                while true {
+                    let queued = try await producer.poll()
+                    total += queued
+                    if queued == 0 { break }
+                }
+                return (total, 0)
+            }
+            for index in 0..<pipeline.consumers {
+                let name = "\(consumerPrefix)-\(index)"
+                group.addTask { [context] in
+                    var consumer = Consumer(context: context, name: name, logger: context.logger)
+                    do {
+                        try await consumer.run(untilDrained: { producerDone.isSet })
+                    } catch {
+                        await consumer.close()
+                        throw error
+                    }
+                    await consumer.close()
+                    return (0, consumer.applied)
+                }
+            }
+            var produced = 0
+            var applied = 0
+            for try await (p, a) in group {
+                produced += p
+                applied += a
+            }
+            return (produced, applied)
+        }
+        await context.source.close()
+        await context.target.close()
+        return counts
+    }
+
+    /// The progress so far.
+    public var progress: SyncProgress { context.progress.current }
+}
+
+/// Set once by the producer of `runOnce`; consumers stop when it is set and the queue is drained.
+final class ProducerFlag: Sendable {
+    private let flag = Atomic(false)
+    func set() { flag.store(true, ordering: .releasing) }
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+}

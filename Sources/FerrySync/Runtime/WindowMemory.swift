@@ -1,0 +1,77 @@
+import DequeModule
+import NIOCore
+
+/// The rows a producer queued whose watermark may still fall inside the lookback window: content hashes in
+/// queue order, each with a sortable key of its watermark, 16 bytes a row.
+///
+/// Re-reading the window queues a row only when its exact content is not remembered (a late commit, or a change
+/// that kept its watermark). Forgetting too early only queues a duplicate, which the mirror ignores.
+struct WindowMemory {
+    private var hashes: Set<UInt64> = []
+    private var order: Deque<(hash: UInt64, key: Int64)> = []
+
+    func contains(_ hash: UInt64) -> Bool { hashes.contains(hash) }
+
+    mutating func remember(_ hash: UInt64, watermark: ByteBuffer?) {
+        guard let watermark, let key = Self.sortKey(watermark) else { return }
+        if hashes.insert(hash).inserted { order.append((hash, key)) }
+    }
+
+    /// Drops rows whose watermark is below `lowerBound` (text as the source prints it).
+    mutating func forget(below lowerBound: String) {
+        guard let lower = Self.sortKey(ByteBuffer(string: lowerBound)) else { return }
+        while let first = order.first, first.key < lower {
+            order.removeFirst()
+            hashes.remove(first.hash)
+        }
+    }
+
+    var count: Int { order.count }
+
+    /// A number that orders ISO dates and timestamps (`YYYY-MM-DD[ HH:MM:SS[.ffffff]]`, any zone suffix ignored,
+    /// as Ferry's sessions print them in UTC) the way their text does; `nil` for anything else.
+    static func sortKey(_ text: ByteBuffer) -> Int64? {
+        var digits: [Int64] = []
+        digits.reserveCapacity(7)
+        var current: Int64 = 0
+        var width = 0
+        var fraction = false
+        var fractionDigits = 0
+        for byte in text.readableBytesView {
+            if byte >= 48 && byte <= 57 {
+                current = current * 10 + Int64(byte - 48)
+                width += 1
+                if fraction { fractionDigits += 1 }
+                continue
+            }
+            if width > 0 {
+                digits.append(current)
+                current = 0
+                width = 0
+            }
+            if byte == UInt8(ascii: ".") && digits.count == 6 {
+                fraction = true
+            } else if byte == UInt8(ascii: "+") || (byte == UInt8(ascii: "-") && digits.count >= 6) {
+                break
+            }
+        }
+        if width > 0 { digits.append(current) }
+        guard digits.count >= 3, digits[0] > 0, digits[0] < 100_000 else { return nil }
+        while digits.count < 6 { digits.append(0) }
+        var micros: Int64 = 0
+        if digits.count > 6 {
+            micros = digits[6]
+            var scale = fractionDigits
+            while scale < 6 {
+                micros *= 10
+                scale += 1
+            }
+            while scale > 6 {
+                micros /= 10
+                scale -= 1
+            }
+        }
+        let days = ((digits[0] * 13 + digits[1]) * 32 + digits[2])
+        return ((days * 24 + digits[3]) * 60 + digits[4]) * 60_000_000 + digits[5] * 1_000_000 + micros
+    }
+}
