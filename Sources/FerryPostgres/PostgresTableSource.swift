@@ -54,12 +54,17 @@ public struct PostgresTableSource: TableSource {
         }
     }
 
+    /// The relation under the alias `ferry_src`. Conditions and ORDER BY name `ferry_src."col"`: an unqualified
+    /// name would mean the `col::text` output column, and sorting by text would skip the (watermark, key) index.
     var fromClause: String {
         switch relation {
-        case .table(let name): Self.quoteQualified(name)
-        case .query(let sql): "(\(sql)) AS ferry_source"
+        case .table(let name): Self.quoteQualified(name) + " AS ferry_src"
+        case .query(let sql): "(\(sql)) AS ferry_src"
         }
     }
+
+    /// `ferry_src."name"`.
+    static func column(_ name: String) -> String { "ferry_src." + SQLIdentifier.quote(name) }
 
     static func quoteQualified(_ name: String) -> String {
         name.split(separator: ".", omittingEmptySubsequences: false).map { SQLIdentifier.quote(String($0)) }.joined(separator: ".")
@@ -99,7 +104,7 @@ public struct PostgresTableSource: TableSource {
                 fix: "fix the pipeline's source.key / source.watermark, or stop excluding it"
             )
         }
-        let select = schema.columns.map { "\(SQLIdentifier.quote($0.name))::text" }.joined(separator: ", ")
+        let select = schema.columns.map { "\(Self.column($0.name))::text" }.joined(separator: ", ")
         let layout = Layout(
             schema: schema,
             select: select,
@@ -134,10 +139,10 @@ public struct PostgresTableSource: TableSource {
         let watermark: SourceColumn
         let keys: [SourceColumn]
 
-        var orderBy: String { ([watermark] + keys).map { SQLIdentifier.quote($0.name) }.joined(separator: ", ") }
-        var keyOrder: String { keys.map { SQLIdentifier.quote($0.name) }.joined(separator: ", ") }
-        var positionTuple: String { "(" + ([watermark] + keys).map { SQLIdentifier.quote($0.name) }.joined(separator: ", ") + ")" }
-        var keyTuple: String { "(" + keys.map { SQLIdentifier.quote($0.name) }.joined(separator: ", ") + ")" }
+        var orderBy: String { ([watermark] + keys).map { column($0.name) }.joined(separator: ", ") }
+        var keyOrder: String { keys.map { column($0.name) }.joined(separator: ", ") }
+        var positionTuple: String { "(" + ([watermark] + keys).map { column($0.name) }.joined(separator: ", ") + ")" }
+        var keyTuple: String { "(" + keys.map { column($0.name) }.joined(separator: ", ") + ")" }
     }
 
     func layout() async throws -> Layout {
@@ -159,7 +164,7 @@ public struct PostgresTableSource: TableSource {
     public func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws {
         let layout = try await layout()
         var binds = PostgresBindings()
-        var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(SQLIdentifier.quote(layout.watermark.name)) IS NOT NULL"
+        var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(Self.column(layout.watermark.name)) IS NOT NULL"
         if let position, let watermark = position.watermark {
             let types = ([layout.watermark] + layout.keys).map(\.type)
             sql += " AND \(layout.positionTuple) > " + Self.tuple([watermark] + position.key, types: types, binds: &binds)
@@ -177,7 +182,7 @@ public struct PostgresTableSource: TableSource {
         let types = ([layout.watermark] + layout.keys).map(\.type)
         var binds = PostgresBindings()
         binds.append(lowerBound)
-        var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(SQLIdentifier.quote(layout.watermark.name)) >= $1::\(layout.watermark.type)"
+        var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(Self.column(layout.watermark.name)) >= $1::\(layout.watermark.type)"
         sql += " AND \(layout.positionTuple) <= " + Self.tuple([upper] + through.key, types: types, binds: &binds)
         if let after, let watermark = after.watermark {
             sql += " AND \(layout.positionTuple) > " + Self.tuple([watermark] + after.key, types: types, binds: &binds)
@@ -213,7 +218,7 @@ public struct PostgresTableSource: TableSource {
     public func readNullWatermarks(afterKey: [String]?, limit: Int, into rows: inout CopyTextRows) async throws {
         let layout = try await layout()
         var binds = PostgresBindings()
-        var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(SQLIdentifier.quote(layout.watermark.name)) IS NULL"
+        var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(Self.column(layout.watermark.name)) IS NULL"
         if let afterKey {
             sql += " AND \(layout.keyTuple) > " + Self.tuple(afterKey, types: layout.keys.map(\.type), binds: &binds)
         }
@@ -224,7 +229,7 @@ public struct PostgresTableSource: TableSource {
 
     public func countNullWatermarks() async throws -> Int {
         let layout = try await layout()
-        return try await scalarInt("SELECT count(*) FROM \(fromClause) WHERE \(SQLIdentifier.quote(layout.watermark.name)) IS NULL")
+        return try await scalarInt("SELECT count(*) FROM \(fromClause) WHERE \(Self.column(layout.watermark.name)) IS NULL")
     }
 
     public func estimatedRowCount() async throws -> Int? {
@@ -243,14 +248,16 @@ public struct PostgresTableSource: TableSource {
 
     public func keyBoundaries(parts: Int, in range: KeyRange) async throws -> [[String]] {
         let layout = try await layout()
-        let keys = layout.keys.map { "\(SQLIdentifier.quote($0.name))::text" }.joined(separator: ", ")
+        let keys = layout.keys.map { SQLIdentifier.quote($0.name) + "::text" }.joined(separator: ", ")
+        let inner = layout.keys.map { Self.column($0.name) + " AS " + SQLIdentifier.quote($0.name) }.joined(separator: ", ")
+        let outerOrder = layout.keys.map { SQLIdentifier.quote($0.name) }.joined(separator: ", ")
         var binds = PostgresBindings()
         let condition = Self.rangeCondition(range, layout: layout, binds: &binds)
         let sql = """
             SELECT \(keys) FROM (
-              SELECT \(layout.keyOrder), row_number() OVER (ORDER BY \(layout.keyOrder)) AS ferry_rn, count(*) OVER () AS ferry_total
+              SELECT \(inner), row_number() OVER (ORDER BY \(layout.keyOrder)) AS ferry_rn, count(*) OVER () AS ferry_total
               FROM \(fromClause) WHERE \(condition)) AS numbered
-            WHERE ferry_rn % greatest(ferry_total / \(max(parts, 1)), 1) = 0 AND ferry_rn < ferry_total ORDER BY \(layout.keyOrder)
+            WHERE ferry_rn % greatest(ferry_total / \(max(parts, 1)), 1) = 0 AND ferry_rn < ferry_total ORDER BY \(outerOrder)
             """
         var collected = CopyTextRows()
         try await run(sql, binds, into: &collected)
@@ -260,7 +267,7 @@ public struct PostgresTableSource: TableSource {
     public func rowHashes(in range: KeyRange, mirrorTypes: [String?]) async throws -> [(key: [String], hash: Int64)] {
         let layout = try await layout()
         var binds = PostgresBindings()
-        let keys = layout.keys.map { "\(SQLIdentifier.quote($0.name))::text" }.joined(separator: ", ")
+        let keys = layout.keys.map { "\(Self.column($0.name))::text" }.joined(separator: ", ")
         let sql =
             "SELECT \(keys), (\(Self.rowHash(layout.schema, mirrorTypes: mirrorTypes)))::text FROM \(fromClause) WHERE \(Self.rangeCondition(range, layout: layout, binds: &binds)) ORDER BY \(layout.keyOrder)"
         var collected = CopyTextRows()
@@ -296,7 +303,7 @@ public struct PostgresTableSource: TableSource {
     /// type), NULL as a separate marker, joined with a unit separator, through `hashtextextended`.
     public static func rowHash(_ schema: SourceSchema, mirrorTypes: [String?]) -> String {
         let parts = schema.columns.enumerated().map { index, column -> String in
-            let quoted = SQLIdentifier.quote(column.name)
+            let quoted = Self.column(column.name)
             let value = (index < mirrorTypes.count ? mirrorTypes[index] : nil).map { "\(quoted)::\($0)::text" } ?? "\(quoted)::text"
             return "coalesce(\(value), E'\\x1e')"
         }

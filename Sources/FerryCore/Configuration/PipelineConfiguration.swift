@@ -89,8 +89,9 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public var interval: Duration
     /// Rows per queue entry. Default 500.
     public var rowsPerEntry = 500
-    /// Consumers this process runs for the pipeline (more processes may share the group). Default 1.
-    public var consumers = 1
+    /// Consumers this process runs for the pipeline (more processes may share the group). Default 2: each has
+    /// its own PostgreSQL backend, and the per-row version keeps concurrent batches from undoing each other.
+    public var consumers = 2
     /// Deliveries after which an entry that was never applied goes to the dead letters. Default 5.
     public var maxDeliveries = 5
     /// Entries pending this long on a consumer that stopped are claimed by another. Default 30s.

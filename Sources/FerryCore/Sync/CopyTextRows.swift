@@ -43,7 +43,15 @@ public struct CopyTextRows: Sendable {
         bytes.withUnsafeReadableBytes { source in
             buffer.reserveCapacity(minimumWritableBytes: source.count)
             var clean = 0
-            for (index, byte) in source.enumerated() where byte == 0x5C || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+            var index = 0
+            let count = source.count
+            while index < count {
+                let byte = source[index]
+                // Only 0x09, 0x0A, 0x0D and 0x5C need escaping; everything above 0x5C and most below is plain.
+                if byte > 0x5C || (byte != 0x5C && byte > 0x0D) || (byte < 0x09) || byte == 0x0B || byte == 0x0C {
+                    index += 1
+                    continue
+                }
                 if index > clean { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: source[clean..<index])) }
                 buffer.writeInteger(UInt8(ascii: "\\"))
                 switch byte {
@@ -53,6 +61,7 @@ public struct CopyTextRows: Sendable {
                 default: buffer.writeInteger(UInt8(ascii: "\\"))
                 }
                 clean = index + 1
+                index += 1
             }
             if clean < source.count { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: source[clean...])) }
         }

@@ -30,7 +30,7 @@ struct MirrorStatements: Sendable {
             WHERE m.ferry_seq < EXCLUDED.ferry_seq
               AND (m.deleted_at IS NOT NULL OR (\(mirrorValues)) IS DISTINCT FROM (\(incomingValues)))
             """
-
+        // Every staged key now has a mirror row (the upsert inserts new keys whatever their version).
         if let companion = layout.companionTable {
             companionInsert = """
                 INSERT INTO \(companion) (\(layout.keyList))

@@ -13,6 +13,9 @@ struct BatchApplier {
     let context: PipelineContext
     let session: PostgresSession
     private var prepared: [String: (layout: MirrorLayout, statements: MirrorStatements)] = [:]
+    /// Whether this user may skip the companion's foreign-key check for the rows Ferry itself inserts (their
+    /// mirror rows exist by construction): superusers, or `GRANT SET ON PARAMETER session_replication_role`.
+    private var skipCompanionCheck: Bool?
 
     init(context: PipelineContext, session: PostgresSession) {
         self.context = context
@@ -43,7 +46,22 @@ struct BatchApplier {
         }
         let entry = (layout, MirrorStatements(layout: layout))
         prepared[fingerprint] = entry
+        if skipCompanionCheck == nil { skipCompanionCheck = try await mayUseReplicaRole() }
         return entry
+    }
+
+    private func mayUseReplicaRole() async throws -> Bool {
+        try await session.withConnection { connection in
+            let version = try await connection.query(
+                "SELECT current_setting('server_version_num')::int, rolsuper FROM pg_roles WHERE rolname = current_user", logger: logger)
+            for try await (number, superuser) in version.decode((Int, Bool).self) {
+                if superuser { return true }
+                guard number >= 150_000 else { return false }
+                let granted = try await connection.query("SELECT has_parameter_privilege('session_replication_role', 'SET')", logger: logger)
+                for try await value in granted.decode(Bool.self) { return value }
+            }
+            return false
+        }
     }
 
     /// The layout for `schema` (reconciliation, which reads the source directly).
@@ -58,6 +76,7 @@ struct BatchApplier {
         }
         let entry = (layout, MirrorStatements(layout: layout))
         prepared[schema.fingerprint] = entry
+        if skipCompanionCheck == nil { skipCompanionCheck = try await mayUseReplicaRole() }
         return entry
     }
 
@@ -65,6 +84,7 @@ struct BatchApplier {
     mutating func reset() { prepared = [:] }
 
     func apply(_ rows: CopyTextRows, layout: MirrorLayout, statements: MirrorStatements, maxSeq: Int64, position: SourcePosition?) async throws {
+        let skipCheck = skipCompanionCheck ?? false
         try await session.withTransaction { connection in
             try await connection.query("SELECT set_config('ferry.sync', 'on', true)", logger: logger)
             try await connection.query(PostgresQuery(unsafeSQL: statements.createStaging), logger: logger)
@@ -73,7 +93,10 @@ struct BatchApplier {
             }
             try await connection.query(PostgresQuery(unsafeSQL: statements.upsert), logger: logger)
             if let companion = statements.companionInsert {
+                // Replica mode skips the foreign-key trigger (and other triggers) for this one statement only.
+                if skipCheck { try await connection.query("SET LOCAL session_replication_role = replica", logger: logger) }
                 try await connection.query(PostgresQuery(unsafeSQL: companion), logger: logger)
+                if skipCheck { try await connection.query("SET LOCAL session_replication_role = origin", logger: logger) }
             }
             try await connection.query(
                 PostgresQuery(

@@ -198,10 +198,16 @@ struct Producer {
         nextSeq = max(nextSeq, Int64(Date().timeIntervalSince1970 * 1_000_000))
         var entries: [QueueEntry] = []
         var current = CopyTextRows(capacity: min(rows.byteCount + rows.rowCount * 20, 4 << 20))
+        // Only rows that the next window re-read can see are remembered: at or above (this page's last
+        // watermark − lookback).
         let trackWindow = pipeline.source.lookback > .zero
+        var floor = Int64.min
+        if trackWindow, let last = (newPosition ?? position)?.watermark, let key = WindowMemory.sortKey(ByteBuffer(string: last)) {
+            floor = key - Int64(pipeline.source.lookback.seconds * 1_000_000)
+        }
         for index in 0..<rows.rowCount {
             let row = rows.row(index)
-            if trackWindow { recent.remember(Self.hash(row), watermark: rows.rawField(layout.watermarkIndex, ofRow: index)) }
+            if trackWindow { recent.remember(Self.hash(row), watermark: rows.rawField(layout.watermarkIndex, ofRow: index), floor: floor) }
             current.appendRow(sequence: nextSeq, line: row)
             nextSeq += 1
             if current.rowCount == pipeline.rowsPerEntry {

@@ -12,8 +12,10 @@ struct WindowMemory {
 
     func contains(_ hash: UInt64) -> Bool { hashes.contains(hash) }
 
-    mutating func remember(_ hash: UInt64, watermark: ByteBuffer?) {
-        guard let watermark, let key = Self.sortKey(watermark) else { return }
+    /// Remembers a queued row unless its watermark is already below `floor` (microseconds): most rows of an
+    /// initial load are far older than the window and need no memory.
+    mutating func remember(_ hash: UInt64, watermark: ByteBuffer?, floor: Int64 = .min) {
+        guard let watermark, let key = Self.sortKey(watermark), key >= floor else { return }
         if hashes.insert(hash).inserted { order.append((hash, key)) }
     }
 
@@ -28,8 +30,8 @@ struct WindowMemory {
 
     var count: Int { order.count }
 
-    /// A number that orders ISO dates and timestamps (`YYYY-MM-DD[ HH:MM:SS[.ffffff]]`, any zone suffix ignored,
-    /// as Ferry's sessions print them in UTC) the way their text does; `nil` for anything else.
+    /// Microseconds since 1970 of an ISO date or timestamp as Ferry's sessions print them
+    /// (`YYYY-MM-DD[ HH:MM:SS[.ffffff]]`, UTC; a zone suffix is ignored); `nil` for anything else.
     static func sortKey(_ text: ByteBuffer) -> Int64? {
         var digits: [Int64] = []
         digits.reserveCapacity(7)
@@ -56,7 +58,7 @@ struct WindowMemory {
             }
         }
         if width > 0 { digits.append(current) }
-        guard digits.count >= 3, digits[0] > 0, digits[0] < 100_000 else { return nil }
+        guard digits.count >= 3, digits[0] > 0, digits[0] < 100_000, (1...12).contains(digits[1]), (1...31).contains(digits[2]) else { return nil }
         while digits.count < 6 { digits.append(0) }
         var micros: Int64 = 0
         if digits.count > 6 {
@@ -71,7 +73,17 @@ struct WindowMemory {
                 scale -= 1
             }
         }
-        let days = ((digits[0] * 13 + digits[1]) * 32 + digits[2])
+        let days = daysFromCivil(year: digits[0], month: digits[1], day: digits[2])
         return ((days * 24 + digits[3]) * 60 + digits[4]) * 60_000_000 + digits[5] * 1_000_000 + micros
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
     }
 }
