@@ -198,8 +198,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "FerrySyncTests",
+            dependencies: [
+                "FerryCore",
+                "FerrySync",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FerryIntegrationTests",
             dependencies: [
+                "FerrySync",
+                "FerryRESP",
                 "FerryCheck",
                 "FerryCore",
                 "FerryPostgres",

@@ -54,6 +54,9 @@ struct ControlTables: Sendable {
             )
             """,
             connection, logger, what: "create the control table ferry_dead_letters")
+        try await MirrorDDL.run(
+            "CREATE UNIQUE INDEX IF NOT EXISTS ferry_dead_letters_row ON \(deadLetters) (pipeline, seq)", connection, logger,
+            what: "index ferry_dead_letters")
         try await connection.query(
             PostgresQuery(unsafeSQL: "INSERT INTO \(pipelines) (pipeline) VALUES ($1) ON CONFLICT DO NOTHING", binds: binds(pipeline)), logger: logger
         )

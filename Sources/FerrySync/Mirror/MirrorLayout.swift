@@ -1,5 +1,6 @@
 public import FerryCore
 import FerryPostgres
+import Foundation
 
 /// How a pipeline's source columns land in its mirror and companion tables; all SQL names are quoted here.
 public struct MirrorLayout: Sendable {
@@ -77,8 +78,26 @@ public struct MirrorLayout: Sendable {
 
     func quoted(_ column: Column) -> String { SQLIdentifier.quote(column.name) }
 
-    /// `c3::numeric(12,2)` — a staging value cast to its mirror type.
-    func cast(_ index: Int) -> String { "c\(index)::\(columns[index].type)" }
+    /// `c3::character varying` — a staging value cast to its mirror type without the type modifier: an explicit
+    /// cast to `varchar(6)` would silently truncate, while assigning to the column rejects a value too long.
+    func cast(_ index: Int) -> String { "c\(index)::\(Self.baseType(columns[index].type))" }
+
+    /// `character varying(20)` → `character varying`, `timestamp(6) without time zone` → `timestamp without
+    /// time zone`, `numeric(12,2)[]` → `numeric[]`.
+    static func baseType(_ type: String) -> String {
+        var out = ""
+        var depth = 0
+        for character in type {
+            if character == "(" {
+                depth += 1
+            } else if character == ")" {
+                depth = max(0, depth - 1)
+            } else if depth == 0 {
+                out.append(character)
+            }
+        }
+        return out.replacingOccurrences(of: "  ", with: " ").trimmingCharacters(in: .whitespaces)
+    }
 
     var keyList: String { keyColumns.map(quoted).joined(separator: ", ") }
 }

@@ -118,20 +118,26 @@ struct BatchApplier {
         _ row: CopyTextRows, layout: MirrorLayout, statements: MirrorStatements, reason: String, sqlState: String?, streamID: String?,
         deliveries: Int?
     ) async throws {
-        try await session.withTransaction { connection in
+        // Once per row version: a row dead-lettered again (redelivered after a crash) is not recorded twice.
+        let recorded = try await session.withTransaction { connection -> Bool in
             try await connection.query(PostgresQuery(unsafeSQL: statements.createStaging), logger: logger)
             try await connection.copyFrom(table: layout.stagingTable, columns: layout.stagingColumns, logger: logger) { writer in
                 try await writer.write(row.buffer)
             }
-            try await connection.query(
+            let result = try await connection.query(
                 PostgresQuery(
                     unsafeSQL: """
                         INSERT INTO \(context.control.deadLetters) (pipeline, stream_id, seq, row_data, reason, sqlstate, deliveries)
                         SELECT $1, $2, s::int8, data::jsonb, $3, $4, $5 FROM (\(statements.stagingAsJSON)) AS staged(data, s)
+                        ON CONFLICT (pipeline, seq) DO NOTHING RETURNING id
                         """,
                     binds: context.control.binds(context.pipeline.name, streamID, reason, sqlState, deliveries.map(Int32.init))),
                 logger: logger)
+            var inserted = false
+            for try await _ in result { inserted = true }
+            return inserted
         }
+        guard recorded else { return }
         let fields: [(name: String, value: ByteBuffer)] = [
             ("pipeline", ByteBuffer(string: context.pipeline.name)), ("entry", ByteBuffer(string: streamID ?? "")),
             ("reason", ByteBuffer(string: reason)), ("row", row.buffer),

@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// Reads a pipeline's stream as a member of its consumer group and applies the rows to the mirror.
 ///
@@ -174,8 +175,10 @@ struct Consumer {
         let clock = ContinuousClock()
         var attempt = 0
         var reprepared = false
+        let heartbeat = Heartbeat(stream: stream, consumer: name, ids: ids, interval: pipeline.claimIdle / 3, connection: connection)
         while true {
             try Task.checkCancellation()
+            try await heartbeat.beat()
             let (layout, statements) = try await applier.layout(for: entries[0].entry.schema)
             let started = clock.now
             do {
@@ -187,7 +190,7 @@ struct Consumer {
                 logger.warning(
                     "a batch was rejected; isolating the rows PostgreSQL refuses",
                     metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.rows": "\(rows.rowCount)", "ferry.error": "\(Self.reason(error))"])
-                let (good, bad) = try await isolate(rows, layout: layout, statements: statements, entries: entries, position: position)
+                let (good, bad) = try await isolate(rows, layout: layout, statements: statements, entries: entries, position: position, heartbeat: heartbeat)
                 _ = try await connection.send(XACK(stream, group: QueueKeys.group, ids: ids))
                 finished(good, entries: entries, elapsed: clock.now - started)
                 context.metrics.deadLetters.increment(by: Int64(bad))
@@ -233,8 +236,9 @@ struct Consumer {
     /// dead letters. Returns the number of rows applied and rejected.
     private func isolate(
         _ rows: CopyTextRows, layout: MirrorLayout, statements: MirrorStatements, entries: [(id: String, entry: QueueEntry)],
-        position: SourcePosition?
+        position: SourcePosition?, heartbeat: Heartbeat
     ) async throws -> (applied: Int, rejected: Int) {
+        try await heartbeat.beat()
         if rows.rowCount == 1 {
             do {
                 try await applier.apply(rows, layout: layout, statements: statements, maxSeq: Self.lastSequence(rows), position: nil)
@@ -260,7 +264,7 @@ struct Consumer {
                 try await applier.apply(half, layout: layout, statements: statements, maxSeq: Self.lastSequence(half), position: nil)
                 applied += half.rowCount
             } catch let error where Self.isDataError(error) {
-                let result = try await isolate(half, layout: layout, statements: statements, entries: entries, position: nil)
+                let result = try await isolate(half, layout: layout, statements: statements, entries: entries, position: nil, heartbeat: heartbeat)
                 applied += result.applied
                 rejected += result.rejected
             }
@@ -310,5 +314,34 @@ struct Consumer {
     static func sequenceRange(_ rows: CopyTextRows) -> ClosedRange<Int64> {
         guard rows.rowCount > 0, let first = rows.rawField(0, ofRow: 0), let low = Int64(String(buffer: first)) else { return 0...0 }
         return low...max(low, lastSequence(rows))
+    }
+}
+
+/// Keeps entries a consumer is still working on from looking abandoned: `XCLAIM … JUSTID` to itself resets their
+/// idle time (without counting a delivery), so another consumer does not claim them during a long apply.
+final class Heartbeat: Sendable {
+    let stream: String
+    let consumer: String
+    let ids: [String]
+    let interval: Duration
+    let connection: RedisConnection
+    private let last = Mutex(ContinuousClock.now)
+
+    init(stream: String, consumer: String, ids: [String], interval: Duration, connection: RedisConnection) {
+        self.stream = stream
+        self.consumer = consumer
+        self.ids = ids
+        self.interval = interval
+        self.connection = connection
+    }
+
+    func beat() async throws {
+        let due = last.withLock { last -> Bool in
+            guard ContinuousClock.now - last >= interval else { return false }
+            last = .now
+            return true
+        }
+        guard due else { return }
+        _ = try await connection.send(XCLAIM(stream, group: QueueKeys.group, consumer: consumer, minimumIdle: .zero, ids: ids, justID: true))
     }
 }

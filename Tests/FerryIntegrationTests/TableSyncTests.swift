@@ -1,0 +1,232 @@
+import FerryCore
+import FerryPostgres
+import FerryRESP
+import FerryRedis
+import FerrySandbox
+import FerrySync
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+@Suite("Table sync against real PostgreSQL and Redis", .timeLimit(.minutes(5)), .sandbox)
+struct TableSyncTests {
+    @Test func initialLoadThenIncrementalChanges() async throws {
+        let world = try await SyncWorld.make("incremental", rows: 2_000)
+        let first = try await world.runOnce()
+        #expect(first.produced >= 2_000)
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 2_000)
+        #expect(try await world.int("SELECT count(*) FROM \(world.companion)") == 2_000, "a companion row for every mirror row")
+        try await world.expectMirrorEqualsSource()
+
+        try await world.sql(
+            """
+            UPDATE \(world.table) SET "CLIENTE" = 'changed', "ULTIMA_MODIFICACION" = "ULTIMA_MODIFICACION" + interval '1 day' WHERE "CONDUCE" <= 'C-0000010'
+            """)
+        try await world.insert(2_001...2_050)
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE cliente = 'changed'") == 10)
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 2_050)
+        try await world.expectMirrorEqualsSource()
+        let report = try await world.reconcile()
+        #expect(report.differences == 0)
+        #expect(report.sourceRows == 2_050)
+        await world.close()
+    }
+
+    @Test func manyRowsWithTheSameWatermarkAreNeitherSkippedNorDuplicated() async throws {
+        let world = try await SyncWorld.make("samewm") { $0.batchSize = 97 }
+        try await world.insert(1...1_500, watermark: "2025-03-01 10:00:00")
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 1_500)
+        try await world.insert(1_501...1_600, watermark: "2025-03-01 10:00:00")
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 1_600)
+        try await world.expectMirrorEqualsSource()
+        await world.close()
+    }
+
+    @Test func aTransactionThatCommitsLateInsideTheLookbackIsPickedUp() async throws {
+        let world = try await SyncWorld.make("late", rows: 100) { $0.source.lookback = .seconds(60) }
+        _ = try await world.runOnce()
+        // A writer stamps its row with its transaction's start time but commits after later rows were synced.
+        let postgres = try #require(world.sandbox.postgres)
+        let late = PostgresSession(endpoint: postgres.endpoint, key: "late", logger: world.logger)
+        try await late.withConnection { connection in
+            try await connection.query("BEGIN", logger: world.logger)
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO \(world.table) VALUES ('C-LATE', date '2025-01-01', false, NULL, 'CL', 'late', timestamp '2025-01-01' + interval '100 seconds' + interval '0.5 seconds')
+                        """),
+                logger: world.logger)
+        }
+        try await world.insert(101...120)
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE conduce = 'C-LATE'") == 0, "not committed yet")
+        try await late.withConnection { connection in try await connection.query("COMMIT", logger: world.logger) }
+        await late.close()
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE conduce = 'C-LATE'") == 1, "the lookback window found the late row")
+        try await world.expectMirrorEqualsSource()
+        await world.close()
+    }
+
+    @Test func rowsOlderThanTheLookbackAreFoundByReconcile() async throws {
+        let world = try await SyncWorld.make("older", rows: 300) { $0.source.lookback = .seconds(5) }
+        _ = try await world.runOnce()
+        try await world.sql(
+            "INSERT INTO \(world.table) VALUES ('C-OLD', date '2025-01-01', false, NULL, 'CL', 'old', timestamp '2025-01-01 00:00:30')")
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE conduce = 'C-OLD'") == 0)
+        let report = try await world.reconcile()
+        #expect(report.missing == [["C-OLD"]])
+        let repaired = try await world.reconcile(repair: true)
+        #expect(repaired.repaired == 1)
+        #expect(try await world.reconcile().differences == 0)
+        #expect(try await world.int("SELECT count(*) FROM \(world.companion) WHERE conduce = 'C-OLD'") == 1)
+        await world.close()
+    }
+
+    @Test func nullWatermarksAreLoadedByKeyOrRefused() async throws {
+        let world = try await SyncWorld.make("nullwm", rows: 50)
+        try await world.sql("UPDATE \(world.table) SET \"ULTIMA_MODIFICACION\" = NULL WHERE \"CONDUCE\" <= 'C-0000005'")
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 50)
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE ultima_modificacion IS NULL") == 5)
+        try await world.sql(
+            "INSERT INTO \(world.table) VALUES ('C-NULL-LATER', date '2025-01-01', false, NULL, 'CL', 'n', NULL)")
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE conduce = 'C-NULL-LATER'") == 1)
+
+        var refusing = world
+        refusing.pipeline.source.nullWatermark = .refuse
+        await #expect {
+            _ = try await refusing.runOnce()
+        } throws: { error in
+            let description = "\(error)"
+            return description.contains("6 source rows have a NULL ULTIMA_MODIFICACION") && description.contains("null_watermark")
+        }
+        await world.close()
+    }
+
+    @Test func aPoisonRowGoesToTheDeadLettersAndTheOthersApply() async throws {
+        let world = try await SyncWorld.make("poison", rows: 400) { $0.columns = [.init(source: "NUMERO_FACTURA", type: "varchar(6)")] }
+        try await world.sql("UPDATE \(world.table) SET \"NUMERO_FACTURA\" = 'F-TOO-LONG-FOR-SIX' WHERE \"CONDUCE\" = 'C-0000123'")
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 399)
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE conduce = 'C-0000123'") == 0)
+        let dead = try await world.strings(
+            "SELECT row_data->>'CONDUCE' || ' | ' || reason || ' | ' || coalesce(sqlstate, '') FROM \"\(world.targetSchema)\".ferry_dead_letters WHERE pipeline = '\(world.name)'")
+        #expect(dead.count == 1)
+        #expect(dead.first??.hasPrefix("C-0000123 | value too long for type character varying(6)") == true, "\(dead)")
+        #expect(dead.first??.hasSuffix("| 22001") == true)
+        let redis = try #require(world.sandbox.redis)
+        let deadStream = try await RedisAdmin.send(redis, ["XLEN", "ferry:{\(world.name)}:dead"])
+        #expect(try deadStream.decode(as: Int.self) == 1)
+        // The queue is fully acknowledged: nothing is left pending.
+        let pending = try await RedisAdmin.send(redis, ["XPENDING", "ferry:{\(world.name)}:changes", "ferry"])
+        #expect(try pending.elements().first?.decode(as: Int.self) == 0)
+        await world.close()
+    }
+
+    @Test func companionEditsSurviveSourceUpdatesAndSoftDeletes() async throws {
+        let world = try await SyncWorld.make("companion", rows: 200)
+        _ = try await world.runOnce()
+        try await world.sql("UPDATE \(world.companion) SET nota = 'llamar antes', ruta = 'R7', trabajado = true WHERE conduce = 'C-0000042'")
+        try await world.sql(
+            "UPDATE \(world.table) SET \"FACTURADO\" = NOT \"FACTURADO\", \"ULTIMA_MODIFICACION\" = now() WHERE \"CONDUCE\" IN ('C-0000042', 'C-0000043')")
+        _ = try await world.runOnce()
+        #expect(try await world.strings("SELECT nota || '/' || ruta || '/' || trabajado::text FROM \(world.companion) WHERE conduce = 'C-0000042'") == ["llamar antes/R7/true"])
+        try await world.expectMirrorEqualsSource()
+
+        try await world.sql("DELETE FROM \(world.table) WHERE \"CONDUCE\" = 'C-0000042'")
+        let report = try await world.reconcile()
+        #expect(report.extra == [["C-0000042"]])
+        let repaired = try await world.reconcile(repair: true)
+        #expect(repaired.softDeleted == 1)
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE conduce = 'C-0000042' AND deleted_at IS NOT NULL") == 1)
+        #expect(try await world.strings("SELECT nota FROM \(world.companion) WHERE conduce = 'C-0000042'") == ["llamar antes"], "a soft delete keeps the companion row")
+        #expect(try await world.reconcile().differences == 0)
+        await world.close()
+    }
+
+    @Test func aColumnAddedAtTheSourceAppearsInTheMirror() async throws {
+        let world = try await SyncWorld.make("addcol", rows: 100)
+        _ = try await world.runOnce()
+        try await world.sql(
+            """
+            ALTER TABLE \(world.table) ADD COLUMN "ZONA" text;
+            UPDATE \(world.table) SET "ZONA" = 'norte', "ULTIMA_MODIFICACION" = now() WHERE "CONDUCE" <= 'C-0000010'
+            """)
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE zona = 'norte'") == 10)
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE zona IS NULL") == 90)
+        #expect(try await world.reconcile().differences == 0)
+        await world.close()
+    }
+
+    @Test func anIncompatibleTypeChangeStopsThePipelineNamingTheColumn() async throws {
+        let world = try await SyncWorld.make("typechange", rows: 20)
+        _ = try await world.runOnce()
+        try await world.sql(
+            """
+            ALTER TABLE \(world.table) ALTER COLUMN "FACTURADO" TYPE text;
+            UPDATE \(world.table) SET "ULTIMA_MODIFICACION" = now() WHERE "CONDUCE" = 'C-0000001'
+            """)
+        await #expect {
+            _ = try await world.runOnce()
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("source column \"FACTURADO\" is now text") && text.contains("datos_vista.facturado is boolean")
+        }
+        await world.close()
+    }
+
+    @Test func theMirrorRefusesEditsFromOtherSessions() async throws {
+        let world = try await SyncWorld.make("protect", rows: 5)
+        _ = try await world.runOnce()
+        await #expect {
+            try await world.sql("UPDATE \(world.mirror) SET cliente = 'manual'")
+        } throws: { error in
+            PostgresDiagnosis.serverMessage(of: error)?.contains("is written only by Ferry") == true
+        }
+        await world.close()
+    }
+
+    @Test func severalConsumersApplyEveryRowOnce() async throws {
+        let world = try await SyncWorld.make("consumers", rows: 3_000) { $0.consumers = 4 }
+        let result = try await world.runOnce()
+        #expect(result.applied >= 3_000)
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 3_000)
+        try await world.expectMirrorEqualsSource()
+        await world.close()
+    }
+
+    @Test func aQueryCanBeTheSource() async throws {
+        var world = try await SyncWorld.make("query", rows: 100)
+        world.pipeline.source.table = nil
+        world.pipeline.source.query = "SELECT * FROM \(world.table) WHERE \"FACTURADO\""
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 33)
+        await world.close()
+    }
+}
+
+@Suite("Table sync refuses an unsafe Redis", .timeLimit(.minutes(2)), .sandbox { $0.redisConfiguration = ["maxmemory 64mb", "maxmemory-policy allkeys-lru"] })
+struct UnsafeRedisTests {
+    @Test func evictionPolicyIsRefusedUnlessAllowed() async throws {
+        let world = try await SyncWorld.make("unsafe", rows: 10)
+        await #expect {
+            _ = try await world.runOnce()
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("maxmemory-policy is allkeys-lru") && text.contains("--allow-unsafe-redis")
+        }
+        var options = TableSyncPipeline.Options()
+        options.allowUnsafeRedis = true
+        _ = try await world.runOnce(options: options)
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 10)
+        await world.close()
+    }
+}

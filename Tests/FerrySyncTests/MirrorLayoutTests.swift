@@ -1,0 +1,82 @@
+import FerryCore
+import Testing
+
+@testable import FerrySync
+
+@Suite("Mirror layout and SQL")
+struct MirrorLayoutTests {
+    static let schema = SourceSchema(columns: [
+        SourceColumn(name: "CONDUCE", type: "character varying(20)"), SourceColumn(name: "FECHA_EMISION", type: "date"),
+        SourceColumn(name: "CLIENTE", type: "text"), SourceColumn(name: "ULTIMA_MODIFICACION", type: "timestamp without time zone"),
+    ])
+
+    func pipeline(_ adjust: (inout PipelineConfiguration) -> Void = { _ in }) -> PipelineConfiguration {
+        var pipeline = PipelineConfiguration(
+            name: "ventas",
+            source: .init(connection: "postgres", table: "VW_VENTAS_SYNC", query: nil, key: ["CONDUCE"], watermark: "ULTIMA_MODIFICACION"),
+            target: .init(schema: "public", table: "datos_vista"),
+            batchSize: 100,
+            interval: .seconds(1)
+        )
+        adjust(&pipeline)
+        return pipeline
+    }
+
+    @Test func namesAreLowercasedRenamedAndRetyped() throws {
+        let layout = try MirrorLayout(
+            pipeline: pipeline {
+                $0.columns = [.init(source: "CLIENTE", name: "customer"), .init(source: "FECHA_EMISION", type: "timestamp")]
+            },
+            schema: Self.schema
+        )
+        #expect(layout.columns.map(\.name) == ["conduce", "fecha_emision", "customer", "ultima_modificacion"])
+        #expect(layout.columns[1].type == "timestamp")
+        #expect(layout.mirrorTypes == [nil, "timestamp", nil, nil])
+        #expect(layout.keyIndexes == [0])
+        #expect(layout.watermarkIndex == 3)
+        #expect(layout.mirrorTable == "\"public\".\"datos_vista\"")
+    }
+
+    @Test func castsDropTypeModifiersSoTooLongValuesAreRejectedNotTruncated() {
+        #expect(MirrorLayout.baseType("character varying(20)") == "character varying")
+        #expect(MirrorLayout.baseType("timestamp(6) without time zone") == "timestamp without time zone")
+        #expect(MirrorLayout.baseType("numeric(12,2)[]") == "numeric[]")
+        #expect(MirrorLayout.baseType("text") == "text")
+    }
+
+    @Test func clashingAndReservedNamesAreRejected() {
+        #expect(throws: FerryError.self) {
+            try MirrorLayout(pipeline: pipeline { $0.columns = [.init(source: "CLIENTE", name: "conduce")] }, schema: Self.schema)
+        }
+        #expect(throws: FerryError.self) {
+            try MirrorLayout(pipeline: pipeline { $0.columns = [.init(source: "CLIENTE", name: "updated_at")] }, schema: Self.schema)
+        }
+    }
+
+    @Test func upsertIsGuardedAndCompanionGetsNewKeys() throws {
+        let layout = try MirrorLayout(
+            pipeline: pipeline { $0.companion = .init(table: "datos_seguimiento", columns: [("nota", "text")]) }, schema: Self.schema)
+        let statements = MirrorStatements(layout: layout)
+        #expect(statements.upsert.contains("DISTINCT ON (c0::character varying)"))
+        #expect(statements.upsert.contains("ORDER BY c0::character varying, s::int8 DESC"))
+        #expect(statements.upsert.contains("WHERE m.ferry_seq < EXCLUDED.ferry_seq"))
+        #expect(statements.upsert.contains("IS DISTINCT FROM"))
+        #expect(statements.upsert.contains("deleted_at = NULL"))
+        #expect(statements.companionInsert?.contains("INSERT INTO \"public\".\"datos_seguimiento\" (\"conduce\")") == true)
+        #expect(statements.createStaging.hasPrefix("CREATE TEMP TABLE IF NOT EXISTS ferry_stage_"))
+    }
+
+    @Test func identifiersAreQuotedEverywhere() throws {
+        let hostile = SourceSchema(columns: [SourceColumn(name: "id\"; DROP TABLE x; --", type: "int"), SourceColumn(name: "w", type: "timestamp")])
+        let layout = try MirrorLayout(
+            pipeline: pipeline {
+                $0.source.key = ["id\"; DROP TABLE x; --"]
+                $0.source.watermark = "w"
+            },
+            schema: hostile
+        )
+        let statements = MirrorStatements(layout: layout)
+        #expect(statements.upsert.contains("\"id\"\"; drop table x; --\""))
+        #expect(!statements.upsert.contains("\"id\"; DROP"))
+    }
+}
