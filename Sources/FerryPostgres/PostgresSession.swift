@@ -35,11 +35,18 @@ public final class PostgresSession: Sendable {
 
     /// Runs `body` on the session's connection, connecting first when needed. A connection-level failure drops
     /// the connection so the next call reconnects; errors are diagnosed (host, database, user, fix).
+    ///
+    /// `body` runs on the connection's event loop: each statement checks that the connection is open and hands
+    /// itself to the connection in the same step. (postgres-nio drops a statement written after its channel
+    /// closed without ever answering it; checking first from another thread would leave a window for that.)
     @discardableResult
-    public func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    public func withConnection<T>(_ body: (PostgresSessionConnection) async throws -> T) async throws -> T {
         let connection = try await current()
+        let executor = EventLoopTaskExecutor(eventLoop: connection.eventLoop)
         do {
-            return try await body(connection)
+            return try await withTaskExecutorPreference(executor) {
+                try await body(PostgresSessionConnection(connection: connection, endpoint: endpoint))
+            }
         } catch {
             if connection.isClosed || Self.isConnectionLevel(error) { drop(connection) }
             throw error
@@ -48,7 +55,7 @@ public final class PostgresSession: Sendable {
 
     /// Runs `body` in a transaction (BEGIN … COMMIT, ROLLBACK on error).
     @discardableResult
-    public func withTransaction<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    public func withTransaction<T>(_ body: (PostgresSessionConnection) async throws -> T) async throws -> T {
         try await withConnection { connection in
             try await connection.query("BEGIN", logger: logger)
             do {
@@ -111,5 +118,33 @@ public final class PostgresSession: Sendable {
         default:
             return true
         }
+    }
+}
+
+/// A session's connection for one call of ``PostgresSession/withConnection(_:)``: every statement fails at once,
+/// with a clear error, when the connection has closed.
+public struct PostgresSessionConnection: Sendable {
+    public let connection: PostgresConnection
+    let endpoint: PostgresEndpoint
+
+    public var isClosed: Bool { connection.isClosed }
+
+    private func ensureOpen() throws(FerryError) {
+        guard !connection.isClosed else {
+            throw FerryError(
+                .unreachable, "PostgreSQL at \(endpoint.host):\(endpoint.port) closed the connection",
+                fix: "Ferry reconnects by itself; check the server if this repeats")
+        }
+    }
+
+    @discardableResult
+    public func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
+        try ensureOpen()
+        return try await connection.query(query, logger: logger, file: file, line: line)
+    }
+
+    public func copyFrom(table: String, columns: [String], logger: Logger, writeData: (PostgresCopyFromWriter) async throws -> Void) async throws {
+        try ensureOpen()
+        try await connection.copyFrom(table: table, columns: columns, logger: logger, writeData: writeData)
     }
 }

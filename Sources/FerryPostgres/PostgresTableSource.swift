@@ -115,7 +115,7 @@ public struct PostgresTableSource: TableSource {
         return schema
     }
 
-    static func columns(of relation: String, connection: PostgresConnection, logger: Logger) async throws -> [SourceColumn] {
+    static func columns(of relation: String, connection: PostgresSessionConnection, logger: Logger) async throws -> [SourceColumn] {
         let rows = try await connection.query(
             """
             SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)

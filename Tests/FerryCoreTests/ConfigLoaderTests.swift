@@ -251,6 +251,22 @@ struct ConfigLoaderTests {
         #expect(again.redis?.host == "env.redis")
     }
 
+    /// The shipped examples load cleanly; examples/ventas.yaml expresses the original job's two tables.
+    @Test(arguments: ["ferry.yaml", "ventas.yaml"]) func shippedExamplesAreValid(file: String) throws {
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples").standardized.path
+        var secrets = ["PG_PASSWORD": "p", "REDIS_PASSWORD": "r"]
+        if file == "ventas.yaml" { secrets["MSSQL_PASSWORD"] = "m" }
+        let loaded = try ConfigLoader(explicitPath: examples + "/" + file, environment: secrets, directory: examples).load()
+        guard file == "ventas.yaml" else { return }
+        let ventas = try #require(loaded.configuration.pipelines.first)
+        #expect(ventas.source.key == ["CONDUCE"])
+        #expect(ventas.source.watermark == "ULTIMA_MODIFICACION")
+        #expect(ventas.target.table == "datos_vista")
+        #expect(ventas.target.rowID == "sync_id")
+        #expect(ventas.companion?.table == "datos_seguimiento")
+        #expect(ventas.companion?.columns.map(\.name) == ["nota", "ruta", "trabajado", "preparador"])
+    }
+
     @Test func secretsNeverPrint() {
         let secret = Secret("hunter2")
         #expect("\(secret)" == "***")

@@ -12,8 +12,9 @@ import Testing
 @Suite("Table sync against real PostgreSQL and Redis", .timeLimit(.minutes(5)), .sandbox)
 struct TableSyncTests {
     @Test func initialLoadThenIncrementalChanges() async throws {
-        let world = try await SyncWorld.make("incremental", rows: 2_000)
+        let world = try await SyncWorld.make("incremental", rows: 2_000) { $0.target.rowID = "sync_id" }
         let first = try await world.runOnce()
+        #expect(try await world.int("SELECT count(DISTINCT sync_id) FROM \(world.mirror)") == 2_000, "the seed's sync_id numbers every row")
         #expect(first.produced >= 2_000)
         #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 2_000)
         #expect(try await world.int("SELECT count(*) FROM \(world.companion)") == 2_000, "a companion row for every mirror row")
@@ -117,7 +118,8 @@ struct TableSyncTests {
         #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 399)
         #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE conduce = 'C-0000123'") == 0)
         let dead = try await world.strings(
-            "SELECT row_data->>'CONDUCE' || ' | ' || reason || ' | ' || coalesce(sqlstate, '') FROM \"\(world.targetSchema)\".ferry_dead_letters WHERE pipeline = '\(world.name)'")
+            "SELECT row_data->>'CONDUCE' || ' | ' || reason || ' | ' || coalesce(sqlstate, '') FROM \"\(world.targetSchema)\".ferry_dead_letters WHERE pipeline = '\(world.name)'"
+        )
         #expect(dead.count == 1)
         #expect(dead.first??.hasPrefix("C-0000123 | value too long for type character varying(6)") == true, "\(dead)")
         #expect(dead.first??.hasSuffix("| 22001") == true)
@@ -135,9 +137,13 @@ struct TableSyncTests {
         _ = try await world.runOnce()
         try await world.sql("UPDATE \(world.companion) SET nota = 'llamar antes', ruta = 'R7', trabajado = true WHERE conduce = 'C-0000042'")
         try await world.sql(
-            "UPDATE \(world.table) SET \"FACTURADO\" = NOT \"FACTURADO\", \"ULTIMA_MODIFICACION\" = now() WHERE \"CONDUCE\" IN ('C-0000042', 'C-0000043')")
+            "UPDATE \(world.table) SET \"FACTURADO\" = NOT \"FACTURADO\", \"ULTIMA_MODIFICACION\" = now() WHERE \"CONDUCE\" IN ('C-0000042', 'C-0000043')"
+        )
         _ = try await world.runOnce()
-        #expect(try await world.strings("SELECT nota || '/' || ruta || '/' || trabajado::text FROM \(world.companion) WHERE conduce = 'C-0000042'") == ["llamar antes/R7/true"])
+        #expect(
+            try await world.strings("SELECT nota || '/' || ruta || '/' || trabajado::text FROM \(world.companion) WHERE conduce = 'C-0000042'") == [
+                "llamar antes/R7/true"
+            ])
         try await world.expectMirrorEqualsSource()
 
         try await world.sql("DELETE FROM \(world.table) WHERE \"CONDUCE\" = 'C-0000042'")
@@ -146,7 +152,9 @@ struct TableSyncTests {
         let repaired = try await world.reconcile(repair: true)
         #expect(repaired.softDeleted == 1)
         #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE conduce = 'C-0000042' AND deleted_at IS NOT NULL") == 1)
-        #expect(try await world.strings("SELECT nota FROM \(world.companion) WHERE conduce = 'C-0000042'") == ["llamar antes"], "a soft delete keeps the companion row")
+        #expect(
+            try await world.strings("SELECT nota FROM \(world.companion) WHERE conduce = 'C-0000042'") == ["llamar antes"],
+            "a soft delete keeps the companion row")
         #expect(try await world.reconcile().differences == 0)
         await world.close()
     }
@@ -213,7 +221,9 @@ struct TableSyncTests {
     }
 }
 
-@Suite("Table sync refuses an unsafe Redis", .timeLimit(.minutes(2)), .sandbox { $0.redisConfiguration = ["maxmemory 64mb", "maxmemory-policy allkeys-lru"] })
+@Suite(
+    "Table sync refuses an unsafe Redis", .timeLimit(.minutes(2)),
+    .sandbox { $0.redisConfiguration = ["maxmemory 64mb", "maxmemory-policy allkeys-lru"] })
 struct UnsafeRedisTests {
     @Test func evictionPolicyIsRefusedUnlessAllowed() async throws {
         let world = try await SyncWorld.make("unsafe", rows: 10)

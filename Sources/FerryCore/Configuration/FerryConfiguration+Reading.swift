@@ -174,6 +174,7 @@ extension PipelineConfiguration {
         let targetReader = reader.section("target")
         let targetTable = targetReader.string("table", required: "name the mirror table to write, e.g. `table: datos_vista`")
         let schema = targetReader.string("schema") ?? config.postgres?.schema ?? "public"
+        let rowID = targetReader.string("row_id")
         targetReader.finish()
 
         var columns: [ColumnMapping] = []
@@ -242,7 +243,7 @@ extension PipelineConfiguration {
         var pipeline = PipelineConfiguration(
             name: name,
             source: source,
-            target: Target(schema: schema, table: targetTable),
+            target: Target(schema: schema, table: targetTable, rowID: rowID),
             batchSize: batchSize,
             interval: interval
         )

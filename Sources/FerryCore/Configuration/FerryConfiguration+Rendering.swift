@@ -61,12 +61,15 @@ extension FerryConfiguration {
                 writer.section("target") {
                     $0.value("schema", pipeline.target.schema)
                     $0.value("table", pipeline.target.table)
+                    $0.value("row_id", pipeline.target.rowID)
                 }
                 if !pipeline.columns.isEmpty {
                     writer.section("columns") { columns in
                         for column in pipeline.columns {
                             if column.exclude {
                                 columns.value(column.source, "exclude")
+                            } else if column.type == nil, let name = column.name {
+                                columns.value(column.source, name)
                             } else {
                                 columns.section(column.source) {
                                     $0.value("name", column.name)

@@ -36,10 +36,14 @@ public struct PipelineConfiguration: Sendable, Equatable {
         /// Default: `postgres.schema`.
         public var schema: String
         public var table: String
+        /// An optional surrogate identity column the mirror gets (the original design's `sync_id`); Ferry never
+        /// writes it, PostgreSQL numbers rows as they arrive.
+        public var rowID: String?
 
-        public init(schema: String, table: String) {
+        public init(schema: String, table: String, rowID: String? = nil) {
             self.schema = schema
             self.table = table
+            self.rowID = rowID
         }
     }
 
@@ -92,7 +96,8 @@ public struct PipelineConfiguration: Sendable, Equatable {
     /// Consumers this process runs for the pipeline (more processes may share the group). Default 2: each has
     /// its own PostgreSQL backend, and the per-row version keeps concurrent batches from undoing each other.
     public var consumers = 2
-    /// Deliveries after which an entry that was never applied goes to the dead letters. Default 5.
+    /// Deliveries after which an entry that was never applied is applied on its own; at twice this many it goes to
+    /// the dead letters whole (a consumer keeps stopping while applying it). Default 5.
     public var maxDeliveries = 5
     /// Entries pending this long on a consumer that stopped are claimed by another. Default 30s.
     public var claimIdle: Duration = .seconds(30)

@@ -1,4 +1,4 @@
-import FerryCore
+public import FerryCore
 public import FerryRESP
 public import Logging
 public import NIOCore

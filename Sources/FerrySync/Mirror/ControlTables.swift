@@ -15,7 +15,7 @@ struct ControlTables: Sendable {
     var pipelines: String { SQLIdentifier.qualified(schema, "ferry_pipelines") }
     var deadLetters: String { SQLIdentifier.qualified(schema, "ferry_dead_letters") }
 
-    func ensure(_ connection: PostgresConnection, logger: Logger) async throws {
+    func ensure(_ connection: PostgresSessionConnection, logger: Logger) async throws {
         try await MirrorDDL.run("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quote(schema))", connection, logger, what: "create schema \(schema)")
         try await MirrorDDL.run(
             """
@@ -79,7 +79,7 @@ struct ControlTables: Sendable {
         var lastErrorAt: Date?
     }
 
-    func load(_ connection: PostgresConnection, logger: Logger) async throws -> State? {
+    func load(_ connection: PostgresSessionConnection, logger: Logger) async throws -> State? {
         let rows = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """

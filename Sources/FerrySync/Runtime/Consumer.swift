@@ -121,6 +121,7 @@ struct Consumer {
         }
         var batch: [(id: String, entry: QueueEntry)] = []
         var done: [String] = []
+        var isolated: Set<String> = []
         for raw in entries {
             guard raw.fields != nil else {
                 done.append(raw.id)  // deleted while pending: nothing to apply
@@ -137,7 +138,9 @@ struct Consumer {
                 done.append(raw.id)
                 continue
             }
-            if let count = deliveries[raw.id], count >= pipeline.maxDeliveries {
+            // An entry delivered max_deliveries times is applied on its own (rows PostgreSQL rejects still go to
+            // the dead letters one by one); one that keeps stopping consumers even then goes there whole.
+            if let count = deliveries[raw.id], count >= pipeline.maxDeliveries * 2 {
                 let reason = "delivered \(count) times without being applied (a consumer stopped while applying it each time)"
                 logger.error(
                     "queue entry moved to the dead letters",
@@ -145,6 +148,12 @@ struct Consumer {
                 try await deadLetterEntry(raw.id, rows: entry, reason: reason, deliveries: count)
                 done.append(raw.id)
                 continue
+            }
+            if let count = deliveries[raw.id], count >= pipeline.maxDeliveries {
+                logger.warning(
+                    "queue entry delivered many times; applying it on its own",
+                    metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.entry": "\(raw.id)", "ferry.deliveries": "\(count)"])
+                isolated.insert(raw.id)
             }
             batch.append((raw.id, entry))
         }
@@ -156,7 +165,8 @@ struct Consumer {
             var end = start + 1
             var rows = batch[start].entry.rows.rowCount
             while end < batch.count, batch[end].entry.schema == batch[start].entry.schema,
-                rows + batch[end].entry.rows.rowCount <= pipeline.applyBatchRows
+                rows + batch[end].entry.rows.rowCount <= pipeline.applyBatchRows, !isolated.contains(batch[start].id),
+                !isolated.contains(batch[end].id)
             {
                 rows += batch[end].entry.rows.rowCount
                 end += 1
@@ -182,7 +192,9 @@ struct Consumer {
             let (layout, statements) = try await applier.layout(for: entries[0].entry.schema)
             let started = clock.now
             do {
-                try await applier.apply(rows, layout: layout, statements: statements, maxSeq: maxSeq, position: position)
+                try await heartbeat.keepingAlive {
+                    try await applier.apply(rows, layout: layout, statements: statements, maxSeq: maxSeq, position: position)
+                }
                 _ = try await connection.send(XACK(stream, group: QueueKeys.group, ids: ids))
                 finished(rows.rowCount, entries: entries, elapsed: clock.now - started)
                 return
@@ -190,7 +202,8 @@ struct Consumer {
                 logger.warning(
                     "a batch was rejected; isolating the rows PostgreSQL refuses",
                     metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.rows": "\(rows.rowCount)", "ferry.error": "\(Self.reason(error))"])
-                let (good, bad) = try await isolate(rows, layout: layout, statements: statements, entries: entries, position: position, heartbeat: heartbeat)
+                let (good, bad) = try await isolate(
+                    rows, layout: layout, statements: statements, entries: entries, position: position, heartbeat: heartbeat)
                 _ = try await connection.send(XACK(stream, group: QueueKeys.group, ids: ids))
                 finished(good, entries: entries, elapsed: clock.now - started)
                 context.metrics.deadLetters.increment(by: Int64(bad))
@@ -215,7 +228,7 @@ struct Consumer {
                 logger.warning(
                     "cannot apply a batch, retrying",
                     metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.error": "\(message)", "ferry.retry_in": "\(delay)"])
-                try await Task.sleep(for: delay)
+                try await heartbeat.sleep(for: delay)
             }
         }
     }
@@ -333,6 +346,29 @@ final class Heartbeat: Sendable {
         self.ids = ids
         self.interval = interval
         self.connection = connection
+    }
+
+    /// Runs `body` (a transaction that may take long) while beating every `interval` in a child task.
+    func keepingAlive<T>(_ body: () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                while !Task.isCancelled {
+                    try await Task.sleep(for: interval)
+                    try await beat()
+                }
+            }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
+
+    /// Sleeps, beating meanwhile, so entries waiting for a retry stay this consumer's.
+    func sleep(for duration: Duration) async throws {
+        let deadline = ContinuousClock.now + duration
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: min(interval, deadline - ContinuousClock.now))
+            try await beat()
+        }
     }
 
     func beat() async throws {

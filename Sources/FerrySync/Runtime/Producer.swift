@@ -20,6 +20,8 @@ struct Producer {
     private(set) var position: SourcePosition?
     private(set) var nullPosition: [String]?
     private(set) var nextSeq: Int64 = 1
+    /// The sequence number in the last checkpoint this producer wrote to Redis.
+    private var writtenSeq: Int64 = 0
     private(set) var produced = 0
     private(set) var initialLoadDone = false
     private var schema: SourceSchema
@@ -40,6 +42,28 @@ struct Producer {
 
     /// Loads the checkpoint (Redis first, PostgreSQL when Redis lost it) and registers the schema.
     mutating func prepare() async throws {
+        let keys = context.keys
+        let stored = try await loadCheckpoint()
+        initialLoadDone = stored?.initialLoadDone ?? false
+        try await registerSchema()
+        _ = try await context.redis.send(XGROUPCREATE(keys.stream, group: QueueKeys.group, id: "0", makeStream: true))
+
+        if pipeline.source.nullWatermark == .refuse {
+            let count = try await context.source.countNullWatermarks()
+            if count > 0 {
+                throw FerryError(
+                    .invalidInput,
+                    "pipelines \(pipeline.name): \(count) source rows have a NULL \(pipeline.source.watermark), which this pipeline refuses (source.null_watermark: refuse)",
+                    fix: "give those rows a watermark, or set source.null_watermark: load to load them by key"
+                )
+            }
+        }
+        if !initialLoadDone { estimatedTotal = try? await context.source.estimatedRowCount() }
+    }
+
+    /// Reads the checkpoint: Redis's, or PostgreSQL's applied position when Redis has none (it lost its data).
+    @discardableResult
+    private mutating func loadCheckpoint() async throws -> ControlTables.State? {
         let keys = context.keys
         let stored = try await context.target.withConnection { connection in
             try await context.control.ensure(connection, logger: logger)
@@ -65,23 +89,22 @@ struct Producer {
             )
         }
         let wallMicroseconds = Int64(Date().timeIntervalSince1970 * 1_000_000)
-        nextSeq = max(redisSeq, stored?.producedSeq ?? 0, stored?.appliedSeq ?? 0) + 1
-        nextSeq = max(nextSeq, wallMicroseconds)
-        initialLoadDone = stored?.initialLoadDone ?? false
-        try await registerSchema()
-        _ = try await context.redis.send(XGROUPCREATE(keys.stream, group: QueueKeys.group, id: "0", makeStream: true))
+        nextSeq = max(nextSeq, redisSeq + 1, (stored?.producedSeq ?? 0) + 1, (stored?.appliedSeq ?? 0) + 1, wallMicroseconds)
+        writtenSeq = redisSeq
+        return stored
+    }
 
-        if pipeline.source.nullWatermark == .refuse {
-            let count = try await context.source.countNullWatermarks()
-            if count > 0 {
-                throw FerryError(
-                    .invalidInput,
-                    "pipelines \(pipeline.name): \(count) source rows have a NULL \(pipeline.source.watermark), which this pipeline refuses (source.null_watermark: refuse)",
-                    fix: "give those rows a watermark, or set source.null_watermark: load to load them by key"
-                )
-            }
-        }
-        if !initialLoadDone { estimatedTotal = try? await context.source.estimatedRowCount() }
+    /// Whether Redis still has the checkpoint this producer wrote last; if it went back (a restart that lost its
+    /// last writes, a failover to a lagging replica), the position is reloaded so the lost rows are read again.
+    private mutating func verifyCheckpoint() async throws {
+        let stored = try await context.redis.send(HGET(context.keys.checkpoint, "seq")).flatMap { Int64(String(buffer: $0)) } ?? 0
+        guard stored < writtenSeq else { return }
+        logger.warning(
+            "Redis lost recent queue writes (its checkpoint went back); reading the source again from the checkpoint it has",
+            metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.written_seq": "\(writtenSeq)", "ferry.redis_seq": "\(stored)"])
+        try await loadCheckpoint()
+        try await registerSchema()
+        _ = try await context.redis.send(XGROUPCREATE(context.keys.stream, group: QueueKeys.group, id: "0", makeStream: true))
     }
 
     private func registerSchema() async throws {
@@ -113,6 +136,7 @@ struct Producer {
     /// queued.
     mutating func poll() async throws -> Int {
         var queued = 0
+        try await verifyCheckpoint()
         try await refreshSchema()
         // The tail: everything after the checkpoint, page by page.
         while true {
@@ -234,6 +258,7 @@ struct Producer {
                 batch.add(HSET(checkpointKey, checkpoint))
             }
         }
+        writtenSeq = nextSeq - 1
         try await context.target.withConnection { connection in
             try await connection.query(
                 PostgresQuery(

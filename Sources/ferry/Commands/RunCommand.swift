@@ -1,6 +1,8 @@
 import ArgumentParser
 import FerryCore
+import FerryRedis
 import FerryServer
+import FerrySync
 import Logging
 import Metrics
 import Prometheus
@@ -24,6 +26,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("http-port"), help: "Override http.port.")
     var httpPort: Int?
 
+    @Flag(name: .customLong("allow-unsafe-redis"), help: "Run pipelines even when Redis could evict or lose queued rows.")
+    var allowUnsafeRedis = false
+
     func run() async throws {
         var loaded = try options.load()
         if let httpPort { loaded.configuration.http.port = httpPort }
@@ -33,7 +38,25 @@ struct RunCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
         let readiness = ReadinessMonitor(configuration: configuration, logger: Logger(label: "ferry.readiness"))
-        var services: [any Service] = [readiness]
+        var services: [any Service] = []
+        if !configuration.pipelines.isEmpty {
+            // Clients first, then the jobs that use them; ServiceGroup stops them in reverse order.
+            let redis = try PipelineLookup.redisClient(configuration, logger: Logger(label: "ferry.redis"))
+            services.append(redis)
+            var pipelineOptions = TableSyncPipeline.Options()
+            pipelineOptions.allowUnsafeRedis = allowUnsafeRedis
+            if Terminal.stderrIsTTY {
+                let bar = ProgressBar()
+                pipelineOptions.progress = { progress in if progress.phase == .initialLoad { bar.update(progress) } }
+            }
+            for pipeline in configuration.pipelines {
+                services.append(try TableSyncPipeline(pipeline, configuration: configuration, redis: redis, options: pipelineOptions, logger: logger))
+                if let every = pipeline.reconcileEvery {
+                    services.append(ReconcileSchedule(pipeline: pipeline, configuration: configuration, redis: redis, every: every, logger: logger))
+                }
+            }
+        }
+        services.append(readiness)
         if configuration.http.enabled {
             services.append(
                 FerryHTTPServer.buildApplication(
@@ -47,6 +70,7 @@ struct RunCommand: AsyncParsableCommand {
             metadata: [
                 "ferry.config": "\(loaded.file ?? "environment")",
                 "ferry.http": "\(configuration.http.enabled ? "\(configuration.http.host):\(configuration.http.port)" : "off")",
+                "ferry.pipelines": "\(configuration.pipelines.map(\.name).joined(separator: ","))",
             ]
         )
         try await group.run()

@@ -85,8 +85,9 @@ enum FerryProcess {
         }
         for (key, value) in environment { env[key] = value }
         process.environment = env
-        let stdoutFile = directory + "/.stdout-\(UUID().uuidString)"
-        let stderrFile = directory + "/.stderr-\(UUID().uuidString)"
+        let stamp = "\(Int(Date().timeIntervalSince1970 * 1000))-\(UUID().uuidString.prefix(4))"
+        let stdoutFile = directory + "/.stdout-\(stamp)"
+        let stderrFile = directory + "/.stderr-\(stamp)"
         _ = FileManager.default.createFile(atPath: stdoutFile, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrFile, contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: stdoutFile)

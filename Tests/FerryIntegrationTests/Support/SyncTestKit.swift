@@ -21,7 +21,9 @@ struct SyncWorld {
 
     /// Creates `src_<name>.ventas` shaped like VW_VENTAS_SYNC with `rows` rows (watermarks one second apart
     /// starting at 2025-01-01) and an index on (watermark, key).
-    static func make(_ name: String, rows: Int = 0, companion: Bool = true, adjust: (inout PipelineConfiguration) -> Void = { _ in }) async throws -> SyncWorld {
+    static func make(_ name: String, rows: Int = 0, companion: Bool = true, adjust: (inout PipelineConfiguration) -> Void = { _ in }) async throws
+        -> SyncWorld
+    {
         let sandbox = try SandboxContext.require()
         let postgres = try #require(sandbox.postgres)
         let unique = "\(name)_\(UInt32.random(in: 0..<UInt32.max))"
@@ -33,7 +35,8 @@ struct SyncWorld {
             pipeline: {
                 var pipeline = PipelineConfiguration(
                     name: unique,
-                    source: .init(connection: "postgres", table: "src_\(unique).VW_VENTAS_SYNC", query: nil, key: ["CONDUCE"], watermark: "ULTIMA_MODIFICACION"),
+                    source: .init(
+                        connection: "postgres", table: "src_\(unique).VW_VENTAS_SYNC", query: nil, key: ["CONDUCE"], watermark: "ULTIMA_MODIFICACION"),
                     target: .init(schema: "dst_\(unique)", table: "datos_vista"),
                     batchSize: 500,
                     interval: .milliseconds(50)
@@ -43,7 +46,8 @@ struct SyncWorld {
                 pipeline.claimIdle = .seconds(2)
                 pipeline.maxWait = .milliseconds(20)
                 if companion {
-                    pipeline.companion = .init(table: "datos_seguimiento", columns: [("nota", "text"), ("ruta", "text"), ("trabajado", "boolean"), ("preparador", "text")])
+                    pipeline.companion = .init(
+                        table: "datos_seguimiento", columns: [("nota", "text"), ("ruta", "text"), ("trabajado", "boolean"), ("preparador", "text")])
                 }
                 adjust(&pipeline)
                 return pipeline
@@ -85,7 +89,8 @@ struct SyncWorld {
     /// Runs statements separated by `;` (no data returned).
     func sql(_ statements: String) async throws {
         try await session.withConnection { connection in
-            for statement in statements.split(separator: ";\n").map({ String($0) }) where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            for statement in statements.split(separator: ";\n").map({ String($0) })
+            where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                 try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
             }
         }
@@ -110,9 +115,11 @@ struct SyncWorld {
 
     static func key(_ index: Int) -> String { "C-" + String(repeating: "0", count: max(0, 7 - String(index).count)) + String(index) }
 
-    /// Inserts rows `indexes` with watermarks one second apart from 2025-01-01 (row n at second n).
-    func insert(_ indexes: ClosedRange<Int>, watermark: String? = nil) async throws {
-        let wm = watermark.map { "timestamp '\($0)'" } ?? "timestamp '2025-01-01' + (i || ' seconds')::interval + interval '0.123456 seconds'"
+    /// Inserts rows `indexes` with watermarks one second apart from 2025-01-01 (row n at second n), or the given
+    /// watermark, or the time of the insert (`now: true`, like a live writer).
+    func insert(_ indexes: ClosedRange<Int>, watermark: String? = nil, now: Bool = false) async throws {
+        var wm = watermark.map { "timestamp '\($0)'" } ?? "timestamp '2025-01-01' + (i || ' seconds')::interval + interval '0.123456 seconds'"
+        if now { wm = "clock_timestamp()" }
         try await sql(
             """
             INSERT INTO \(table) SELECT 'C-' || lpad(i::text, 7, '0'), date '2025-01-01' + (i % 365), i % 3 = 0,
@@ -153,7 +160,18 @@ struct SyncWorld {
             "SELECT count(*) FROM (SELECT \(columns) FROM \(table) EXCEPT SELECT \(mirrorColumns) FROM \(mirror) WHERE deleted_at IS NULL) d")
         let extra = try await int(
             "SELECT count(*) FROM (SELECT \(mirrorColumns) FROM \(mirror) WHERE deleted_at IS NULL EXCEPT SELECT \(columns) FROM \(table)) d")
-        #expect(missing == 0, "rows of the source missing or different in the mirror", sourceLocation: sourceLocation)
+        var examples: [String] = []
+        if missing > 0 {
+            let sample = try await strings(
+                """
+                SELECT d."CONDUCE" || ' source=' || d."CLIENTE" || '@' || coalesce(d."ULTIMA_MODIFICACION"::text, 'null') || ' mirror=' ||
+                  coalesce(m.cliente || '@' || coalesce(m.ultima_modificacion::text, 'null') || ' seq=' || m.ferry_seq || ' updated=' || m.updated_at, 'absent')
+                FROM (SELECT \(columns) FROM \(table) EXCEPT SELECT \(mirrorColumns) FROM \(mirror) WHERE deleted_at IS NULL) d
+                LEFT JOIN \(mirror) m ON m.conduce = d."CONDUCE" ORDER BY d."ULTIMA_MODIFICACION" LIMIT 8
+                """)
+            examples = sample.compactMap { $0 }
+        }
+        #expect(missing == 0, "rows of the source missing or different in the mirror: \(examples)", sourceLocation: sourceLocation)
         #expect(extra == 0, "rows of the mirror not in the source", sourceLocation: sourceLocation)
     }
 

@@ -1,0 +1,265 @@
+import FerryCore
+import FerryPostgres
+import FerryRedis
+import FerrySandbox
+import FerrySync
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Faults while rows move: the ferry process killed with SIGKILL at random moments, Redis and PostgreSQL
+/// restarted. After each, the mirror must equal the source (nothing lost, nothing stale) and no companion edit
+/// may be lost.
+@Suite("Table sync under faults", .serialized, .timeLimit(.minutes(20)), .sandbox)
+struct TableSyncFaultTests {
+    /// Changes source rows (and adds some) until stopped; each change bumps the watermark like a real writer.
+    final class SourceWriter: Sendable {
+        let world: SyncWorld
+        let stopped = Atomic(false)
+        let changes = Atomic(0)
+
+        init(world: SyncWorld) { self.world = world }
+
+        func run(rows: Int, seed: UInt64) async {
+            var generator = SeededRandom(seed: seed)
+            var next = rows + 1
+            while !stopped.load(ordering: .relaxed) {
+                let low = Int.random(in: 1...max(1, rows - 40), using: &generator)
+                let value = Int.random(in: 0..<1_000_000, using: &generator)
+                do {
+                    try await world.sql(
+                        """
+                        UPDATE \(world.table) SET "CLIENTE" = 'v\(value)', "FACTURADO" = NOT "FACTURADO", "ULTIMA_MODIFICACION" = clock_timestamp()
+                        WHERE "CONDUCE" BETWEEN '\(SyncWorld.key(low))' AND '\(SyncWorld.key(low + 30))'
+                        """)
+                    if value % 4 == 0 {
+                        try await world.insert(next...(next + 4), now: true)
+                        next += 5
+                    }
+                    changes.add(1, ordering: .relaxed)
+                } catch {
+                    // The database may be restarting; try again shortly.
+                }
+                try? await Task.sleep(for: .milliseconds(15))
+            }
+        }
+
+        func stop() { stopped.store(true, ordering: .relaxed) }
+    }
+
+    /// Edits companion rows (like NocoDB users) and remembers the last note written to each key.
+    final class CompanionEditor: Sendable {
+        let world: SyncWorld
+        let stopped = Atomic(false)
+        let notes = Mutex<[String: String]>([:])
+
+        init(world: SyncWorld) { self.world = world }
+
+        func run(rows: Int, seed: UInt64) async {
+            var generator = SeededRandom(seed: seed)
+            var edit = 0
+            while !stopped.load(ordering: .relaxed) {
+                let key = SyncWorld.key(Int.random(in: 1...rows, using: &generator))
+                edit += 1
+                let note = "edit-\(edit)"
+                if let updated = try? await world.int(
+                    "WITH u AS (UPDATE \(world.companion) SET nota = '\(note)' WHERE conduce = '\(key)' RETURNING 1) SELECT count(*) FROM u"),
+                    updated == 1
+                {
+                    notes.withLock { $0[key] = note }
+                }
+                try? await Task.sleep(for: .milliseconds(40))
+            }
+        }
+
+        func stop() { stopped.store(true, ordering: .relaxed) }
+
+        func verify(_ world: SyncWorld, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            let expected = notes.withLock { $0 }
+            #expect(!expected.isEmpty, "the editor edited something", sourceLocation: sourceLocation)
+            var lost: [String] = []
+            for (key, note) in expected {
+                let actual = try await world.strings("SELECT nota FROM \(world.companion) WHERE conduce = '\(key)'")
+                if actual != [note] { lost.append("\(key): expected \(note), found \(actual)") }
+            }
+            #expect(lost.isEmpty, "companion edits lost: \(lost.prefix(5))", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// The configuration as a file for a `ferry` process.
+    static func configurationFile(_ world: SyncWorld, directory: String) throws -> String {
+        let postgres = world.sandbox.postgres!
+        let redis = world.sandbox.redis!
+        let yaml = """
+            log:
+              level: info
+            http:
+              enabled: false
+            postgres:
+              host: 127.0.0.1
+              port: \(postgres.port)
+              database: \(postgres.database)
+              user: \(postgres.user)
+              password: "\(postgres.password)"
+              schema: \(world.targetSchema)
+              tls: disable
+            redis:
+              host: 127.0.0.1
+              port: \(redis.port)
+              password: "\(redis.password ?? "")"
+            pipelines:
+              - name: \(world.pipeline.name)
+                source:
+                  connection: postgres
+                  table: \(world.sourceSchema).VW_VENTAS_SYNC
+                  key: [CONDUCE]
+                  watermark: ULTIMA_MODIFICACION
+                  lookback: 10s
+                target:
+                  schema: \(world.targetSchema)
+                  table: datos_vista
+                interval: 100ms
+                batch_size: 2000
+                rows_per_entry: 250
+                apply_batch_rows: 2000
+                claim_idle: 2s
+                max_wait: 50ms
+                companion:
+                  table: datos_seguimiento
+                  columns:
+                    nota: text
+                    ruta: text
+                    trabajado: boolean
+                    preparador: text
+            """
+        let path = directory + "/ferry.yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func killNineAtTwentyRandomMomentsLosesNothing() async throws {
+        let rows = 200_000
+        let world = try await SyncWorld.make("kill9", rows: rows)
+        let directory = try FerryProcess.scratchDirectory()
+        _ = try Self.configurationFile(world, directory: directory)
+        let seed = UInt64.random(in: 0..<UInt64.max)
+        print("kill -9 test seed: \(seed)")
+        var generator = SeededRandom(seed: seed)
+
+        let writer = SourceWriter(world: world)
+        let editor = CompanionEditor(world: world)
+        async let writing: Void = writer.run(rows: rows, seed: seed &+ 1)
+        async let editing: Void = editor.run(rows: rows, seed: seed &+ 2)
+
+        var kills = 0
+        for _ in 0..<22 {
+            let process = try FerryProcess.start(["sync", world.pipeline.name], in: directory)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 300...2_500, using: &generator)))
+            process.signal(SIGKILL)
+            _ = try await process.wait(timeout: .seconds(10))
+            #expect(!process.errors().contains("Fatal error"), "\(process.errors().suffix(2000))")
+            kills += 1
+        }
+        writer.stop()
+        editor.stop()
+        _ = await (writing, editing)
+        #expect(kills >= 20)
+        #expect(writer.changes.load(ordering: .relaxed) > 20, "the source changed while ferry was killed")
+
+        let drain = try await FerryProcess.run(["sync", world.pipeline.name, "--once"], in: directory, timeout: .seconds(600))
+        #expect(drain.status == 0, "\(drain.stderr.suffix(3000))")
+        try await world.expectMirrorEqualsSource()
+        let differences = try await world.reconcile().differences
+        #expect(differences == 0)
+        #expect(try await world.int("SELECT count(*) FROM \(world.companion)") == world.int("SELECT count(*) FROM \(world.mirror)"))
+        try await editor.verify(world)
+        if differences == 0 {
+            try? FileManager.default.removeItem(atPath: directory)
+        } else {
+            let dead = try await world.int("SELECT count(*) FROM \"\(world.targetSchema)\".ferry_dead_letters")
+            print("kill -9 test kept its logs in \(directory); dead letters: \(dead)")
+        }
+        await world.close()
+    }
+
+    @Test(arguments: [SIGKILL, SIGTERM])
+    func redisRestartedMidRunLosesNothing(signal: Int32) async throws {
+        let world = try await SyncWorld.make("redisrestart", rows: 30_000)
+        let redisInstance = try #require(world.sandbox.redis)
+        let writer = SourceWriter(world: world)
+        async let writing: Void = writer.run(rows: 30_000, seed: 7)
+        let running = Task { try await Self.runPipeline(world) }
+        try await Task.sleep(for: .seconds(2))
+        let pid = try #require(redisInstance.pid)
+        ProcessTable.signal(pid, signal)
+        #expect(await ProcessTable.waitForExit(pid, timeout: .seconds(15)))
+        try await Task.sleep(for: .seconds(1))
+        try await redisInstance.start()
+        try await Task.sleep(for: .seconds(3))
+        writer.stop()
+        _ = await writing
+        running.cancel()
+        _ = await running.result
+        _ = try await world.runOnce()
+        try await world.expectMirrorEqualsSource()
+        #expect(try await world.reconcile().differences == 0)
+        await world.close()
+    }
+
+    @Test func postgresRestartedMidRunLosesNothing() async throws {
+        let world = try await SyncWorld.make("pgrestart", rows: 30_000)
+        let postgres = try #require(world.sandbox.postgres)
+        let running = Task { try await Self.runPipeline(world) }
+        try await Task.sleep(for: .seconds(2))
+        await postgres.kill()
+        try await Task.sleep(for: .seconds(1))
+        try await postgres.start()
+        // Writes after the restart reach the mirror too: the pipeline resumed by itself.
+        let writer = SourceWriter(world: world)
+        async let writing: Void = writer.run(rows: 30_000, seed: 11)
+        try await Task.sleep(for: .seconds(4))
+        writer.stop()
+        _ = await writing
+        running.cancel()
+        _ = await running.result
+        _ = try await world.runOnce()
+        try await world.expectMirrorEqualsSource()
+        #expect(try await world.reconcile().differences == 0)
+        await world.close()
+    }
+
+    /// Runs the pipeline in this process until cancelled.
+    static func runPipeline(_ world: SyncWorld) async throws {
+        var configuration = RedisClient.Configuration(connection: RedisConnectionConfiguration(world.sandbox.redis!.endpoint))
+        configuration.reconnectTimeout = .seconds(60)
+        let redis = RedisClient(configuration: configuration, logger: world.logger)
+        do {
+            try await TableSyncPipeline(world.pipeline, configuration: world.configuration, redis: redis, logger: world.logger).run()
+        } catch {
+            await redis.shutdown()
+            throw error
+        }
+        await redis.shutdown()
+    }
+}
+
+/// Reproducible random numbers (SplitMix64).
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
