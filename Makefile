@@ -25,7 +25,7 @@ release: setup
 	$(SWIFT) build -c release $(BUILD_FLAGS)
 
 demo: setup
-	@./scripts/demo.sh
+	@./scripts/demo.sh $(ARGS)
 
 test: setup format-check
 	$(SWIFT) build --build-tests $(BUILD_FLAGS)

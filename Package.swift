@@ -148,10 +148,13 @@ let package = Package(
             name: "FerryBench",
             dependencies: [
                 "FerryCore",
+                "FerryPostgres",
                 "FerryRedis",
                 "FerryRESP",
                 "FerrySandbox",
+                "FerrySync",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: hotPathSettings
         ),
@@ -169,6 +172,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

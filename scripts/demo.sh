@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: builds Ferry, starts the local sandbox (PostgreSQL + Redis on free loopback ports) and checks
-# every endpoint. The table-sync demo replaces the check once that job lands.
+# `make demo`: builds Ferry, starts the local sandbox (PostgreSQL + Redis on free loopback ports, ferry.yaml
+# written for them) and runs the main job on it: `ferry demo` generates a VW_VENTAS_SYNC source, syncs it
+# into datos_vista/datos_seguimiento while a writer changes rows, then drains and reconciles (0 differences).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,5 @@ ferry=.build/debug/ferry
 
 $ferry sandbox up
 echo
-$ferry check
-echo
-echo "The sandbox keeps running; stop it with: $ferry sandbox down"
+$ferry demo "$@"
+echo "(ferry is .build/debug/ferry here: add .build/debug to PATH or use the full path)"

@@ -1,5 +1,7 @@
 import ArgumentParser
 import FerryCore
+import FerryPostgres
+import PostgresNIO
 
 #if canImport(Glibc)
     import Glibc
@@ -23,7 +25,7 @@ struct FerryCommand: AsyncParsableCommand {
         version: FerryVersion.current,
         subcommands: [
             CheckCommand.self, RunCommand.self, SyncCommand.self, StatusCommand.self, ReconcileCommand.self, SandboxCommand.self, ConfigCommand.self,
-            BenchCommand.self,
+            BenchCommand.self, DemoCommand.self,
         ]
     )
 }
@@ -46,6 +48,13 @@ enum FerryMain {
             Terminal.error(error.message)
             if let fix = error.fix { Terminal.hint(fix) }
             exit(error.code == .configuration ? 2 : 1)
+        } catch let error as PSQLError {
+            // A PostgreSQL error no command translated: print what the server said, never a generic description.
+            let message = PostgresDiagnosis.serverMessage(of: error) ?? "\(error.code)"
+            let state = PostgresDiagnosis.sqlState(of: error).map { " (SQLSTATE \($0))" } ?? ""
+            Terminal.error("PostgreSQL: \(message)\(state)")
+            if let detail = PostgresDiagnosis.detail(of: error) { Terminal.hint(detail) }
+            exit(1)
         } catch {
             FerryCommand.exit(withError: error)
         }

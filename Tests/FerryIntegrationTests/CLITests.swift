@@ -46,6 +46,20 @@ struct CLITests {
         #expect(!FileManager.default.fileExists(atPath: directory + "/.ferry/sandbox"))
     }
 
+    /// `make demo` runs `ferry demo`; this keeps it working at every commit.
+    @Test func demoSyncsDrainsAndReconcilesToZeroDifferences() async throws {
+        let directory = try FerryProcess.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let demo = try await FerryProcess.run(["demo", "--rows", "3000", "--seconds", "1"], in: directory, timeout: .seconds(180))
+        let down = try await FerryProcess.run(["sandbox", "down"], in: directory)
+        #expect(demo.status == 0, "\(demo.stdout)\n\(demo.stderr)")
+        #expect(demo.stdout.contains("initial load: 3,000 rows"))
+        #expect(demo.stdout.contains("0 differences"), "\(demo.stdout)")
+        #expect(demo.stdout.contains("companion edit kept: C-0000042 cliente=\"Cliente renombrado en el ERP\" nota=\"llamar antes de entregar\""))
+        #expect(FileManager.default.fileExists(atPath: directory + "/.ferry/demo/ferry.yaml"))
+        #expect(down.status == 0)
+    }
+
     @Test func checkFailsClearlyAgainstAStoppedServer() async throws {
         let directory = try FerryProcess.scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -36,17 +36,7 @@ struct SandboxCommand: AsyncParsableCommand {
         func run() async throws {
             try LoggingBootstrap.once(LogSettings())
             let logger = Logger(label: "ferry.sandbox")
-            let sandbox: Sandbox
-            var started = true
-            if let existing = Sandbox.load(root: location.directory), existing.isAnyRunning {
-                if existing.postgres?.isRunning == false { try await existing.postgres?.start() }
-                if existing.redis?.isRunning == false { try await existing.redis?.start() }
-                sandbox = existing
-                started = false
-            } else {
-                if !json { Terminal.writeStandardError("starting the sandbox in \(location.directory) …\n") }
-                sandbox = try await Sandbox.start(root: location.directory, logger: logger)
-            }
+            let (sandbox, started) = try await SandboxCommand.ensureUp(location.directory, quiet: json, logger: logger)
             let wrote = try SandboxConfigFile.write(sandbox, to: configPath)
             if json {
                 Terminal.print(SandboxCommand.json(sandbox, config: wrote ? configPath : nil))
@@ -123,6 +113,18 @@ struct SandboxCommand: AsyncParsableCommand {
         func run() async throws {
             await Sandbox.reapOrphans(under: FileManager.default.currentDirectoryPath + "/" + base)
         }
+    }
+
+    /// Starts the sandbox in `directory`, or restarts the stopped servers of one already there; returns it and
+    /// whether it was started from nothing.
+    static func ensureUp(_ directory: String, quiet: Bool, logger: Logger) async throws -> (Sandbox, started: Bool) {
+        if let existing = Sandbox.load(root: directory), existing.isAnyRunning {
+            if existing.postgres?.isRunning == false { try await existing.postgres?.start() }
+            if existing.redis?.isRunning == false { try await existing.redis?.start() }
+            return (existing, false)
+        }
+        if !quiet { Terminal.writeStandardError("starting the sandbox in \(directory) …\n") }
+        return (try await Sandbox.start(root: directory, logger: logger), true)
     }
 
     static func table(_ sandbox: Sandbox) -> String {
