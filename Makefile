@@ -34,8 +34,9 @@ test: setup format-check
 fuzz: setup
 	@./scripts/fuzz.sh $(or $(SECONDS),60)
 
-bench: release
+bench: setup release
 	.build/release/ferry bench redis
+	.build/release/ferry bench sync
 
 format:
 	$(SWIFT) format format -i -r -p Sources Tests Benchmarks Package.swift

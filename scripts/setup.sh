@@ -7,7 +7,7 @@ packages=(
   postgresql-15 postgresql-client-15   # sandbox, tests and demo servers (PostgreSQL 15)
   redis-server redis-tools             # Redis 7: the durable queue
   etcd-server etcd-client              # consensus for the HA cluster
-  python3                              # peers measured in benchmarks
+  python3 python3-redis python3-psycopg2  # the original Python design, measured beside Ferry in benchmarks
   ca-certificates git make
 )
 

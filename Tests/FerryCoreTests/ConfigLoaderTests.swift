@@ -171,6 +171,21 @@ struct ConfigLoaderTests {
         #expect(found.count == 5, "\(found)")
     }
 
+    @Test func lookbackEveryMustBeShorterThanTheLookback() throws {
+        let pipeline = """
+            postgres: {host: h, database: d, user: u}
+            redis: {host: r}
+            pipelines:
+              - name: ventas
+                source: {table: t, key: [id], watermark: w, lookback: 30s, lookback_every: LB}
+                target: {table: m}
+            """
+        let found = issues(["ferry.yaml": pipeline.replacingOccurrences(of: "LB", with: "45s")])
+        #expect(found.contains { $0.hasPrefix("pipelines[0].source.lookback_every: must be shorter than lookback (30s)") }, "\(found)")
+        let loaded = try load(["ferry.yaml": pipeline.replacingOccurrences(of: "LB", with: "5s")])
+        #expect(loaded.configuration.pipelines.first?.source.lookbackEvery == .seconds(5))
+    }
+
     @Test func issuesSayWhereAValueCameFrom() {
         let found = issues(["ferry.yaml": "redis:\n  host: h\n"], environment: ["REDIS_PORT": "nope"])
         #expect(found == ["redis.port: \"nope\" is not a whole number — use a number from 1 to 65535 ($REDIS_PORT)"])

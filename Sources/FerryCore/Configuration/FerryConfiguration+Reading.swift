@@ -168,6 +168,15 @@ extension PipelineConfiguration {
             "watermark", required: "name the column that grows when a row changes, e.g. `watermark: ULTIMA_MODIFICACION`")
         var source = Source(connection: connection, table: table, query: query, key: key, watermark: watermark ?? "")
         if let lookback = sourceReader.duration("lookback") { source.lookback = lookback }
+        if let every = sourceReader.duration("lookback_every", minimum: .milliseconds(10)) {
+            if every >= source.lookback, source.lookback > .zero {
+                sourceReader.issues.add(
+                    sourceReader.keyPath("lookback_every"), "must be shorter than lookback (\(DurationParser.format(source.lookback)))",
+                    fix: "use a fraction of lookback, e.g. `lookback_every: \(DurationParser.format(source.lookback / 10))`",
+                    origin: sourceReader.origin("lookback_every"))
+            }
+            source.lookbackEvery = every
+        }
         if let policy = sourceReader.choice("null_watermark", as: NullWatermarkPolicy.self) { source.nullWatermark = policy }
         sourceReader.finish()
 

@@ -56,6 +56,7 @@ extension FerryConfiguration {
                     $0.raw("key", "[" + pipeline.source.key.joined(separator: ", ") + "]")
                     $0.value("watermark", pipeline.source.watermark)
                     $0.value("lookback", DurationParser.format(pipeline.source.lookback))
+                    $0.value("lookback_every", pipeline.source.lookbackEvery.map(DurationParser.format))
                     $0.value("null_watermark", pipeline.source.nullWatermark.rawValue)
                 }
                 writer.section("target") {

@@ -21,6 +21,9 @@ public struct PipelineConfiguration: Sendable, Equatable {
         public var watermark: String
         /// How far back each poll re-reads, for late commits and clock skew. Default 30s.
         public var lookback: Duration = .seconds(30)
+        /// How often the lookback window is re-read; `nil`: a tenth of ``lookback`` (at least the poll interval).
+        /// A row is found when it commits no later than `lookback − lookbackEvery` after its watermark.
+        public var lookbackEvery: Duration?
         public var nullWatermark: NullWatermarkPolicy = .load
 
         public init(connection: String, table: String?, query: String?, key: [String], watermark: String) {

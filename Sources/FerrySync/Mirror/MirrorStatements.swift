@@ -29,8 +29,11 @@ struct MirrorStatements: Sendable {
             ON CONFLICT (\(layout.keyList)) DO UPDATE SET \(assignments), ferry_seq = EXCLUDED.ferry_seq, updated_at = now(), deleted_at = NULL
             WHERE m.ferry_seq < EXCLUDED.ferry_seq
               AND (m.deleted_at IS NOT NULL OR (\(mirrorValues)) IS DISTINCT FROM (\(incomingValues)))
+            RETURNING (m.xmax = 0)
             """
-        // Every staged key now has a mirror row (the upsert inserts new keys whatever their version).
+        // Every staged key now has a mirror row (the upsert inserts new keys whatever their version). The upsert
+        // returns whether each row it wrote was inserted (`xmax = 0`); when none was, every key already had its
+        // companion row and this statement is skipped (updates are most of a live stream).
         if let companion = layout.companionTable {
             companionInsert = """
                 INSERT INTO \(companion) (\(layout.keyList))

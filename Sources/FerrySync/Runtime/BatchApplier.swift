@@ -91,8 +91,10 @@ struct BatchApplier {
             try await connection.copyFrom(table: layout.stagingTable, columns: layout.stagingColumns, logger: logger) { writer in
                 try await writer.write(rows.buffer)
             }
-            try await connection.query(PostgresQuery(unsafeSQL: statements.upsert), logger: logger)
-            if let companion = statements.companionInsert {
+            let written = try await connection.query(PostgresQuery(unsafeSQL: statements.upsert), logger: logger)
+            var inserted = 0
+            for try await isNew in written.decode(Bool.self) where isNew { inserted += 1 }
+            if let companion = statements.companionInsert, inserted > 0 {
                 // Replica mode skips the foreign-key trigger (and other triggers) for this one statement only.
                 if skipCheck { try await connection.query("SET LOCAL session_replication_role = replica", logger: logger) }
                 try await connection.query(PostgresQuery(unsafeSQL: companion), logger: logger)

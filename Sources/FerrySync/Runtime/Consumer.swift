@@ -68,7 +68,10 @@ struct Consumer {
         // First this consumer's own pending entries (a restart after a crash), oldest first.
         var cursor = "0-0"
         while true {
-            let read = try await connection.send(XREADGROUP(group: QueueKeys.group, consumer: name, streams: [(key: stream, id: cursor)], count: 100))
+            let read = try await connection.send(
+                XREADGROUP(
+                    group: QueueKeys.group, consumer: name, streams: [(key: stream, id: cursor)],
+                    count: max(1, pipeline.applyBatchRows / max(1, pipeline.rowsPerEntry))))
             let entries = read.first?.entries ?? []
             if entries.isEmpty { break }
             cursor = entries.last!.id
@@ -101,15 +104,22 @@ struct Consumer {
     }
 
     /// Takes over entries another consumer left pending for longer than `claim_idle`.
+    /// Claims entries left pending by stopped consumers, one apply batch at a time: a claim counts as a delivery,
+    /// so claiming more than this consumer applies next would inflate the delivery counts of entries it never
+    /// tried (and a consumer killed while holding them would push good entries toward the dead letters).
     private mutating func claimAbandoned(on connection: RedisConnection) async throws {
-        let claim = try await connection.send(
-            XAUTOCLAIM(stream, group: QueueKeys.group, consumer: name, minimumIdle: pipeline.claimIdle, start: claimCursor, count: 100))
-        claimCursor = claim.nextStart
-        guard !claim.entries.isEmpty else { return }
-        logger.notice(
-            "claimed entries left pending by a stopped consumer",
-            metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.entries": "\(claim.entries.count)"])
-        try await process(claim.entries, on: connection, checkDeliveries: true)
+        let perClaim = max(1, pipeline.applyBatchRows / max(1, pipeline.rowsPerEntry))
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let claim = try await connection.send(
+                XAUTOCLAIM(stream, group: QueueKeys.group, consumer: name, minimumIdle: pipeline.claimIdle, start: claimCursor, count: perClaim))
+            claimCursor = claim.nextStart
+            guard !claim.entries.isEmpty else { return }
+            logger.notice(
+                "claimed entries left pending by a stopped consumer",
+                metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.entries": "\(claim.entries.count)"])
+            try await process(claim.entries, on: connection, checkDeliveries: true)
+            if claim.nextStart == "0-0" { return }
+        }
     }
 
     private mutating func process(_ entries: [RedisStreamEntry], on connection: RedisConnection, checkDeliveries: Bool) async throws {
@@ -239,9 +249,15 @@ struct Consumer {
         context.metrics.batchLatency.recordNanoseconds(Int64(elapsed.seconds * 1e9))
         context.metrics.lastApplied.record(Date().timeIntervalSince1970)
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        var latencies: [(micros: Int64, rows: Int)] = []
+        latencies.reserveCapacity(entries.count)
         for item in entries {
-            if let enqueued = item.entry.enqueuedAt { context.metrics.enqueueToCommit.recordNanoseconds(max(0, now - enqueued) * 1000) }
+            guard let enqueued = item.entry.enqueuedAt else { continue }
+            let micros = max(0, now - enqueued)
+            context.metrics.enqueueToCommit.recordNanoseconds(micros * 1000)
+            latencies.append((micros, item.entry.rows.rowCount))
         }
+        if let observe = context.commitLatency, !latencies.isEmpty { observe(latencies) }
         context.reportProgress(phase: .incremental, appliedDelta: count)
     }
 

@@ -18,6 +18,7 @@ struct PipelineContext: Sendable {
     let metrics: SyncMetrics
     let logger: Logger
     let progress: ProgressTracker
+    let commitLatency: (@Sendable ([(micros: Int64, rows: Int)]) -> Void)?
 
     func reportProgress(phase: SyncProgress.Phase, producedDelta: Int = 0, appliedDelta: Int = 0, estimatedTotal: Int? = nil) {
         progress.record(phase: phase, produced: producedDelta, applied: appliedDelta, estimatedTotal: estimatedTotal)

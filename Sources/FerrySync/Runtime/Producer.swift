@@ -30,6 +30,9 @@ struct Producer {
     private var recent = WindowMemory()
     private var estimatedTotal: Int?
     private var lastTrim = ContinuousClock.now
+    /// When the lookback window was last re-read (re-reading it on every sub-second poll would read the same
+    /// rows over and over at high change rates).
+    private var lastWindowRead: ContinuousClock.Instant?
 
     var pipeline: PipelineConfiguration { context.pipeline }
     var logger: Logger { context.logger }
@@ -176,7 +179,11 @@ struct Producer {
             }
             logger.info("initial load queued", metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.rows": "\(produced)"])
         }
-        queued += try await rereadWindow()
+        let every = max(pipeline.interval, pipeline.source.lookbackEvery ?? pipeline.source.lookback / 10)
+        if lastWindowRead.map({ ContinuousClock.now - $0 >= every }) ?? true {
+            lastWindowRead = .now
+            queued += try await rereadWindow()
+        }
         if ContinuousClock.now - lastTrim > .seconds(10) {
             lastTrim = .now
             try await trimStream()

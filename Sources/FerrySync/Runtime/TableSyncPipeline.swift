@@ -14,6 +14,9 @@ public final class TableSyncPipeline: Service, Sendable {
         public var allowUnsafeRedis = false
         /// Called with progress a few times a second.
         public var progress: (@Sendable (SyncProgress) -> Void)?
+        /// Called after each commit with every applied entry's enqueue→commit latency in microseconds and its row count
+        /// (benchmarks).
+        public var commitLatency: (@Sendable ([(micros: Int64, rows: Int)]) -> Void)?
         /// Run the producer (default) and the consumers (default); a process may run only one side.
         public var produce = true
         public var consume = true
@@ -49,7 +52,8 @@ public final class TableSyncPipeline: Service, Sendable {
             control: ControlTables(schema: postgres.schema, pipeline: pipeline.name),
             metrics: SyncMetrics(pipeline: pipeline.name),
             logger: logger,
-            progress: ProgressTracker(pipeline: pipeline.name, handler: options.progress)
+            progress: ProgressTracker(pipeline: pipeline.name, handler: options.progress),
+            commitLatency: options.commitLatency
         )
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
         consumerPrefix = "\(host)-\(getpid())"

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Ferry against peer tools on private sandbox servers (use a release build).",
-        subcommands: [Redis.self]
+        subcommands: [Redis.self, Sync.self]
     )
 
     struct Redis: AsyncParsableCommand {
@@ -58,6 +58,89 @@ struct BenchCommand: AsyncParsableCommand {
     }
 }
 
+extension BenchCommand {
+    struct Sync: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The table sync end to end: initial load, update pass, steady-state latency, memory; beside raw COPY and the original Python.",
+            discussion: """
+                Starts its own sandbox under .ferry/bench/sync, generates a source shaped like VW_VENTAS_SYNC and syncs
+                it (with the seed's companion table) source → Redis → mirror. Peers in the same run: raw `psql \\copy`
+                into an indexed table, and the original design in Python (Benchmarks/python/original_sync.py; needs
+                python3-redis and python3-psycopg2). Run it from the repository's root with a release build:
+                make release && .build/release/ferry bench sync
+                """
+        )
+
+        @Option(help: "Source rows.")
+        var rows = 1_000_000
+
+        @Option(help: "Rows for the Python peer (it runs at a few thousand rows/s).")
+        var pythonRows = 100_000
+
+        @Option(help: "Changes per second in the steady state.")
+        var steadyRate = 10_000
+
+        @Option(help: "Seconds of steady state measured (after a 3-second warm-up).")
+        var steadySeconds = 20
+
+        @Option(help: "Consumers.")
+        var consumers = 2
+
+        @Option(help: "The pipeline's source.lookback.")
+        var lookback = "30s"
+
+        @Flag(help: "Measure Ferry only.")
+        var skipPeers = false
+
+        @Flag(help: "Print the figures as JSON.")
+        var json = false
+
+        func run() async throws {
+            try LoggingBootstrap.once(LogSettings())
+            var options = SyncBenchmark.Options()
+            options.rows = rows
+            options.pythonRows = pythonRows
+            options.steadyRate = steadyRate
+            options.steadySeconds = steadySeconds
+            options.consumers = consumers
+            options.skipPeers = skipPeers
+            guard let lookback = DurationParser.parse(lookback) else {
+                throw ValidationError("--lookback: \"\(lookback)\" is not a duration like 30s")
+            }
+            options.lookback = lookback
+            let logger = Logger(label: "ferry.bench")
+            let quiet = json
+            let figures = try await Sandbox.with(root: ".ferry/bench/sync", logger: logger) { sandbox in
+                try await SyncBenchmark(options: options, logger: logger).run(on: sandbox) { message in
+                    if !quiet { Terminal.writeStandardError(message + "\n") }
+                }
+            }
+            if json {
+                let items = figures.map { figure in
+                    "{\"name\":\(JSONText.string(figure.name)),\"unit\":\(JSONText.string(figure.unit)),\"ferry\":\(figure.ferry),"
+                        + "\"peer\":\(figure.peer.map { "\($0)" } ?? "null"),\"peer_name\":\(figure.peerName.map(JSONText.string) ?? "null"),"
+                        + "\"ratio\":\(figure.ratio.map { "\($0)" } ?? "null"),\"target\":\(figure.target.map { "\($0)" } ?? "null"),"
+                        + "\"met\":\(figure.met.map { "\($0)" } ?? "null")}"
+                }
+                Terminal.print("[" + items.joined(separator: ",") + "]")
+                return
+            }
+            var table = TextTable(["FIGURE", "FERRY", "PEER", "RATIO", "TARGET"])
+            for figure in figures {
+                let target =
+                    figure.target.map { (figure.higherIsBetter ? "≥ " : "≤ ") + BenchReport.format($0, figure.unit) } ?? "-"
+                let verdict = figure.met.map { $0 ? Terminal.paint(" met", .green) : Terminal.paint(" missed", .red) } ?? ""
+                table.add([
+                    figure.name, BenchReport.format(figure.ferry, figure.unit),
+                    figure.peer.map { BenchReport.format($0, figure.unit) + " (\(figure.peerName ?? ""))" } ?? "-",
+                    figure.ratio.map { String(format: "%.2f", $0) } ?? "-", target + verdict,
+                ])
+            }
+            Terminal.print(table.render())
+        }
+    }
+}
+
 /// Prints benchmark figures.
 enum BenchReport {
     static func table(_ figures: [BenchmarkFigure]) -> String {
@@ -83,6 +166,9 @@ enum BenchReport {
     }
 
     static func format(_ value: Double, _ unit: String) -> String {
-        unit == "ms" ? String(format: "%.3f ms", value) : String(format: "%.0f %@", value, unit)
+        switch unit {
+        case "ms": String(format: "%.3f ms", value)
+        default: ProgressBar.grouped(Int(value.rounded())) + " " + unit
+        }
     }
 }
