@@ -13,14 +13,13 @@ struct FerryCommand: AsyncParsableCommand {
         commandName: "ferry",
         abstract: "Keeps PostgreSQL fed, replicated and safe: table sync through Redis, checks, a local sandbox.",
         discussion: """
-            Configuration comes from ferry.yaml (or --config / FERRY_CONFIG), an optional .env file, and the
-            environment variables of the original scripts (PG_*, REDIS_*, MSSQL_*, SYNC_INTERVAL, BATCH_SIZE,
-            LOG_LEVEL), which override the file. See examples/ferry.yaml.
+            Configuration comes from ferry.yaml (or --config / FERRY_CONFIG), an optional .env file, and the environment variables of the original scripts (PG_*, REDIS_*, MSSQL_*, SYNC_INTERVAL, BATCH_SIZE, LOG_LEVEL), which override the file. See examples/ferry.yaml and examples/ventas.yaml.
 
             Start here:
+              ferry demo           the table sync on a local sandbox, start to finish
               ferry sandbox up     start local PostgreSQL and Redis and write ferry.yaml
               ferry check          try every configured server
-              ferry run            run the daemon (health on /health/ready, metrics on /metrics)
+              ferry run            run the daemon (every pipeline; /health/ready, /metrics)
             """,
         version: FerryVersion.current,
         subcommands: [

@@ -63,11 +63,7 @@ extension BenchCommand {
         static let configuration = CommandConfiguration(
             abstract: "The table sync end to end: initial load, update pass, steady-state latency, memory; beside raw COPY and the original Python.",
             discussion: """
-                Starts its own sandbox under .ferry/bench/sync, generates a source shaped like VW_VENTAS_SYNC and syncs
-                it (with the seed's companion table) source → Redis → mirror. Peers in the same run: raw `psql \\copy`
-                into an indexed table, and the original design in Python (Benchmarks/python/original_sync.py; needs
-                python3-redis and python3-psycopg2). Run it from the repository's root with a release build:
-                make release && .build/release/ferry bench sync
+                Starts its own sandbox under .ferry/bench/sync, generates a source shaped like VW_VENTAS_SYNC and syncs it (with the seed's companion table) source → Redis → mirror. Peers in the same run: raw `psql \\copy` into an indexed table, and the original design in Python (Benchmarks/python/original_sync.py; needs python3-redis and python3-psycopg2). Run it from the repository's root with a release build: make release && .build/release/ferry bench sync
                 """
         )
 

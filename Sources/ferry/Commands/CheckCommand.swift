@@ -9,9 +9,7 @@ struct CheckCommand: AsyncParsableCommand {
         commandName: "check",
         abstract: "Try every configured server: reachable, logged in, database present, permissions enough.",
         discussion: """
-            For each endpoint prints ok with the round-trip latency, or one of: unreachable (host:port),
-            authentication_failed, database_missing, permission_missing — with what to do about it.
-            Exits 1 when any endpoint fails, 2 when the configuration itself is invalid.
+            For each endpoint prints ok with the round-trip latency, or one of: unreachable (host:port), authentication_failed, database_missing, permission_missing — with what to do about it. Exits 1 when any endpoint fails, 2 when the configuration itself is invalid.
             """
     )
 

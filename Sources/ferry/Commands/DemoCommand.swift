@@ -18,11 +18,7 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Run the table sync on the sandbox: a generated VW_VENTAS_SYNC copied live into datos_vista.",
         discussion: """
-            Starts the sandbox (or uses the running one), creates a database `erp` holding VW_VENTAS_SYNC with
-            --rows rows, and runs the `ventas` pipeline of examples/ventas.yaml against it while a writer keeps
-            changing and adding rows. Shows live progress, edits a companion row the way a NocoDB user would,
-            then stops the writer, drains the queue and reconciles source and mirror (0 differences expected).
-            Every run starts the demo over; the configuration it used is left in .ferry/demo/ferry.yaml.
+            Starts the sandbox (or uses the running one), creates a database `erp` holding VW_VENTAS_SYNC with --rows rows, and runs the `ventas` pipeline of examples/ventas.yaml against it while a writer keeps changing and adding rows. Shows live progress, edits a companion row the way a NocoDB user would, then stops the writer, drains the queue and reconciles source and mirror (0 differences expected). Every run starts the demo over; the configuration it used is left in .ferry/demo/ferry.yaml.
             """
     )
 

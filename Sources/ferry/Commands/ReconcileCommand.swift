@@ -10,9 +10,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         commandName: "reconcile",
         abstract: "Compare a pipeline's source and mirror by key ranges with checksums; with --repair, fix the mirror.",
         discussion: """
-            Prints the keys missing from the mirror, different, or no longer in the source. --repair applies missing and \
-            different rows again from the source and soft-deletes rows gone from it (deleted_at is set; companion rows \
-            stay). Exits 1 when differences remain.
+            Prints the keys missing from the mirror, different, or no longer in the source. --repair applies missing and different rows again from the source and soft-deletes rows gone from it (deleted_at is set; companion rows stay). Exits 1 when differences remain.
             """
     )
 

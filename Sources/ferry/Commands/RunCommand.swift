@@ -15,9 +15,7 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the daemon: every configured job, plus health and metrics over HTTP.",
         discussion: """
-            Serves GET /health/live, GET /health/ready (200 only while every configured server answers) and
-            GET /metrics (Prometheus text) on http.host:http.port (default 127.0.0.1:9620).
-            SIGTERM or SIGINT stop it cleanly.
+            Serves GET /health/live, GET /health/ready (200 only while every configured server answers) and GET /metrics (Prometheus text) on http.host:http.port (default 127.0.0.1:9620). SIGTERM or SIGINT stop it cleanly.
             """
     )
 

@@ -10,9 +10,7 @@ struct SandboxCommand: AsyncParsableCommand {
         commandName: "sandbox",
         abstract: "Start, inspect or stop private PostgreSQL 15 and Redis 7 servers on free loopback ports.",
         discussion: """
-            The servers run from the system's binaries with their files under .ferry/sandbox/. Redis uses AOF
-            (appendfsync everysec) and maxmemory-policy noeviction. When run as root, PostgreSQL runs as the
-            unprivileged `postgres` account, as it requires.
+            The servers run from the system's binaries with their files under .ferry/sandbox/. Redis uses AOF (appendfsync everysec) and maxmemory-policy noeviction. When run as root, PostgreSQL runs as the unprivileged `postgres` account, as it requires.
             """,
         subcommands: [Up.self, Status.self, Down.self, Reap.self]
     )
