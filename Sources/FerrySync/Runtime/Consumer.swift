@@ -39,6 +39,8 @@ struct Consumer {
     }
 
     var pipeline: PipelineConfiguration { context.pipeline }
+    /// Queue entries in one apply batch: what a read or a claim takes at a time.
+    var entriesPerBatch: Int { max(1, pipeline.applyBatchRows / max(1, pipeline.rowsPerEntry)) }
     var logger: Logger { context.logger }
     var stream: String { context.keys.stream }
 
@@ -71,7 +73,7 @@ struct Consumer {
             let read = try await connection.send(
                 XREADGROUP(
                     group: QueueKeys.group, consumer: name, streams: [(key: stream, id: cursor)],
-                    count: max(1, pipeline.applyBatchRows / max(1, pipeline.rowsPerEntry))))
+                    count: entriesPerBatch))
             let entries = read.first?.entries ?? []
             if entries.isEmpty { break }
             cursor = entries.last!.id
@@ -82,9 +84,9 @@ struct Consumer {
                 lastClaim = .now
                 try await claimAbandoned(on: connection)
             }
-            let entriesPerRead = max(1, pipeline.applyBatchRows / max(1, pipeline.rowsPerEntry))
             let read = try await connection.send(
-                XREADGROUP(group: QueueKeys.group, consumer: name, streams: [(key: stream, id: ">")], count: entriesPerRead, block: pipeline.maxWait))
+                XREADGROUP(group: QueueKeys.group, consumer: name, streams: [(key: stream, id: ">")], count: entriesPerBatch, block: pipeline.maxWait)
+            )
             let entries = read.first?.entries ?? []
             if entries.isEmpty {
                 if let untilDrained, untilDrained(), try await isDrained(on: connection) { return }
@@ -108,10 +110,10 @@ struct Consumer {
     /// so claiming more than this consumer applies next would inflate the delivery counts of entries it never
     /// tried (and a consumer killed while holding them would push good entries toward the dead letters).
     private mutating func claimAbandoned(on connection: RedisConnection) async throws {
-        let perClaim = max(1, pipeline.applyBatchRows / max(1, pipeline.rowsPerEntry))
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let claim = try await connection.send(
-                XAUTOCLAIM(stream, group: QueueKeys.group, consumer: name, minimumIdle: pipeline.claimIdle, start: claimCursor, count: perClaim))
+                XAUTOCLAIM(
+                    stream, group: QueueKeys.group, consumer: name, minimumIdle: pipeline.claimIdle, start: claimCursor, count: entriesPerBatch))
             claimCursor = claim.nextStart
             guard !claim.entries.isEmpty else { return }
             logger.notice(
