@@ -20,6 +20,24 @@ public enum PostgresDiagnosis {
     }
 
     /// Classifies a connection or query error against `endpoint`.
+    /// PostgreSQL refused the data itself (a value, a constraint), not the connection or the statement.
+    public static func isDataError(_ error: any Error) -> Bool {
+        guard let state = sqlState(of: error) else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("23") || state == "42804" || state == "21000"
+    }
+
+    /// The server's message with its SQLSTATE and detail, for dead letters and logs; other errors as they print.
+    public static func reason(_ error: any Error) -> String {
+        guard let message = serverMessage(of: error) else {
+            if let error = error as? FerryError { return error.description }
+            return "\(error)"
+        }
+        var text = message
+        if let state = sqlState(of: error) { text += " (SQLSTATE \(state))" }
+        if let detail = detail(of: error) { text += ": \(detail)" }
+        return text
+    }
+
     public static func diagnose(_ error: any Error, endpoint: PostgresEndpoint, key: String = "postgres") -> FerryError {
         let address = "\(endpoint.host):\(endpoint.port)"
         if let error = error as? FerryError { return error }

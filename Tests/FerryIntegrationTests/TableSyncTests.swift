@@ -132,6 +132,52 @@ struct TableSyncTests {
         await world.close()
     }
 
+    /// Consumers killed for reasons of their own (a crash loop, an OOM kill) raise the delivery counts of every
+    /// entry they held; that alone must not push good rows aside. Only an entry whose solo attempts keep ending
+    /// with the consumer stopped goes to the dead letters whole.
+    @Test func deliveryCountsAloneNeverCondemnAnEntry() async throws {
+        let world = try await SyncWorld.make("redeliver", rows: 1_000) {
+            $0.rowsPerEntry = 100
+            $0.claimIdle = .seconds(1)
+            $0.consumers = 1  // two would race for the claimed entries on a loaded machine; one keeps the count exact
+        }
+        var produceOnly = TableSyncPipeline.Options()
+        produceOnly.consume = false
+        _ = try await world.runOnce(options: produceOnly)
+        let redis = try #require(world.sandbox.redis)
+        let stream = "ferry:{\(world.name)}:changes"
+        let ids = try await RedisAdmin.send(redis, ["XRANGE", stream, "-", "+"]).elements().map {
+            try $0.elements()[0].decode(as: String.self)
+        }
+        #expect(ids.count == 10)
+        // Twelve consumers took every entry in turn and died without acknowledging: delivery count 12 each.
+        _ = try await RedisAdmin.send(redis, ["XREADGROUP", "GROUP", "ferry", "gone-0", "STREAMS", stream, ">"])
+        for index in 1..<12 {
+            _ = try await RedisAdmin.send(redis, ["XCLAIM", stream, "ferry", "gone-\(index)", "0"] + ids)
+        }
+        // One entry also stopped the consumer on each of its max_deliveries solo attempts.
+        let condemned = ids[4]
+        _ = try await RedisAdmin.send(redis, ["HSET", "ferry:{\(world.name)}:attempts", "\(stream) \(condemned)", "\(world.pipeline.maxDeliveries)"])
+        try await Task.sleep(for: .milliseconds(1_100))
+
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 900)
+        let dead = try await world.strings(
+            "SELECT DISTINCT stream_id || ' | ' || reason FROM \"\(world.targetSchema)\".ferry_dead_letters WHERE pipeline = '\(world.name)'")
+        #expect(dead.count == 1)
+        #expect(dead.first??.hasPrefix("\(condemned) | a consumer stopped 5 times while applying this entry on its own") == true, "\(dead)")
+        #expect(try await world.int("SELECT count(*) FROM \"\(world.targetSchema)\".ferry_dead_letters WHERE pipeline = '\(world.name)'") == 100)
+        let attempts = try await RedisAdmin.send(redis, ["HLEN", "ferry:{\(world.name)}:attempts"])
+        #expect(try attempts.decode(as: Int.self) == 0, "solo attempts are forgotten once an entry is settled")
+        let pending = try await RedisAdmin.send(redis, ["XPENDING", stream, "ferry"])
+        #expect(try pending.elements().first?.decode(as: Int.self) == 0)
+        // The rows of the condemned entry come back with a repair, as for any dead letter.
+        let repaired = try await world.reconcile(repair: true)
+        #expect(repaired.differences == 100)
+        try await world.expectMirrorEqualsSource()
+        await world.close()
+    }
+
     @Test func companionEditsSurviveSourceUpdatesAndSoftDeletes() async throws {
         let world = try await SyncWorld.make("companion", rows: 200)
         _ = try await world.runOnce()

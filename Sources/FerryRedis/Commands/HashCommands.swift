@@ -76,3 +76,18 @@ public struct HLEN: RedisCommand {
     public var name: String { "HLEN" }
     public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("HLEN", key) }
 }
+
+/// `HINCRBY key field increment` → the new value.
+public struct HINCRBY: RedisCommand {
+    public typealias Response = Int
+    public var key: String
+    public var field: String
+    public var increment: Int
+    public init(_ key: String, field: String, by increment: Int = 1) {
+        self.key = key
+        self.field = field
+        self.increment = increment
+    }
+    public var name: String { "HINCRBY" }
+    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("HINCRBY", key, field, String(increment)) }
+}

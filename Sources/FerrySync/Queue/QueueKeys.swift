@@ -14,6 +14,9 @@ public struct QueueKeys: Sendable, Hashable {
     public var schemas: String { "ferry:{\(pipeline)}:schemas" }
     /// Rows that could not be applied, with the reason.
     public var deadLetters: String { "ferry:{\(pipeline)}:dead" }
+    /// Entries applied on their own after many deliveries (hash: entry id → attempts begun). An entry whose
+    /// attempts keep ending with the consumer stopped is a poison entry; see `Consumer`.
+    public var attempts: String { "ferry:{\(pipeline)}:attempts" }
     /// The consumer group every Ferry consumer of this pipeline joins.
     public static let group = "ferry"
 }

@@ -138,20 +138,23 @@ public final class TableSyncPipeline: Service, Sendable {
         let schema = try await context.source.describe()
         let producerDone = ProducerFlag()
         let counts = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
-            group.addTask { [context] in
-                var producer = try Producer(context: context, schema: schema)
-                try await producer.prepare()
-                defer { producerDone.set() }
-                var total = 0
-                // Poll until a poll finds nothing new (the window re-read may add a few rows once).
-                while true {
-                    let queued = try await producer.poll()
-                    total += queued
-                    if queued == 0 { break }
+            if !options.produce { producerDone.set() }
+            if options.produce {
+                group.addTask { [context] in
+                    var producer = try Producer(context: context, schema: schema)
+                    try await producer.prepare()
+                    defer { producerDone.set() }
+                    var total = 0
+                    // Poll until a poll finds nothing new (the window re-read may add a few rows once).
+                    while true {
+                        let queued = try await producer.poll()
+                        total += queued
+                        if queued == 0 { break }
+                    }
+                    return (total, 0)
                 }
-                return (total, 0)
             }
-            for index in 0..<pipeline.consumers {
+            for index in 0..<(options.consume ? pipeline.consumers : 0) {
                 let name = "\(consumerPrefix)-\(index)"
                 group.addTask { [context] in
                     var consumer = Consumer(context: context, name: name, logger: context.logger)
