@@ -19,6 +19,16 @@ extension FerryConfiguration {
             PipelineConfiguration.read(reader, config: config).map { (path: reader.path, pipeline: $0) }
         }
         config.pipelines = pipelines.map(\.pipeline)
+        let redisSync = root.section("redis_sync")
+        if redisSync.isPresent {
+            config.redisSync = RedisSyncConfiguration.read(redisSync, sync: config.sync)
+            if config.postgres == nil {
+                root.issues.add("postgres", "missing", fix: "the Redis sync writes to PostgreSQL: add a `postgres:` section or set PG_HOST")
+            }
+            if config.redis == nil {
+                root.issues.add("redis", "missing", fix: "the Redis sync reads from Redis: add a `redis:` section or set REDIS_HOST")
+            }
+        }
         root.finish()
         config.validatePipelines(paths: pipelines.map(\.path), declared: pipelineReaders.count, issues: root.issues)
         return config

@@ -100,6 +100,7 @@ extension FerryConfiguration {
                 writer.value("reconcile_every", pipeline.reconcileEvery.map(DurationParser.format))
             }
         }
+        if let redisSync { out.section("redis_sync") { $0.redisSync(redisSync) } }
         return out.text
     }
 }
@@ -221,4 +222,58 @@ struct YAMLWriter {
         }
         return escaped + "\""
     }
+}
+
+extension YAMLWriter {
+    fileprivate mutating func redisSync(_ config: RedisSyncConfiguration) {
+        value("databases", RedisSyncConfiguration.formatDatabases(config.databases))
+        value("rate_limit", config.rateLimit.map { "\($0)" })
+        for (key, backoff) in [("redis_retry", config.redisRetry), ("postgres_retry", config.postgresRetry)] {
+            section(key) {
+                $0.value("max_retries", backoff.maxRetries.map { "\($0)" })
+                $0.value("backoff_base", DurationParser.format(backoff.base))
+                $0.value("backoff_max", DurationParser.format(backoff.maximum))
+            }
+        }
+        let streams = config.streams
+        section("streams") {
+            $0.raw("enabled", "\(streams.enabled)")
+            $0.raw("keys", "[" + streams.keys.joined(separator: ", ") + "]")
+            $0.value("group", streams.group)
+            $0.value("consumer", streams.consumer)
+            $0.raw("batch_size", "\(streams.batchSize)")
+            $0.value("poll_interval", DurationParser.format(streams.pollInterval))
+            $0.raw("discovery", "\(streams.discovery)")
+            $0.raw("patterns", "[" + streams.patterns.map { "\"\($0)\"" }.joined(separator: ", ") + "]")
+            $0.value("discovery_interval", DurationParser.format(streams.discoveryInterval))
+            $0.raw("create_groups", "\(streams.createGroups)")
+            $0.value("conflict", streams.conflict.rawValue)
+            $0.value("table", streams.table)
+            $0.value("claim_idle", DurationParser.format(streams.claimIdle))
+            $0.raw("max_deliveries", "\(streams.maxDeliveries)")
+            if !streams.mappings.isEmpty {
+                $0.list("mappings", streams.mappings) { writer, mapping in
+                    writer.value("stream", mapping.stream)
+                    writer.value("table", mapping.table)
+                    writer.section("columns") { columns in
+                        for column in mapping.columns {
+                            columns.section(column.field) {
+                                $0.value("column", column.column)
+                                $0.value("type", column.type)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let keyValues = config.keyValues
+        section("key_values") {
+            $0.raw("enabled", "\(keyValues.enabled)")
+            $0.raw("patterns", "[" + keyValues.patterns.map { "\"\($0)\"" }.joined(separator: ", ") + "]")
+            $0.value("table", keyValues.table)
+            $0.value("interval", DurationParser.format(keyValues.interval))
+            $0.raw("notifications", "\(keyValues.notifications)")
+        }
+    }
+
 }

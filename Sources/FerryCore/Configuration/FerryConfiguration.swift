@@ -18,6 +18,8 @@ public struct FerryConfiguration: Sendable {
     public var sync: SyncSettings = .init()
     /// Table sync pipelines.
     public var pipelines: [PipelineConfiguration] = []
+    /// The Redis → PostgreSQL sync, when a `redis_sync:` section (or one of its variables) is present.
+    public var redisSync: RedisSyncConfiguration?
 
     public init() {}
 

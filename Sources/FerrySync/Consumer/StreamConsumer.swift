@@ -33,6 +33,8 @@ struct StreamConsumerSettings: Sendable {
     /// Consecutive failed attempts before giving up (nil: retry for as long as the process runs).
     var redisMaxRetries: Int?
     var postgresMaxRetries: Int?
+    /// Waits before each Redis read or acknowledgement (a rate limit); nil: no limit.
+    var throttle: RateLimiter?
 }
 
 /// Reads streams as a member of a consumer group and applies their entries through a ``StreamApplying`` job.
@@ -101,13 +103,18 @@ struct StreamConsumer<Applier: StreamApplying> {
     ) async throws {
         var ready: [String] = []
         var known: Set<String> = []
+        var lastJoin = ContinuousClock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            // Join streams that appeared (discovery) and, now and then, those that could not be joined yet (a
+            // configured stream nobody has written to).
             let wanted = streams()
-            let added = wanted.filter { !known.contains($0) }
-            if !added.isEmpty || wanted.count != known.count {
-                known = Set(wanted)
-                ready.removeAll { !known.contains($0) }
-                for stream in added where try await join(stream, on: connection) {
+            let wantedSet = Set(wanted)
+            if wantedSet != known || (ready.count < wanted.count && ContinuousClock.now - lastJoin > settings.claimIdle / 2) {
+                known = wantedSet
+                lastJoin = .now
+                ready.removeAll { !wantedSet.contains($0) }
+                for stream in wanted where !ready.contains(stream) {
+                    guard try await join(stream, on: connection) else { continue }
                     ready.append(stream)
                     try await recoverOwnPending(stream, on: connection)
                 }
@@ -140,6 +147,7 @@ struct StreamConsumer<Applier: StreamApplying> {
 
     /// New entries of `streams`; nil when one of them lost its group (deleted and created again, for example).
     private func readNew(from streams: [String], on connection: RedisConnection) async throws -> [RedisStreamRead]? {
+        try await settings.throttle?.acquire()
         do {
             return try await connection.send(
                 XREADGROUP(

@@ -39,9 +39,19 @@ struct ControlTables: Sendable {
             )
             """,
             connection, logger, what: "create the control table ferry_pipelines")
-        try await MirrorDDL.run(
+        for statement in Self.deadLetterStatements(deadLetters) {
+            try await MirrorDDL.run(statement, connection, logger, what: "create the control table ferry_dead_letters")
+        }
+        try await connection.query(
+            PostgresQuery(unsafeSQL: "INSERT INTO \(pipelines) (pipeline) VALUES ($1) ON CONFLICT DO NOTHING", binds: binds(pipeline)), logger: logger
+        )
+    }
+
+    /// The statements that create `ferry_dead_letters` (shared by the table sync and the Redis sync).
+    static func deadLetterStatements(_ table: String) -> [String] {
+        [
             """
-            CREATE TABLE IF NOT EXISTS \(deadLetters) (
+            CREATE TABLE IF NOT EXISTS \(table) (
               id bigserial PRIMARY KEY,
               pipeline text NOT NULL,
               stream_id text,
@@ -53,13 +63,8 @@ struct ControlTables: Sendable {
               created_at timestamptz NOT NULL DEFAULT now()
             )
             """,
-            connection, logger, what: "create the control table ferry_dead_letters")
-        try await MirrorDDL.run(
-            "CREATE UNIQUE INDEX IF NOT EXISTS ferry_dead_letters_row ON \(deadLetters) (pipeline, seq)", connection, logger,
-            what: "index ferry_dead_letters")
-        try await connection.query(
-            PostgresQuery(unsafeSQL: "INSERT INTO \(pipelines) (pipeline) VALUES ($1) ON CONFLICT DO NOTHING", binds: binds(pipeline)), logger: logger
-        )
+            "CREATE UNIQUE INDEX IF NOT EXISTS ferry_dead_letters_row ON \(table) (pipeline, seq)",
+        ]
     }
 
     /// The stored state, for start-up and status.

@@ -54,6 +54,13 @@ struct RunCommand: AsyncParsableCommand {
                 }
             }
         }
+        if configuration.redisSync != nil {
+            let redis = try PipelineLookup.redisClient(configuration, logger: Logger(label: "ferry.redis"))
+            services.append(redis)
+            let sync = try RedisSyncService(configuration: configuration, redis: redis, logger: Logger(label: "ferry.redis_sync"))
+            services.append(sync)
+            services.append(ConfigurationReloader(options: options, logger: logger) { sync.reload($0) })
+        }
         services.append(readiness)
         if configuration.http.enabled {
             services.append(

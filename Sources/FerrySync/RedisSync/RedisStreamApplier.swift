@@ -1,0 +1,241 @@
+import CoreMetrics
+import FerryCore
+import FerryPostgres
+import FerryRedis
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// One Redis stream entry ready for PostgreSQL: its fields as a JSON object and the time from its id.
+struct StreamRow: Sendable {
+    /// `{"field": "value", …}`; a value that is not UTF-8 text (or holds NUL) is written as `{"base64": "…"}`.
+    let json: ByteBuffer
+    /// Milliseconds since 1970 (the first part of the entry id).
+    let milliseconds: Int64
+}
+
+/// Applies entries of the streams of one Redis database to `redis_streams`, or to a mapped table.
+///
+/// One transaction per batch: COPY into a session staging table, then one `INSERT … SELECT … ON CONFLICT` on
+/// (redis_db, stream_key, message_id) that skips entries already stored or, with `conflict: overwrite`, replaces
+/// them when their data differs.
+struct RedisStreamApplier: StreamApplying {
+    let database: Int
+    let tables: RedisSyncTables
+    let session: PostgresSession
+    let metrics: RedisSyncMetrics
+    let logger: Logger
+    let status: RedisSyncStatus
+
+    var name: String { "redis sync (db \(database))" }
+    var config: RedisSyncConfiguration { tables.config }
+
+    func decode(_ raw: RedisStreamEntry, stream: String) throws -> StreamRow {
+        guard let milliseconds = raw.id.split(separator: "-").first.flatMap({ Int64($0) }) else {
+            throw FerryError(
+                .invalidInput, "entry id \(raw.id) of stream \(stream) is not a stream id", fix: "nothing to do; it is kept in the dead letters")
+        }
+        var json = ByteBuffer()
+        json.reserveCapacity(256)
+        json.writeInteger(UInt8(ascii: "{"))
+        for (index, field) in (raw.fields ?? []).enumerated() {
+            if index > 0 { json.writeInteger(UInt8(ascii: ",")) }
+            JSONBytes.appendKey(field.name, to: &json)
+            json.writeInteger(UInt8(ascii: ":"))
+            JSONBytes.appendValue(field.value, to: &json)
+        }
+        json.writeInteger(UInt8(ascii: "}"))
+        return StreamRow(json: json, milliseconds: milliseconds)
+    }
+
+    func rowCount(of entry: StreamRow) -> Int { 1 }
+
+    func canShareTransaction(_ first: StreamRow, _ second: StreamRow) -> Bool { true }
+
+    /// The mapping for `stream`, if any (the first whose pattern matches).
+    func mapping(for stream: String) -> StreamMapping? {
+        config.streams.mappings.first { GlobPattern($0.stream).matches(stream) }
+    }
+
+    private static let staging = "ferry_redis_stream_staging"
+
+    /// The INSERT from staging into the stream's target.
+    func insertStatement(for stream: String) -> String {
+        let overwrite = config.streams.conflict == .overwrite
+        if let mapping = mapping(for: stream) {
+            let table = tables.mappedTable(mapping)
+            let columns = mapping.columns.map { SQLIdentifier.quote($0.column) }
+            let values = mapping.columns.map { "(data->>\(SQLIdentifier.literal($0.field)))::\($0.type)" }
+            var sql = """
+                INSERT INTO \(table) AS t (redis_db, stream_key, message_id, \(columns.joined(separator: ", ")), "timestamp")
+                SELECT redis_db, stream_key, message_id, \(values.joined(separator: ", ")), to_timestamp(ms / 1000.0) FROM \(Self.staging)
+                ON CONFLICT (redis_db, stream_key, message_id) DO
+                """
+            if overwrite {
+                let sets = columns.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+                let differs = columns.map { "t.\($0) IS DISTINCT FROM EXCLUDED.\($0)" }.joined(separator: " OR ")
+                sql += " UPDATE SET \(sets), synced_at = now() WHERE \(differs)"
+            } else {
+                sql += " NOTHING"
+            }
+            return sql
+        }
+        var sql = """
+            INSERT INTO \(tables.streams) AS t (redis_db, stream_key, message_id, data, "timestamp")
+            SELECT redis_db, stream_key, message_id, data, to_timestamp(ms / 1000.0) FROM \(Self.staging)
+            ON CONFLICT (redis_db, stream_key, message_id) DO
+            """
+        sql +=
+            overwrite
+            ? " UPDATE SET data = EXCLUDED.data, \"timestamp\" = EXCLUDED.\"timestamp\", synced_at = now() WHERE t.data IS DISTINCT FROM EXCLUDED.data"
+            : " NOTHING"
+        return sql
+    }
+
+    private func copyRows(_ entries: ArraySlice<Consumed<StreamRow>>, stream: String) -> CopyTextRows {
+        var rows = CopyTextRows(capacity: entries.reduce(64) { $0 + $1.entry.json.readableBytes + stream.utf8.count + 48 })
+        let databaseText = ByteBuffer(string: String(database))
+        let streamText = ByteBuffer(string: stream)
+        for item in entries {
+            rows.beginRow()
+            rows.appendField(databaseText)
+            rows.appendField(streamText)
+            rows.appendField(item.id)
+            rows.appendField(item.entry.json)
+            rows.appendField(String(item.entry.milliseconds))
+            rows.endRow()
+        }
+        return rows
+    }
+
+    private func applyRows(_ entries: ArraySlice<Consumed<StreamRow>>, stream: String) async throws {
+        let rows = copyRows(entries, stream: stream)
+        let insert = insertStatement(for: stream)
+        try await session.withTransaction { connection in
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL:
+                        "CREATE TEMP TABLE IF NOT EXISTS \(Self.staging) (redis_db integer, stream_key text, message_id text, data jsonb, ms bigint) ON COMMIT DELETE ROWS"
+                ), logger: logger)
+            try await connection.copyFrom(table: Self.staging, columns: ["redis_db", "stream_key", "message_id", "data", "ms"], logger: logger) {
+                try await $0.write(rows.buffer)
+            }
+            try await connection.query(PostgresQuery(unsafeSQL: insert), logger: logger)
+        }
+    }
+
+    mutating func apply(_ entries: [Consumed<StreamRow>], stream: String) async throws {
+        try await applyRows(entries[...], stream: stream)
+    }
+
+    mutating func isolate(_ entries: [Consumed<StreamRow>], stream: String, heartbeat: Heartbeat) async throws -> (applied: Int, rejected: Int) {
+        let applier = self
+        return try await Bisection.isolate(
+            0..<entries.count,
+            apply: { range in try await applier.applyRows(entries[range], stream: stream) },
+            reject: { index, error in
+                let reason = PostgresDiagnosis.reason(error)
+                applier.logger.error(
+                    "stream entry moved to the dead letters",
+                    metadata: ["ferry.stream": "\(stream)", "ferry.entry": "\(entries[index].id)", "ferry.reason": "\(reason)"])
+                try await applier.recordDeadLetter(
+                    id: entries[index].id, stream: stream, json: entries[index].entry.json, reason: reason,
+                    sqlState: PostgresDiagnosis.sqlState(of: error),
+                    deliveries: nil)
+            },
+            beat: { try await heartbeat.beat() })
+    }
+
+    mutating func deadLetter(id: String, stream: String, entry: StreamRow?, reason: String, deliveries: Int?) async throws {
+        try await recordDeadLetter(id: id, stream: stream, json: entry?.json, reason: reason, sqlState: nil, deliveries: deliveries)
+    }
+
+    /// The dead-letter row: `pipeline` is `redis:DB:STREAM`, `stream_id` the entry id, `row_data` its fields.
+    private func recordDeadLetter(id: String, stream: String, json: ByteBuffer?, reason: String, sqlState: String?, deliveries: Int?) async throws {
+        let queue = "redis:\(database):\(stream)"
+        let data = json.map { String(buffer: $0) }
+        try await session.withConnection { connection in
+            try await connection.query(
+                """
+                INSERT INTO \(unescaped: tables.deadLetters) (pipeline, stream_id, row_data, reason, sqlstate, deliveries)
+                SELECT \(queue), \(id), \(data)::jsonb, \(reason), \(sqlState), \(deliveries.map(Int32.init))
+                WHERE NOT EXISTS (SELECT 1 FROM \(unescaped: tables.deadLetters) WHERE pipeline = \(queue) AND stream_id = \(id))
+                """,
+                logger: logger)
+        }
+    }
+
+    mutating func reset() {}
+
+    func recordError(_ message: String) async { status.recordError(message) }
+
+    mutating func finished(_ entries: [Consumed<StreamRow>], stream: String, rows: Int, elapsed: Duration) {
+        metrics.entriesApplied.increment(by: Int64(rows))
+        metrics.batchLatency.recordNanoseconds(Int64(elapsed.seconds * 1e9))
+        status.recordApplied(rows)
+    }
+
+    func countRetry() { metrics.retries.increment() }
+
+    func countDeadLetters(_ rows: Int) { metrics.deadLetters.increment(by: Int64(rows)) }
+
+    func close() async { await session.close() }
+}
+
+/// JSON string literals straight from bytes.
+enum JSONBytes {
+    /// Appends `value` as a JSON string when it is UTF-8 text without NUL (PostgreSQL's jsonb refuses `\u0000`),
+    /// otherwise as `{"base64": "…"}`.
+    static func appendValue(_ value: ByteBuffer, to out: inout ByteBuffer) {
+        let isText = value.withUnsafeReadableBytes { bytes -> Bool in
+            var ascii = true
+            for byte in bytes {
+                if byte == 0 { return false }
+                if byte >= 0x80 { ascii = false }
+            }
+            return ascii || String(validating: bytes, as: UTF8.self) != nil
+        }
+        guard isText else {
+            let encoded = Data(value.readableBytesView).base64EncodedString()
+            out.writeString("{\"base64\":\"\(encoded)\"}")
+            return
+        }
+        out.writeInteger(UInt8(ascii: "\""))
+        value.withUnsafeReadableBytes { bytes in
+            var clean = 0
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == 0x22 || byte == 0x5C else { continue }
+                if index > clean { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[clean..<index])) }
+                switch byte {
+                case 0x22: out.writeString("\\\"")
+                case 0x5C: out.writeString("\\\\")
+                case 0x0A: out.writeString("\\n")
+                case 0x0D: out.writeString("\\r")
+                case 0x09: out.writeString("\\t")
+                default:
+                    let hex = String(byte, radix: 16)
+                    out.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
+                }
+                clean = index + 1
+            }
+            if clean < bytes.count { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[clean...])) }
+        }
+        out.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// A field name as a JSON key; a name that is not text becomes `"base64:…"`.
+    static func appendKey(_ name: ByteBuffer, to out: inout ByteBuffer) {
+        let isText = name.withUnsafeReadableBytes { bytes in !bytes.contains(0) && String(validating: bytes, as: UTF8.self) != nil }
+        if isText {
+            appendValue(name, to: &out)
+        } else {
+            out.writeString("\"base64:\(Data(name.readableBytesView).base64EncodedString())\"")
+        }
+    }
+
+    static func appendValue(_ value: String, to out: inout ByteBuffer) {
+        appendValue(ByteBuffer(string: value), to: &out)
+    }
+}

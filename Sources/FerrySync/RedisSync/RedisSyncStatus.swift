@@ -1,0 +1,54 @@
+import CoreMetrics
+public import Foundation
+import Metrics
+import Synchronization
+
+/// The Redis sync's Prometheus figures.
+struct RedisSyncMetrics: Sendable {
+    let entriesApplied = Counter(label: "ferry_redis_stream_entries_applied_total")
+    let deadLetters = Counter(label: "ferry_redis_stream_dead_letters_total")
+    let retries = Counter(label: "ferry_redis_sync_retries_total")
+    let batchLatency = Timer(label: "ferry_redis_stream_batch_seconds", preferredDisplayUnit: .seconds)
+    let streamsDiscovered = Gauge(label: "ferry_redis_streams_synced")
+    let keysWritten = Counter(label: "ferry_redis_keys_written_total")
+    let keysUnchanged = Counter(label: "ferry_redis_keys_unchanged_total")
+    let keysDeleted = Counter(label: "ferry_redis_keys_deleted_total")
+    let scanSeconds = Timer(label: "ferry_redis_key_scan_seconds", preferredDisplayUnit: .seconds)
+    let lastSync = Gauge(label: "ferry_redis_sync_last_sync_timestamp_seconds")
+}
+
+/// What `ferry status` and logs show about the Redis sync: counts and the last error.
+public final class RedisSyncStatus: Sendable {
+    public struct Snapshot: Sendable {
+        public var entriesApplied = 0
+        public var keysWritten = 0
+        public var keysDeleted = 0
+        public var streams: [String] = []
+        public var lastError: String?
+        public var lastErrorAt: Date?
+    }
+
+    private let state = Mutex(Snapshot())
+
+    public init() {}
+
+    public var snapshot: Snapshot { state.withLock { $0 } }
+
+    func recordError(_ message: String) {
+        state.withLock {
+            $0.lastError = message
+            $0.lastErrorAt = Date()
+        }
+    }
+
+    func recordApplied(_ count: Int) { state.withLock { $0.entriesApplied += count } }
+
+    func recordKeys(written: Int, deleted: Int) {
+        state.withLock {
+            $0.keysWritten += written
+            $0.keysDeleted += deleted
+        }
+    }
+
+    func recordStreams(_ streams: [String]) { state.withLock { $0.streams = streams } }
+}

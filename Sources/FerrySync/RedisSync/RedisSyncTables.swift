@@ -1,0 +1,186 @@
+import FerryCore
+import FerryPostgres
+import Logging
+import PostgresNIO
+
+/// The tables the Redis sync writes, and how to get them: created when the user may, used as they are when they
+/// exist, and otherwise an error that prints the exact statements an owner must run.
+struct RedisSyncTables: Sendable {
+    let schema: String
+    let config: RedisSyncConfiguration
+
+    /// One table: its name and the statements that create it (the first creates the table itself).
+    struct Table: Sendable {
+        let name: String
+        let statements: [String]
+        /// Whether the sync needs UPDATE (upserts) besides SELECT and INSERT.
+        let updates: Bool
+    }
+
+    var streams: String { SQLIdentifier.qualified(schema, config.streams.table) }
+    var keyValues: String { SQLIdentifier.qualified(schema, config.keyValues.table) }
+    var deadLetters: String { SQLIdentifier.qualified(schema, "ferry_dead_letters") }
+
+    func mappedTable(_ mapping: StreamMapping) -> String {
+        let parts = mapping.table.split(separator: ".", maxSplits: 1).map(String.init)
+        return parts.count == 2 ? SQLIdentifier.qualified(parts[0], parts[1]) : SQLIdentifier.qualified(schema, mapping.table)
+    }
+
+    /// Everything the configuration needs, in creation order.
+    var tables: [Table] {
+        var result: [Table] = []
+        if config.streams.enabled {
+            let table = config.streams.table
+            result.append(
+                Table(
+                    name: streams,
+                    statements: [
+                        """
+                        CREATE TABLE IF NOT EXISTS \(streams) (
+                          id bigserial PRIMARY KEY,
+                          redis_db integer NOT NULL,
+                          stream_key text NOT NULL,
+                          message_id text NOT NULL,
+                          data jsonb NOT NULL,
+                          "timestamp" timestamptz NOT NULL,
+                          synced_at timestamptz NOT NULL DEFAULT now(),
+                          UNIQUE (redis_db, stream_key, message_id)
+                        )
+                        """,
+                        "CREATE INDEX IF NOT EXISTS \(SQLIdentifier.quote(table + "_stream_time")) ON \(streams) (stream_key, \"timestamp\" DESC)",
+                        "CREATE INDEX IF NOT EXISTS \(SQLIdentifier.quote(table + "_message_id")) ON \(streams) (message_id)",
+                    ], updates: config.streams.conflict == .overwrite))
+            for mapping in config.streams.mappings {
+                let name = mappedTable(mapping)
+                let columns = mapping.columns.map { "  \(SQLIdentifier.quote($0.column)) \($0.type),\n" }.joined()
+                result.append(
+                    Table(
+                        name: name,
+                        statements: [
+                            """
+                            CREATE TABLE IF NOT EXISTS \(name) (
+                              id bigserial PRIMARY KEY,
+                              redis_db integer NOT NULL,
+                              stream_key text NOT NULL,
+                              message_id text NOT NULL,
+                            \(columns)  "timestamp" timestamptz NOT NULL,
+                              synced_at timestamptz NOT NULL DEFAULT now(),
+                              UNIQUE (redis_db, stream_key, message_id)
+                            )
+                            """
+                        ], updates: config.streams.conflict == .overwrite))
+            }
+            result.append(Table(name: deadLetters, statements: ControlTables.deadLetterStatements(deadLetters), updates: false))
+        }
+        if config.keyValues.enabled {
+            let table = config.keyValues.table
+            result.append(
+                Table(
+                    name: keyValues,
+                    statements: [
+                        """
+                        CREATE TABLE IF NOT EXISTS \(keyValues) (
+                          id bigserial PRIMARY KEY,
+                          redis_db integer NOT NULL,
+                          redis_key text NOT NULL,
+                          redis_type text NOT NULL,
+                          value jsonb,
+                          ttl_ms bigint,
+                          updated_at timestamptz NOT NULL DEFAULT now(),
+                          deleted_at timestamptz,
+                          UNIQUE (redis_db, redis_key)
+                        )
+                        """,
+                        "CREATE INDEX IF NOT EXISTS \(SQLIdentifier.quote(table + "_key")) ON \(keyValues) (redis_key)",
+                    ], updates: true))
+        }
+        return result
+    }
+
+    /// Creates what is missing when this user may; uses existing tables when it may not (and says so); otherwise
+    /// throws an error whose fix is the SQL an owner must run.
+    func ensure(_ session: PostgresSession, logger: Logger) async throws {
+        try await session.withConnection { connection in
+            var user = ""
+            var schemaExists = false
+            var mayCreateSchema = false
+            let rows = try await connection.query(
+                """
+                SELECT current_user::text, EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = \(schema)),
+                  has_database_privilege(current_database(), 'CREATE')
+                """, logger: logger)
+            for try await (name, exists, create) in rows.decode((String, Bool, Bool).self) {
+                user = name
+                schemaExists = exists
+                mayCreateSchema = create
+            }
+            if !schemaExists {
+                guard mayCreateSchema else {
+                    throw FerryError(
+                        .permission,
+                        "the Redis sync writes to schema \(schema), which does not exist, and user \(user) may not create it",
+                        fix: "run as an owner (see docs/POSTGRES_PERMISSIONS.md):\n" + script(tables, user: user))
+                }
+                try await MirrorDDL.run(
+                    "CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quote(schema))", connection, logger, what: "create schema \(schema)")
+            }
+            var mayCreate = false
+            let privilege = try await connection.query("SELECT has_schema_privilege(\(schema), 'CREATE')", logger: logger)
+            for try await value in privilege.decode(Bool.self) { mayCreate = value }
+            var missing: [Table] = []
+            var existing: [Table] = []
+            for table in tables {
+                let found = try await connection.query("SELECT to_regclass(\(table.name))::text", logger: logger)
+                var exists = false
+                for try await name in found.decode(String?.self) where name != nil { exists = true }
+                if exists { existing.append(table) } else { missing.append(table) }
+            }
+            if !missing.isEmpty && !mayCreate {
+                throw FerryError(
+                    .permission,
+                    "the Redis sync needs \(missing.map(\.name).joined(separator: ", ")) in schema \(schema), which do not exist, and user \(user) may not create tables there",
+                    fix: "run as an owner (see docs/POSTGRES_PERMISSIONS.md):\n" + script(missing, user: user))
+            }
+            for table in missing {
+                for statement in table.statements {
+                    try await MirrorDDL.run(statement, connection, logger, what: "create \(table.name)")
+                }
+                logger.notice("created table", metadata: ["ferry.table": "\(table.name)"])
+            }
+            var lacking: [Table] = []
+            for table in existing {
+                let privileges = table.updates ? "SELECT,INSERT,UPDATE" : "SELECT,INSERT"
+                let granted = try await connection.query("SELECT has_table_privilege(\(table.name), \(privileges))", logger: logger)
+                for try await value in granted.decode(Bool.self) where !value { lacking.append(table) }
+            }
+            if !lacking.isEmpty {
+                throw FerryError(
+                    .permission,
+                    "user \(user) may not write \(lacking.map(\.name).joined(separator: ", "))",
+                    fix: "run as an owner (see docs/POSTGRES_PERMISSIONS.md):\n" + grants(lacking, user: user))
+            }
+            if !existing.isEmpty && !mayCreate {
+                logger.notice(
+                    "using existing tables; this user may not create tables in the schema, so new ones (a new mapping) need an owner",
+                    metadata: ["ferry.schema": "\(schema)", "ferry.user": "\(user)"])
+            }
+        }
+    }
+
+    /// The statements an owner runs to create `tables` and let `user` write them.
+    func script(_ tables: [Table], user: String) -> String {
+        var lines = ["CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quote(schema));"]
+        for table in tables { lines += table.statements.map { $0 + ";" } }
+        lines.append(grants(tables, user: user))
+        return lines.joined(separator: "\n")
+    }
+
+    func grants(_ tables: [Table], user: String) -> String {
+        var lines = ["GRANT USAGE ON SCHEMA \(SQLIdentifier.quote(schema)) TO \(SQLIdentifier.quote(user));"]
+        for table in tables {
+            lines.append("GRANT SELECT, INSERT\(table.updates ? ", UPDATE" : "") ON \(table.name) TO \(SQLIdentifier.quote(user));")
+        }
+        lines.append("GRANT USAGE ON ALL SEQUENCES IN SCHEMA \(SQLIdentifier.quote(schema)) TO \(SQLIdentifier.quote(user));")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,120 @@
+import CoreMetrics
+public import FerryCore
+public import FerryRedis
+import Foundation
+import Synchronization
+
+/// Per-stream figures for `ferry redis monitor` and `/metrics`: length, first and last id, and per group its
+/// consumers, pending entries, lag and idle consumers, with warnings.
+public struct StreamReport: Sendable {
+    public struct Group: Sendable {
+        public var name: String
+        public var consumers: Int
+        public var pending: Int
+        /// Entries not yet delivered to the group (Redis 7; nil when Redis cannot tell).
+        public var lag: Int?
+        /// Consumers holding pending entries that have not been active for longer than the idle threshold.
+        public var idleConsumers: [String]
+    }
+
+    public var database: Int
+    public var stream: String
+    public var length: Int
+    public var firstID: String?
+    public var lastID: String?
+    public var groups: [Group]
+    public var warnings: [String]
+}
+
+/// Collects ``StreamReport``s; remembers the previous pending counts to warn when they keep growing.
+public final class StreamMonitor: Sendable {
+    let redis: RedisClient
+    let databases: [Int]
+    let patterns: [GlobPattern]
+    let keys: [(database: Int, stream: String)]
+    let idleThreshold: Duration
+    private let previous = Mutex<[String: Int]>([:])
+
+    public init(redis: RedisClient, configuration: FerryConfiguration, idleThreshold: Duration = .seconds(60)) {
+        self.redis = redis
+        let sync = configuration.redisSync ?? RedisSyncConfiguration()
+        databases = sync.databases
+        patterns = sync.streams.patterns.map(GlobPattern.init)
+        let defaultDatabase = configuration.redis?.db ?? 0
+        keys = sync.streams.keys.map { RedisSyncService.splitDatabase($0, default: defaultDatabase) }.map { (database: $0.0, stream: $0.1) }
+        self.idleThreshold = idleThreshold
+    }
+
+    /// Every configured stream and every stream matching the patterns, in database order.
+    public func collect() async throws -> [StreamReport] {
+        var found: [Int: Set<String>] = [:]
+        for key in keys { found[key.database, default: []].insert(key.stream) }
+        for database in databases {
+            for pattern in patterns {
+                for try await key in redis.scan(database: database, match: pattern.redisMatch, count: 1000, type: .stream)
+                where !key.hasPrefix("ferry:") && pattern.matches(key) {
+                    found[database, default: []].insert(key)
+                }
+            }
+        }
+        var reports: [StreamReport] = []
+        for database in found.keys.sorted() {
+            for stream in found[database]!.sorted() {
+                if let report = try await report(stream, database: database) { reports.append(report) }
+            }
+        }
+        return reports
+    }
+
+    private func report(_ stream: String, database: Int) async throws -> StreamReport? {
+        try await redis.withConnection(database: database) { connection in
+            let info: RedisStreamInfo
+            do {
+                info = try await connection.send(XINFOSTREAM(stream))
+            } catch let error as RedisError where error.prefix == "ERR" {
+                return nil  // gone since the scan
+            }
+            var groups: [StreamReport.Group] = []
+            var warnings: [String] = []
+            for group in try await connection.send(XINFOGROUPS(stream)) {
+                let consumers = try await connection.send(XINFOCONSUMERS(stream, group: group.name))
+                let idle = consumers.filter { $0.pending > 0 && ($0.inactive ?? $0.idle) > idleThreshold }.map(\.name)
+                groups.append(
+                    StreamReport.Group(name: group.name, consumers: group.consumers, pending: group.pending, lag: group.lag, idleConsumers: idle))
+                let key = "\(database)\u{0}\(stream)\u{0}\(group.name)"
+                let before = previous.withLock { previous -> Int? in
+                    defer { previous[key] = group.pending }
+                    return previous[key]
+                }
+                if let before, group.pending > before {
+                    warnings.append("group \(group.name): pending entries grew from \(before) to \(group.pending)")
+                }
+                if !idle.isEmpty {
+                    warnings.append(
+                        "group \(group.name): \(idle.count) consumer(s) idle over \(DurationParser.format(idleThreshold)) with pending entries (\(idle.prefix(3).joined(separator: ", ")))"
+                    )
+                }
+                if let lag = group.lag, lag > 10_000 {
+                    warnings.append("group \(group.name): \(lag) entries not yet delivered")
+                }
+            }
+            return StreamReport(
+                database: database, stream: stream, length: info.length, firstID: info.firstEntry?.id, lastID: info.lastEntry?.id, groups: groups,
+                warnings: warnings)
+        }
+    }
+
+    /// Publishes the reports as gauges (`ferry_redis_stream_length`, `…_pending`, `…_lag`, `…_idle_consumers`).
+    public static func record(_ reports: [StreamReport]) {
+        for report in reports {
+            let base = [("redis_db", "\(report.database)"), ("stream", report.stream)]
+            Gauge(label: "ferry_redis_stream_length", dimensions: base).record(report.length)
+            for group in report.groups {
+                let dimensions = base + [("group", group.name)]
+                Gauge(label: "ferry_redis_stream_pending", dimensions: dimensions).record(group.pending)
+                Gauge(label: "ferry_redis_stream_lag", dimensions: dimensions).record(group.lag ?? 0)
+                Gauge(label: "ferry_redis_stream_idle_consumers", dimensions: dimensions).record(group.idleConsumers.count)
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+import FerryCore
+import FerryPostgres
+import FerryRESP
+import FerryRedis
+import FerrySandbox
+import FerrySync
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// A Redis sync under test: its own key prefix (so parallel tests never see each other's streams and keys), its
+/// own target schema, and a configuration built from the sandbox.
+struct RedisSyncWorld {
+    let sandbox: Sandbox
+    let prefix: String
+    let schema: String
+    var sync: RedisSyncConfiguration
+    let session: PostgresSession
+    let logger = Logger(label: "ferry.test.redis_sync")
+
+    static func make(_ name: String, adjust: (inout RedisSyncConfiguration, String) -> Void = { _, _ in }) async throws -> RedisSyncWorld {
+        let sandbox = try SandboxContext.require()
+        let postgres = try #require(sandbox.postgres)
+        let unique = "\(name)\(UInt32.random(in: 0..<UInt32.max))"
+        var sync = RedisSyncConfiguration()
+        sync.databases = [0]
+        sync.streams.patterns = ["\(unique)-*"]
+        sync.streams.discoveryInterval = .milliseconds(300)
+        sync.streams.pollInterval = .milliseconds(20)
+        sync.streams.claimIdle = .seconds(1)
+        sync.keyValues.patterns = ["\(unique):*"]
+        sync.keyValues.interval = .milliseconds(200)
+        adjust(&sync, unique)
+        return RedisSyncWorld(
+            sandbox: sandbox, prefix: unique, schema: "rs_\(unique)", sync: sync,
+            session: PostgresSession(endpoint: postgres.endpoint, key: "postgres", logger: Logger(label: "ferry.test.sql")))
+    }
+
+    var configuration: FerryConfiguration {
+        var configuration = FerryConfiguration()
+        var postgres = sandbox.postgres!.endpoint
+        postgres.schema = schema
+        configuration.postgres = postgres
+        configuration.redis = sandbox.redis!.endpoint
+        configuration.redisSync = sync
+        return configuration
+    }
+
+    var streams: String { "\"\(schema)\".redis_streams" }
+    var keyValues: String { "\"\(schema)\".redis_key_values" }
+
+    @discardableResult
+    func redis(_ arguments: String..., database: Int = 0) async throws -> RESPToken {
+        try await RedisAdmin.send(sandbox.redis!, arguments, database: database)
+    }
+
+    func client() -> RedisClient {
+        RedisClient(configuration: .init(connection: RedisConnectionConfiguration(sandbox.redis!.endpoint)), logger: logger)
+    }
+
+    /// One pass of the sync with this configuration.
+    @discardableResult
+    func runOnce() async throws -> (entries: Int, keys: Int) {
+        let redis = client()
+        do {
+            let result = try await RedisSyncService(configuration: configuration, redis: redis, logger: logger).runOnce()
+            await redis.shutdown()
+            return result
+        } catch {
+            await redis.shutdown()
+            throw error
+        }
+    }
+
+    func int(_ query: String) async throws -> Int {
+        try await session.withConnection { connection in
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: query), logger: logger)
+            for try await value in rows.decode(Int.self) { return value }
+            return 0
+        }
+    }
+
+    func strings(_ query: String) async throws -> [String?] {
+        try await session.withConnection { connection in
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: query), logger: logger)
+            var values: [String?] = []
+            for try await value in rows.decode(String?.self) { values.append(value) }
+            return values
+        }
+    }
+
+    func sql(_ statement: String) async throws {
+        try await session.withConnection { try await $0.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+    }
+
+    /// Waits until `condition` holds (or fails after `timeout`).
+    func eventually(_ what: String, timeout: Duration = .seconds(15), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("timed out waiting for \(what)")
+    }
+
+    func close() async { await session.close() }
+}
+
+@Suite("Redis → PostgreSQL sync against real Redis and PostgreSQL", .timeLimit(.minutes(5)), .sandbox)
+struct RedisSyncTests {
+    @Test func streamsCreatedAfterStartAreDiscoveredInDatabasesZeroAndThreeOnly() async throws {
+        let world = try await RedisSyncWorld.make("disc") { sync, _ in
+            sync.databases = [0, 3]
+            sync.keyValues.enabled = false
+        }
+        let redis = world.client()
+        let service = try RedisSyncService(configuration: world.configuration, redis: redis, logger: world.logger)
+        let running = Task { try await service.run() }
+        try await Task.sleep(for: .milliseconds(500))
+        // Created after the start: in db 0 and 3 (synced), in db 5 (outside the range), one not matching the pattern.
+        try await world.redis("XADD", "\(world.prefix)-a", "*", "sensor", "t1", "value", "21.5")
+        try await world.redis("XADD", "\(world.prefix)-b", "*", "sensor", "t2", "value", "7", database: 3)
+        try await world.redis("XADD", "\(world.prefix)-c", "*", "sensor", "t3", "value", "1", database: 5)
+        try await world.redis("XADD", "other-\(world.prefix)", "*", "sensor", "t4", "value", "1")
+        try await world.eventually("entries of db 0 and db 3") {
+            (try? await world.int("SELECT count(*) FROM \(world.streams)")) == 2
+        }
+        let rows = try await world.strings(
+            "SELECT redis_db || ' ' || stream_key || ' ' || (data->>'sensor') || ' ' || (data->>'value') FROM \(world.streams) ORDER BY redis_db")
+        #expect(rows == ["0 \(world.prefix)-a t1 21.5", "3 \(world.prefix)-b t2 7"])
+        // The timestamp comes from the entry id.
+        #expect(
+            try await world.int(
+                "SELECT count(*) FROM \(world.streams) WHERE \"timestamp\" = to_timestamp(split_part(message_id, '-', 1)::bigint / 1000.0)") == 2)
+        // A new entry to a known stream arrives without waiting for discovery.
+        try await world.redis("XADD", "\(world.prefix)-a", "*", "sensor", "t1", "value", "22")
+        try await world.eventually("the second entry") { (try? await world.int("SELECT count(*) FROM \(world.streams)")) == 3 }
+        running.cancel()
+        _ = await running.result
+        await redis.shutdown()
+        // Everything was acknowledged: nothing pending for the group.
+        let pending = try await world.redis("XPENDING", "\(world.prefix)-a", "redis-pg-sync")
+        #expect(try pending.elements().first?.decode(as: Int.self) == 0)
+        #expect(try await world.int("SELECT count(*) FROM \(world.streams) WHERE stream_key LIKE '%-c' OR stream_key LIKE 'other-%'") == 0)
+        await world.close()
+    }
+
+    @Test func conflictPolicySkipKeepsStoredRowsAndOverwriteReplacesThem() async throws {
+        var world = try await RedisSyncWorld.make("conf") { sync, _ in sync.keyValues.enabled = false }
+        let stream = "\(world.prefix)-orders"
+        for index in 1...20 { try await world.redis("XADD", stream, "*", "order", "\(index)", "amount", "\(index * 10)") }
+        #expect(try await world.runOnce().entries == 20)
+        #expect(try await world.int("SELECT count(*) FROM \(world.streams)") == 20)
+        // Someone changed stored rows; the entries are delivered again (the group is rewound).
+        try await world.sql("UPDATE \(world.streams) SET data = '{\"edited\": true}' WHERE (data->>'order')::int <= 5")
+        try await world.redis("XGROUP", "SETID", stream, "redis-pg-sync", "0")
+        try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.streams) WHERE data ? 'edited'") == 5, "skip keeps what is stored")
+        #expect(try await world.int("SELECT count(*) FROM \(world.streams)") == 20, "never a duplicate")
+        world.sync.streams.conflict = .overwrite
+        try await world.redis("XGROUP", "SETID", stream, "redis-pg-sync", "0")
+        try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.streams) WHERE data ? 'edited'") == 0, "overwrite replaces it")
+        #expect(try await world.int("SELECT count(*) FROM \(world.streams)") == 20)
+        await world.close()
+    }
+
+    @Test func entriesPendingWithAStoppedConsumerAreClaimedByAnother() async throws {
+        let world = try await RedisSyncWorld.make("claim") { sync, _ in sync.keyValues.enabled = false }
+        let stream = "\(world.prefix)-events"
+        for index in 1...50 { try await world.redis("XADD", stream, "*", "n", "\(index)") }
+        // A consumer took every entry and died before acknowledging any.
+        try await world.redis("XGROUP", "CREATE", stream, "redis-pg-sync", "0")
+        try await world.redis("XREADGROUP", "GROUP", "redis-pg-sync", "crashed", "STREAMS", stream, ">")
+        try await Task.sleep(for: .milliseconds(1_100))
+        try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.streams)") == 50)
+        #expect(try await world.int("SELECT count(DISTINCT data->>'n') FROM \(world.streams)") == 50)
+        let pending = try await world.redis("XPENDING", stream, "redis-pg-sync")
+        #expect(try pending.elements().first?.decode(as: Int.self) == 0)
+        await world.close()
+    }
+
+    @Test func mappedFieldsFillATypedTableAndABadValueGoesToTheDeadLetters() async throws {
+        let world = try await RedisSyncWorld.make("map") { sync, prefix in
+            sync.keyValues.enabled = false
+            sync.streams.mappings = [
+                StreamMapping(
+                    stream: "\(prefix)-orders", table: "orders",
+                    columns: [.init(field: "order_id", type: "bigint"), .init(field: "amount", type: "numeric(10,2)"), .init(field: "customer")])
+            ]
+        }
+        let stream = "\(world.prefix)-orders"
+        try await world.redis("XADD", stream, "*", "order_id", "1", "amount", "10.50", "customer", "ana")
+        try await world.redis("XADD", stream, "*", "order_id", "two", "amount", "3", "customer", "bob")
+        try await world.redis("XADD", stream, "*", "order_id", "3", "amount", "7.25", "customer", "eva")
+        try await world.runOnce()
+        let rows = try await world.strings("SELECT order_id || ' ' || amount || ' ' || customer FROM \"\(world.schema)\".orders ORDER BY order_id")
+        #expect(rows == ["1 10.50 ana", "3 7.25 eva"])
+        let dead = try await world.strings(
+            "SELECT pipeline || ' | ' || (row_data->>'order_id') || ' | ' || reason FROM \"\(world.schema)\".ferry_dead_letters")
+        #expect(dead.count == 1)
+        #expect(dead.first??.hasPrefix("redis:0:\(stream) | two | invalid input syntax for type bigint") == true, "\(dead)")
+        await world.close()
+    }
+
+    @Test func everyKeyTypeRoundTripsUnchangedKeysAreNotWrittenAndDeletedKeysAreMarked() async throws {
+        let world = try await RedisSyncWorld.make("kv") { sync, _ in sync.streams.enabled = false }
+        let p = world.prefix
+        try await world.redis("SET", "\(p):string", "hello \"world\"")
+        try await world.redis("PEXPIRE", "\(p):string", "600000")
+        try await world.redis("HSET", "\(p):hash", "a", "1", "b", "two")
+        try await world.redis("RPUSH", "\(p):list", "x", "y", "x")
+        try await world.redis("SADD", "\(p):set", "m2", "m1", "m3")
+        try await world.redis("ZADD", "\(p):zset", "1.5", "low", "10", "high")
+        try await world.redis("SET", "\(p):binary", "caf\u{e9}")
+        let first = try await world.runOnce()
+        #expect(first.keys == 6)
+        let values = try await world.strings(
+            "SELECT redis_key || ' ' || redis_type || ' ' || value::text FROM \(world.keyValues) ORDER BY redis_key")
+        #expect(
+            values == [
+                "\(p):binary string \"café\"", "\(p):hash hash {\"a\": \"1\", \"b\": \"two\"}", "\(p):list list [\"x\", \"y\", \"x\"]",
+                "\(p):set set [\"m1\", \"m2\", \"m3\"]", "\(p):string string \"hello \\\"world\\\"\"",
+                "\(p):zset zset {\"low\": 1.5, \"high\": 10.0}",
+            ], "\(values)")
+        let ttl = try await world.int("SELECT ttl_ms FROM \(world.keyValues) WHERE redis_key = '\(p):string'")
+        #expect(ttl > 590_000 && ttl <= 600_000)
+
+        // Nothing changed: nothing is written.
+        #expect(try await world.runOnce().keys == 0)
+        // One changed, one deleted.
+        try await world.redis("HSET", "\(p):hash", "c", "3")
+        try await world.redis("DEL", "\(p):list")
+        #expect(try await world.runOnce().keys == 1)
+        #expect(try await world.int("SELECT count(*) FROM \(world.keyValues) WHERE deleted_at IS NOT NULL") == 1)
+        #expect(try await world.strings("SELECT redis_key FROM \(world.keyValues) WHERE deleted_at IS NOT NULL") == ["\(p):list"])
+        // It comes back: no longer deleted.
+        try await world.redis("RPUSH", "\(p):list", "z")
+        try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.keyValues) WHERE deleted_at IS NOT NULL") == 0)
+        await world.close()
+    }
+
+    @Test func aUserWhoMayNotCreateTablesGetsTheStatementsOrUsesExistingTables() async throws {
+        let world = try await RedisSyncWorld.make("perm") { sync, _ in sync.keyValues.enabled = false }
+        let role = "limited_\(world.prefix)"
+        try await world.sql("CREATE SCHEMA \"\(world.schema)\"")
+        try await world.sql("CREATE ROLE \"\(role)\" LOGIN PASSWORD 'pw'")
+        try await world.sql("GRANT USAGE ON SCHEMA \"\(world.schema)\" TO \"\(role)\"")
+        var configuration = world.configuration
+        configuration.postgres?.user = role
+        configuration.postgres?.password = Secret("pw")
+        let redis = world.client()
+        do {
+            _ = try await RedisSyncService(configuration: configuration, redis: redis, logger: world.logger).runOnce()
+            Issue.record("expected a permission error")
+        } catch let error as FerryError {
+            #expect(error.code == .permission)
+            #expect(error.description.contains("may not create tables"), "\(error)")
+            #expect(error.fix?.contains("CREATE TABLE IF NOT EXISTS \"\(world.schema)\".\"redis_streams\"") == true, "\(error.fix ?? "")")
+            #expect(error.fix?.contains("GRANT SELECT, INSERT ON \"\(world.schema)\".\"redis_streams\" TO \"\(role)\"") == true, "\(error.fix ?? "")")
+            // An owner runs the printed statements; then the limited user syncs.
+            let script = try #require(error.fix).split(separator: "\n").dropFirst().joined(separator: "\n")
+            for statement in script.components(separatedBy: ";\n") where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                try await world.sql(statement.hasSuffix(";") ? String(statement.dropLast()) : statement)
+            }
+        }
+        try await world.redis("XADD", "\(world.prefix)-s", "*", "k", "v")
+        let result = try await RedisSyncService(configuration: configuration, redis: redis, logger: world.logger).runOnce()
+        #expect(result.entries == 1)
+        await redis.shutdown()
+        #expect(try await world.int("SELECT count(*) FROM \(world.streams)") == 1)
+        await world.close()
+    }
+}
+
+@Suite("Rate limiter")
+struct RateLimiterTests {
+    /// Measured with a tolerance: 150 operations at 100/s with a burst of 50 take about one second.
+    @Test func holdsTheRate() async throws {
+        let limiter = RateLimiter(rate: 100, burst: 50)
+        let clock = ContinuousClock()
+        let start = clock.now
+        for _ in 0..<150 { try await limiter.acquire() }
+        let elapsed = (clock.now - start).seconds
+        #expect(elapsed >= 0.95 && elapsed < 1.6, "\(elapsed)s")
+    }
+}
