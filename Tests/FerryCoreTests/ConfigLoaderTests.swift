@@ -267,11 +267,17 @@ struct ConfigLoaderTests {
     }
 
     /// The shipped examples load cleanly; examples/ventas.yaml expresses the original job's two tables.
-    @Test(arguments: ["ferry.yaml", "ventas.yaml"]) func shippedExamplesAreValid(file: String) throws {
+    @Test(arguments: ["ferry.yaml", "ventas.yaml", "redis-sync.yaml"]) func shippedExamplesAreValid(file: String) throws {
         let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples").standardized.path
         var secrets = ["PG_PASSWORD": "p", "REDIS_PASSWORD": "r"]
         if file == "ventas.yaml" { secrets["MSSQL_PASSWORD"] = "m" }
         let loaded = try ConfigLoader(explicitPath: examples + "/" + file, environment: secrets, directory: examples).load()
+        if file == "redis-sync.yaml" {
+            let sync = try #require(loaded.configuration.redisSync)
+            #expect(sync.databases == Array(0...15))
+            #expect(sync.streams.patterns == ["*-stream", "device:*:stream", "biosignal-*"])
+            #expect(sync.streams.mappings.first?.columns.map(\.column) == ["order_id", "amount", "customer", "placed_at"])
+        }
         guard file == "ventas.yaml" else { return }
         let ventas = try #require(loaded.configuration.pipelines.first)
         #expect(ventas.source.key == ["CONDUCE"])
@@ -280,6 +286,37 @@ struct ConfigLoaderTests {
         #expect(ventas.target.rowID == "sync_id")
         #expect(ventas.companion?.table == "datos_seguimiento")
         #expect(ventas.companion?.columns.map(\.name) == ["nota", "ruta", "trabajado", "preparador"])
+    }
+
+    @Test func theOriginalRedisSyncVariablesOverrideTheFile() throws {
+        let environment = [
+            "PG_HOST": "db", "PG_DATABASE": "d", "PG_USER": "u", "REDIS_HOST": "r",
+            "REDIS_DB_SEARCH_RANGE": "0,2,3-5", "STREAM_DISCOVERY_PATTERNS": "*-stream,device:*:stream", "STREAM_CONFLICT_OVERWRITE": "true",
+            "STREAM_BATCH_SIZE": "250", "STREAM_POLL_INTERVAL": "0.5", "KEY_VALUE_PATTERNS": "user:*", "REDIS_RATE_LIMIT": "100",
+            "REDIS_MAX_RETRIES": "5", "PG_BACKOFF_MAX": "30", "STREAM_TABLE_NAME": "events", "REDIS_STREAMS": "a,db3:b",
+        ]
+        let loaded = try ConfigLoader(explicitPath: nil, environment: environment, directory: "/nonexistent").load()
+        let sync = try #require(loaded.configuration.redisSync)
+        #expect(sync.databases == [0, 2, 3, 4, 5])
+        #expect(sync.streams.patterns == ["*-stream", "device:*:stream"])
+        #expect(sync.streams.conflict == .overwrite)
+        #expect(sync.streams.batchSize == 250)
+        #expect(sync.streams.pollInterval == .milliseconds(500))
+        #expect(sync.streams.keys == ["a", "db3:b"])
+        #expect(sync.streams.table == "events")
+        #expect(sync.keyValues.patterns == ["user:*"])
+        #expect(sync.rateLimit == 100)
+        #expect(sync.redisRetry.maxRetries == 5)
+        #expect(sync.postgresRetry.maximum == .seconds(30))
+    }
+
+    @Test func aBadDatabaseRangeNamesTheKeyAndTheFix() throws {
+        let environment = ["PG_HOST": "db", "PG_DATABASE": "d", "PG_USER": "u", "REDIS_HOST": "r", "REDIS_DB_SEARCH_RANGE": "0-x"]
+        #expect {
+            try ConfigLoader(explicitPath: nil, environment: environment, directory: "/nonexistent").load()
+        } throws: { error in
+            "\(error)".contains("redis_sync.databases") && "\(error)".contains("0,2,3-5")
+        }
     }
 
     @Test func secretsNeverPrint() {
