@@ -7,7 +7,12 @@ import FerrySync
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A Redis sync under test: its own key prefix (so parallel tests never see each other's streams and keys), its
 /// own target schema, and a configuration built from the sandbox.
@@ -276,6 +281,90 @@ struct RedisSyncTests {
     }
 }
 
+extension RedisSyncWorld {
+    /// A `ferry.yaml` for a `ferry` process, with `patterns` for streams and keys.
+    func writeConfiguration(to directory: String, streamPatterns: [String], keyPatterns: [String]) throws {
+        let postgres = sandbox.postgres!
+        let redis = sandbox.redis!
+        let yaml = """
+            log:
+              level: info
+            http:
+              enabled: false
+            postgres:
+              host: 127.0.0.1
+              port: \(postgres.port)
+              database: \(postgres.database)
+              user: \(postgres.user)
+              password: "\(postgres.password)"
+              schema: \(schema)
+              tls: disable
+            redis:
+              host: 127.0.0.1
+              port: \(redis.port)
+              password: "\(redis.password ?? "")"
+            redis_sync:
+              databases: "0"
+              streams:
+                patterns: [\(streamPatterns.map { "\"\($0)\"" }.joined(separator: ", "))]
+                discovery_interval: 200ms
+                poll_interval: 20ms
+              key_values:
+                patterns: [\(keyPatterns.map { "\"\($0)\"" }.joined(separator: ", "))]
+                interval: 200ms
+            """
+        try yaml.write(toFile: directory + "/ferry.yaml", atomically: true, encoding: .utf8)
+    }
+}
+
+@Suite("ferry redis commands", .timeLimit(.minutes(5)), .sandbox)
+struct RedisSyncCLITests {
+    @Test func onceJSONAndMonitorJSON() async throws {
+        let world = try await RedisSyncWorld.make("cli")
+        let directory = try FerryProcess.scratchDirectory()
+        try world.writeConfiguration(to: directory, streamPatterns: ["\(world.prefix)-*"], keyPatterns: ["\(world.prefix):*"])
+        for index in 1...30 { try await world.redis("XADD", "\(world.prefix)-s", "*", "n", "\(index)") }
+        try await world.redis("SET", "\(world.prefix):k", "v")
+        let once = try await FerryProcess.run(["redis", "sync", "--once", "--json"], in: directory)
+        #expect(once.status == 0, "\(once.stderr.suffix(2000))")
+        #expect(once.stdout.contains("\"entries\":30"), "\(once.stdout)")
+        #expect(once.stdout.contains("\"keys_written\":1"), "\(once.stdout)")
+        // A consumer that took entries and went away shows up in the monitor.
+        try await world.redis("XADD", "\(world.prefix)-s", "*", "n", "31")
+        try await world.redis("XREADGROUP", "GROUP", "redis-pg-sync", "gone", "STREAMS", "\(world.prefix)-s", ">")
+        let monitor = try await FerryProcess.run(["redis", "monitor", "--json", "--idle", "0s"], in: directory)
+        #expect(monitor.status == 0, "\(monitor.stderr.suffix(2000))")
+        #expect(monitor.stdout.contains("\"stream\":\"\(world.prefix)-s\",\"length\":31"), "\(monitor.stdout)")
+        #expect(monitor.stdout.contains("\"pending\":1"), "\(monitor.stdout)")
+        #expect(monitor.stdout.contains("\"idle_consumers\":[\"gone\"]"), "\(monitor.stdout)")
+        try? FileManager.default.removeItem(atPath: directory)
+        await world.close()
+    }
+
+    @Test func sighupReloadsThePatterns() async throws {
+        let world = try await RedisSyncWorld.make("hup")
+        let directory = try FerryProcess.scratchDirectory()
+        try world.writeConfiguration(to: directory, streamPatterns: ["\(world.prefix)-a-*"], keyPatterns: ["\(world.prefix):a:*"])
+        let process = try FerryProcess.start(["redis", "sync"], in: directory)
+        try await world.redis("XADD", "\(world.prefix)-b-1", "*", "n", "1")
+        try await world.redis("SET", "\(world.prefix):b:1", "v")
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await world.int("SELECT count(*) FROM \(world.streams)") == 0, "not matched before the reload")
+        try world.writeConfiguration(to: directory, streamPatterns: ["\(world.prefix)-b-*"], keyPatterns: ["\(world.prefix):b:*"])
+        process.signal(SIGHUP)
+        try await world.eventually("the stream matched after the reload") {
+            let entries = (try? await world.int("SELECT count(*) FROM \(world.streams)")) ?? 0
+            let keys = (try? await world.int("SELECT count(*) FROM \(world.keyValues)")) ?? 0
+            return entries == 1 && keys == 1
+        }
+        process.signal(SIGTERM)
+        #expect(try await process.wait(timeout: .seconds(10)) == 0)
+        #expect(process.errors().contains("configuration reloaded"), "\(process.errors().suffix(2000))")
+        try? FileManager.default.removeItem(atPath: directory)
+        await world.close()
+    }
+}
+
 @Suite("Rate limiter")
 struct RateLimiterTests {
     /// Measured with a tolerance: 150 operations at 100/s with a burst of 50 take about one second.
@@ -286,5 +375,111 @@ struct RateLimiterTests {
         for _ in 0..<150 { try await limiter.acquire() }
         let elapsed = (clock.now - start).seconds
         #expect(elapsed >= 0.95 && elapsed < 1.6, "\(elapsed)s")
+    }
+}
+
+/// Redis and PostgreSQL restarted while entries flow: afterwards every entry the stream holds is in
+/// `redis_streams`, once.
+@Suite("Redis sync under faults", .serialized, .timeLimit(.minutes(10)), .sandbox)
+struct RedisSyncFaultTests {
+    /// Appends entries until stopped; failures (a server restarting) are retried.
+    final class StreamWriter: Sendable {
+        let world: RedisSyncWorld
+        let stopped = Atomic(false)
+        let written = Atomic(0)
+        init(world: RedisSyncWorld) { self.world = world }
+
+        func run(stream: String) async {
+            var index = 0
+            while !stopped.load(ordering: .relaxed) {
+                index += 1
+                if (try? await world.redis("XADD", stream, "*", "n", "\(index)", "payload", "value-\(index)")) != nil {
+                    written.add(1, ordering: .relaxed)
+                }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+
+        func stop() { stopped.store(true, ordering: .relaxed) }
+    }
+
+    static func fastRetries(_ sync: inout RedisSyncConfiguration) {
+        sync.keyValues.enabled = false
+        sync.redisRetry = Backoff(base: .milliseconds(100), maximum: .seconds(1))
+        sync.postgresRetry = Backoff(base: .milliseconds(100), maximum: .seconds(1))
+    }
+
+    /// Every entry in the stream is in PostgreSQL exactly once.
+    static func expectStreamInPostgres(_ world: RedisSyncWorld, stream: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let ids = try await world.redis("XRANGE", stream, "-", "+").elements().map { try $0.elements()[0].decode(as: String.self) }
+        let stored = Set(try await world.strings("SELECT message_id FROM \(world.streams) WHERE stream_key = '\(stream)'").compactMap { $0 })
+        let missing = ids.filter { !stored.contains($0) }
+        #expect(!ids.isEmpty, sourceLocation: sourceLocation)
+        #expect(missing.isEmpty, "\(missing.count) entries of \(ids.count) missing, e.g. \(missing.prefix(3))", sourceLocation: sourceLocation)
+        let duplicates = try await world.int(
+            "SELECT count(*) FROM (SELECT message_id FROM \(world.streams) GROUP BY redis_db, stream_key, message_id HAVING count(*) > 1) d")
+        #expect(duplicates == 0, sourceLocation: sourceLocation)
+    }
+
+    @Test(arguments: [SIGKILL, SIGTERM])
+    func redisRestartedMidRunLosesNothing(signal: Int32) async throws {
+        let world = try await RedisSyncWorld.make("rrestart") { sync, _ in Self.fastRetries(&sync) }
+        let redisInstance = try #require(world.sandbox.redis)
+        let stream = "\(world.prefix)-s"
+        let writer = StreamWriter(world: world)
+        async let writing: Void = writer.run(stream: stream)
+        var configuration = RedisClient.Configuration(connection: RedisConnectionConfiguration(redisInstance.endpoint))
+        configuration.reconnectTimeout = .seconds(60)
+        let redis = RedisClient(configuration: configuration, logger: world.logger)
+        let service = try RedisSyncService(configuration: world.configuration, redis: redis, logger: world.logger)
+        let running = Task { try await service.run() }
+        try await Task.sleep(for: .seconds(2))
+        let pid = try #require(redisInstance.pid)
+        ProcessTable.signal(pid, signal)
+        #expect(await ProcessTable.waitForExit(pid, timeout: .seconds(15)))
+        try await Task.sleep(for: .seconds(1))
+        try await redisInstance.start()
+        try await Task.sleep(for: .seconds(3))
+        writer.stop()
+        _ = await writing
+        try await world.eventually("the sync to catch up after the restart", timeout: .seconds(30)) {
+            let count = try? await world.redis("XLEN", stream).decode(as: Int.self)
+            let stored = try? await world.int("SELECT count(*) FROM \(world.streams)")
+            return count != nil && stored != nil && stored! >= count!
+        }
+        running.cancel()
+        _ = await running.result
+        await redis.shutdown()
+        #expect(writer.written.load(ordering: .relaxed) > 100)
+        try await Self.expectStreamInPostgres(world, stream: stream)
+        await world.close()
+    }
+
+    @Test func postgresRestartedMidRunLosesNothing() async throws {
+        let world = try await RedisSyncWorld.make("prestart") { sync, _ in Self.fastRetries(&sync) }
+        let postgres = try #require(world.sandbox.postgres)
+        let stream = "\(world.prefix)-s"
+        let writer = StreamWriter(world: world)
+        async let writing: Void = writer.run(stream: stream)
+        let redis = world.client()
+        let service = try RedisSyncService(configuration: world.configuration, redis: redis, logger: world.logger)
+        let running = Task { try await service.run() }
+        try await Task.sleep(for: .seconds(2))
+        await postgres.kill()
+        try await Task.sleep(for: .seconds(1))
+        try await postgres.start()
+        try await Task.sleep(for: .seconds(3))
+        writer.stop()
+        _ = await writing
+        try await world.eventually("the sync to catch up after the restart", timeout: .seconds(30)) {
+            let count = try? await world.redis("XLEN", stream).decode(as: Int.self)
+            let stored = try? await world.int("SELECT count(*) FROM \(world.streams)")
+            return count != nil && stored != nil && stored! >= count!
+        }
+        running.cancel()
+        _ = await running.result
+        await redis.shutdown()
+        try await Self.expectStreamInPostgres(world, stream: stream)
+        await world.close()
     }
 }
