@@ -248,6 +248,36 @@ struct RedisSyncTests {
         await world.close()
     }
 
+    @Test func keyspaceNotificationsSyncChangesBetweenScans() async throws {
+        let world = try await RedisSyncWorld.make("notify") { sync, _ in
+            sync.streams.enabled = false
+            sync.keyValues.notifications = true
+            sync.keyValues.interval = .seconds(3600)  // only the first scan: every later change comes by notification
+        }
+        let p = world.prefix
+        let redis = world.client()
+        let service = try RedisSyncService(configuration: world.configuration, redis: redis, logger: world.logger)
+        let running = Task { try await service.run() }
+        try await Task.sleep(for: .milliseconds(800))
+        try await world.redis("SET", "\(p):live", "one")
+        try await world.redis("HSET", "\(p):profile", "name", "ana")
+        try await world.eventually("the keys written through notifications", timeout: .seconds(10)) {
+            (try? await world.int("SELECT count(*) FROM \(world.keyValues)")) == 2
+        }
+        try await world.redis("SET", "\(p):live", "two")
+        try await world.eventually("the changed value") {
+            (try? await world.strings("SELECT value #>> '{}' FROM \(world.keyValues) WHERE redis_key = '\(p):live'")) == ["two"]
+        }
+        try await world.redis("DEL", "\(p):profile")
+        try await world.eventually("the deleted key marked") {
+            (try? await world.int("SELECT count(*) FROM \(world.keyValues) WHERE deleted_at IS NOT NULL")) == 1
+        }
+        running.cancel()
+        _ = await running.result
+        await redis.shutdown()
+        await world.close()
+    }
+
     @Test func aUserWhoMayNotCreateTablesGetsTheStatementsOrUsesExistingTables() async throws {
         let world = try await RedisSyncWorld.make("perm") { sync, _ in sync.keyValues.enabled = false }
         let role = "limited_\(world.prefix)"

@@ -249,6 +249,7 @@ extension YAMLWriter {
             $0.raw("create_groups", "\(streams.createGroups)")
             $0.value("conflict", streams.conflict.rawValue)
             $0.value("table", streams.table)
+            $0.raw("consumers", "\(streams.consumers)")
             $0.value("claim_idle", DurationParser.format(streams.claimIdle))
             $0.raw("max_deliveries", "\(streams.maxDeliveries)")
             if !streams.mappings.isEmpty {

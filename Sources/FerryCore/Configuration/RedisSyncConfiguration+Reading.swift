@@ -39,6 +39,7 @@ extension RedisSyncConfiguration {
         // The original service's switch, kept for its users: STREAM_CONFLICT_OVERWRITE=true.
         if let overwrite = streams.bool("conflict_overwrite") { config.streams.conflict = overwrite ? .overwrite : .skip }
         if let table = streams.string("table") { config.streams.table = table }
+        if let consumers = streams.int("consumers", range: 1...64) { config.streams.consumers = consumers }
         if let idle = streams.duration("claim_idle", minimum: .milliseconds(100)) { config.streams.claimIdle = idle }
         if let max = streams.int("max_deliveries", range: 1...1000) { config.streams.maxDeliveries = max }
         config.streams.mappings = streams.sections("mappings").compactMap(StreamMapping.read)

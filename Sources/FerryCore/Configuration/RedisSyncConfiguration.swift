@@ -40,6 +40,9 @@ public struct RedisSyncConfiguration: Sendable, Equatable {
         public var conflict: ConflictPolicy = .skip
         /// The table (`STREAM_TABLE_NAME`). Default `redis_streams`.
         public var table = "redis_streams"
+        /// Consumers per Redis database in this process (they share the group, so entries are spread over them and
+        /// applied in parallel transactions). Default 2.
+        public var consumers = 2
         /// Entries pending this long with a stopped consumer are claimed. Default 30s.
         public var claimIdle: Duration = .seconds(30)
         /// Deliveries before an entry is applied alone, and solo attempts before it is a poison entry. Default 5.

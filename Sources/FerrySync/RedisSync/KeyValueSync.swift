@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// One key read from Redis: its type, value as JSON and time to live.
 struct KeyValueRow: Sendable {
@@ -43,30 +44,62 @@ extension RedisSyncService {
 
     /// One full scan of every database and pattern: new and changed keys are written (unchanged ones are not),
     /// keys that matched before and are gone now get `deleted_at`. Returns the keys written.
+    ///
+    /// Reading and writing overlap: while batches of keys are read from Redis (SCAN, then TYPE+PTTL and the values
+    /// in two pipelines), up to `writers` earlier batches are being upserted, each on its own PostgreSQL session.
     func scanKeysOnce() async throws -> Int {
         let config = self.config
         let patterns = config.keyValues.patterns.map(GlobPattern.init)
-        let session = PostgresSession(endpoint: target, key: "postgres", logger: logger)
-        defer { Task { await session.close() } }
+        let writers = 3
+        let batchSize = 2_000
+        var sessions = (0..<writers).map { _ in PostgresSession(endpoint: target, key: "postgres", logger: logger) }
         let started = ContinuousClock.now
         var written = 0
         var deleted = 0
-        for database in config.databases {
-            var seen = Set<String>()
-            var pending: [String] = []
-            for pattern in patterns {
-                for try await key in redis.scan(database: database, match: pattern.redisMatch, count: 1000) {
-                    guard !key.hasPrefix("ferry:"), pattern.matches(key), seen.insert(key).inserted else { continue }
-                    pending.append(key)
-                    if pending.count >= 1000 {
-                        written += try await writeKeys(pending, database: database, session: session)
-                        pending.removeAll(keepingCapacity: true)
+        do {
+            for database in config.databases {
+                let known = try await knownKeys(database: database, session: sessions[0])
+                var seen = Set<String>()
+                try await withThrowingTaskGroup(of: (Int, PostgresSession).self) { group in
+                    var idle = sessions
+                    func write(_ keys: [String]) async throws {
+                        try await limiter?.acquire(keys.count * 2)
+                        let (rows, _) = try await redis.withConnection(database: database) { connection in
+                            try await Self.readKeys(keys, on: connection)
+                        }
+                        if idle.isEmpty, let (count, session) = try await group.next() {
+                            written += count
+                            idle.append(session)
+                        }
+                        let session = idle.removeLast()
+                        group.addTask { (try await self.upsert(rows, database: database, session: session), session) }
                     }
+                    var pending: [String] = []
+                    pending.reserveCapacity(batchSize)
+                    for pattern in patterns {
+                        for try await key in redis.scan(database: database, match: pattern.redisMatch, count: batchSize) {
+                            guard !key.hasPrefix("ferry:"), pattern.matches(key), seen.insert(key).inserted else { continue }
+                            pending.append(key)
+                            if pending.count >= batchSize {
+                                try await write(pending)
+                                pending.removeAll(keepingCapacity: true)
+                            }
+                        }
+                    }
+                    if !pending.isEmpty { try await write(pending) }
+                    for try await (count, session) in group {
+                        written += count
+                        idle.append(session)
+                    }
+                    sessions = idle
                 }
+                deleted += try await markDeleted(database: database, known: known, seen: seen, patterns: patterns, session: sessions[0])
             }
-            if !pending.isEmpty { written += try await writeKeys(pending, database: database, session: session) }
-            deleted += try await markDeleted(database: database, seen: seen, patterns: patterns, session: session)
+        } catch {
+            for session in sessions { await session.close() }
+            throw error
         }
+        for session in sessions { await session.close() }
         metrics.keysWritten.increment(by: Int64(written))
         metrics.keysDeleted.increment(by: Int64(deleted))
         metrics.scanSeconds.recordNanoseconds(Int64((ContinuousClock.now - started).seconds * 1e9))
@@ -75,12 +108,24 @@ extension RedisSyncService {
         return written
     }
 
-    /// Reads `keys` (two pipelined round trips) and upserts them; returns how many rows changed.
-    private func writeKeys(_ keys: [String], database: Int, session: PostgresSession) async throws -> Int {
-        try await limiter?.acquire(keys.count * 2)
-        let rows = try await redis.withConnection(database: database) { connection in
-            try await Self.readKeys(keys, on: connection)
+    /// The keys of `database` stored as present, remembered between scans (loaded from PostgreSQL the first time),
+    /// so finding deleted keys needs no PostgreSQL work unless some were deleted.
+    private func knownKeys(database: Int, session: PostgresSession) async throws -> Set<String> {
+        if let known = keyMemory.known(database: database) { return known }
+        let table = tables.keyValues
+        let keys = try await session.withConnection { connection -> Set<String> in
+            let rows = try await connection.query(
+                "SELECT redis_key FROM \(unescaped: table) WHERE redis_db = \(Int32(database)) AND deleted_at IS NULL", logger: logger)
+            var keys = Set<String>()
+            for try await key in rows.decode(String.self) { keys.insert(key) }
+            return keys
         }
+        keyMemory.remember(database: database, keys: keys)
+        return keys
+    }
+
+    /// Writes `rows` of `database`; returns how many rows changed (unchanged values are not written).
+    func upsert(_ rows: [KeyValueRow], database: Int, session: PostgresSession) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
         var copy = CopyTextRows(capacity: rows.reduce(64) { $0 + $1.json.readableBytes + $1.key.utf8.count + 32 })
         for row in rows {
@@ -128,7 +173,7 @@ extension RedisSyncService {
 
     /// TYPE and PTTL of every key in one pipeline, then each value by its type in a second; keys that vanished in
     /// between, and streams (synced as streams), are left out.
-    static func readKeys(_ keys: [String], on connection: RedisConnection) async throws -> [KeyValueRow] {
+    static func readKeys(_ keys: [String], on connection: RedisConnection) async throws -> (rows: [KeyValueRow], missing: [String]) {
         var first: [RawCommand] = []
         first.reserveCapacity(keys.count * 2)
         for key in keys {
@@ -138,8 +183,13 @@ extension RedisSyncService {
         let meta = try await connection.pipeline(first)
         var wanted: [(key: String, type: String, ttl: Int64?)] = []
         var second: [RawCommand] = []
+        var missing: [String] = []
         for (index, key) in keys.enumerated() {
             guard case .success(let typeToken) = meta[index * 2], let type = try? typeToken.decode(as: String.self) else { continue }
+            if type == "none" {
+                missing.append(key)
+                continue
+            }
             var ttl: Int64?
             if case .success(let ttlToken) = meta[index * 2 + 1], let value = try? ttlToken.decode(as: Int.self), value >= 0 { ttl = Int64(value) }
             let command: RawCommand
@@ -149,20 +199,23 @@ extension RedisSyncService {
             case "list": command = RawCommand("LRANGE", key, "0", "-1")
             case "set": command = RawCommand("SMEMBERS", key)
             case "zset": command = RawCommand("ZRANGE", key, "0", "-1", "WITHSCORES")
-            default: continue  // none (deleted meanwhile), stream, module types
+            default: continue  // streams (synced as streams), module types
             }
             wanted.append((key, type, ttl))
             second.append(command)
         }
-        guard !second.isEmpty else { return [] }
+        guard !second.isEmpty else { return ([], missing) }
         let values = try await connection.pipeline(second)
         var rows: [KeyValueRow] = []
         rows.reserveCapacity(wanted.count)
         for (item, result) in zip(wanted, values) {
-            guard case .success(let token) = result, let json = valueJSON(token, type: item.type) else { continue }
+            guard case .success(let token) = result, let json = valueJSON(token, type: item.type) else {
+                missing.append(item.key)  // deleted between the two round trips
+                continue
+            }
             rows.append(KeyValueRow(key: item.key, type: item.type, json: json, ttl: item.ttl))
         }
-        return rows
+        return (rows, missing)
     }
 
     /// The value as JSON: a string; a hash as an object; a list as an array; a set as a sorted array (so an
@@ -241,68 +294,190 @@ extension RedisSyncService {
         return out
     }
 
-    /// Marks rows of `database` deleted when their key matches a current pattern and was not seen by this full scan.
-    private func markDeleted(database: Int, seen: Set<String>, patterns: [GlobPattern], session: PostgresSession) async throws -> Int {
-        var copy = CopyTextRows(capacity: seen.count * 24 + 64)
-        for key in seen {
-            copy.beginRow()
-            copy.appendField(key)
-            copy.endRow()
+    /// Marks rows of `database` deleted when their key was present before, matches a current pattern, and was not
+    /// seen by this full scan; then remembers what is present now.
+    private func markDeleted(database: Int, known: Set<String>, seen: Set<String>, patterns: [GlobPattern], session: PostgresSession)
+        async throws -> Int
+    {
+        var gone: [String] = []
+        var stillKnown = seen
+        for key in known where !seen.contains(key) {
+            if patterns.contains(where: { $0.matches(key) }) { gone.append(key) } else { stillKnown.insert(key) }
         }
+        var count = 0
         let table = tables.keyValues
-        let expressions = patterns.map(\.postgresRegex)
-        return try await session.withTransaction { connection -> Int in
-            try await connection.query(
-                "CREATE TEMP TABLE IF NOT EXISTS ferry_redis_seen_keys (redis_key text PRIMARY KEY) ON COMMIT DELETE ROWS", logger: logger)
-            if !copy.isEmpty {
-                try await connection.copyFrom(table: "ferry_redis_seen_keys", columns: ["redis_key"], logger: logger) {
-                    try await $0.write(copy.buffer)
-                }
+        var start = 0
+        while start < gone.count {
+            let chunk = Array(gone[start..<min(gone.count, start + 10_000)])
+            count += try await session.withConnection { connection -> Int in
+                let result = try await connection.query(
+                    """
+                    WITH gone AS (
+                      UPDATE \(unescaped: table) SET deleted_at = now()
+                      WHERE redis_db = \(Int32(database)) AND redis_key = ANY(\(chunk)) AND deleted_at IS NULL RETURNING 1
+                    ) SELECT count(*)::int8 FROM gone
+                    """, logger: logger)
+                var count = 0
+                for try await value in result.decode(Int64.self) { count = Int(value) }
+                return count
             }
-            let result = try await connection.query(
-                """
-                WITH gone AS (
-                  UPDATE \(unescaped: table) AS t SET deleted_at = now()
-                  WHERE t.redis_db = \(Int32(database)) AND t.deleted_at IS NULL AND t.redis_key ~ ANY(\(expressions)::text[])
-                    AND NOT EXISTS (SELECT 1 FROM ferry_redis_seen_keys s WHERE s.redis_key = t.redis_key)
-                  RETURNING 1
-                ) SELECT count(*)::int8 FROM gone
-                """,
-                logger: logger)
-            var count = 0
-            for try await value in result.decode(Int64.self) { count = Int(value) }
-            return count
+            start += 10_000
+        }
+        keyMemory.remember(database: database, keys: stillKnown)
+        return count
+    }
+}
+
+/// Per database, the keys stored as present in `redis_key_values` as of the last full scan.
+final class KeyMemory: Sendable {
+    private let state = Mutex<[Int: Set<String>]>([:])
+
+    func known(database: Int) -> Set<String>? { state.withLock { $0[database] } }
+
+    func remember(database: Int, keys: Set<String>) { state.withLock { $0[database] = keys } }
+
+    func insert(database: Int, keys: [String]) {
+        state.withLock { state in
+            guard state[database] != nil else { return }
+            state[database]!.formUnion(keys)
         }
     }
 }
 
-extension GlobPattern {
-    /// The pattern as an anchored PostgreSQL regular expression (for `~`), with the same meaning.
-    public var postgresRegex: String {
-        let characters = Array(text)
-        var out = "^"
-        var index = 0
-        while index < characters.count {
-            let character = characters[index]
-            switch character {
-            case "*": out += ".*"
-            case "?": out += "."
-            case "[":
-                if let end = characters[(index + 1)...].firstIndex(of: "]"), end > index + 1 || characters.count > end + 1 {
-                    var body = String(characters[(index + 1)..<end])
-                    if body.hasPrefix("!") { body = "^" + body.dropFirst() }
-                    body = body.replacingOccurrences(of: "\\", with: "\\\\")
-                    out += "[" + body + "]"
-                    index = end + 1
-                    continue
-                }
-                out += "\\["
-            default:
-                if "\\.^$|()+{}]".contains(character) { out += "\\" }
-                out.append(character)
-            }
-            index += 1
+/// Keys reported changed by keyspace notifications, per database, until the next flush.
+final class KeyChanges: Sendable {
+    private let state = Mutex<[Int: Set<String>]>([:])
+
+    func add(database: Int, key: String) { _ = state.withLock { $0[database, default: []].insert(key) } }
+
+    func drain() -> [Int: Set<String>] {
+        state.withLock { changes in
+            defer { changes = [:] }
+            return changes
         }
-        return out + "$"
+    }
+
+    /// `__keyspace@3__:user:1` → (3, "user:1").
+    static func parse(channel: String) -> (database: Int, key: String)? {
+        guard channel.hasPrefix("__keyspace@"), let end = channel.range(of: "__:") else { return nil }
+        let number = channel[channel.index(channel.startIndex, offsetBy: 11)..<end.lowerBound]
+        guard let database = Int(number) else { return nil }
+        return (database, String(channel[end.upperBound...]))
+    }
+}
+
+extension RedisSyncService {
+    /// Real-time mode: keyspace notifications of every database in the range mark keys changed, and changed keys
+    /// are written (or marked deleted) within about 50 ms. The periodic scan keeps running as a safety net, so a
+    /// notification lost while disconnected is caught by the next full scan.
+    func notificationLoop() async throws {
+        var attempt = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await followNotifications(resetAttempts: { attempt = 0 })
+                return
+            } catch let error as RedisError where error.code != .poolClosed {
+                metrics.retries.increment()
+                if let limit = config.redisRetry.maxRetries, attempt >= limit { throw error }
+                status.recordError("Redis: \(error)")
+                logger.warning("keyspace notifications interrupted, reconnecting", metadata: ["ferry.error": "\(error)"])
+                try? await Task.sleep(for: config.redisRetry.delay(attempt: attempt))
+                attempt += 1
+            }
+        }
+    }
+
+    private func followNotifications(resetAttempts: () -> Void) async throws {
+        guard let endpoint = configuration.redis else { return }
+        let changes = KeyChanges()
+        let connection = try await RedisConnection.connect(
+            RedisConnectionConfiguration(endpoint), logger: logger,
+            onPush: { token in
+                guard let message = RedisPushMessage(token), message.kind == "pmessage",
+                    let (database, key) = KeyChanges.parse(channel: message.channel)
+                else { return }
+                changes.add(database: database, key: key)
+            })
+        let session = PostgresSession(endpoint: target, key: "postgres", logger: logger)
+        do {
+            try await enableNotifications(on: connection, address: "\(endpoint.host):\(endpoint.port)")
+            try await connection.psubscribe(config.databases.map { "__keyspace@\($0)__:*" })
+            logger.notice(
+                "following keyspace notifications", metadata: ["ferry.databases": "\(RedisSyncConfiguration.formatDatabases(config.databases))"])
+            resetAttempts()
+            var lastPing = ContinuousClock.now
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                try await Task.sleep(for: .milliseconds(50))
+                let patterns = config.keyValues.patterns.map(GlobPattern.init)
+                for (database, keys) in changes.drain() where config.databases.contains(database) {
+                    let wanted = keys.filter { key in !key.hasPrefix("ferry:") && patterns.contains { $0.matches(key) } }
+                    if !wanted.isEmpty { try await applyChanges(Array(wanted), database: database, session: session) }
+                }
+                if ContinuousClock.now - lastPing > .seconds(1) {
+                    try await connection.pingSubscribed()
+                    lastPing = .now
+                }
+            }
+        } catch {
+            await connection.close()
+            await session.close()
+            throw error
+        }
+        await connection.close()
+        await session.close()
+    }
+
+    /// Keyspace notifications must include keyspace events (`K`) for every command class (`A`); Ferry turns them on
+    /// when they are off, or says exactly what to do when it may not.
+    private func enableNotifications(on connection: RedisConnection, address: String) async throws {
+        let current = try await connection.send(RawCommand("CONFIG", "GET", "notify-keyspace-events"))
+        var value = ""
+        if case .map(let map) = current.value {
+            for (_, setting) in map { value = (try? setting.decode(as: String.self)) ?? "" }
+        } else if let items = try? current.elements(), items.count == 2 {
+            value = (try? items[1].decode(as: String.self)) ?? ""
+        }
+        let all = "g$lshzxet"
+        if value.contains("K") && (value.contains("A") || all.allSatisfy(value.contains)) { return }
+        do {
+            _ = try await connection.send(RawCommand("CONFIG", "SET", "notify-keyspace-events", value + "KA"))
+            logger.notice(
+                "turned on keyspace notifications (notify-keyspace-events KA) for real-time key sync", metadata: ["ferry.redis": "\(address)"])
+        } catch {
+            throw FerryError(
+                .permission, "keyspace notifications are off on Redis at \(address) and this user may not turn them on (\(error))",
+                fix:
+                    "run `CONFIG SET notify-keyspace-events KA` as an admin (or put `notify-keyspace-events KA` in redis.conf), or set redis_sync.key_values.notifications: false"
+            )
+        }
+    }
+
+    /// Writes the changed keys that exist and marks the ones that are gone.
+    private func applyChanges(_ keys: [String], database: Int, session: PostgresSession) async throws {
+        try await limiter?.acquire(keys.count * 2)
+        let (rows, missing) = try await redis.withConnection(database: database) { connection in
+            try await Self.readKeys(keys, on: connection)
+        }
+        let written = try await upsert(rows, database: database, session: session)
+        keyMemory.insert(database: database, keys: rows.map(\.key))
+        var deleted = 0
+        if !missing.isEmpty {
+            let table = tables.keyValues
+            deleted = try await session.withConnection { connection -> Int in
+                let result = try await connection.query(
+                    """
+                    WITH gone AS (
+                      UPDATE \(unescaped: table) SET deleted_at = now()
+                      WHERE redis_db = \(Int32(database)) AND redis_key = ANY(\(missing)) AND deleted_at IS NULL RETURNING 1
+                    ) SELECT count(*)::int8 FROM gone
+                    """, logger: logger)
+                var count = 0
+                for try await value in result.decode(Int64.self) { count = Int(value) }
+                return count
+            }
+        }
+        metrics.keysWritten.increment(by: Int64(written))
+        metrics.keysDeleted.increment(by: Int64(deleted))
+        status.recordKeys(written: written, deleted: deleted)
     }
 }

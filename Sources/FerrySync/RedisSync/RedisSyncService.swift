@@ -22,6 +22,7 @@ public final class RedisSyncService: Service, Sendable {
     public let status = RedisSyncStatus()
     private let settings: Mutex<RedisSyncConfiguration>
     private let registry = StreamRegistry()
+    let keyMemory = KeyMemory()
     let limiter: RateLimiter?
 
     /// Fails when the configuration has no `redis_sync`, `postgres` or `redis` section (validation reports those).
@@ -97,10 +98,11 @@ public final class RedisSyncService: Service, Sendable {
         return (number, String(key[key.index(after: colon)...]))
     }
 
-    private func consumer(for database: Int) -> StreamConsumer<RedisStreamApplier> {
+    private func consumer(for database: Int, index: Int) -> StreamConsumer<RedisStreamApplier> {
         let config = self.config
         var settings = StreamConsumerSettings(
-            group: config.streams.group, consumer: consumerName, database: database, entriesPerRead: config.streams.batchSize,
+            group: config.streams.group, consumer: index == 0 ? consumerName : "\(consumerName)-\(index)", database: database,
+            entriesPerRead: config.streams.batchSize,
             applyBatchRows: max(config.streams.batchSize, 1), block: config.streams.pollInterval, claimIdle: config.streams.claimIdle,
             maxDeliveries: config.streams.maxDeliveries, attemptsKey: "ferry:{redis-sync}:attempts:\(config.streams.group)",
             createGroups: config.streams.createGroups, makeStream: false)
@@ -123,6 +125,9 @@ public final class RedisSyncService: Service, Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             if config.keyValues.enabled {
                 group.addTask { try await self.keyValueLoop() }
+                if config.keyValues.notifications {
+                    group.addTask { try await self.notificationLoop() }
+                }
             }
             guard config.streams.enabled else {
                 try await group.waitForAll()
@@ -133,15 +138,17 @@ public final class RedisSyncService: Service, Sendable {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
                     for database in try await discover() where running.insert(database).inserted {
-                        group.addTask {
-                            var consumer = self.consumer(for: database)
-                            do {
-                                try await consumer.run()
-                            } catch {
+                        for index in 0..<config.streams.consumers {
+                            group.addTask {
+                                var consumer = self.consumer(for: database, index: index)
+                                do {
+                                    try await consumer.run()
+                                } catch {
+                                    await consumer.close()
+                                    throw error
+                                }
                                 await consumer.close()
-                                throw error
                             }
-                            await consumer.close()
                         }
                     }
                     attempt = 0
@@ -168,16 +175,18 @@ public final class RedisSyncService: Service, Sendable {
             let databases = try await discover()
             entries = try await withThrowingTaskGroup(of: Int.self) { group in
                 for database in databases {
-                    group.addTask {
-                        var consumer = self.consumer(for: database)
-                        do {
-                            try await consumer.run(untilDrained: { true })
-                        } catch {
+                    for index in 0..<config.streams.consumers {
+                        group.addTask {
+                            var consumer = self.consumer(for: database, index: index)
+                            do {
+                                try await consumer.run(untilDrained: { true })
+                            } catch {
+                                await consumer.close()
+                                throw error
+                            }
                             await consumer.close()
-                            throw error
+                            return consumer.applied
                         }
-                        await consumer.close()
-                        return consumer.applied
                     }
                 }
                 return try await group.reduce(0, +)

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Ferry against peer tools on private sandbox servers (use a release build).",
-        subcommands: [Redis.self, Sync.self]
+        subcommands: [Redis.self, Sync.self, RedisSync.self]
     )
 
     struct Redis: AsyncParsableCommand {
@@ -111,28 +111,7 @@ extension BenchCommand {
                     if !quiet { Terminal.writeStandardError(message + "\n") }
                 }
             }
-            if json {
-                let items = figures.map { figure in
-                    "{\"name\":\(JSONText.string(figure.name)),\"unit\":\(JSONText.string(figure.unit)),\"ferry\":\(figure.ferry),"
-                        + "\"peer\":\(figure.peer.map { "\($0)" } ?? "null"),\"peer_name\":\(figure.peerName.map(JSONText.string) ?? "null"),"
-                        + "\"ratio\":\(figure.ratio.map { "\($0)" } ?? "null"),\"target\":\(figure.target.map { "\($0)" } ?? "null"),"
-                        + "\"met\":\(figure.met.map { "\($0)" } ?? "null")}"
-                }
-                Terminal.print("[" + items.joined(separator: ",") + "]")
-                return
-            }
-            var table = TextTable(["FIGURE", "FERRY", "PEER", "RATIO", "TARGET"])
-            for figure in figures {
-                let target =
-                    figure.target.map { (figure.higherIsBetter ? "≥ " : "≤ ") + BenchReport.format($0, figure.unit) } ?? "-"
-                let verdict = figure.met.map { $0 ? Terminal.paint(" met", .green) : Terminal.paint(" missed", .red) } ?? ""
-                table.add([
-                    figure.name, BenchReport.format(figure.ferry, figure.unit),
-                    figure.peer.map { BenchReport.format($0, figure.unit) + " (\(figure.peerName ?? ""))" } ?? "-",
-                    figure.ratio.map { String(format: "%.2f", $0) } ?? "-", target + verdict,
-                ])
-            }
-            Terminal.print(table.render())
+            BenchReport.printFigures(figures, json: json)
         }
     }
 }
@@ -165,6 +144,82 @@ enum BenchReport {
         switch unit {
         case "ms": String(format: "%.3f ms", value)
         default: ProgressBar.grouped(Int(value.rounded())) + " " + unit
+        }
+    }
+}
+
+extension BenchReport {
+    /// Prints sync benchmark figures as a table or JSON.
+    static func printFigures(_ figures: [SyncBenchmark.Figure], json: Bool) {
+        if json {
+            let items = figures.map { figure in
+                "{\"name\":\(JSONText.string(figure.name)),\"unit\":\(JSONText.string(figure.unit)),\"ferry\":\(figure.ferry),"
+                    + "\"peer\":\(figure.peer.map { "\($0)" } ?? "null"),\"peer_name\":\(figure.peerName.map(JSONText.string) ?? "null"),"
+                    + "\"ratio\":\(figure.ratio.map { "\($0)" } ?? "null"),\"target\":\(figure.target.map { "\($0)" } ?? "null"),"
+                    + "\"met\":\(figure.met.map { "\($0)" } ?? "null")}"
+            }
+            Terminal.print("[" + items.joined(separator: ",") + "]")
+            return
+        }
+        var table = TextTable(["FIGURE", "FERRY", "PEER", "RATIO", "TARGET"])
+        for figure in figures {
+            let target =
+                figure.target.map { (figure.higherIsBetter ? "≥ " : "≤ ") + BenchReport.format($0, figure.unit) } ?? "-"
+            let verdict = figure.met.map { $0 ? Terminal.paint(" met", .green) : Terminal.paint(" missed", .red) } ?? ""
+            table.add([
+                figure.name, BenchReport.format(figure.ferry, figure.unit),
+                figure.peer.map { BenchReport.format($0, figure.unit) + " (\(figure.peerName ?? ""))" } ?? "-",
+                figure.ratio.map { String(format: "%.2f", $0) } ?? "-", target + verdict,
+            ])
+        }
+        Terminal.print(table.render())
+    }
+}
+
+extension BenchCommand {
+    struct RedisSync: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "redis-sync",
+            abstract: "The Redis → PostgreSQL sync: 1,000,000 stream entries and 1,000,000 keys, beside redis-py + psycopg2.",
+            discussion:
+                "Starts its own sandbox under .ferry/bench/redis-sync, writes stream entries of 5 fields and keys of mixed types (60% strings, 10% each hash, list, set, sorted set), and times one `ferry redis sync --once` pass over each. The peer in the same run is Benchmarks/python/redis_pg_sync.py (needs python3-redis and python3-psycopg2). Run it from the repository's root with a release build: make release && .build/release/ferry bench redis-sync"
+        )
+
+        @Option(help: "Stream entries.")
+        var entries = 1_000_000
+
+        @Option(help: "Keys.")
+        var keys = 1_000_000
+
+        @Option(help: "Entries and keys for the Python peer.")
+        var pythonCount = 200_000
+
+        @Option(help: "Stream consumers (redis_sync.streams.consumers).")
+        var consumers = 2
+
+        @Flag(help: "Measure Ferry only.")
+        var skipPeers = false
+
+        @Flag(help: "Print the figures as JSON.")
+        var json = false
+
+        func run() async throws {
+            try LoggingBootstrap.once(LogSettings())
+            var options = RedisSyncBenchmark.Options()
+            options.entries = entries
+            options.keys = keys
+            options.pythonEntries = pythonCount
+            options.pythonKeys = pythonCount
+            options.skipPeers = skipPeers
+            options.consumers = consumers
+            let logger = Logger(label: "ferry.bench")
+            let quiet = json
+            let figures = try await Sandbox.with(root: ".ferry/bench/redis-sync", logger: logger) { sandbox in
+                try await RedisSyncBenchmark(options: options, logger: logger).run(on: sandbox) { message in
+                    if !quiet { Terminal.writeStandardError(message + "\n") }
+                }
+            }
+            BenchReport.printFigures(figures, json: json)
         }
     }
 }
