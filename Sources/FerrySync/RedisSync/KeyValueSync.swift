@@ -72,7 +72,21 @@ extension RedisSyncService {
                             idle.append(session)
                         }
                         let session = idle.removeLast()
-                        group.addTask { (try await self.upsert(rows, database: database, session: session), session) }
+                        // Keys not present before are usually new rows: COPY them straight in, upsert the rest.
+                        let fresh = rows.filter { !known.contains($0.key) }
+                        let rest = fresh.count == rows.count ? [] : rows.filter { known.contains($0.key) }
+                        group.addTask {
+                            var count = 0
+                            if !fresh.isEmpty {
+                                if let inserted = try await self.insertNew(fresh, database: database, session: session) {
+                                    count += inserted
+                                } else {
+                                    count += try await self.upsert(fresh, database: database, session: session)
+                                }
+                            }
+                            if !rest.isEmpty { count += try await self.upsert(rest, database: database, session: session) }
+                            return (count, session)
+                        }
                     }
                     var pending: [String] = []
                     pending.reserveCapacity(batchSize)
@@ -122,6 +136,33 @@ extension RedisSyncService {
         }
         keyMemory.remember(database: database, keys: keys)
         return keys
+    }
+
+    /// COPY `rows` straight into the table; nil (and nothing written) when one of them is already there.
+    func insertNew(_ rows: [KeyValueRow], database: Int, session: PostgresSession) async throws -> Int? {
+        var copy = CopyTextRows(capacity: rows.reduce(64) { $0 + $1.json.readableBytes + $1.key.utf8.count + 40 })
+        let databaseText = ByteBuffer(string: String(database))
+        for row in rows {
+            copy.beginRow()
+            copy.appendField(databaseText)
+            copy.appendField(row.key)
+            copy.appendField(row.type)
+            copy.appendField(row.json)
+            copy.appendField(row.ttl.map { String($0) })
+            copy.endRow()
+        }
+        do {
+            try await session.withTransaction { connection in
+                // postgres-nio's COPY quotes the table name as one identifier: reach the schema through search_path.
+                try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(SQLIdentifier.quote(tables.schema))"), logger: logger)
+                try await connection.copyFrom(
+                    table: config.keyValues.table, columns: ["redis_db", "redis_key", "redis_type", "value", "ttl_ms"], logger: logger
+                ) { try await $0.write(copy.buffer) }
+            }
+            return rows.count
+        } catch  where PostgresDiagnosis.sqlState(of: error) == "23505" {
+            return nil
+        }
     }
 
     /// Writes `rows` of `database`; returns how many rows changed (unchanged values are not written).

@@ -109,7 +109,38 @@ struct RedisStreamApplier: StreamApplying {
         return rows
     }
 
+    /// COPY straight into `redis_streams` (the common case: entries never stored before); false when one of them
+    /// already is (a redelivery after a crash), and then nothing was written.
+    private func copyDirectly(_ entries: ArraySlice<Consumed<StreamRow>>, stream: String) async throws -> Bool {
+        var rows = CopyTextRows(capacity: entries.reduce(64) { $0 + $1.entry.json.readableBytes + stream.utf8.count + 64 })
+        let databaseText = ByteBuffer(string: String(database))
+        let streamText = ByteBuffer(string: stream)
+        for item in entries {
+            rows.beginRow()
+            rows.appendField(databaseText)
+            rows.appendField(streamText)
+            rows.appendField(item.id)
+            rows.appendField(item.entry.json)
+            rows.appendField(UTCTimestamp.format(milliseconds: item.entry.milliseconds))
+            rows.endRow()
+        }
+        do {
+            try await session.withTransaction { connection in
+                // postgres-nio's COPY quotes the table name as one identifier: reach the schema through search_path.
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(SQLIdentifier.quote(tables.schema))"), logger: logger)
+                try await connection.copyFrom(
+                    table: config.streams.table, columns: ["redis_db", "stream_key", "message_id", "data", "timestamp"], logger: logger
+                ) { try await $0.write(rows.buffer) }
+            }
+            return true
+        } catch  where PostgresDiagnosis.sqlState(of: error) == "23505" {
+            return false
+        }
+    }
+
     private func applyRows(_ entries: ArraySlice<Consumed<StreamRow>>, stream: String) async throws {
+        if mapping(for: stream) == nil, try await copyDirectly(entries, stream: stream) { return }
         let rows = copyRows(entries, stream: stream)
         let insert = insertStatement(for: stream)
         try await session.withTransaction { connection in
@@ -237,5 +268,56 @@ enum JSONBytes {
 
     static func appendValue(_ value: String, to out: inout ByteBuffer) {
         appendValue(ByteBuffer(string: value), to: &out)
+    }
+}
+
+/// UTC timestamps in PostgreSQL's input format, from milliseconds since 1970 (stream entry ids), without Foundation.
+enum UTCTimestamp {
+    /// `2026-11-22 14:32:55.123+00`.
+    static func format(milliseconds: Int64) -> String {
+        var seconds = milliseconds / 1000
+        var millis = milliseconds % 1000
+        if millis < 0 {
+            millis += 1000
+            seconds -= 1
+        }
+        var days = seconds / 86_400
+        var secondOfDay = seconds % 86_400
+        if secondOfDay < 0 {
+            secondOfDay += 86_400
+            days -= 1
+        }
+        // Days since 1970-01-01 to a civil date (proleptic Gregorian; Howard Hinnant's algorithm).
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        var out = ""
+        out.reserveCapacity(26)
+        func pad(_ value: Int64, _ width: Int) {
+            let digits = String(value)
+            if digits.count < width { out += String(repeating: "0", count: width - digits.count) }
+            out += digits
+        }
+        pad(year, 4)
+        out += "-"
+        pad(month, 2)
+        out += "-"
+        pad(day, 2)
+        out += " "
+        pad(secondOfDay / 3600, 2)
+        out += ":"
+        pad(secondOfDay / 60 % 60, 2)
+        out += ":"
+        pad(secondOfDay % 60, 2)
+        out += "."
+        pad(millis, 3)
+        out += "+00"
+        return out
     }
 }

@@ -1,0 +1,19 @@
+import Foundation
+import Testing
+
+@testable import FerrySync
+
+@Suite("UTC timestamps from stream ids")
+struct UTCTimestampTests {
+    @Test(arguments: [Int64(0), 1_795_357_025_182, 951_782_400_000, 4_102_444_799_999, -1, -86_400_001, 1_709_164_800_000])
+    func matchesFoundation(milliseconds: Int64) {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss.SSS"
+        let seconds = Double(milliseconds) / 1000
+        let expected =
+            formatter.string(from: Date(timeIntervalSince1970: seconds.rounded(.down) + Double(((milliseconds % 1000) + 1000) % 1000) / 1000)) + "+00"
+        #expect(UTCTimestamp.format(milliseconds: milliseconds) == expected)
+    }
+}
