@@ -313,7 +313,7 @@ struct RedisSyncTests {
 
 extension RedisSyncWorld {
     /// A `ferry.yaml` for a `ferry` process, with `patterns` for streams and keys.
-    func writeConfiguration(to directory: String, streamPatterns: [String], keyPatterns: [String]) throws {
+    func writeConfiguration(to directory: String, streamPatterns: [String], keyPatterns: [String], claimIdle: String = "30s") throws {
         let postgres = sandbox.postgres!
         let redis = sandbox.redis!
         let yaml = """
@@ -339,6 +339,7 @@ extension RedisSyncWorld {
                 patterns: [\(streamPatterns.map { "\"\($0)\"" }.joined(separator: ", "))]
                 discovery_interval: 200ms
                 poll_interval: 20ms
+                claim_idle: \(claimIdle)
               key_values:
                 patterns: [\(keyPatterns.map { "\"\($0)\"" }.joined(separator: ", "))]
                 interval: 200ms
@@ -449,6 +450,60 @@ struct RedisSyncFaultTests {
         let duplicates = try await world.int(
             "SELECT count(*) FROM (SELECT message_id FROM \(world.streams) GROUP BY redis_db, stream_key, message_id HAVING count(*) > 1) d")
         #expect(duplicates == 0, sourceLocation: sourceLocation)
+    }
+
+    /// `kill -9` of `ferry redis sync` at random moments while entries and keys are written; after a final
+    /// `--once`, every entry of every stream is stored once, nothing is a dead letter, and the keys match Redis.
+    @Test func killNineAtRandomMomentsLosesNothing() async throws {
+        let world = try await RedisSyncWorld.make("kill")
+        let directory = try FerryProcess.scratchDirectory()
+        try world.writeConfiguration(
+            to: directory, streamPatterns: ["\(world.prefix)-*"], keyPatterns: ["\(world.prefix):*"], claimIdle: "1s")
+        let seed = UInt64.random(in: 0..<UInt64.max)
+        print("redis sync kill -9 seed: \(seed)")
+        var generator = SeededRandom(seed: seed)
+        let writers = (0..<3).map { _ in StreamWriter(world: world) }
+        let streams = (0..<3).map { "\(world.prefix)-s\($0)" }
+        let keysWritten = Atomic(0)
+        let keysStopped = Atomic(false)
+        async let a: Void = writers[0].run(stream: streams[0])
+        async let b: Void = writers[1].run(stream: streams[1])
+        async let c: Void = writers[2].run(stream: streams[2])
+        async let keys: Void = {
+            var index = 0
+            while !keysStopped.load(ordering: .relaxed) {
+                index += 1
+                if (try? await world.redis("SET", "\(world.prefix):k\(index % 300)", "v\(index)")) != nil { keysWritten.add(1, ordering: .relaxed) }
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }()
+        for _ in 0..<12 {
+            let process = try FerryProcess.start(["redis", "sync"], in: directory)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 300...2_000, using: &generator)))
+            process.signal(SIGKILL)
+            _ = try await process.wait(timeout: .seconds(10))
+            #expect(!process.errors().contains("Fatal error"), "\(process.errors().suffix(2000))")
+        }
+        for writer in writers { writer.stop() }
+        keysStopped.store(true, ordering: .relaxed)
+        _ = await (a, b, c, keys)
+        let drain = try await FerryProcess.run(["redis", "sync", "--once"], in: directory, timeout: .seconds(120))
+        #expect(drain.status == 0, "\(drain.stderr.suffix(2000))")
+        for stream in streams { try await Self.expectStreamInPostgres(world, stream: stream) }
+        #expect(try await world.int("SELECT count(*) FROM \"\(world.schema)\".ferry_dead_letters") == 0, "kills must not make dead letters")
+        let present = try await world.int("SELECT count(*) FROM \(world.keyValues) WHERE deleted_at IS NULL")
+        #expect(present == min(300, keysWritten.load(ordering: .relaxed)))
+        // Every stored value is the one Redis holds now: none older.
+        var stale: [String] = []
+        for row in try await world.strings("SELECT redis_key || '=' || (value #>> '{}') FROM \(world.keyValues) WHERE deleted_at IS NULL") {
+            let parts = (row ?? "").split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { continue }
+            let current = try await world.redis("GET", parts[0]).decode(as: String.self)
+            if current != parts[1] { stale.append("\(parts[0]): stored \(parts[1]), Redis has \(current)") }
+        }
+        #expect(stale.isEmpty, "\(stale.prefix(5))")
+        try? FileManager.default.removeItem(atPath: directory)
+        await world.close()
     }
 
     @Test(arguments: [SIGKILL, SIGTERM])

@@ -135,6 +135,7 @@ public final class RedisSyncService: Service, Sendable {
             }
             var running: Set<Int> = []
             var attempt = 0
+            let monitor = StreamMonitor(redis: redis, configuration: configuration, idleThreshold: config.streams.claimIdle)
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
                     for database in try await discover() where running.insert(database).inserted {
@@ -152,6 +153,8 @@ public final class RedisSyncService: Service, Sendable {
                         }
                     }
                     attempt = 0
+                    // The monitor's figures (length, pending, lag, idle consumers per stream) on /metrics.
+                    if let reports = try? await monitor.collect() { StreamMonitor.record(reports) }
                 } catch let error as RedisError where error.code != .poolClosed {
                     metrics.retries.increment()
                     status.recordError("Redis: \(error)")
