@@ -37,6 +37,7 @@ fuzz: setup
 bench: setup release
 	.build/release/ferry bench redis
 	.build/release/ferry bench sync
+	.build/release/ferry bench redis-sync
 
 format:
 	$(SWIFT) format format -i -r -p Sources Tests Benchmarks Package.swift
