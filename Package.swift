@@ -143,6 +143,17 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // High availability: replication state, later the agent, failover, switchover and rejoin.
+        .target(
+            name: "FerryCluster",
+            dependencies: [
+                "FerryCore",
+                "FerryPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Benchmarks that measure Ferry beside a peer in the same run (`ferry bench …`).
         .target(
             name: "FerryBench",
@@ -161,6 +172,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
+                "FerryCluster",
                 "FerrySync",
                 "FerryBench",
                 "FerryCheck",
@@ -213,6 +225,7 @@ let package = Package(
         .testTarget(
             name: "FerryIntegrationTests",
             dependencies: [
+                "FerryCluster",
                 "FerrySync",
                 "FerryRESP",
                 "FerryCheck",

@@ -6,7 +6,7 @@ public import Logging
     import Glibc
 #endif
 
-/// Private PostgreSQL and Redis servers on free loopback ports, for `ferry sandbox`, the demo and every test.
+/// Private PostgreSQL, Redis and (on request) etcd servers on free loopback ports, for `ferry sandbox`, the demo and every test.
 ///
 /// State lives in `<root>/sandbox.json`, so a later process (`ferry sandbox down`) can stop what an earlier one
 /// started. A sandbox owned by a test process records that process; ``reapOrphans(under:)`` stops sandboxes whose
@@ -22,6 +22,8 @@ public struct Sandbox: Sendable, Codable {
         public var durable = true
         public var redisConfiguration: [String] = []
         public var postgresSettings: [String: String] = [:]
+        /// Also a single-member etcd (for the HA cluster). Default false.
+        public var etcd = false
 
         public init() {}
     }
@@ -35,6 +37,7 @@ public struct Sandbox: Sendable, Codable {
     public var ownerPID: Int32
     public var postgres: PostgresInstance?
     public var redis: RedisInstance?
+    public var etcd: EtcdInstance?
 
     public static let stateFileName = "sandbox.json"
 
@@ -69,6 +72,12 @@ public struct Sandbox: Sendable, Codable {
                 let instance = try RedisInstance.create(
                     directory: root + "/redis", password: options.redisPassword, extraConfiguration: options.redisConfiguration)
                 sandbox.redis = instance
+                try sandbox.save()
+                try await instance.start()
+            }
+            if options.etcd {
+                let instance = try EtcdInstance.create(directory: root + "/etcd")
+                sandbox.etcd = instance
                 try sandbox.save()
                 try await instance.start()
             }
@@ -107,7 +116,8 @@ public struct Sandbox: Sendable, Codable {
     public func stop() async {
         async let pg: Void = postgres?.stop() ?? ()
         async let redis: Void = redis?.stop() ?? ()
-        _ = await (pg, redis)
+        async let etcd: Void = etcd?.stop() ?? ()
+        _ = await (pg, redis, etcd)
     }
 
     /// Deletes the sandbox's files (after ``stop()``).
@@ -116,7 +126,7 @@ public struct Sandbox: Sendable, Codable {
         if serverRoot != root { FileSystem.remove(serverRoot) }
     }
 
-    public var isAnyRunning: Bool { (postgres?.isRunning ?? false) || (redis?.isRunning ?? false) }
+    public var isAnyRunning: Bool { (postgres?.isRunning ?? false) || (redis?.isRunning ?? false) || (etcd?.isRunning ?? false) }
 
     /// Loads the sandbox recorded in `root`, if any.
     public static func load(root: String) -> Sandbox? {

@@ -31,10 +31,13 @@ struct SandboxCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Print the result as JSON.")
         var json = false
 
+        @Flag(name: .long, help: "Also start a single-member etcd (for `ferry cluster`).")
+        var etcd = false
+
         func run() async throws {
             try LoggingBootstrap.once(LogSettings())
             let logger = Logger(label: "ferry.sandbox")
-            let (sandbox, started) = try await SandboxCommand.ensureUp(location.directory, quiet: json, logger: logger)
+            let (sandbox, started) = try await SandboxCommand.ensureUp(location.directory, quiet: json, etcd: etcd, logger: logger)
             let wrote = try SandboxConfigFile.write(sandbox, to: configPath)
             if json {
                 Terminal.print(SandboxCommand.json(sandbox, config: wrote ? configPath : nil))
@@ -115,14 +118,23 @@ struct SandboxCommand: AsyncParsableCommand {
 
     /// Starts the sandbox in `directory`, or restarts the stopped servers of one already there; returns it and
     /// whether it was started from nothing.
-    static func ensureUp(_ directory: String, quiet: Bool, logger: Logger) async throws -> (Sandbox, started: Bool) {
-        if let existing = Sandbox.load(root: directory), existing.isAnyRunning {
+    static func ensureUp(_ directory: String, quiet: Bool, etcd: Bool = false, logger: Logger) async throws -> (Sandbox, started: Bool) {
+        if var existing = Sandbox.load(root: directory), existing.isAnyRunning {
             if existing.postgres?.isRunning == false { try await existing.postgres?.start() }
             if existing.redis?.isRunning == false { try await existing.redis?.start() }
+            if existing.etcd?.isRunning == false { try await existing.etcd?.start() }
+            if etcd && existing.etcd == nil {
+                let instance = try EtcdInstance.create(directory: existing.root + "/etcd")
+                existing.etcd = instance
+                try existing.save()
+                try await instance.start()
+            }
             return (existing, false)
         }
         if !quiet { Terminal.writeStandardError("starting the sandbox in \(directory) …\n") }
-        return (try await Sandbox.start(root: directory, logger: logger), true)
+        var options = Sandbox.Options()
+        options.etcd = etcd
+        return (try await Sandbox.start(root: directory, options: options, logger: logger), true)
     }
 
     static func table(_ sandbox: Sandbox) -> String {
@@ -132,6 +144,9 @@ struct SandboxCommand: AsyncParsableCommand {
         }
         if let redis = sandbox.redis {
             table.add(["redis", state(redis.isRunning), "127.0.0.1:\(redis.port)", redis.pid.map(String.init) ?? "-", redis.url])
+        }
+        if let etcd = sandbox.etcd {
+            table.add(["etcd", state(etcd.isRunning), "127.0.0.1:\(etcd.clientPort)", etcd.pid.map(String.init) ?? "-", etcd.url])
         }
         return table.render()
     }
@@ -150,6 +165,11 @@ struct SandboxCommand: AsyncParsableCommand {
         if let redis = sandbox.redis {
             servers.append(
                 "{\"server\":\"redis\",\"running\":\(redis.isRunning),\"host\":\"127.0.0.1\",\"port\":\(redis.port),\"pid\":\(redis.pid.map(String.init) ?? "null"),\"url\":\(JSONText.string(redis.url)),\"directory\":\(JSONText.string(redis.directory))}"
+            )
+        }
+        if let etcd = sandbox.etcd {
+            servers.append(
+                "{\"server\":\"etcd\",\"running\":\(etcd.isRunning),\"host\":\"127.0.0.1\",\"port\":\(etcd.clientPort),\"pid\":\(etcd.pid.map(String.init) ?? "null"),\"url\":\(JSONText.string(etcd.url)),\"directory\":\(JSONText.string(etcd.directory))}"
             )
         }
         return
