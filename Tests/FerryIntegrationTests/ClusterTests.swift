@@ -76,7 +76,7 @@ struct ClusterTests {
 }
 
 @Suite(
-    "etcd in the sandbox", .timeLimit(.minutes(2)),
+    "etcd in the sandbox", .serialized, .timeLimit(.minutes(2)),
     .sandbox {
         $0.etcd = true
         $0.redis = false
@@ -93,5 +93,45 @@ struct SandboxEtcdTests {
         #expect(!etcd.isRunning)
         try await etcd.start()
         #expect(etcd.isRunning)
+    }
+
+    @Test func theEtcdClientRacesForAKeyUnderALease() async throws {
+        let sandbox = try SandboxContext.require()
+        let etcd = try #require(sandbox.etcd)
+        let client = EtcdClient(endpoints: [etcd.url])
+        #expect(await client.isHealthy())
+        let key = "/ferry/test-\(UUID().uuidString.prefix(8))/leader"
+        let lease = try await client.grantLease(ttl: 5)
+        #expect(try await client.create(key, value: "node1", lease: lease), "the first creator wins")
+        #expect(try await client.create(key, value: "node2", lease: nil) == false, "a second creator loses")
+        let held = try #require(try await client.get(key))
+        #expect(held.value == "node1")
+        #expect(held.lease == lease)
+        #expect(try await client.keepAlive(lease: lease) == 5)
+        // Only the holder may hand over or step down.
+        #expect(try await client.replace(key, expected: "node2", with: "node3", lease: nil) == false)
+        #expect(try await client.replace(key, expected: "node1", with: "node2", lease: lease))
+        #expect(try await client.get(key)?.value == "node2")
+        #expect(try await client.delete(key, ifValue: "node1") == false)
+        // The lease ends: the key goes with it, and a later renewal says so.
+        try await client.revoke(lease: lease)
+        #expect(try await client.get(key) == nil)
+        #expect(try await client.keepAlive(lease: lease) == 0)
+        try await client.put(key + "/a", value: "1")
+        try await client.put(key + "/b", value: "2")
+        #expect(try await client.list(prefix: key + "/").map(\.key) == [key + "/a", key + "/b"])
+    }
+
+    @Test func anUnreachableEtcdIsNamedInTheError() async throws {
+        let port = try FreePort.find()
+        let client = EtcdClient(endpoints: ["http://127.0.0.1:\(port)"], timeout: .seconds(1))
+        await #expect(throws: FerryError.self) { _ = try await client.get("/x") }
+        do {
+            _ = try await client.get("/x")
+        } catch let error as FerryError {
+            #expect(error.code == .unreachable)
+            #expect(error.description.contains("127.0.0.1:\(port)"), "\(error)")
+        }
+        #expect(await client.isHealthy() == false)
     }
 }
