@@ -95,6 +95,22 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
         if let owner = SystemUser.forPostgres() { lchown(dataDirectory + "/ferry.conf", owner.uid, owner.gid) }
     }
 
+    /// Merges `settings` into `ferry.conf` (the server reads them on reload or restart).
+    public func updateSettings(_ settings: [String: String]) throws(FerryError) {
+        var copy = self
+        copy.settings.merge(settings) { $1 }
+        try copy.writeConfiguration()
+    }
+
+    /// Stops the server at once (`pg_ctl stop -m immediate`): no more writes, crash recovery at the next start.
+    public func stopImmediately() async {
+        guard isRunning else { return }
+        let binaries = PostgresBinaries(directory: binDirectory)
+        let result = try? await ProcessRunner.run(
+            binaries.pgCtl, ["-D", dataDirectory, "-m", "immediate", "-w", "-t", "10", "stop"], as: SystemUser.forPostgres())
+        if result?.succeeded != true, let pid { ProcessTable.signal(pid, SIGKILL) }
+    }
+
     /// Starts the server and waits until it accepts connections.
     public func start() async throws(FerryError) {
         if isRunning { return }
