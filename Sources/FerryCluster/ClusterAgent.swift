@@ -14,6 +14,8 @@ public protocol NodeController: Sendable {
     func follow(host: String, port: Int, slot: String) async throws
     /// Stops the server at once: a primary that lost its leadership must take no more writes.
     func fence() async
+    /// Stops the server cleanly (the agent is stopping and the node must not stay a writable primary without it).
+    func shutdown() async
 }
 
 /// Settings of one agent.
@@ -52,6 +54,8 @@ public struct MemberState: Codable, Sendable, Equatable {
     public var role: String
     public var lsn: UInt64
     public var timeline: Int
+    /// A standby whose WAL receiver streams from a primary right now (that primary is alive).
+    public var streaming: Bool = false
 }
 
 /// One node's agent: keeps its state in etcd, holds or follows the leader key, promotes the healthiest standby when
@@ -80,6 +84,8 @@ public final class ClusterAgent: Service, Sendable {
         var fenced = false
         /// The lease under which this primary last made sure every member has its slot.
         var slotsFor: Int64?
+        /// The local server's role at the last step.
+        var role: String?
     }
 
     public func run() async throws {
@@ -93,7 +99,16 @@ public final class ClusterAgent: Service, Sendable {
             }
             try? await Task.sleep(for: settings.loopInterval)
         }
-        // A clean stop hands leadership over at once instead of after the lease.
+        // A primary must not outlive its agent as a writable server: stop it cleanly first (its WAL reaches the
+        // standbys), then hand leadership over at once instead of after the lease.
+        let role = await localState(session)?.role ?? state.role
+        if role == "primary" {
+            logger.notice("agent stopping: shutting down this primary before releasing the leader key", metadata: ["ferry.node": "\(settings.node)"])
+            // A fast shutdown sends all WAL to the standbys connected at that moment: give a standby that is
+            // reconnecting a few seconds, so the next leader has every write.
+            await waitForStreamingStandby(session, timeout: .seconds(10))
+            await controller.shutdown()
+        }
         if let lease = state.lease { try? await etcd.revoke(lease: lease) }
         await session.close()
     }
@@ -106,12 +121,13 @@ public final class ClusterAgent: Service, Sendable {
                 SELECT pg_is_in_recovery(),
                   (CASE WHEN pg_is_in_recovery() THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
                    ELSE pg_current_wal_lsn() END - '0/0'::pg_lsn)::int8,
-                  coalesce((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))
+                  coalesce((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint())),
+                  coalesce((SELECT status = 'streaming' FROM pg_stat_wal_receiver), false)
                 """, logger: logger)
-            for try await (recovery, lsn, timeline) in rows.decode((Bool, Int64?, Int32?).self) {
+            for try await (recovery, lsn, timeline, streaming) in rows.decode((Bool, Int64?, Int32?, Bool).self) {
                 return MemberState(
                     node: settings.node, host: settings.host, port: settings.port, role: recovery ? "standby" : "primary",
-                    lsn: UInt64(max(0, lsn ?? 0)), timeline: Int(timeline ?? 0))
+                    lsn: UInt64(max(0, lsn ?? 0)), timeline: Int(timeline ?? 0), streaming: recovery && streaming)
             }
             return nil
         }
@@ -121,8 +137,10 @@ public final class ClusterAgent: Service, Sendable {
         guard let local = await localState(session) else {
             // The server is down: nothing to lead; leadership (if ours) lapses with the lease.
             state.lease = nil
+            state.role = nil
             return
         }
+        state.role = local.role
         if local.role == "primary" {
             try await leadOrFence(local, &state)
             if !state.fenced, state.slotsFor != state.lease {
@@ -130,7 +148,7 @@ public final class ClusterAgent: Service, Sendable {
                 state.slotsFor = state.lease
             }
         } else {
-            try await followOrElect(local, &state)
+            try await followOrElect(local, &state, session: session)
         }
     }
 
@@ -190,7 +208,7 @@ public final class ClusterAgent: Service, Sendable {
     }
 
     /// A standby follows the leader; without one, the healthiest standby takes the lease and promotes.
-    private func followOrElect(_ local: MemberState, _ state: inout State) async throws {
+    private func followOrElect(_ local: MemberState, _ state: inout State, session: PostgresSession) async throws {
         let lease = try await ensureLease(&state)
         try await publish(local, lease: lease)
         if let leader = try await etcd.get(leaderKey) {
@@ -202,6 +220,9 @@ public final class ClusterAgent: Service, Sendable {
             }
             return
         }
+        // No leader key, but this standby still streams from a live primary (its agent may be starting, or gone
+        // while its server runs): promoting now would make a second primary. Wait until the stream breaks.
+        if local.streaming { return }
         // No leader: the standby with the most WAL (then the lowest name) stands; the others wait.
         let members = try await etcd.list(prefix: prefix + "/members/").compactMap {
             try? JSONDecoder().decode(MemberState.self, from: Data($0.value.value.utf8))
@@ -217,8 +238,25 @@ public final class ClusterAgent: Service, Sendable {
         guard try await etcd.create(leaderKey, value: settings.node, lease: lease) else { return }
         logger.notice("no leader: promoting this standby", metadata: ["ferry.node": "\(settings.node)", "ferry.lsn": "\(local.lsn)"])
         try await controller.promote()
+        state.role = "primary"
+        // The others follow at once: their slots must exist before they connect.
+        try? await ensureSlots(session)
+        state.slotsFor = lease
         try await etcd.put(prefix + "/last_primary_lsn", value: String(local.lsn))
         state.following = nil
+    }
+
+    private func waitForStreamingStandby(_ session: PostgresSession, timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let streaming = try? await session.withConnection { connection -> Bool in
+                let rows = try await connection.query("SELECT count(*)::int8 FROM pg_stat_replication WHERE state = 'streaming'", logger: logger)
+                for try await count in rows.decode(Int64.self) { return count > 0 }
+                return false
+            }
+            if streaming != false { return }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     /// Slots on this primary for every other member, so each can stream through its own (slots are not copied to

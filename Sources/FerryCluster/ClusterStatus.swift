@@ -40,10 +40,31 @@ public enum ClusterInspector {
     /// A slot holding back more than this much WAL is a warning (a standby gone for long fills the primary's disk).
     public static let retainedWarning: Int64 = 1 << 30
 
-    public static func inspect(_ nodes: [(name: String, endpoint: PostgresEndpoint)], logger: Logger) async -> ClusterStatus {
+    /// With `etcd` and `scope`, each node's agent is reported too: `leader`, `running` (its member key is alive),
+    /// or `missing`.
+    public static func inspect(
+        _ nodes: [(name: String, endpoint: PostgresEndpoint)], etcd: EtcdClient? = nil, scope: String? = nil, logger: Logger
+    ) async -> ClusterStatus {
         var statuses: [NodeStatus] = []
         for (name, endpoint) in nodes {
             statuses.append(await inspectNode(name, endpoint: endpoint, logger: logger))
+        }
+        var agentWarnings: [String] = []
+        if let etcd, let scope {
+            do {
+                let members = Set(
+                    try await etcd.list(prefix: "/ferry/\(scope)/members/").compactMap { $0.key.split(separator: "/").last.map(String.init) })
+                let leader = try await etcd.get("/ferry/\(scope)/leader")?.value
+                for index in statuses.indices {
+                    let name = statuses[index].name
+                    statuses[index].agent = leader == name ? "leader" : members.contains(name) ? "running" : "missing"
+                    if statuses[index].agent == "missing" { agentWarnings.append("the agent of \(name) is not running (no member key in etcd)") }
+                }
+                if leader == nil { agentWarnings.append("no node holds the leader key") }
+            } catch {
+                for index in statuses.indices { statuses[index].agent = "unknown" }
+                agentWarnings.append("etcd does not answer: \(error)")
+            }
         }
         // What the primary knows about each standby: replication state, lag, slot.
         for primary in statuses where primary.role == "primary" {
@@ -80,7 +101,7 @@ public enum ClusterInspector {
                     "slot \(node.name) holds back \(retained / (1 << 20)) MB of WAL on the primary; bring \(node.name) back or drop its slot")
             }
         }
-        return ClusterStatus(nodes: statuses, warnings: warnings)
+        return ClusterStatus(nodes: statuses, warnings: warnings + agentWarnings)
     }
 
     static func inspectNode(_ name: String, endpoint: PostgresEndpoint, logger: Logger) async -> NodeStatus {

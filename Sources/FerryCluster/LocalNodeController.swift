@@ -28,4 +28,8 @@ public struct LocalNodeController: NodeController {
     public func fence() async {
         await instance.stopImmediately()
     }
+
+    public func shutdown() async {
+        await instance.stop()
+    }
 }

@@ -25,6 +25,9 @@ public struct LocalCluster: Sendable, Codable {
     public var nodes: [Node]
     public var replicationUser: String
     public var replicationPassword: String
+    /// The etcd the agents use and their key prefix (`/ferry/<scope>/`), when agents run.
+    public var etcd: [String]?
+    public var scope: String?
 
     public var stateFile: String { directory + "/cluster.json" }
 
@@ -37,6 +40,7 @@ public struct LocalCluster: Sendable, Codable {
         "wal_receiver_status_interval": "'1s'",
         "wal_sender_timeout": "'10s'",
         "wal_receiver_timeout": "'10s'",
+        "wal_retrieve_retry_interval": "'500ms'",
         "synchronous_commit": "on",
     ]
 

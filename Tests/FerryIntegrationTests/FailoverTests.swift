@@ -5,6 +5,10 @@ import Foundation
 import Logging
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Agents on a three-node local cluster with the sandbox's etcd: a crashed primary is replaced by the healthiest
 /// standby, and the other standby follows the new one.
 @Suite(
@@ -89,5 +93,89 @@ struct FailoverTests {
         for task in agents.values { task.cancel() }
         for task in agents.values { _ = await task.result }
         await cluster.destroy()
+    }
+
+    /// The crash: `kill -9` of the primary's agent process and postmaster while agents run as separate
+    /// `ferry agent` processes; then a clean stop (SIGTERM) of the new primary's agent hands over without a
+    /// moment with two primaries.
+    @Test func agentProcessesFailOverOnKillNineAndHandOverOnSIGTERM() async throws {
+        let sandbox = try SandboxContext.require()
+        let etcd = try #require(sandbox.etcd)
+        let directory = FerryProcess.packageRoot + "/.ferry/test/agents-\(UUID().uuidString.prefix(8))"
+        let scratch = try FerryProcess.scratchDirectory()
+        let scope = "p\(UInt32.random(in: 0..<UInt32.max))"
+        let initialize = try await FerryProcess.run(
+            ["cluster", "init", "--local", "--replicas", "2", "--dir", directory, "--etcd", etcd.url, "--scope", scope], in: scratch)
+        #expect(initialize.status == 0, "\(initialize.stderr.suffix(2000))")
+        let cluster = try #require(LocalCluster.load(directory: directory))
+        var agents: [String: FerryProcess.Running] = [:]
+        for node in cluster.nodes {
+            agents[node.name] = try FerryProcess.start(["agent", "--dir", directory, "--node", node.name, "--ttl", "2"], in: scratch)
+        }
+        let client = EtcdClient(endpoints: [etcd.url])
+        func leader() async -> String? { try? await client.get("/ferry/\(scope)/leader")?.value }
+        do {
+            for _ in 0..<100 where await leader() == nil { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(await leader() == "node1")
+            let status = try await FerryProcess.run(["cluster", "status", "--dir", directory, "--json"], in: scratch)
+            #expect(status.stdout.contains("\"agent\":\"leader\""), "\(status.stdout)")
+
+            // kill -9 of the whole primary node.
+            let primary = try #require(cluster.node("node1")).instance
+            agents["node1"]?.signal(SIGKILL)
+            await primary.kill()
+            var promoted: PostgresInstance?
+            let crashed = ContinuousClock.now
+            while promoted == nil, ContinuousClock.now - crashed < .seconds(30) {
+                for node in cluster.nodes.dropFirst()
+                where (try? await node.instance.psql("CREATE TABLE IF NOT EXISTS after_crash (id int)")) != nil {
+                    promoted = node.instance
+                }
+                if promoted == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            print("agent processes: crash to writable \(ContinuousClock.now - crashed)")
+            let newPrimary = try #require(promoted)
+            let newLeader = try #require(await leader())
+            #expect(newLeader != "node1")
+
+            // Writes on the new primary reach the last standby (it follows the new timeline through its slot).
+            let last = try #require(cluster.nodes.first { $0.name != "node1" && $0.name != newLeader }).instance
+            _ = try await newPrimary.psql("CREATE TABLE handover (id int); INSERT INTO handover SELECT generate_series(1, 100)")
+            var replicated = false
+            for _ in 0..<300 {
+                if (try? await last.psql("SELECT count(*) FROM handover")) == "100" {
+                    replicated = true
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(replicated, "the last standby follows the new primary")
+            // SIGTERM of the new primary's agent: it shuts its server down first, then the last standby takes over.
+            agents[newLeader]?.signal(SIGTERM)
+            #expect(try await agents[newLeader]?.wait(timeout: .seconds(30)) == 0)
+            #expect(
+                !newPrimary.isRunning,
+                "a primary does not outlive its agent: \(newLeader) \(newPrimary.directory)\n\(agents[newLeader]?.errors().suffix(3000) ?? "")")
+            var writable = false
+            for _ in 0..<300 {
+                if (try? await last.psql("INSERT INTO handover VALUES (101)")) != nil {
+                    writable = true
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let lastName = try #require(cluster.nodes.first { $0.name != "node1" && $0.name != newLeader }).name
+            #expect(writable, "the remaining standby took over: \(agents[lastName]?.errors().suffix(3000) ?? "")")
+            #expect(await leader() == last.directory.split(separator: "/").last.map(String.init))
+            #expect(try await last.psql("SELECT count(*) FROM handover") == "101", "nothing written before the handover is lost")
+        } catch {
+            for agent in agents.values { agent.signal(SIGKILL) }
+            await cluster.destroy()
+            throw error
+        }
+        for agent in agents.values { agent.signal(SIGKILL) }
+        for agent in agents.values { _ = try? await agent.wait(timeout: .seconds(10)) }
+        await cluster.destroy()
+        try? FileManager.default.removeItem(atPath: scratch)
     }
 }

@@ -4,6 +4,8 @@ import FerryCore
 import FerrySandbox
 import Foundation
 import Logging
+import ServiceLifecycle
+import UnixSignals
 
 /// `ferry cluster …`: PostgreSQL high availability.
 struct ClusterCommand: AsyncParsableCommand {
@@ -42,6 +44,12 @@ struct ClusterInitCommand: AsyncParsableCommand {
     @Option(help: "Directory of the local cluster.")
     var dir = ClusterCommand.defaultDirectory
 
+    @Option(help: "etcd endpoint(s) for the agents (comma-separated), recorded with the cluster; `ferry sandbox up --etcd` starts one.")
+    var etcd: String?
+
+    @Option(help: "The agents' key prefix in etcd: /ferry/<scope>/.")
+    var scope = "ferry"
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -52,14 +60,23 @@ struct ClusterInitCommand: AsyncParsableCommand {
                 .unsupported, "only --local clusters can be built so far", fix: "run `ferry cluster init --local --replicas \(replicas)`")
         }
         let logger = Logger(label: "ferry.cluster")
-        let cluster = try await LocalCluster.create(directory: dir, replicas: replicas, logger: logger)
+        var cluster = try await LocalCluster.create(directory: dir, replicas: replicas, logger: logger)
+        if let etcd {
+            cluster.etcd = etcd.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            cluster.scope = scope
+            try cluster.save()
+        }
         let status = await ClusterInspector.inspect(cluster.nodes.map { ($0.name, $0.instance.endpoint) }, logger: logger)
         if json {
             Terminal.print(ClusterStatusCommand.json(status))
         } else {
             Terminal.print("cluster ready in \(cluster.directory): \(cluster.nodes.count) nodes\n")
             Terminal.print(ClusterStatusCommand.table(status))
-            Terminal.print("\nferry cluster status --dir \(dir)    ·    ferry cluster down --dir \(dir)")
+            if cluster.etcd != nil {
+                Terminal.print(
+                    "\nstart an agent per node: " + cluster.nodes.map { "ferry agent --dir \(dir) --node \($0.name)" }.joined(separator: "; "))
+            }
+            Terminal.print("ferry cluster status --dir \(dir)    ·    ferry cluster down --dir \(dir)")
         }
     }
 }
@@ -82,7 +99,9 @@ struct ClusterStatusCommand: AsyncParsableCommand {
     func run() async throws {
         try LoggingBootstrap.once(LogSettings())
         let cluster = try ClusterCommand.loadLocal(dir)
-        let status = await ClusterInspector.inspect(cluster.nodes.map { ($0.name, $0.instance.endpoint) }, logger: Logger(label: "ferry.cluster"))
+        let status = await ClusterInspector.inspect(
+            cluster.nodes.map { ($0.name, $0.instance.endpoint) }, etcd: cluster.etcd.map { EtcdClient(endpoints: $0) }, scope: cluster.scope,
+            logger: Logger(label: "ferry.cluster"))
         Terminal.print(json ? Self.json(status) : Self.table(status))
         if !status.warnings.isEmpty { throw ExitCode(1) }
     }
@@ -141,5 +160,44 @@ struct ClusterDownCommand: AsyncParsableCommand {
             await cluster.destroy()
             Terminal.print("stopped and removed \(cluster.nodes.count) nodes")
         }
+    }
+}
+
+/// `ferry agent --node NAME`: the HA agent of one node.
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the HA agent of one node: hold or follow the leader key in etcd, promote, follow, fence.",
+        discussion:
+            "One agent runs beside each PostgreSQL node. The primary's agent keeps the leader key alive under a lease; when the leader is gone the standby with the most WAL promotes and the others follow it. A primary that cannot renew its lease stops taking writes before the lease can expire. SIGTERM/SIGINT stop the agent and release its keys at once. For a local cluster (`ferry cluster init --local --etcd URL`) the node and etcd come from --dir."
+    )
+
+    @Option(help: "Directory of the local cluster.")
+    var dir = ClusterCommand.defaultDirectory
+
+    @Option(help: "The node this agent runs for (node1, node2, …).")
+    var node: String
+
+    @Option(help: "Seconds of the leader lease; crash to writable is about this plus one loop.")
+    var ttl = 3
+
+    func run() async throws {
+        try LoggingBootstrap.once(LogSettings())
+        let cluster = try ClusterCommand.loadLocal(dir)
+        guard let member = cluster.node(node) else {
+            throw FerryError(.configuration, "no node \(node) in \(dir)", fix: "use one of: \(cluster.nodes.map(\.name).joined(separator: ", "))")
+        }
+        guard let etcd = cluster.etcd, !etcd.isEmpty else {
+            throw FerryError(
+                .configuration, "the cluster in \(dir) has no etcd recorded",
+                fix: "create it with `ferry cluster init --local --etcd http://127.0.0.1:PORT` (`ferry sandbox up --etcd` starts one)")
+        }
+        let logger = Logger(label: "ferry.agent")
+        var settings = AgentSettings(node: node, port: member.instance.port, postgres: member.instance.endpoint, etcd: etcd)
+        settings.cluster = cluster.scope ?? "ferry"
+        settings.ttl = ttl
+        let agent = ClusterAgent(settings: settings, controller: LocalNodeController(instance: member.instance, cluster: cluster), logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
