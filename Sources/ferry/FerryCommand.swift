@@ -11,15 +11,17 @@ import PostgresNIO
 struct FerryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
-        abstract: "Keeps PostgreSQL fed, replicated and safe: table sync through Redis, checks, a local sandbox.",
+        abstract: "Keeps PostgreSQL fed, replicated and safe: table sync through Redis, Redis sync, HA clusters, a local sandbox.",
         discussion: """
-            Configuration comes from ferry.yaml (or --config / FERRY_CONFIG), an optional .env file, and the environment variables of the original scripts (PG_*, REDIS_*, MSSQL_*, SYNC_INTERVAL, BATCH_SIZE, LOG_LEVEL), which override the file. See examples/ferry.yaml and examples/ventas.yaml.
+            Configuration comes from ferry.yaml (or --config / FERRY_CONFIG), an optional .env file, and the environment variables of the original scripts (PG_*, REDIS_*, MSSQL_*, STREAM_*, KEY_VALUE_*, SYNC_INTERVAL, BATCH_SIZE, LOG_LEVEL), which override the file. See examples/ferry.yaml, examples/ventas.yaml and examples/redis-sync.yaml.
 
             Start here:
               ferry demo           the table sync on a local sandbox, start to finish
               ferry sandbox up     start local PostgreSQL and Redis and write ferry.yaml
               ferry check          try every configured server
-              ferry run            run the daemon (every pipeline; /health/ready, /metrics)
+              ferry run            run the daemon: pipelines, Redis sync, /metrics
+              ferry redis sync     Redis streams and keys into PostgreSQL
+              ferry cluster init   a replicated PostgreSQL cluster (--local)
             """,
         version: FerryVersion.current,
         subcommands: [
