@@ -26,6 +26,10 @@ public struct SyncBenchmark: Sendable {
         public var steadySeconds = 20
         public var consumers = 2
         public var lookback: Duration = .seconds(30)
+        /// The pipeline's poll interval.
+        public var interval: Duration = .milliseconds(50)
+        /// The writer's transactions in the steady state: one every `tick`, each changing rate × tick rows.
+        public var tick: Duration = .milliseconds(100)
         public var skipPeers = false
         public var pythonScript = "Benchmarks/python/original_sync.py"
 
@@ -81,7 +85,7 @@ public struct SyncBenchmark: Sendable {
             source: .init(connection: "erp", table: "public.VW_VENTAS_SYNC", query: nil, key: ["CONDUCE"], watermark: "ULTIMA_MODIFICACION"),
             target: .init(schema: "public", table: "datos_vista", rowID: "sync_id"),
             batchSize: configuration.sync.batchSize,
-            interval: .milliseconds(50)
+            interval: options.interval
         )
         pipeline.consumers = options.consumers
         pipeline.source.lookback = options.lookback
@@ -247,7 +251,8 @@ public struct SyncBenchmark: Sendable {
         options.commitLatency = { latencies in samples.add(latencies) }
         let runner = try TableSyncPipeline(pipeline, configuration: configuration, redis: redis, options: options, logger: logger)
         let writer = SteadyWriter(
-            source: source, rate: self.options.steadyRate, seconds: self.options.steadySeconds, rows: self.options.rows, samples: samples)
+            source: source, rate: self.options.steadyRate, tick: self.options.tick, seconds: self.options.steadySeconds, rows: self.options.rows,
+            samples: samples)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: runner), .init(service: writer, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -291,18 +296,20 @@ private final class LatencySamples: Sendable {
     func sorted() -> [Int64] { state.withLock { $0.values.sorted() } }
 }
 
-/// Changes `rate` random rows a second in ticks of 100 ms, for `seconds` after the warm-up.
+/// Changes `rate` random rows a second in one transaction per `tick`, for `seconds` after the warm-up.
 private final class SteadyWriter: Service {
     let source: VentasSource
     let rate: Int
+    let tick: Duration
     let seconds: Int
     let rows: Int
     let samples: LatencySamples
     let achievedRate = Mutex(0.0)
 
-    init(source: VentasSource, rate: Int, seconds: Int, rows: Int, samples: LatencySamples) {
+    init(source: VentasSource, rate: Int, tick: Duration, seconds: Int, rows: Int, samples: LatencySamples) {
         self.source = source
         self.rate = rate
+        self.tick = tick
         self.seconds = seconds
         self.rows = rows
         self.samples = samples
@@ -310,7 +317,7 @@ private final class SteadyWriter: Service {
 
     func run() async throws {
         let clock = ContinuousClock()
-        let perTick = max(1, rate / 10)
+        let perTick = max(1, Int((Double(rate) * tick.seconds).rounded()))
         let warmUp = clock.now + .seconds(3)
         var measuredFrom: ContinuousClock.Instant?
         var changed = 0
@@ -325,7 +332,7 @@ private final class SteadyWriter: Service {
             if let measuredFrom, clock.now - measuredFrom >= .seconds(seconds) { break }
             let made = try await source.update(randomRows: perTick, upTo: rows)
             if measuredFrom != nil { changed += made }
-            next = next + .milliseconds(100)
+            next = next + tick
             if next > clock.now { try? await Task.sleep(until: next) } else { next = clock.now }
         }
         // Let the last changes arrive before the group shuts down.

@@ -23,6 +23,12 @@ public struct PostgresTableSource: TableSource {
     let excludedColumns: Set<String>
     let logger: Logger
     private let cachedLayout = LayoutCache()
+    /// Whether the relation's rows carry `xmin` (nil until ``changeMark()`` asks).
+    private let rowVersions = RowVersionsCache()
+
+    final class RowVersionsCache: Sendable {
+        let value = Mutex<Bool?>(nil)
+    }
 
     /// The layout of the last `describe()`; reads use it so they cost no catalog query. `describe()` refreshes it.
     final class LayoutCache: Sendable {
@@ -174,44 +180,79 @@ public struct PostgresTableSource: TableSource {
         try await run(sql, binds, into: &rows)
     }
 
-    public func readWindow(from lowerBound: String, through: SourcePosition, after: SourcePosition?, limit: Int, into rows: inout CopyTextRows)
-        async throws
-    {
+    public func readWindow(
+        from lowerBound: String, below upperBound: String?, through: SourcePosition, after: SourcePosition?, changedSince mark: String?,
+        limit: Int, into rows: inout CopyTextRows
+    ) async throws {
         let layout = try await layout()
         guard let upper = through.watermark else { return }
         let types = ([layout.watermark] + layout.keys).map(\.type)
         var binds = PostgresBindings()
         binds.append(lowerBound)
         var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(Self.column(layout.watermark.name)) >= $1::\(layout.watermark.type)"
+        if let upperBound {
+            binds.append(upperBound)
+            sql += " AND \(Self.column(layout.watermark.name)) < $\(binds.count)::\(layout.watermark.type)"
+        }
         sql += " AND \(layout.positionTuple) <= " + Self.tuple([upper] + through.key, types: types, binds: &binds)
         if let after, let watermark = after.watermark {
             sql += " AND \(layout.positionTuple) > " + Self.tuple([watermark] + after.key, types: types, binds: &binds)
+        }
+        if let mark, let oldest = Int64(mark) {
+            // Only row versions written by a transaction no older than the oldest one running at the mark (or by one
+            // of its subtransactions, whose ids are larger): every other version committed before the mark, so the
+            // re-read that took it, or a poll after it, saw it. "No older" is PostgreSQL's own modulo-2^32 order of
+            // transaction ids (live versions are less than 2^31 transactions old); a frozen version that compares
+            // as newer is only read again.
+            binds.append(oldest % 4_294_967_296)
+            sql += " AND (ferry_src.xmin::text::int8 - $\(binds.count) + 4294967296) % 4294967296 < 2147483648"
         }
         binds.append(limit)
         sql += " ORDER BY \(layout.orderBy) LIMIT $\(binds.count)"
         try await run(sql, binds, into: &rows)
     }
 
-    public func watermark(_ watermark: String, minus amount: Duration) async throws -> String? {
+    /// The oldest transaction still running (`pg_snapshot_xmin`), for a plain, partitioned or materialized table on
+    /// PostgreSQL 13 or later, whose row versions carry the transaction that wrote them (`xmin`).
+    public func changeMark() async throws -> String? {
+        guard case .table(let name) = relation, rowVersions.value.withLock({ $0 }) != false else { return nil }
+        return try await session.withConnection { connection -> String? in
+            if rowVersions.value.withLock({ $0 }) == nil {
+                let kind = try await connection.query(
+                    """
+                    SELECT current_setting('server_version_num')::int >= 130000
+                      AND coalesce((SELECT relkind IN ('r', 'p', 'm') FROM pg_class WHERE oid = to_regclass(\(Self.quoteQualified(name)))), false)
+                    """, logger: logger)
+                var versioned = false
+                for try await value in kind.decode(Bool.self) { versioned = value }
+                rowVersions.value.withLock { $0 = versioned }
+                guard versioned else { return nil }
+            }
+            let rows = try await connection.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", logger: logger)
+            for try await mark in rows.decode(String.self) { return mark }
+            return nil
+        }
+    }
+
+    public func watermarks(_ watermark: String, minus amounts: [Duration]) async throws -> [String]? {
         let layout = try await layout()
         let type = layout.watermark.type.lowercased()
         guard type.hasPrefix("timestamp") || type == "date" || type.hasPrefix("time") else { return nil }
-        let microseconds = Int64(amount.seconds * 1_000_000)
+        var binds = PostgresBindings()
+        binds.append(watermark)
+        binds.append(amounts.map { Double(Int64($0.seconds * 1_000_000)) })
         return try await session.withConnection { connection in
             let rows = try await connection.query(
                 PostgresQuery(
-                    unsafeSQL: "SELECT ($1::\(layout.watermark.type) - make_interval(secs => $2::float8 / 1000000))::\(layout.watermark.type)::text",
-                    binds: {
-                        var binds = PostgresBindings()
-                        binds.append(watermark)
-                        binds.append(Double(microseconds))
-                        return binds
-                    }()
-                ),
-                logger: logger
-            )
-            for try await value in rows.decode(String.self) { return value }
-            return nil
+                    unsafeSQL: """
+                        SELECT ($1::\(layout.watermark.type) - make_interval(secs => amount / 1000000))::\(layout.watermark.type)::text
+                        FROM unnest($2::float8[]) WITH ORDINALITY AS amounts(amount, n) ORDER BY n
+                        """,
+                    binds: binds),
+                logger: logger)
+            var values: [String] = []
+            for try await value in rows.decode(String.self) { values.append(value) }
+            return values.count == amounts.count ? values : nil
         }
     }
 

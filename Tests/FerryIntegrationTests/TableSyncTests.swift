@@ -73,6 +73,104 @@ struct TableSyncTests {
         await world.close()
     }
 
+    /// The running producer sweeps the window in slices, each sweep reading only rows written since the previous
+    /// one began: a late commit, including one made in a subtransaction, still reaches the mirror.
+    @Test func aRunningPipelineFindsLateCommitsWithSlicedSweeps() async throws {
+        let world = try await SyncWorld.make("sweep", rows: 50) {
+            $0.source.lookback = .seconds(4)
+            $0.source.lookbackEvery = .milliseconds(400)
+        }
+        let redis = RedisClient(configuration: .init(connection: RedisConnectionConfiguration(world.sandbox.redis!.endpoint)), logger: world.logger)
+        let pipeline = try TableSyncPipeline(world.pipeline, configuration: world.configuration, redis: redis, logger: world.logger)
+        let running = Task { try await pipeline.run() }
+        defer { running.cancel() }
+        func waitFor(_ query: String, _ expected: Int) async throws -> Int {
+            var seen = -1
+            for _ in 0..<200 {
+                seen = (try? await world.int(query)) ?? -1
+                if seen == expected { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return seen
+        }
+        #expect(try await waitFor("SELECT count(*) FROM \(world.mirror)", 50) == 50)
+        let postgres = try #require(world.sandbox.postgres)
+        let late = PostgresSession(endpoint: postgres.endpoint, key: "late", logger: world.logger)
+        try await late.withConnection { connection in
+            try await connection.query("BEGIN", logger: world.logger)
+            try await connection.query("SAVEPOINT s", logger: world.logger)
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO \(world.table) VALUES ('C-LATE', date '2025-01-01', false, NULL, 'CL', 'late', localtimestamp - interval '1 second')
+                        """),
+                logger: world.logger)
+            try await connection.query("RELEASE s", logger: world.logger)
+            // Live rows move the checkpoint past the late row's watermark, and a few sweeps go by.
+            for index in 51...70 {
+                try await world.insert(index...index, now: true)
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try await connection.query("COMMIT", logger: world.logger)
+        }
+        await late.close()
+        #expect(try await waitFor("SELECT count(*) FROM \(world.mirror) WHERE conduce = 'C-LATE'", 1) == 1, "a sweep found the late row")
+        #expect(try await waitFor("SELECT count(*) FROM \(world.mirror)", 71) == 71)
+        running.cancel()
+        _ = await running.result
+        await redis.shutdown()
+        try await world.expectMirrorEqualsSource()
+        await world.close()
+    }
+
+    /// A change mark leaves out rows committed before it and keeps every row written by a transaction that was
+    /// running when it was taken (also from a subtransaction) or started later; views have no mark.
+    @Test func aChangeMarkSkipsRowsCommittedBeforeIt() async throws {
+        let world = try await SyncWorld.make("mark", rows: 100)
+        let postgres = try #require(world.sandbox.postgres)
+        let source = PostgresTableSource(
+            endpoint: postgres.endpoint, configurationKey: "postgres", relation: .table("\(world.sourceSchema).VW_VENTAS_SYNC"), key: ["CONDUCE"],
+            watermark: "ULTIMA_MODIFICACION", logger: world.logger)
+        _ = try await source.describe()
+        let upper = SourcePosition(watermark: "2030-01-01 00:00:00", key: ["Z"])
+        func keys(since mark: String?) async throws -> [String] {
+            var rows = CopyTextRows()
+            try await source.readWindow(
+                from: "2020-01-01", below: nil, through: upper, after: nil, changedSince: mark, limit: 10_000, into: &rows)
+            return (0..<rows.rowCount).map { rows.fields(ofRow: $0)[0] ?? "" }
+        }
+        #expect(try await keys(since: nil).count == 100)
+        let first = try #require(try await source.changeMark())
+        #expect(try await keys(since: first).isEmpty, "rows committed before the mark are left out")
+
+        let open = PostgresSession(endpoint: postgres.endpoint, key: "open", logger: world.logger)
+        try await open.withConnection { connection in
+            try await connection.query("BEGIN", logger: world.logger)
+            try await connection.query("SAVEPOINT s", logger: world.logger)
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL:
+                        "INSERT INTO \(world.table) VALUES ('C-SUB', date '2025-01-01', false, NULL, 'CL', 'sub', timestamp '2025-01-01 00:00:05')"),
+                logger: world.logger)
+            try await connection.query("RELEASE s", logger: world.logger)
+            let second = try #require(try await source.changeMark())
+            try await world.sql("UPDATE \(world.table) SET \"CLIENTE\" = 'moved' WHERE \"CONDUCE\" = 'C-0000007'")
+            try await connection.query("COMMIT", logger: world.logger)
+            #expect(Set(try await keys(since: second)) == ["C-SUB", "C-0000007"], "the running transaction's row and a later update")
+            #expect(Set(try await keys(since: first)) == ["C-SUB", "C-0000007"])
+        }
+        await open.close()
+
+        try await world.sql("CREATE VIEW \"\(world.sourceSchema)\".ventas_view AS SELECT * FROM \(world.table)")
+        let view = PostgresTableSource(
+            endpoint: postgres.endpoint, configurationKey: "postgres", relation: .table("\(world.sourceSchema).ventas_view"), key: ["CONDUCE"],
+            watermark: "ULTIMA_MODIFICACION", logger: world.logger)
+        #expect(try await view.changeMark() == nil, "a view's rows carry no versions: every sweep reads the whole window")
+        await view.close()
+        await source.close()
+        await world.close()
+    }
+
     @Test func rowsOlderThanTheLookbackAreFoundByReconcile() async throws {
         let world = try await SyncWorld.make("older", rows: 300) { $0.source.lookback = .seconds(5) }
         _ = try await world.runOnce()

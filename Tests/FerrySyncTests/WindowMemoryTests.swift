@@ -32,4 +32,13 @@ struct WindowMemoryTests {
         #expect(memory.contains(3))
         #expect(memory.count == 1)
     }
+
+    @Test func smallPagesAreSpreadOverTheConsumers() {
+        #expect(Producer.rowsPerEntry(rows: 5_000, limit: 500, consumers: 2) == 500, "a large page keeps rows_per_entry")
+        #expect(Producer.rowsPerEntry(rows: 1_000, limit: 500, consumers: 2) == 500)
+        #expect(Producer.rowsPerEntry(rows: 600, limit: 500, consumers: 2) == 300, "one entry per consumer")
+        #expect(Producer.rowsPerEntry(rows: 90, limit: 500, consumers: 2) == 50, "at least 50 rows an entry")
+        #expect(Producer.rowsPerEntry(rows: 10, limit: 500, consumers: 4) == 50)
+        #expect(Producer.rowsPerEntry(rows: 10, limit: 5, consumers: 1) == 5, "never above rows_per_entry")
+    }
 }

@@ -11,13 +11,23 @@ public protocol TableSource: Sendable {
     /// start), at most `limit`.
     func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws
 
-    /// Rows with watermark at or above `lowerBound` (text) and at or before `through`, ordered by (watermark,
-    /// key), strictly after `after` when given; for re-reading the lookback window.
-    func readWindow(from lowerBound: String, through: SourcePosition, after: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws
+    /// Rows with watermark at or above `lowerBound` (text), below `upperBound` when given, and at or before
+    /// `through`, ordered by (watermark, key), strictly after `after` when given; for re-reading the lookback
+    /// window. With `changedSince` (a mark from ``changeMark()``), rows not written since that mark may be left
+    /// out: every row written since is in.
+    func readWindow(
+        from lowerBound: String, below upperBound: String?, through: SourcePosition, after: SourcePosition?, changedSince mark: String?,
+        limit: Int, into rows: inout CopyTextRows
+    ) async throws
 
-    /// The watermark `amount` before `watermark`, as text (`timestamp - interval`, `number - n`); `nil` when the
+    /// A mark to pass to a later ``readWindow(from:through:after:changedSince:limit:into:)``: taken before a window
+    /// re-read, it lets the next re-read skip the rows this one sees. `nil` when the source cannot tell which rows
+    /// were written since (views, queries, sources without row versions): every re-read then reads the whole window.
+    func changeMark() async throws -> String?
+
+    /// The watermarks `amounts` before `watermark`, in that order, as text (`timestamp - interval`); `nil` when the
     /// watermark type has no such arithmetic.
-    func watermark(_ watermark: String, minus amount: Duration) async throws -> String?
+    func watermarks(_ watermark: String, minus amounts: [Duration]) async throws -> [String]?
 
     /// Rows whose watermark is NULL, ordered by key, strictly after `afterKey`, at most `limit`.
     func readNullWatermarks(afterKey: [String]?, limit: Int, into rows: inout CopyTextRows) async throws

@@ -146,13 +146,37 @@ struct StreamConsumer<Applier: StreamApplying> {
     }
 
     /// New entries of `streams`; nil when one of them lost its group (deleted and created again, for example).
+    ///
+    /// The blocking read takes one entry per stream, then a read that does not block takes whatever else is
+    /// waiting, up to `entriesPerRead`. When entries arrive together and several consumers wait, Redis hands
+    /// each waiting consumer one, so they apply in parallel (half the latency of a burst on two consumers); with
+    /// a backlog, the second read still fills a whole transaction.
     private func readNew(from streams: [String], on connection: RedisConnection) async throws -> [RedisStreamRead]? {
+        let keys = streams.map { (key: $0, id: ">") }
         try await settings.throttle?.acquire()
+        guard
+            var reads = try await read(
+                XREADGROUP(group: settings.group, consumer: settings.consumer, streams: keys, count: 1, block: settings.block), on: connection)
+        else { return nil }
+        guard settings.entriesPerRead > 1, reads.contains(where: { !$0.entries.isEmpty }) else { return reads }
+        try await settings.throttle?.acquire()
+        guard
+            let more = try await read(
+                XREADGROUP(group: settings.group, consumer: settings.consumer, streams: keys, count: settings.entriesPerRead - 1), on: connection)
+        else { return nil }
+        for read in more where !read.entries.isEmpty {
+            if let index = reads.firstIndex(where: { $0.stream == read.stream }) {
+                reads[index].entries += read.entries
+            } else {
+                reads.append(read)
+            }
+        }
+        return reads
+    }
+
+    private func read(_ command: XREADGROUP, on connection: RedisConnection) async throws -> [RedisStreamRead]? {
         do {
-            return try await connection.send(
-                XREADGROUP(
-                    group: settings.group, consumer: settings.consumer, streams: streams.map { (key: $0, id: ">") },
-                    count: settings.entriesPerRead, block: settings.block))
+            return try await connection.send(command)
         } catch {
             if error.prefix == "NOGROUP" { return nil }
             throw error

@@ -30,9 +30,28 @@ struct Producer {
     private var recent = WindowMemory()
     private var estimatedTotal: Int?
     private var lastTrim = ContinuousClock.now
-    /// When the lookback window was last re-read (re-reading it on every sub-second poll would read the same
-    /// rows over and over at high change rates).
-    private var lastWindowRead: ContinuousClock.Instant?
+    /// When the last sweep of the lookback window began (one every `lookback_every`: sweeping on every sub-second
+    /// poll would read the same rows over and over at high change rates).
+    private var sweepStarted: ContinuousClock.Instant?
+    /// The lookback window's sweep in progress.
+    private var sweep: WindowSweep?
+    /// The source's change mark taken when the last complete sweep began: the next sweep reads only rows written
+    /// since (nil: the whole window).
+    private var windowMark: String?
+
+    struct WindowSweep {
+        /// Taken as this sweep began; the next sweep reads rows written since.
+        var mark: String?
+        /// The previous sweep's mark.
+        var since: String?
+        /// Ascending watermarks cutting the window into slices: the first is `upper` minus the lookback, the last
+        /// is `upper`'s watermark.
+        var bounds: [String]
+        /// The checkpoint when the sweep began: the window's upper end.
+        var upper: SourcePosition
+        /// The next slice to read.
+        var next = 0
+    }
 
     var pipeline: PipelineConfiguration { context.pipeline }
     var logger: Logger { context.logger }
@@ -68,6 +87,8 @@ struct Producer {
     @discardableResult
     private mutating func loadCheckpoint() async throws -> ControlTables.State? {
         let keys = context.keys
+        windowMark = nil
+        sweep = nil
         let stored = try await context.target.withConnection { connection in
             try await context.control.ensure(connection, logger: logger)
             return try await context.control.load(connection, logger: logger)
@@ -135,9 +156,9 @@ struct Producer {
         try await registerSchema()
     }
 
-    /// One poll: the tail after the checkpoint, NULL-watermark rows, then the lookback window. Returns the rows
-    /// queued.
-    mutating func poll() async throws -> Int {
+    /// One poll: the tail after the checkpoint, NULL-watermark rows, then the lookback window's next slices
+    /// (with `wholeWindow`, the rest of its sweep). Returns the rows queued.
+    mutating func poll(wholeWindow: Bool = false) async throws -> Int {
         var queued = 0
         try await verifyCheckpoint()
         try await refreshSchema()
@@ -179,11 +200,7 @@ struct Producer {
             }
             logger.info("initial load queued", metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.rows": "\(produced)"])
         }
-        let every = max(pipeline.interval, pipeline.source.lookbackEvery ?? pipeline.source.lookback / 10)
-        if lastWindowRead.map({ ContinuousClock.now - $0 >= every }) ?? true {
-            lastWindowRead = .now
-            queued += try await rereadWindow()
-        }
+        queued += try await sweepWindow(whole: wholeWindow)
         if ContinuousClock.now - lastTrim > .seconds(10) {
             lastTrim = .now
             try await trimStream()
@@ -192,32 +209,66 @@ struct Producer {
     }
 
     /// Re-reads the lookback window below the checkpoint and queues rows not queued with this content.
-    private mutating func rereadWindow() async throws -> Int {
-        guard pipeline.source.lookback > .zero, let position, let watermark = position.watermark,
-            let lower = try await context.source.watermark(watermark, minus: pipeline.source.lookback)
-        else { return 0 }
-        var after: SourcePosition?
-        var queued = 0
-        while true {
-            try Task.checkCancellation()
-            var rows = CopyTextRows()
-            try await context.source.readWindow(from: lower, through: position, after: after, limit: pipeline.batchSize, into: &rows)
-            if rows.isEmpty { break }
-            let last = rows.fields(ofRow: rows.rowCount - 1)
-            after = SourcePosition(watermark: last[layout.watermarkIndex], key: layout.keyIndexes.map { last[$0] ?? "" })
-            var fresh = CopyTextRows(capacity: 0)
-            for index in 0..<rows.rowCount where !recent.contains(Self.hash(rows.row(index))) {
-                fresh.append(rows.rows(index..<(index + 1)))
-            }
-            if !fresh.isEmpty {
-                logger.debug(
-                    "queued rows found in the lookback window", metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.rows": "\(fresh.rowCount)"])
-                try await emit(fresh, advancing: nil, nullPosition: nullPosition)
-                queued += fresh.rowCount
-            }
-            if rows.rowCount < pipeline.batchSize { break }
+    ///
+    /// A sweep of the window starts every `lookback_every` and is read in slices of watermark, as many per poll as
+    /// keep it on schedule to end within `lookback_every`, so the source sees a steady trickle of small reads
+    /// instead of the whole window at once. Where the source keeps row versions, a sweep reads only rows written
+    /// since the previous sweep began (``TableSource/changeMark()``). `whole` reads the rest of the sweep now, and so
+    /// does the first sweep after a start.
+    private mutating func sweepWindow(whole: Bool) async throws -> Int {
+        let every = max(pipeline.interval, pipeline.source.lookbackEvery ?? pipeline.source.lookback / 10)
+        if sweep == nil {
+            guard pipeline.source.lookback > .zero, let position, let watermark = position.watermark,
+                sweepStarted.map({ ContinuousClock.now - $0 >= every }) ?? true
+            else { return 0 }
+            let slices = max(1, min(100, Int((every / pipeline.interval).rounded(.up))))
+            let step = pipeline.source.lookback / slices
+            let mark = try await context.source.changeMark()
+            guard let bounds = try await context.source.watermarks(watermark, minus: (0...slices).map { step * (slices - $0) }) else { return 0 }
+            sweepStarted = .now
+            sweep = WindowSweep(mark: mark, since: windowMark, bounds: bounds, upper: position)
         }
-        recent.forget(below: lower)
+        guard var current = sweep, let started = sweepStarted else { return 0 }
+        let slices = current.bounds.count - 1
+        // The first sweep after a start reads the window at once: rows changed while no producer ran are caught up
+        // before the live stream, as one backlog.
+        let due =
+            whole || current.since == nil ? slices : min(slices, Int(((ContinuousClock.now - started) / every * Double(slices)).rounded(.up)) + 1)
+        var queued = 0
+        while current.next < min(due, slices) {
+            let slice = current.next
+            var after: SourcePosition?
+            while true {
+                try Task.checkCancellation()
+                var rows = CopyTextRows()
+                try await context.source.readWindow(
+                    from: current.bounds[slice], below: slice + 1 < slices ? current.bounds[slice + 1] : nil, through: current.upper, after: after,
+                    changedSince: current.since, limit: pipeline.batchSize, into: &rows)
+                if rows.isEmpty { break }
+                let last = rows.fields(ofRow: rows.rowCount - 1)
+                after = SourcePosition(watermark: last[layout.watermarkIndex], key: layout.keyIndexes.map { last[$0] ?? "" })
+                var fresh = CopyTextRows(capacity: 0)
+                for index in 0..<rows.rowCount where !recent.contains(Self.hash(rows.row(index))) {
+                    fresh.append(rows.rows(index..<(index + 1)))
+                }
+                if !fresh.isEmpty {
+                    logger.debug(
+                        "queued rows found in the lookback window",
+                        metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.rows": "\(fresh.rowCount)"])
+                    try await emit(fresh, advancing: nil, nullPosition: nullPosition)
+                    queued += fresh.rowCount
+                }
+                if rows.rowCount < pipeline.batchSize { break }
+            }
+            current.next += 1
+        }
+        if current.next >= slices {
+            recent.forget(below: current.bounds[0])
+            windowMark = current.mark
+            sweep = nil
+        } else {
+            sweep = current
+        }
         return queued
     }
 
@@ -236,12 +287,13 @@ struct Producer {
         if trackWindow, let last = (newPosition ?? position)?.watermark, let key = WindowMemory.sortKey(ByteBuffer(string: last)) {
             floor = key - Int64(pipeline.source.lookback.seconds * 1_000_000)
         }
+        let perEntry = Self.rowsPerEntry(rows: rows.rowCount, limit: pipeline.rowsPerEntry, consumers: pipeline.consumers)
         for index in 0..<rows.rowCount {
             let row = rows.row(index)
             if trackWindow { recent.remember(Self.hash(row), watermark: rows.rawField(layout.watermarkIndex, ofRow: index), floor: floor) }
             current.appendRow(sequence: nextSeq, line: row)
             nextSeq += 1
-            if current.rowCount == pipeline.rowsPerEntry {
+            if current.rowCount == perEntry {
                 entries.append(QueueEntry(schema: schema.fingerprint, rows: current, position: nil))
                 current = CopyTextRows(capacity: current.byteCount)
             }
@@ -305,6 +357,14 @@ struct Producer {
         if removed > 0 {
             logger.debug("trimmed acknowledged entries", metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.removed": "\(removed)"])
         }
+    }
+
+    /// Rows per entry for a page of `rows`: at most `limit`, and a small page (the live stream after the initial
+    /// load) is spread over up to one entry per consumer, at least 50 rows each, so the consumers apply it in
+    /// parallel instead of one of them applying all of it.
+    static func rowsPerEntry(rows: Int, limit: Int, consumers: Int) -> Int {
+        let share = (rows + max(1, consumers) - 1) / max(1, consumers)
+        return max(1, min(limit, max(50, share)))
     }
 
     /// FNV-1a over a row's bytes.

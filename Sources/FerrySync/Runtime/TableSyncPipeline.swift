@@ -147,7 +147,7 @@ public final class TableSyncPipeline: Service, Sendable {
                     var total = 0
                     // Poll until a poll finds nothing new (the window re-read may add a few rows once).
                     while true {
-                        let queued = try await producer.poll()
+                        let queued = try await producer.poll(wholeWindow: true)
                         total += queued
                         if queued == 0 { break }
                     }

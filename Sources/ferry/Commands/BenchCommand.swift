@@ -85,8 +85,17 @@ extension BenchCommand {
         @Option(help: "The pipeline's source.lookback.")
         var lookback = "30s"
 
+        @Option(help: "The pipeline's poll interval.")
+        var interval = "50ms"
+
+        @Option(help: "Steady state: the writer commits one transaction of rate × tick changes every tick.")
+        var tick = "100ms"
+
         @Flag(help: "Measure Ferry only.")
         var skipPeers = false
+
+        @Option(name: .customLong("postgres-setting"), help: "A postgresql.conf setting for the benchmark's server, as name=value (repeatable).")
+        var postgresSettings: [String] = []
 
         @Flag(help: "Print the figures as JSON.")
         var json = false
@@ -104,9 +113,20 @@ extension BenchCommand {
                 throw ValidationError("--lookback: \"\(lookback)\" is not a duration like 30s")
             }
             options.lookback = lookback
+            guard let interval = DurationParser.parse(interval), let tick = DurationParser.parse(tick) else {
+                throw ValidationError("--interval and --tick take durations like 50ms")
+            }
+            options.interval = interval
+            options.tick = tick
             let logger = Logger(label: "ferry.bench")
             let quiet = json
-            let figures = try await Sandbox.with(root: ".ferry/bench/sync", logger: logger) { sandbox in
+            var sandboxOptions = Sandbox.Options()
+            for setting in postgresSettings {
+                let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw ValidationError("--postgres-setting: \"\(setting)\" is not name=value") }
+                sandboxOptions.postgresSettings[parts[0]] = parts[1]
+            }
+            let figures = try await Sandbox.with(root: ".ferry/bench/sync", options: sandboxOptions, logger: logger) { sandbox in
                 try await SyncBenchmark(options: options, logger: logger).run(on: sandbox) { message in
                     if !quiet { Terminal.writeStandardError(message + "\n") }
                 }
