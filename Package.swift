@@ -113,12 +113,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // HTTP server: health, metrics.
+        // HTTP server: health, metrics, the cluster's control API.
         .target(
             name: "FerryServer",
             dependencies: [
                 "FerryCore",
                 "FerryCheck",
+                "FerryCluster",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -155,6 +157,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

@@ -116,7 +116,7 @@ public enum ClusterInspector {
                     """
                     SELECT pg_is_in_recovery(),
                       CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver)
-                        ELSE (SELECT timeline_id FROM pg_control_checkpoint()) END,
+                        ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
                       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
                       pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text
                     """, logger: logger)

@@ -126,6 +126,56 @@ public struct EtcdClient: Sendable {
         return reply.succeeded ?? false
     }
 
+    /// Watches every key under `prefix`, calling `changed` with the keys of each batch of events (an empty list
+    /// when the watch is in place). Returns when etcd ends the stream; throws when it cannot be reached. Cancel the
+    /// task to stop.
+    public func watch(prefix: String, changed: @Sendable ([String]) -> Void) async throws {
+        let body: [String: JSONValue] = [
+            "create_request": .object(["key": .string(Self.encode(prefix)), "range_end": .string(Self.encode(Self.prefixEnd(prefix)))])
+        ]
+        let payload = try JSONEncoder().encode(body)
+        var failures: [String] = []
+        for endpoint in endpoints {
+            var request = HTTPClientRequest(url: endpoint + "/v3/watch")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: payload))
+            let response: HTTPClientResponse
+            do {
+                response = try await http.execute(request, deadline: .distantFuture)
+            } catch {
+                failures.append("\(Self.address(endpoint)): \(Self.describe(error))")
+                continue
+            }
+            guard response.status == .ok else {
+                throw FerryError(.server, "etcd at \(Self.address(endpoint)) refused /v3/watch: HTTP \(response.status.code)")
+            }
+            // The gateway writes one JSON message per line; a chunk may hold part of one, or several.
+            var pending = [UInt8]()
+            for try await chunk in response.body {
+                pending.append(contentsOf: chunk.readableBytesView)
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = Data(pending[..<newline])
+                    pending.removeSubrange(...newline)
+                    guard let message = try? JSONDecoder().decode(WatchMessage.self, from: line) else { continue }
+                    changed((message.result?.events ?? []).map(\.kv.decodedKey))
+                }
+            }
+            return
+        }
+        throw FerryError(
+            .unreachable, "etcd is unreachable (\(failures.joined(separator: "; ")))",
+            fix: "check that etcd runs and that the cluster's etcd endpoints are right")
+    }
+
+    struct WatchMessage: Decodable {
+        struct Result: Decodable {
+            struct Event: Decodable { var kv: KeyValue }
+            var events: [Event]?
+        }
+        var result: Result?
+    }
+
     /// Whether etcd answers `/health` as healthy (for `ferry check` and readiness).
     public func isHealthy() async -> Bool {
         for endpoint in endpoints {

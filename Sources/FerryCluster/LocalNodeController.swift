@@ -1,7 +1,7 @@
 public import FerrySandbox
 
-/// Drives one node of a ``LocalCluster`` for its agent: promote with `pg_promote`, follow by rewriting
-/// `primary_conninfo` and reloading, fence with an immediate stop.
+/// Drives one node of a ``LocalCluster`` for its agent: `pg_ctl` to start, stop and fence, `pg_promote`,
+/// `primary_conninfo` rewritten and reloaded to follow, `pg_rewind` or `pg_basebackup` to rejoin.
 public struct LocalNodeController: NodeController {
     public let instance: PostgresInstance
     public let replicationUser: String
@@ -13,23 +13,38 @@ public struct LocalNodeController: NodeController {
         replicationPassword = cluster.replicationPassword
     }
 
+    public var dataDirectory: String { instance.dataDirectory }
+    public var isRunning: Bool { instance.isRunning }
+    public var startsAsStandby: Bool { instance.hasStandbySignal }
+
+    public func start() async throws { try await instance.start() }
+
     public func promote() async throws {
         _ = try await instance.psql("SELECT pg_promote(true, 30)")
     }
 
     public func follow(host: String, port: Int, slot: String) async throws {
-        try instance.updateSettings([
-            "primary_conninfo": "'host=\(host) port=\(port) user=\(replicationUser) password=\(replicationPassword) application_name=\(slot)'",
-            "primary_slot_name": "'\(slot)'",
-        ])
+        try configureStandby(host: host, port: port, slot: slot)
         _ = try await instance.psql("SELECT pg_reload_conf()")
     }
 
-    public func fence() async {
-        await instance.stopImmediately()
+    public func configureStandby(host: String, port: Int, slot: String) throws {
+        try instance.configureStandby(host: host, port: port, user: replicationUser, password: replicationPassword, slot: slot)
     }
 
-    public func shutdown() async {
-        await instance.stop()
+    public func rewind(host: String, port: Int) async throws -> String {
+        // pg_rewind reads the source's files through SQL functions only a superuser may call: every node of a local
+        // cluster shares the template's superuser.
+        try await instance.rewind(host: host, port: port, user: instance.user, password: instance.password)
     }
+
+    public func copy(host: String, port: Int, slot: String) async throws {
+        try await instance.copyFrom(host: host, port: port, user: replicationUser, password: replicationPassword, slot: slot)
+    }
+
+    public func controlData() async -> (checkpoint: UInt64, timeline: Int)? { await instance.controlData() }
+
+    public func fence() async { await instance.stopImmediately() }
+
+    public func shutdown() async { await instance.stop() }
 }

@@ -42,8 +42,9 @@ public struct EtcdInstance: Sendable, Codable, Hashable {
             "--listen-peer-urls", "http://127.0.0.1:\(peerPort)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPort)",
             "--initial-cluster", "ferry=http://127.0.0.1:\(peerPort)", "--initial-cluster-state", "new",
             "--heartbeat-interval", "100", "--election-timeout", "1000",
-        ].map(Self.shellQuote).joined(separator: " ")
-        let script = "setsid \(arguments) >> \(Self.shellQuote(logFile)) 2>&1 < /dev/null & echo $! > \(Self.shellQuote(pidFile))"
+        ].map(DetachedProcess.shellQuote).joined(separator: " ")
+        let script =
+            "setsid \(arguments) >> \(DetachedProcess.shellQuote(logFile)) 2>&1 < /dev/null & echo $! > \(DetachedProcess.shellQuote(pidFile))"
         let result = try await ProcessRunner.run("/bin/sh", ["-c", script])
         guard result.succeeded else {
             throw FerryError(.sandbox, "etcd did not start on \(url): \(result.standardError.trimmed)", fix: "read \(logFile)")
@@ -82,8 +83,6 @@ public struct EtcdInstance: Sendable, Codable, Hashable {
         guard let pid else { return false }
         return ProcessTable.isAlive(pid, named: "etcd")
     }
-
-    static func shellQuote(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 }
 
 /// A blocking HTTP/1.0 GET on loopback, only to wait for readiness.

@@ -30,6 +30,14 @@ enum FileSystem {
 
     static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 
+    static func move(_ path: String, to destination: String) throws(FerryError) {
+        do {
+            try FileManager.default.moveItem(atPath: path, toPath: destination)
+        } catch {
+            throw FerryError(.sandbox, "cannot move \(path) to \(destination)", fix: "check permissions and free space", underlying: error)
+        }
+    }
+
     static func remove(_ path: String) {
         try? FileManager.default.removeItem(atPath: path)
     }

@@ -28,6 +28,13 @@ public struct LocalCluster: Sendable, Codable {
     /// The etcd the agents use and their key prefix (`/ferry/<scope>/`), when agents run.
     public var etcd: [String]?
     public var scope: String?
+    /// Synchronous replication for the agents: a commit waits for this many standbys (nil or 0: asynchronous), and
+    /// with `synchronousStrict` also while none streams.
+    public var synchronous: Int?
+    public var synchronousStrict: Bool?
+
+    /// Where the agent of `node` writes its pid (`ferry cluster down` stops the agents first).
+    public func agentPIDFile(_ node: String) -> String { directory + "/agent-\(node).pid" }
 
     public var stateFile: String { directory + "/cluster.json" }
 
@@ -81,45 +88,20 @@ public struct LocalCluster: Sendable, Codable {
     /// A new standby `name` of `primary`: slot, `pg_basebackup`, its own port and `primary_conninfo`, started.
     func cloneStandby(_ name: String, from primary: PostgresInstance) async throws(FerryError) -> PostgresInstance {
         _ = try await primary.psql(
-            "SELECT pg_create_physical_replication_slot('\(name)') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '\(name)')"
+            "SELECT pg_create_physical_replication_slot('\(name)', true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '\(name)')"
         )
-        let nodeDirectory = serverRoot + "/" + name
-        FileSystem.remove(nodeDirectory)
-        try FileSystem.makeDirectory(nodeDirectory)
-        let owner = SystemUser.forPostgres()
-        if let owner { FileSystem.chownRecursive(nodeDirectory, to: owner) }
-        let binaries = PostgresBinaries(directory: primary.binDirectory)
-        let backup = try await ProcessRunner.run(
-            binaries.pgBasebackup,
-            [
-                "-h", "127.0.0.1", "-p", "\(primary.port)", "-U", replicationUser, "-D", nodeDirectory + "/data", "-X", "stream", "-S", name,
-                "--checkpoint=fast", "--no-password",
-            ],
-            as: owner, environment: ["PGPASSWORD": replicationPassword, "PGCONNECT_TIMEOUT": "10"])
-        guard backup.succeeded else {
-            throw FerryError(
-                .sandbox, "pg_basebackup of \(name) from 127.0.0.1:\(primary.port) failed: \(backup.standardError.trimmed)",
-                fix: "read \(primary.logFile)")
-        }
         var standby = primary
-        standby.directory = nodeDirectory
+        standby.directory = serverRoot + "/" + name
         standby.port = try FreePort.find()
-        standby.settings = primary.settings.merging(standbySettings(name, primary: primary)) { $1 }
-        try standby.writeConfiguration()
-        try FileSystem.write("", to: standby.dataDirectory + "/standby.signal", mode: 0o600)
-        if let owner { FileSystem.chownRecursive(nodeDirectory, to: owner) }
-        chmod(standby.dataDirectory, 0o700)
+        FileSystem.remove(standby.directory)
+        try FileSystem.makeDirectory(standby.directory)
+        try await standby.copyFrom(host: "127.0.0.1", port: primary.port, user: replicationUser, password: replicationPassword, slot: name)
+        try standby.configureStandby(host: "127.0.0.1", port: primary.port, user: replicationUser, password: replicationPassword, slot: name)
+        standby.settings.merge(
+            PostgresInstance.standbySettings(host: "127.0.0.1", port: primary.port, user: replicationUser, password: replicationPassword, slot: name)
+        ) { $1 }
         try await standby.start()
         return standby
-    }
-
-    /// What makes a node stream from `primary` through its slot.
-    func standbySettings(_ name: String, primary: PostgresInstance) -> [String: String] {
-        [
-            "primary_conninfo":
-                "'host=127.0.0.1 port=\(primary.port) user=\(replicationUser) password=\(replicationPassword) application_name=\(name)'",
-            "primary_slot_name": "'\(name)'",
-        ]
     }
 
     public func save() throws(FerryError) {

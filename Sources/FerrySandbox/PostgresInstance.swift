@@ -168,6 +168,100 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
         return ProcessTable.isAlive(pid, named: "postgres")
     }
 
+    // MARK: Replication roles
+
+    /// Whether the data directory starts as a standby (`standby.signal`).
+    public var hasStandbySignal: Bool { FileSystem.exists(dataDirectory + "/standby.signal") }
+
+    /// Makes the stopped server start as a standby streaming from `host:port` through slot `slot`.
+    public func configureStandby(host: String, port: Int, user: String, password: String, slot: String) throws(FerryError) {
+        try updateSettings(Self.standbySettings(host: host, port: port, user: user, password: password, slot: slot))
+        FileSystem.remove(dataDirectory + "/recovery.signal")
+        try FileSystem.write("", to: dataDirectory + "/standby.signal", mode: 0o600)
+        if let owner = SystemUser.forPostgres() { lchown(dataDirectory + "/standby.signal", owner.uid, owner.gid) }
+    }
+
+    /// `primary_conninfo` and `primary_slot_name` for streaming from `host:port`.
+    static func standbySettings(host: String, port: Int, user: String, password: String, slot: String) -> [String: String] {
+        [
+            "primary_conninfo": "'host=\(host) port=\(port) user=\(user) password=\(password) application_name=\(slot)'",
+            "primary_slot_name": "'\(slot)'",
+        ]
+    }
+
+    /// Brings the stopped server's data back in line with the primary at `host:port` with `pg_rewind` (which first
+    /// finishes crash recovery when the server was killed); `pg_rewind` copies the source's configuration files, so
+    /// this server's own are written again. Returns what `pg_rewind` said.
+    public func rewind(host: String, port: Int, user: String, password: String) async throws(FerryError) -> String {
+        let binaries = PostgresBinaries(directory: binDirectory)
+        FileSystem.remove(dataDirectory + "/postmaster.pid")
+        let result = try await ProcessRunner.run(
+            binaries.pgRewind,
+            ["--target-pgdata=\(dataDirectory)", "--source-server=host=\(host) port=\(port) user=\(user) dbname=postgres connect_timeout=5"],
+            as: SystemUser.forPostgres(), environment: ["PGPASSWORD": password])
+        guard result.succeeded else {
+            throw FerryError(
+                .server, "pg_rewind of \(directory) from \(host):\(port) failed: \(result.standardError.trimmed.suffix(600))",
+                fix: "the node can be copied again instead: `ferry cluster rejoin NODE --copy`")
+        }
+        try writeConfiguration()
+        return (result.standardOutput + result.standardError).trimmed
+    }
+
+    /// Replaces the stopped server's data with a fresh copy of the primary at `host:port` streamed through slot
+    /// `slot` (`pg_basebackup`). The old data stays aside until the copy is complete, and is put back if it fails.
+    public func copyFrom(host: String, port: Int, user: String, password: String, slot: String?) async throws(FerryError) {
+        let owner = SystemUser.forPostgres()
+        let aside = dataDirectory + ".old"
+        FileSystem.remove(aside)
+        if FileSystem.exists(dataDirectory) { try FileSystem.move(dataDirectory, to: aside) }
+        let binaries = PostgresBinaries(directory: binDirectory)
+        var arguments = [
+            "-h", host, "-p", "\(port)", "-U", user, "-D", dataDirectory, "-X", "stream", "--checkpoint=fast", "--no-password",
+        ]
+        if let slot { arguments += ["-S", slot] }
+        if let owner { FileSystem.chownRecursive(directory, to: owner) }
+        let backup = try await ProcessRunner.run(
+            binaries.pgBasebackup, arguments, as: owner, environment: ["PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10"])
+        guard backup.succeeded else {
+            FileSystem.remove(dataDirectory)
+            if FileSystem.exists(aside) { try? FileSystem.move(aside, to: dataDirectory) }
+            throw FerryError(
+                .server, "pg_basebackup into \(dataDirectory) from \(host):\(port) failed: \(backup.standardError.trimmed.suffix(600))",
+                fix: "check that the primary at \(host):\(port) runs and accepts replication connections from \(user)")
+        }
+        FileSystem.remove(aside)
+        try writeConfiguration()
+        if let owner { FileSystem.chownRecursive(directory, to: owner) }
+        chmod(dataDirectory, 0o700)
+    }
+
+    /// What `pg_controldata` says about the stopped (or running) server's data: its last checkpoint's position
+    /// and timeline.
+    public func controlData() async -> (checkpoint: UInt64, timeline: Int)? {
+        let binaries = PostgresBinaries(directory: binDirectory)
+        guard let result = try? await ProcessRunner.run(binaries.directory + "/pg_controldata", ["-D", dataDirectory], as: SystemUser.forPostgres()),
+            result.succeeded
+        else { return nil }
+        var checkpoint: UInt64?
+        var timeline: Int?
+        for line in result.standardOutput.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmed }
+            guard parts.count == 2 else { continue }
+            if parts[0] == "Latest checkpoint location" { checkpoint = Self.lsn(parts[1]) }
+            if parts[0] == "Latest checkpoint's TimeLineID" { timeline = Int(parts[1]) }
+        }
+        guard let checkpoint, let timeline else { return nil }
+        return (checkpoint, timeline)
+    }
+
+    /// `16/B374D848` as a number.
+    public static func lsn(_ text: String) -> UInt64? {
+        let parts = text.split(separator: "/")
+        guard parts.count == 2, let high = UInt64(parts[0], radix: 16), let low = UInt64(parts[1], radix: 16) else { return nil }
+        return high << 32 | low
+    }
+
     /// Runs SQL through `psql` as the superuser; for set-up steps, not for data paths.
     public func psql(_ sql: String, database: String? = nil) async throws(FerryError) -> String {
         let binaries = PostgresBinaries(directory: binDirectory)

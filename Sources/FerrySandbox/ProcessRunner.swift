@@ -1,4 +1,5 @@
-import FerryCore
+public import FerryCore
+import Foundation
 import Subprocess
 import SystemPackage
 
@@ -55,6 +56,23 @@ enum ProcessRunner {
             throw FerryError(.sandbox, "cannot run \(path)", fix: "check that \(name) is installed (run `make setup`)", underlying: error)
         }
     }
+}
+
+/// Starts programs that outlive this process in a session of their own (a signal to this process's group does
+/// not reach them): etcd in the sandbox, the HA agent's watchdog.
+public enum DetachedProcess {
+    /// Starts `arguments` (the program first) with its output appended to `log`; returns its pid.
+    public static func start(_ arguments: [String], log: String) async throws(FerryError) -> Int32 {
+        let command = arguments.map(shellQuote).joined(separator: " ")
+        let script = "setsid \(command) >> \(shellQuote(log)) 2>&1 < /dev/null & echo $!"
+        let result = try await ProcessRunner.run("/bin/sh", ["-c", script])
+        guard result.succeeded, let pid = Int32(result.standardOutput.trimmed) else {
+            throw FerryError(.sandbox, "cannot start \(arguments.first ?? "?"): \(result.standardError.trimmed)", fix: "read \(log)")
+        }
+        return pid
+    }
+
+    static func shellQuote(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 }
 
 /// A local account that server processes run as.

@@ -9,19 +9,22 @@ public import Prometheus
 ///
 /// `buildRouter` is separate from `buildApplication` so tests drive the same routes without a socket.
 public enum FerryHTTPServer {
-    public static func buildRouter(readiness: ReadinessMonitor, registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+    public static func buildRouter(
+        readiness: ReadinessMonitor, registry: PrometheusCollectorRegistry, cluster: ClusterAPI? = nil
+    ) -> Router<BasicRequestContext> {
         let router = Router()
-        router.get("/") { _, _ -> Response in
-            jsonResponse(
-                .ok,
-                """
-                {"service":"ferry","endpoints":[\
-                {"method":"GET","path":"/health/live","description":"the process is up"},\
-                {"method":"GET","path":"/health/ready","description":"every configured server answers"},\
-                {"method":"GET","path":"/metrics","description":"Prometheus metrics"}]}
-                """
-            )
-        }
+        var endpoints: [(method: String, path: String, description: String)] = [
+            ("GET", "/health/live", "the process is up"), ("GET", "/health/ready", "every configured server answers"),
+            ("GET", "/metrics", "Prometheus metrics"),
+        ]
+        if cluster != nil { endpoints += ClusterAPI.endpoints }
+        let index =
+            "{\"service\":\"ferry\",\"endpoints\":["
+            + endpoints.map {
+                "{\"method\":\($0.method.jsonString),\"path\":\($0.path.jsonString),\"description\":\($0.description.jsonString)}"
+            }.joined(separator: ",") + "]}"
+        router.get("/") { _, _ -> Response in jsonResponse(.ok, index) }
+        cluster?.add(to: router)
         router.get("/health/live") { _, _ -> Response in
             jsonResponse(.ok, "{\"status\":\"live\"}")
         }
@@ -50,10 +53,11 @@ public enum FerryHTTPServer {
         settings: HTTPSettings,
         readiness: ReadinessMonitor,
         registry: PrometheusCollectorRegistry,
+        cluster: ClusterAPI? = nil,
         logger: Logger
     ) -> some ApplicationProtocol {
         Application(
-            router: buildRouter(readiness: readiness, registry: registry),
+            router: buildRouter(readiness: readiness, registry: registry, cluster: cluster),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "ferry"),
             logger: logger
         )
@@ -64,4 +68,8 @@ public enum FerryHTTPServer {
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
+}
+
+extension String {
+    fileprivate var jsonString: String { JSONText.string(self) }
 }

@@ -3,6 +3,7 @@ import FerryCore
 import FerrySandbox
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -23,6 +24,8 @@ struct FailoverTests {
         Int((try? await instance.psql("SELECT count(*) FROM t")) ?? "") ?? -1
     }
 
+    /// The primary's server crashes while its agent runs: the agent starts it again in place (nothing lost, no
+    /// failover). Then the whole machine dies: a standby takes over and the other follows it.
     @Test func aCrashedPrimaryIsReplacedAndTheOtherStandbyFollows() async throws {
         let sandbox = try SandboxContext.require()
         let etcd = try #require(sandbox.etcd)
@@ -31,12 +34,14 @@ struct FailoverTests {
             directory: FerryProcess.packageRoot + "/.ferry/test/failover-\(UUID().uuidString.prefix(8))", replicas: 2, logger: logger)
         let name = "t\(UInt32.random(in: 0..<UInt32.max))"
         var agents: [String: Task<Void, any Error>] = [:]
+        let node1 = MachineController(LocalNodeController(instance: try #require(cluster.node("node1")).instance, cluster: cluster))
         for node in cluster.nodes {
             var settings = AgentSettings(node: node.name, port: node.instance.port, postgres: node.instance.endpoint, etcd: [etcd.url])
             settings.cluster = name
             settings.ttl = 2
             settings.loopInterval = .milliseconds(200)
-            let agent = ClusterAgent(settings: settings, controller: LocalNodeController(instance: node.instance, cluster: cluster), logger: logger)
+            let controller: any NodeController = node.name == "node1" ? node1 : LocalNodeController(instance: node.instance, cluster: cluster)
+            let agent = ClusterAgent(settings: settings, controller: controller, logger: logger)
             agents[node.name] = Task { try await agent.run() }
         }
         let client = EtcdClient(endpoints: [etcd.url])
@@ -54,10 +59,28 @@ struct FailoverTests {
                 for _ in 0..<100 where await Self.rows(standby.instance) != 500 { try await Task.sleep(for: .milliseconds(50)) }
             }
 
-            // The primary's machine dies: postmaster and agent at once.
+            // The server alone crashes: its agent starts it again, still the leader, with every row.
+            await primary.kill()
+            var restarted = false
+            for _ in 0..<100 {
+                if (try? await primary.psql("INSERT INTO t VALUES (999)")) != nil {
+                    restarted = true
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(restarted, "the agent started its primary again")
+            #expect(try await client.get("/ferry/\(name)/leader")?.value == "node1")
+            #expect(await Self.rows(primary) == 501)
+            _ = try await primary.psql("DELETE FROM t WHERE id = 999")
+            for standby in cluster.nodes.dropFirst() {
+                for _ in 0..<100 where await Self.rows(standby.instance) != 500 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+
+            // Now the primary's machine dies: postmaster and agent at once (nothing on it starts again).
+            node1.dies()
             let crashed = ContinuousClock.now
             await primary.kill()
-            try await Task.sleep(for: .milliseconds(300))
             agents["node1"]?.cancel()
             var promoted: PostgresInstance?
             while promoted == nil, ContinuousClock.now - crashed < .seconds(30) {
@@ -178,4 +201,31 @@ struct FailoverTests {
         await cluster.destroy()
         try? FileManager.default.removeItem(atPath: scratch)
     }
+}
+
+/// A node controller whose machine can die: afterwards nothing on it starts or stops.
+final class MachineController: NodeController {
+    let base: LocalNodeController
+    private let dead = Mutex(false)
+
+    init(_ base: LocalNodeController) { self.base = base }
+
+    func dies() { dead.withLock { $0 = true } }
+    var isDead: Bool { dead.withLock { $0 } }
+
+    var dataDirectory: String { base.dataDirectory }
+    var isRunning: Bool { base.isRunning }
+    var startsAsStandby: Bool { base.startsAsStandby }
+    func start() async throws {
+        if isDead { throw FerryError(.unreachable, "the machine is gone") }
+        try await base.start()
+    }
+    func promote() async throws { try await base.promote() }
+    func follow(host: String, port: Int, slot: String) async throws { try await base.follow(host: host, port: port, slot: slot) }
+    func configureStandby(host: String, port: Int, slot: String) throws { try base.configureStandby(host: host, port: port, slot: slot) }
+    func rewind(host: String, port: Int) async throws -> String { try await base.rewind(host: host, port: port) }
+    func copy(host: String, port: Int, slot: String) async throws { try await base.copy(host: host, port: port, slot: slot) }
+    func controlData() async -> (checkpoint: UInt64, timeline: Int)? { await base.controlData() }
+    func fence() async { if !isDead { await base.fence() } }
+    func shutdown() async { if !isDead { await base.shutdown() } }
 }

@@ -29,6 +29,8 @@ extension FerryConfiguration {
                 root.issues.add("redis", "missing", fix: "the Redis sync reads from Redis: add a `redis:` section or set REDIS_HOST")
             }
         }
+        let cluster = root.section("cluster")
+        if cluster.isPresent { config.cluster = ClusterConfiguration.read(cluster) }
         root.finish()
         config.validatePipelines(paths: pipelines.map(\.path), declared: pipelineReaders.count, issues: root.issues)
         return config

@@ -42,6 +42,13 @@ extension FerryConfiguration {
                 }
             }
         }
+        if let cluster {
+            out.section("cluster") {
+                $0.value("directory", cluster.directory)
+                $0.value("node", cluster.node)
+                $0.secret("api_token", cluster.apiToken)
+            }
+        }
         out.section("sync") {
             $0.value("interval", DurationParser.format(sync.interval))
             $0.raw("batch_size", "\(sync.batchSize)")

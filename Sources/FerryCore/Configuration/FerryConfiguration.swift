@@ -20,6 +20,8 @@ public struct FerryConfiguration: Sendable {
     public var pipelines: [PipelineConfiguration] = []
     /// The Redis → PostgreSQL sync, when a `redis_sync:` section (or one of its variables) is present.
     public var redisSync: RedisSyncConfiguration?
+    /// The HA cluster's control API and agent, when a `cluster:` section is present.
+    public var cluster: ClusterConfiguration?
 
     public init() {}
 

@@ -20,6 +20,7 @@ public struct FerryError: Error, Sendable, CustomStringConvertible {
             case server
             case closed
             case cancelled
+            case conflict
         }
 
         private let base: Base
@@ -51,6 +52,8 @@ public struct FerryError: Error, Sendable, CustomStringConvertible {
         public static let closed = Code(.closed)
         /// The operation was cancelled.
         public static let cancelled = Code(.cancelled)
+        /// The system's state does not allow the operation now (another one is in progress, no leader…).
+        public static let conflict = Code(.conflict)
 
         public var description: String { base.rawValue }
     }

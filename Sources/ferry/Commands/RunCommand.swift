@@ -1,6 +1,8 @@
 import ArgumentParser
+import FerryCluster
 import FerryCore
 import FerryRedis
+import FerrySandbox
 import FerryServer
 import FerrySync
 import Logging
@@ -15,7 +17,7 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the daemon: every configured job, plus health and metrics over HTTP.",
         discussion: """
-            Serves GET /health/live, GET /health/ready (200 only while every configured server answers) and GET /metrics (Prometheus text) on http.host:http.port (default 127.0.0.1:9620). SIGTERM or SIGINT stop it cleanly.
+            Serves GET /health/live, GET /health/ready (200 only while every configured server answers) and GET /metrics (Prometheus text) on http.host:http.port (default 127.0.0.1:9620). With a `cluster:` section it also runs that node's HA agent (cluster.node) and serves the cluster's control API with a bearer token (cluster.api_token): GET /cluster, POST /cluster/switchover, POST /cluster/failover, POST /cluster/rejoin/{node}. SIGTERM or SIGINT stop it cleanly.
             """
     )
 
@@ -61,11 +63,28 @@ struct RunCommand: AsyncParsableCommand {
             services.append(sync)
             services.append(ConfigurationReloader(options: options, logger: logger) { sync.reload($0) })
         }
+        var clusterAPI: ClusterAPI?
+        if let cluster = configuration.cluster {
+            guard let local = LocalCluster.load(directory: cluster.directory) else {
+                throw FerryError(
+                    .configuration, "cluster.directory: no cluster in \(cluster.directory)",
+                    fix: "build one with `ferry cluster init --local --etcd URL --dir \(cluster.directory)`, or fix the path")
+            }
+            if let node = cluster.node {
+                services.append(try AgentCommand.agent(for: node, in: local, logger: Logger(label: "ferry.agent")))
+            }
+            if let token = cluster.apiToken {
+                let operations = try ClusterCommand.operations(local.directory)
+                clusterAPI = ClusterAPI(
+                    token: token, operations: operations, nodes: local.nodes.map { ($0.name, $0.instance.endpoint) },
+                    logger: Logger(label: "ferry.cluster.api"))
+            }
+        }
         services.append(readiness)
         if configuration.http.enabled {
             services.append(
                 FerryHTTPServer.buildApplication(
-                    settings: configuration.http, readiness: readiness, registry: registry, logger: Logger(label: "ferry.http")))
+                    settings: configuration.http, readiness: readiness, registry: registry, cluster: clusterAPI, logger: Logger(label: "ferry.http")))
         }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

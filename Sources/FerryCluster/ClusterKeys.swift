@@ -1,0 +1,134 @@
+public import Foundation
+
+/// The keys of one cluster in etcd, under `/ferry/<scope>/`, and what they hold.
+///
+/// - `leader`: the leading node's name, attached to its agent's lease (it disappears when the agent stops renewing).
+/// - `members/<node>`: each agent's ``MemberState``, under its lease.
+/// - `last_primary`: the last leader's ``LastPrimary`` (no lease: it outlives the leader, for the election).
+/// - `sync`: the leader's ``SyncState`` in synchronous mode (no lease).
+/// - `switchover`, `failover`: an operator's ``OperationRequest`` (a short lease: an unserved request lapses).
+/// - `rejoin/<node>`: an operator's request that `node` rejoin (rewind or copy, then follow).
+/// - `history/<time>`: one ``HistoryEvent`` per failover, switchover and rejoin.
+public struct ClusterKeys: Sendable {
+    public let scope: String
+
+    public init(scope: String) { self.scope = scope }
+
+    public var prefix: String { "/ferry/\(scope)/" }
+    public var leader: String { prefix + "leader" }
+    public var members: String { prefix + "members/" }
+    public func member(_ node: String) -> String { members + node }
+    public var lastPrimary: String { prefix + "last_primary" }
+    public var sync: String { prefix + "sync" }
+    public var switchover: String { prefix + "switchover" }
+    public var failover: String { prefix + "failover" }
+    public var rejoins: String { prefix + "rejoin/" }
+    public func rejoin(_ node: String) -> String { rejoins + node }
+    public var history: String { prefix + "history/" }
+}
+
+/// What an agent publishes about its node (`members/<node>`).
+public struct MemberState: Codable, Sendable, Equatable {
+    public var node: String
+    public var host: String
+    public var port: Int
+    /// `primary`, `standby`, or `stopped` (PostgreSQL does not answer; the agent runs).
+    public var role: String
+    /// Primary: where its WAL ends. Standby: the furthest of what it received and replayed.
+    public var lsn: UInt64
+    public var timeline: Int
+    /// A standby whose WAL receiver streams from a primary right now (that primary is alive).
+    public var streaming: Bool = false
+    /// Standby: bytes received but not replayed yet, and seconds since the last replayed transaction while behind.
+    public var lagBytes: Int64?
+    public var lagSeconds: Double?
+    /// What the agent is doing: `running`, `starting`, `rejoining`, `demoting`, `promoting`.
+    public var state: String = "running"
+
+    public init(node: String, host: String, port: Int, role: String, lsn: UInt64, timeline: Int) {
+        self.node = node
+        self.host = host
+        self.port = port
+        self.role = role
+        self.lsn = lsn
+        self.timeline = timeline
+    }
+}
+
+/// The last leader and its position, kept after it is gone.
+public struct LastPrimary: Codable, Sendable, Equatable {
+    public var node: String
+    public var lsn: UInt64
+    public var timeline: Int
+}
+
+/// Synchronous replication as the leader set it: a commit waits for `quorum` of `members`
+/// (`synchronous_standby_names = 'ANY quorum (members)'`). Written before a member is added and after one is
+/// removed, so it always names every standby that may hold an acknowledged commit.
+public struct SyncState: Codable, Sendable, Equatable {
+    public var leader: String
+    public var quorum: Int
+    public var members: [String]
+}
+
+/// A switchover or failover an operator asked for.
+public struct OperationRequest: Codable, Sendable, Equatable {
+    /// Switchover: the leader to move away from.
+    public var from: String?
+    /// The node to promote; nil: the healthiest standby.
+    public var to: String?
+    /// `requested`; a leader serving a switchover sets `demoting` and fills in `to`.
+    public var state: String = "requested"
+    /// Why the request was not served, set by the agent that refused it.
+    public var error: String?
+    public var requestedAt: Date = Date()
+
+    public init(from: String? = nil, to: String? = nil) {
+        self.from = from
+        self.to = to
+    }
+}
+
+/// One event of the cluster's history.
+public struct HistoryEvent: Codable, Sendable, Equatable {
+    /// `failover` (automatic), `manual_failover`, `switchover`, `rejoin`.
+    public var event: String
+    public var from: String?
+    public var to: String?
+    public var timeline: Int?
+    public var lsn: UInt64?
+    public var detail: String?
+    public var at: Date = Date()
+}
+
+extension JSONDecoder {
+    static let cluster: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }()
+}
+
+extension JSONEncoder {
+    static let cluster: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+}
+
+extension EtcdClient {
+    func decode<T: Decodable>(_ type: T.Type, at key: String) async throws -> T? {
+        guard let value = try await get(key) else { return nil }
+        return try? JSONDecoder.cluster.decode(T.self, from: Data(value.value.utf8))
+    }
+
+    func encode<T: Encodable>(_ value: T) -> String {
+        (try? JSONEncoder.cluster.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    func members(_ keys: ClusterKeys) async throws -> [MemberState] {
+        try await list(prefix: keys.members).compactMap { try? JSONDecoder.cluster.decode(MemberState.self, from: Data($0.value.value.utf8)) }
+    }
+}

@@ -1,0 +1,154 @@
+public import FerryCluster
+public import FerryCore
+import Foundation
+public import Hummingbird
+public import Logging
+import NIOCore
+import PostgresNIO
+
+/// The HA cluster's control API: `GET /cluster`, `POST /cluster/switchover`, `POST /cluster/failover`,
+/// `POST /cluster/rejoin/{node}`. Every request needs `Authorization: Bearer <cluster.api_token>`; every request,
+/// allowed or not, is written to the log as an audit line (`ferry.audit`), without the token.
+public struct ClusterAPI: Sendable {
+    public let token: Secret
+    public let operations: ClusterOperations
+    /// The nodes `GET /cluster` inspects.
+    public let nodes: [(name: String, endpoint: PostgresEndpoint)]
+    public let logger: Logger
+
+    public init(token: Secret, operations: ClusterOperations, nodes: [(name: String, endpoint: PostgresEndpoint)], logger: Logger) {
+        self.token = token
+        self.operations = operations
+        self.nodes = nodes
+        self.logger = logger
+    }
+
+    static let endpoints: [(method: String, path: String, description: String)] = [
+        ("GET", "/cluster", "every node's role, timeline, LSNs, lag, slot, sync state and agent"),
+        ("POST", "/cluster/switchover", "planned switchover; body {\"to\": \"node2\"} (optional)"),
+        ("POST", "/cluster/failover", "manual failover when the primary is gone; body {\"to\": \"node2\"}"),
+        ("POST", "/cluster/rejoin/{node}", "rewind (or copy, body {\"copy\": true}) a node and make it follow"),
+    ]
+
+    struct OperationBody: Decodable {
+        var to: String?
+        var copy: Bool?
+        var timeoutSeconds: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case to, copy
+            case timeoutSeconds = "timeout_seconds"
+        }
+    }
+
+    func add(to router: Router<BasicRequestContext>) {
+        let group = router.group("cluster")
+        group.get { request, context in
+            try await audited(request, action: "status") {
+                let status = await ClusterInspector.inspect(nodes, etcd: operations.etcd, scope: operations.keys.scope, logger: logger)
+                return try Self.json(.ok, status)
+            }
+        }
+        group.post("switchover") { request, context in
+            try await audited(request, action: "switchover") {
+                let body = try await Self.body(request, context: context)
+                let result = try await operations.switchover(to: body.to, timeout: .seconds(body.timeoutSeconds ?? 30))
+                return try Self.json(.ok, result)
+            }
+        }
+        group.post("failover") { request, context in
+            try await audited(request, action: "failover") {
+                let body = try await Self.body(request, context: context)
+                guard let target = body.to else {
+                    throw FerryError(.invalidInput, "the body names no standby", fix: "send {\"to\": \"node2\"}")
+                }
+                let result = try await operations.failover(to: target, timeout: .seconds(body.timeoutSeconds ?? 30))
+                return try Self.json(.ok, result)
+            }
+        }
+        group.post("rejoin/:node") { request, context in
+            try await audited(request, action: "rejoin") {
+                let node = try context.parameters.require("node")
+                let body = try await Self.body(request, context: context)
+                let result = try await operations.rejoin(node, copy: body.copy ?? false, timeout: .seconds(body.timeoutSeconds ?? 120))
+                return try Self.json(.ok, result)
+            }
+        }
+    }
+
+    /// Checks the bearer token, runs `work`, turns a ``FerryError`` into a JSON error, and writes the audit line.
+    private func audited(_ request: Request, action: String, _ work: () async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        var response: Response
+        var outcome = "ok"
+        if !authorized(request) {
+            outcome = "unauthorized"
+            response = Self.error(
+                .unauthorized,
+                FerryError(.permission, "missing or wrong bearer token", fix: "send `Authorization: Bearer <cluster.api_token>`"))
+        } else {
+            do {
+                response = try await work()
+            } catch let error as FerryError {
+                outcome = "error: \(error.code)"
+                response = Self.error(Self.status(for: error), error)
+            } catch {
+                outcome = "error"
+                response = Self.error(.internalServerError, FerryError(.server, "\(error)"))
+            }
+        }
+        logger.notice(
+            "cluster API request",
+            metadata: [
+                "ferry.audit": "true", "ferry.action": "\(action)", "ferry.method": "\(request.method)", "ferry.path": "\(request.uri.path)",
+                "ferry.outcome": "\(outcome)", "ferry.status": "\(response.status.code)", "ferry.took": "\(ContinuousClock.now - started)",
+            ])
+        return response
+    }
+
+    /// Constant-time comparison of the bearer token.
+    func authorized(_ request: Request) -> Bool {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
+        let given = Array(header.dropFirst(7).utf8)
+        let expected = Array(token.value.utf8)
+        var difference = UInt8(given.count == expected.count ? 0 : 1)
+        for index in 0..<max(given.count, expected.count) {
+            difference |= (index < given.count ? given[index] : 0) ^ (index < expected.count ? expected[index] : 0)
+        }
+        return difference == 0
+    }
+
+    static func body(_ request: Request, context: BasicRequestContext) async throws -> OperationBody {
+        let buffer = try await request.body.collect(upTo: 64 * 1024)
+        guard buffer.readableBytes > 0 else { return OperationBody() }
+        do {
+            return try JSONDecoder().decode(OperationBody.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw FerryError(.invalidInput, "the request body is not the JSON this endpoint takes", fix: "send e.g. {\"to\": \"node2\"}")
+        }
+    }
+
+    static func status(for error: FerryError) -> HTTPResponse.Status {
+        switch error.code {
+        case .invalidInput, .configuration: .badRequest
+        case .conflict: .conflict
+        case .timeout: .gatewayTimeout
+        case .unreachable: .serviceUnavailable
+        case .permission, .authentication: .forbidden
+        default: .internalServerError
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ value: some Encodable) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        return FerryHTTPServer.jsonResponse(status, String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ error: FerryError) -> Response {
+        var body = "{\"error\":\(JSONText.string(error.code.description)),\"message\":\(JSONText.string(error.message))"
+        if let fix = error.fix { body += ",\"fix\":\(JSONText.string(fix))" }
+        return FerryHTTPServer.jsonResponse(status, body + "}")
+    }
+}
