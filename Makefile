@@ -35,9 +35,11 @@ fuzz: setup
 	@./scripts/fuzz.sh $(or $(SECONDS),60)
 
 bench: setup release
+	@./scripts/setup.sh bench
 	.build/release/ferry bench redis
 	.build/release/ferry bench sync
 	.build/release/ferry bench redis-sync
+	.build/release/ferry bench ha
 
 format:
 	$(SWIFT) format format -i -r -p Sources Tests Benchmarks Package.swift

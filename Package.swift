@@ -167,7 +167,10 @@ let package = Package(
         .target(
             name: "FerryBench",
             dependencies: [
+                "FerryCluster",
                 "FerryCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 "FerryPostgres",
                 "FerryRedis",
                 "FerryRESP",

@@ -11,6 +11,11 @@ packages=(
   ca-certificates git make
 )
 
+# `scripts/setup.sh bench` also installs the peers the benchmarks measure beside Ferry.
+if [ "${1:-}" = "bench" ]; then
+  packages+=(patroni)   # the HA benchmark's peer (Debian's Patroni on the same etcd and PostgreSQL)
+fi
+
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

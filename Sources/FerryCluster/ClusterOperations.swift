@@ -31,6 +31,9 @@ public struct ClusterOperations: Sendable {
         self.logger = logger
     }
 
+    /// What every running agent last published about its node.
+    public func members() async throws -> [MemberState] { try await etcd.members(keys) }
+
     /// A planned switchover to `target` (nil: the healthiest standby); returns once the new primary takes writes.
     public func switchover(to target: String?, timeout: Duration = .seconds(30)) async throws -> OperationResult {
         guard let leader = try await etcd.get(keys.leader)?.value else {

@@ -61,8 +61,13 @@ enum ProcessRunner {
 /// Starts programs that outlive this process in a session of their own (a signal to this process's group does
 /// not reach them): etcd in the sandbox, the HA agent's watchdog.
 public enum DetachedProcess {
-    /// Starts `arguments` (the program first) with its output appended to `log`; returns its pid.
-    public static func start(_ arguments: [String], log: String) async throws(FerryError) -> Int32 {
+    /// Starts `arguments` (the program first) with its output appended to `log`; returns its pid. With
+    /// `asPostgresUser`, it runs as the account PostgreSQL runs as (when this process is root).
+    public static func start(_ arguments: [String], log: String, asPostgresUser: Bool = false) async throws(FerryError) -> Int32 {
+        var arguments = arguments
+        if asPostgresUser, let user = SystemUser.forPostgres() {
+            arguments = [try SystemUser.setprivPath(), "--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups", "--"] + arguments
+        }
         let command = arguments.map(shellQuote).joined(separator: " ")
         let script = "setsid \(command) >> \(shellQuote(log)) 2>&1 < /dev/null & echo $!"
         let result = try await ProcessRunner.run("/bin/sh", ["-c", script])

@@ -196,7 +196,7 @@ public struct Sandbox: Sendable, Codable {
 
     /// `root` when the PostgreSQL account can reach it; otherwise a directory under `/var/tmp` (PostgreSQL must
     /// run unprivileged, and a root-owned home directory is usually closed to other accounts).
-    static func reachableServerRoot(for root: String) throws(FerryError) -> String {
+    public static func reachableServerRoot(for root: String) throws(FerryError) -> String {
         guard let owner = SystemUser.forPostgres(), !FileSystem.canTraverse(root, as: owner) else { return root }
         var hasher = Hasher()
         hasher.combine(root)
@@ -208,6 +208,14 @@ public struct Sandbox: Sendable, Codable {
             + (root.split(separator: "/").last.map(String.init) ?? "sandbox")
         try FileSystem.makeDirectory(directory)
         return directory
+    }
+
+    /// Creates `path` (and its parents) owned by the account PostgreSQL runs as, mode 0700: a data directory
+    /// for a server started by another tool (the HA benchmark's Patroni).
+    public static func makeServerDirectory(_ path: String) throws(FerryError) {
+        try FileSystem.makeDirectory(path)
+        if let owner = SystemUser.forPostgres() { FileSystem.chownRecursive(path, to: owner) }
+        chmod(path, 0o700)
     }
 
     /// Template cache shared by every sandbox of this checkout.

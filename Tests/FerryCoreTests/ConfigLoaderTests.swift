@@ -266,6 +266,27 @@ struct ConfigLoaderTests {
         #expect(again.redis?.host == "env.redis")
     }
 
+    @Test func theClusterSectionTakesAnAPITokenFromTheEnvironmentAndNeverPrintsIt() throws {
+        let yaml = """
+            cluster:
+              directory: /srv/ferry/cluster
+              node: node2
+              api_token: ${CLUSTER_TOKEN}
+            """
+        let loaded = try load(["ferry.yaml": yaml], environment: ["CLUSTER_TOKEN": "a-long-enough-cluster-token"])
+        let cluster = try #require(loaded.configuration.cluster)
+        #expect(cluster.directory == "/srv/ferry/cluster")
+        #expect(cluster.node == "node2")
+        #expect(cluster.apiToken?.value == "a-long-enough-cluster-token")
+        let text = loaded.configuration.renderYAML(tree: loaded.tree)
+        #expect(!text.contains("a-long-enough-cluster-token"))
+        #expect(text.contains("api_token: \"***\""), "\(text)")
+        let short = issues(["ferry.yaml": yaml], environment: ["CLUSTER_TOKEN": "short"])
+        #expect(short.contains { $0.hasPrefix("cluster.api_token: is shorter than 16 characters") && $0.contains("openssl rand") }, "\(short)")
+        let typo = issues(["ferry.yaml": "cluster:\n  api_tokn: x\n"])
+        #expect(typo.contains { $0.contains("cluster.api_tokn") }, "\(typo)")
+    }
+
     /// The shipped examples load cleanly; examples/ventas.yaml expresses the original job's two tables.
     @Test(arguments: ["ferry.yaml", "ventas.yaml", "redis-sync.yaml"]) func shippedExamplesAreValid(file: String) throws {
         let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples").standardized.path

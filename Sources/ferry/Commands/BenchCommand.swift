@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerryBench
+import FerryCluster
 import FerryCore
 import FerrySandbox
 import Foundation
@@ -10,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Ferry against peer tools on private sandbox servers (use a release build).",
-        subcommands: [Redis.self, Sync.self, RedisSync.self]
+        subcommands: [Redis.self, Sync.self, RedisSync.self, HA.self]
     )
 
     struct Redis: AsyncParsableCommand {
@@ -240,6 +241,99 @@ extension BenchCommand {
                 }
             }
             BenchReport.printFigures(figures, json: json)
+        }
+    }
+}
+
+extension BenchCommand {
+    struct HA: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ha",
+            abstract: "PostgreSQL HA beside Patroni: switchover, crash → writable and rejoin times over several runs, lag under pgbench.",
+            discussion:
+                "Starts its own etcd under .ferry/bench/ha, then two PostgreSQL 15 nodes managed by Ferry's agents (`ferry agent` processes, watchdog on), then the same with Debian's Patroni (its defaults, then tuned), on the same etcd and binaries. Each run: a planned switchover (request → the standby takes a write), kill -9 of the primary's agent and postmaster (→ the standby takes a write), and the crashed node's return (restart → it streams from the new primary). Then pgbench on the primary while pg_stat_replication is sampled every 50 ms. Reports the median and the maximum, and the ratio of the medians."
+        )
+
+        @Option(help: "Runs per tool (the median and the maximum are reported).")
+        var runs = 5
+
+        @Option(help: "Ferry's leader lease in seconds.")
+        var ttl = 3
+
+        @Flag(help: "Measure Ferry only.")
+        var skipPeers = false
+
+        @Flag(help: "Print the figures as JSON.")
+        var json = false
+
+        func run() async throws {
+            try LoggingBootstrap.once(LogSettings())
+            var options = HABenchmark.Options(executable: AgentCommand.executablePath)
+            options.runs = max(1, runs)
+            options.ferryTTL = ttl
+            options.skipPeers = skipPeers
+            let logger = Logger(label: "ferry.bench")
+            let quiet = json
+            var sandboxOptions = Sandbox.Options()
+            sandboxOptions.postgres = false
+            sandboxOptions.redis = false
+            sandboxOptions.etcd = true
+            let results = try await Sandbox.with(root: ".ferry/bench/ha", options: sandboxOptions, logger: logger) { sandbox in
+                try await HABenchmark(options: options, logger: logger).run(root: ".ferry/bench/ha", etcd: sandbox.etcd!) { message in
+                    if !quiet { Terminal.writeStandardError(message + "\n") }
+                }
+            }
+            Terminal.print(json ? Self.json(results) : Self.table(results))
+        }
+
+        static func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            guard !sorted.isEmpty else { return 0 }
+            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        }
+
+        static let measures: [(name: String, values: @Sendable (HABenchmark.Timings) -> [Double], target: Double)] = [
+            ("switchover", { $0.switchover }, 1), ("crash → writable", { $0.crashToWritable }, 5), ("rejoin (restart → streaming)", { $0.rejoin }, 3),
+        ]
+
+        static func table(_ results: [HABenchmark.Timings]) -> String {
+            guard let ferry = results.first else { return "" }
+            var table = TextTable(["FIGURE", "TOOL", "MEDIAN", "MAX", "RUNS", "FERRY ÷ TOOL (MEDIANS)", "TARGET"])
+            for measure in measures {
+                let ferryMedian = median(measure.values(ferry))
+                for timings in results {
+                    let values = measure.values(timings)
+                    let isFerry = timings.tool == ferry.tool
+                    let verdict =
+                        isFerry
+                        ? "≤ \(Int(measure.target)) s"
+                            + (ferryMedian <= measure.target ? Terminal.paint(" met", .green) : Terminal.paint(" missed", .red)) : "-"
+                    table.add([
+                        measure.name, timings.tool, String(format: "%.2f s", median(values)), String(format: "%.2f s", values.max() ?? 0),
+                        "\(values.count)",
+                        isFerry ? "-" : String(format: "%.2f", ferryMedian / max(median(values), 0.001)), verdict,
+                    ])
+                }
+            }
+            for timings in results {
+                table.add([
+                    "lag p95 under pgbench", timings.tool, timings.lagP95Bytes.map { String(format: "%.0f B", $0) } ?? "-",
+                    timings.lagP95Seconds.map { String(format: "%.4f s", $0) } ?? "-", "1", "-", "-",
+                ])
+            }
+            return table.render()
+        }
+
+        static func json(_ results: [HABenchmark.Timings]) -> String {
+            let items = results.map { timings in
+                "{\"tool\":\(JSONText.string(timings.tool)),"
+                    + measures.map { measure in
+                        let values = measure.values(timings)
+                        return
+                            "\(JSONText.string(measure.name)):{\"median\":\(median(values)),\"max\":\(values.max() ?? 0),\"runs\":[\(values.map { "\($0)" }.joined(separator: ","))]}"
+                    }.joined(separator: ",") + ",\"lag_p95_bytes\":\(timings.lagP95Bytes ?? 0),\"lag_p95_seconds\":\(timings.lagP95Seconds ?? 0)}"
+            }
+            return "[" + items.joined(separator: ",") + "]"
         }
     }
 }

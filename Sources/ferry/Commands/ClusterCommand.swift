@@ -208,6 +208,12 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Run without the watchdog process (a killed or frozen agent then leaves its primary writable until etcd's lease runs out).")
     var noWatchdog = false
 
+    @Flag(
+        help:
+            "Keep the primary writable when etcd cannot be reached (default: it stops before its lease could run out, so no second primary can ever be writable beside it; with this flag a partition can leave two)."
+    )
+    var keepServingWithoutEtcd = false
+
     func run() async throws {
         try LoggingBootstrap.once(LogSettings())
         let cluster = try ClusterCommand.loadLocal(dir)
@@ -216,7 +222,9 @@ struct AgentCommand: AsyncParsableCommand {
         }
         guard (1...60).contains(ttl) else { throw ValidationError("--ttl: use 1 to 60 seconds") }
         let logger = Logger(label: "ferry.agent")
-        let agent = try Self.agent(for: node, in: cluster, ttl: ttl, loopInterval: interval, watchdog: !noWatchdog, logger: logger)
+        let agent = try Self.agent(
+            for: node, in: cluster, ttl: ttl, loopInterval: interval, watchdog: !noWatchdog, keepServingWithoutEtcd: keepServingWithoutEtcd,
+            logger: logger)
         let group = ServiceGroup(configuration: .init(services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try? FileManager.default.removeItem(atPath: cluster.agentPIDFile(node))
@@ -224,7 +232,8 @@ struct AgentCommand: AsyncParsableCommand {
 
     /// The agent of `node` (also what `ferry run` runs for `cluster.node`); writes its pid file.
     static func agent(
-        for node: String, in cluster: LocalCluster, ttl: Int = 3, loopInterval: Duration = .milliseconds(300), watchdog: Bool = true, logger: Logger
+        for node: String, in cluster: LocalCluster, ttl: Int = 3, loopInterval: Duration = .milliseconds(300), watchdog: Bool = true,
+        keepServingWithoutEtcd: Bool = false, logger: Logger
     ) throws -> ClusterAgent {
         guard let member = cluster.node(node) else {
             throw FerryError(
@@ -241,6 +250,7 @@ struct AgentCommand: AsyncParsableCommand {
         settings.loopInterval = loopInterval
         settings.synchronousCount = cluster.synchronous ?? 0
         settings.synchronousStrict = cluster.synchronousStrict ?? false
+        settings.keepServingWithoutEtcd = keepServingWithoutEtcd
         if watchdog {
             settings.watchdog = WatchdogSettings(executable: executablePath, directory: cluster.directory + "/watchdog-\(node)")
         }
