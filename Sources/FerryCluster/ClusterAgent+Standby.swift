@@ -206,8 +206,9 @@ extension ClusterAgent {
             }
             guard let primary = try await member(leader.value), primary.role == "primary" else { return }
             if state.mustRejoin || !controller.startsAsStandby || rejoinRequest != nil || state.failedStarts > 0 {
-                // After a start that failed, copy: the data cannot follow this primary as it is.
-                try await rejoin(primary, copy: rejoinRequest?.state == "copy" || state.failedStarts > 1, &state)
+                // After a start that failed, copy: the data cannot follow this primary as it is. An empty data
+                // directory (a new node of a defined cluster) is copied at once.
+                try await rejoin(primary, copy: rejoinRequest?.state == "copy" || state.failedStarts > 1 || control == nil, &state)
                 if rejoinRequest != nil { _ = try await etcd.delete(keys.rejoin(me)) }
             } else {
                 try controller.configureStandby(host: primary.host, port: primary.port, slot: me)

@@ -40,13 +40,21 @@ public struct ClusterOperations: Sendable {
             throw FerryError(
                 .conflict, "no node leads the cluster: there is no primary to switch over from", fix: "use `ferry cluster failover --to NODE`")
         }
-        let members = try await etcd.members(keys)
+        var members = try await etcd.members(keys)
         if let target {
-            guard let member = members.first(where: { $0.node == target }) else {
+            guard var member = members.first(where: { $0.node == target }) else {
                 throw FerryError(
                     .invalidInput, "no running agent for node \(target)", fix: "use one of: \(members.map(\.node).sorted().joined(separator: ", "))")
             }
             guard target != leader else { throw FerryError(.invalidInput, "\(target) is already the primary", fix: "name a standby") }
+            // A standby that is starting or has just connected is given a few seconds to report that it streams.
+            let patience = ContinuousClock.now + min(timeout, .seconds(10))
+            while !(member.role == "standby" && member.streaming), member.role != "primary", ContinuousClock.now < patience {
+                try await Task.sleep(for: .milliseconds(200))
+                members = try await etcd.members(keys)
+                guard let latest = members.first(where: { $0.node == target }) else { break }
+                member = latest
+            }
             guard member.role == "standby", member.streaming else {
                 throw FerryError(
                     .conflict, "\(target) is not a standby streaming from \(leader) (role \(member.role), streaming \(member.streaming))",

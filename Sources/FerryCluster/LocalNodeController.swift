@@ -1,6 +1,6 @@
 public import FerrySandbox
 
-/// Drives one node of a ``LocalCluster`` for its agent: `pg_ctl` to start, stop and fence, `pg_promote`,
+/// Drives one node's PostgreSQL for its agent (a ``LocalCluster``'s, or a defined cluster's data directory): `pg_ctl` to start, stop and fence, `pg_promote`,
 /// `primary_conninfo` rewritten and reloaded to follow, `pg_rewind` or `pg_basebackup` to rejoin.
 public struct LocalNodeController: NodeController {
     public let instance: PostgresInstance
@@ -8,9 +8,13 @@ public struct LocalNodeController: NodeController {
     public let replicationPassword: String
 
     public init(instance: PostgresInstance, cluster: LocalCluster) {
+        self.init(instance: instance, replicationUser: cluster.replicationUser, replicationPassword: cluster.replicationPassword)
+    }
+
+    public init(instance: PostgresInstance, replicationUser: String, replicationPassword: String) {
         self.instance = instance
-        replicationUser = cluster.replicationUser
-        replicationPassword = cluster.replicationPassword
+        self.replicationUser = replicationUser
+        self.replicationPassword = replicationPassword
     }
 
     public var dataDirectory: String { instance.dataDirectory }

@@ -38,6 +38,10 @@ public enum PostgresDiagnosis {
         return text
     }
 
+    /// The environment variables that override `key`'s settings, in parentheses after a space: only the
+    /// `postgres` section has them.
+    static func variables(_ key: String, _ names: String) -> String { key == "postgres" ? " (\(names))" : "" }
+
     public static func diagnose(_ error: any Error, endpoint: PostgresEndpoint, key: String = "postgres") -> FerryError {
         let address = "\(endpoint.host):\(endpoint.port)"
         if let error = error as? FerryError { return error }
@@ -51,13 +55,13 @@ public enum PostgresDiagnosis {
             return FerryError(
                 .unreachable,
                 "PostgreSQL at \(address) is unreachable: \(reason)",
-                fix: "check that the server runs and \(key).host/\(key).port (PG_HOST/PG_PORT) are right",
+                fix: "check that the server runs and \(key).host/\(key).port\(variables(key, "PG_HOST/PG_PORT")) are right",
                 underlying: error
             )
         case .authMechanismRequiresPassword:
             return FerryError(
                 .authentication, "PostgreSQL at \(address) requires a password for user \"\(endpoint.user)\"",
-                fix: "set \(key).password (PG_PASSWORD)", underlying: error)
+                fix: "set \(key).password\(variables(key, "PG_PASSWORD"))", underlying: error)
         case .sslUnsupported:
             return FerryError(
                 .unreachable, "PostgreSQL at \(address) does not offer TLS but \(key).tls is `require`",
@@ -69,7 +73,7 @@ public enum PostgresDiagnosis {
             case "28P01":
                 return FerryError(
                     .authentication, "PostgreSQL at \(address): authentication failed for user \"\(endpoint.user)\"",
-                    fix: "check \(key).user and \(key).password (PG_USER/PG_PASSWORD)", underlying: error)
+                    fix: "check \(key).user and \(key).password\(variables(key, "PG_USER/PG_PASSWORD"))", underlying: error)
             case "28000":
                 return FerryError(
                     .authentication, "PostgreSQL at \(address) refused user \"\(endpoint.user)\": \(message)",
@@ -78,7 +82,8 @@ public enum PostgresDiagnosis {
                 return FerryError(
                     .databaseMissing,
                     "PostgreSQL at \(address) has no database \"\(endpoint.database)\"",
-                    fix: "create it (`CREATE DATABASE \(SQLIdentifier.quote(endpoint.database))`) or fix \(key).database (PG_DATABASE)",
+                    fix:
+                        "create it (`CREATE DATABASE \(SQLIdentifier.quote(endpoint.database))`) or fix \(key).database\(variables(key, "PG_DATABASE"))",
                     underlying: error
                 )
             case "42501":

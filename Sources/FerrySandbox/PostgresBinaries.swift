@@ -6,6 +6,8 @@ import Foundation
 public struct PostgresBinaries: Sendable {
     public let directory: String
 
+    public init(directory: String) { self.directory = directory }
+
     public var initdb: String { directory + "/initdb" }
     public var pgCtl: String { directory + "/pg_ctl" }
     public var postgres: String { directory + "/postgres" }

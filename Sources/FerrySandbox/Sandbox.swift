@@ -219,7 +219,7 @@ public struct Sandbox: Sendable, Codable {
     }
 
     /// Template cache shared by every sandbox of this checkout.
-    static func cacheDirectory(serverRoot: String, root: String) -> String {
+    public static func cacheDirectory(serverRoot: String, root: String) -> String {
         if serverRoot == root {
             // `.ferry/test/<name>` and `.ferry/sandbox` share `.ferry/cache`.
             var components = root.split(separator: "/", omittingEmptySubsequences: false)

@@ -287,6 +287,49 @@ struct ConfigLoaderTests {
         #expect(typo.contains { $0.contains("cluster.api_tokn") }, "\(typo)")
     }
 
+    @Test func aClusterDefinedNodeByNodeIsReadValidatedAndRedacted() throws {
+        let yaml = """
+            cluster:
+              scope: prod
+              etcd: [http://10.0.0.5:2379, http://10.0.0.6:2379]
+              replication: {user: replicator, password: "${REPLICATION_PASSWORD}"}
+              superuser: {user: postgres, password: "${SUPERUSER_PASSWORD}"}
+              synchronous: 1
+              node: node2
+              nodes:
+                - {name: node1, host: 10.0.0.11, data_directory: /var/lib/postgresql/15/main}
+                - {name: node2, host: 10.0.0.12, port: 5433, data_directory: /srv/pg}
+            """
+        let environment = ["REPLICATION_PASSWORD": "replication-secret", "SUPERUSER_PASSWORD": "superuser-secret"]
+        let loaded = try load(["ferry.yaml": yaml], environment: environment)
+        let cluster = try #require(loaded.configuration.cluster)
+        #expect(cluster.isDefined)
+        #expect(cluster.nodes.map(\.name) == ["node1", "node2"])
+        #expect(cluster.nodes[0].port == 5432 && cluster.nodes[1].port == 5433)
+        #expect(cluster.etcd.count == 2 && cluster.scope == "prod" && cluster.synchronous == 1)
+        #expect(cluster.replication?.password?.value == "replication-secret")
+        let text = loaded.configuration.renderYAML(tree: loaded.tree)
+        #expect(!text.contains("replication-secret") && !text.contains("superuser-secret"), "\(text)")
+        #expect(text.contains("host: \"10.0.0.12\"") || text.contains("host: 10.0.0.12"), "\(text)")
+
+        // Every problem at once, each with its key path and the fix.
+        let broken = """
+            cluster:
+              node: node9
+              nodes:
+                - {name: node1, host: 10.0.0.11}
+                - {name: Node-2, host: 10.0.0.12}
+                - {name: node1}
+            """
+        let found = issues(["ferry.yaml": broken])
+        #expect(found.contains { $0.hasPrefix("cluster.etcd: missing") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("cluster.replication: missing") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("cluster.superuser: missing") }, "\(found)")
+        #expect(found.contains { $0.contains("cluster.nodes[1].name") && $0.contains("cannot name a replication slot") }, "\(found)")
+        #expect(found.contains { $0.contains("cluster.nodes[2].host: missing") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("cluster.node: \"node9\" is not one of the nodes") }, "\(found)")
+    }
+
     /// The shipped examples load cleanly; examples/ventas.yaml expresses the original job's two tables.
     @Test(arguments: ["ferry.yaml", "ventas.yaml", "redis-sync.yaml"]) func shippedExamplesAreValid(file: String) throws {
         let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples").standardized.path

@@ -158,9 +158,17 @@ struct TableSyncFaultTests {
         async let editing: Void = editor.run(rows: rows, seed: seed &+ 2)
 
         var kills = 0
-        for _ in 0..<22 {
+        for round in 0..<22 {
             let process = try FerryProcess.start(["sync", world.pipeline.name], in: directory)
             try await Task.sleep(for: .milliseconds(Int.random(in: 300...2_500, using: &generator)))
+            if round == 0 {
+                // The editor needs companion rows to edit: on a loaded machine the first rows may take longer
+                // than one random interval. The first kill waits for them (mid-load: the rest are still coming).
+                let deadline = ContinuousClock.now + .seconds(60)
+                while ContinuousClock.now < deadline, (try? await world.int("SELECT count(*) FROM \(world.companion)")) ?? 0 == 0 {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
             process.signal(SIGKILL)
             _ = try await process.wait(timeout: .seconds(10))
             #expect(!process.errors().contains("Fatal error"), "\(process.errors().suffix(2000))")

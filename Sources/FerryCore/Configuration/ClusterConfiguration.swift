@@ -1,14 +1,65 @@
-/// The HA cluster `ferry run` serves: the control API (`/cluster…`), and optionally one node's agent.
+/// The HA cluster: a local one built by `ferry cluster init --local` (`directory`), or one defined node by node
+/// here (`nodes`, with `etcd` and the credentials), whose agents run beside each PostgreSQL (`ferry agent --config
+/// … --node NAME`, or `ferry run` with `node`). `ferry run` also serves the control API when `api_token` is set.
 public struct ClusterConfiguration: Sendable {
+    /// One node of a defined cluster.
+    public struct Node: Sendable, Equatable {
+        public var name: String
+        /// How the other nodes and Ferry reach its PostgreSQL.
+        public var host: String
+        public var port: Int = 5432
+        /// Its data directory (needed on the host whose agent runs it); an empty or missing one is filled with a
+        /// copy of the primary when the agent first starts.
+        public var dataDirectory: String?
+        /// Its configuration files, when they live apart from the data (Debian's `/etc/postgresql/15/main`, whose
+        /// `postgresql.conf` sets `data_directory`).
+        public var configDirectory: String?
+        /// PostgreSQL's programs (default: found like the sandbox's, `FERRY_PG_BINDIR` or /usr/lib/postgresql/*/bin).
+        public var binDirectory: String?
+
+        public init(name: String, host: String) {
+            self.name = name
+            self.host = host
+        }
+    }
+
+    /// A user name and password.
+    public struct Credentials: Sendable, Equatable {
+        public var user: String
+        public var password: Secret?
+    }
+
     /// A cluster built by `ferry cluster init --local` (its nodes, etcd and scope are read from `cluster.json`
-    /// there). Default `.ferry/cluster`.
+    /// there). Default `.ferry/cluster`. Ignored when `nodes` are listed.
     public var directory: String = ".ferry/cluster"
     /// The node whose agent `ferry run` runs beside the API; none: the API only (agents run as `ferry agent`).
     public var node: String?
     /// Bearer token the control API requires on every `/cluster` request; without one the API is off.
     public var apiToken: Secret?
 
+    /// A defined cluster's nodes.
+    public var nodes: [Node] = []
+    /// The agents' key prefix in etcd: `/ferry/<scope>/`. Default `ferry`.
+    public var scope = "ferry"
+    /// etcd's client URLs (v3 API).
+    public var etcd: [String] = []
+    /// The role standbys stream with (`ferry cluster init` creates it).
+    public var replication: Credentials?
+    /// The role the agents, `pg_rewind` and the commands use on every node.
+    public var superuser: Credentials?
+    /// Where each agent keeps its pid, the watchdog's state and PostgreSQL's start log. Default `.ferry/cluster-state`.
+    public var stateDirectory = ".ferry/cluster-state"
+    /// Seconds of the leader lease. Default 3.
+    public var ttl = 3
+    /// Synchronous replication: commits wait for this many standbys (0, the default: asynchronous).
+    public var synchronous = 0
+    /// In synchronous mode, keep commits waiting while no standby streams. Default false.
+    public var synchronousStrict = false
+
     public init() {}
+
+    /// Whether the nodes are listed here rather than in a local cluster's directory.
+    public var isDefined: Bool { !nodes.isEmpty }
 }
 
 extension ClusterConfiguration {
@@ -21,6 +72,64 @@ extension ClusterConfiguration {
             reader.issues.add(
                 reader.keyPath("api_token"), "is shorter than 16 characters", fix: "use a long random token, e.g. `openssl rand -hex 24`",
                 origin: reader.origin("api_token"))
+        }
+        if let scope = reader.string("scope") { cluster.scope = scope }
+        cluster.etcd = reader.strings("etcd") ?? []
+        if let state = reader.string("state_directory") { cluster.stateDirectory = state }
+        if let ttl = reader.int("ttl", range: 1...60, fix: "use a lease of 1 to 60 seconds (3 is the default)") { cluster.ttl = ttl }
+        if let count = reader.int("synchronous", range: 0...16) { cluster.synchronous = count }
+        if let strict = reader.bool("synchronous_strict") { cluster.synchronousStrict = strict }
+        for (key, path) in [("replication", \ClusterConfiguration.replication), ("superuser", \ClusterConfiguration.superuser)] {
+            let section = reader.section(key)
+            guard section.isPresent else { continue }
+            if let user = section.string("user", required: "name the role, e.g. `user: \(key == "replication" ? "replicator" : "postgres")`") {
+                cluster[keyPath: path] = Credentials(user: user, password: section.secret("password"))
+            }
+            section.finish()
+        }
+        var names: Set<String> = []
+        for nodeReader in reader.sections("nodes") {
+            guard let name = nodeReader.string("name", required: "name the node, e.g. `name: node1`"),
+                let host = nodeReader.string("host", required: "give the address other nodes reach it at, e.g. `host: 10.0.0.11`")
+            else {
+                nodeReader.finish()
+                continue
+            }
+            if !name.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "_" }) || name.first?.isNumber == true {
+                nodeReader.issues.add(
+                    nodeReader.keyPath("name"), "\"\(name)\" cannot name a replication slot",
+                    fix: "use lowercase letters, digits and `_`, e.g. node1",
+                    origin: nodeReader.origin("name"))
+            }
+            if !names.insert(name).inserted {
+                nodeReader.issues.add(nodeReader.keyPath("name"), "\"\(name)\" names two nodes", fix: "give every node its own name")
+            }
+            var node = Node(name: name, host: host)
+            if let port = nodeReader.int("port", range: 1...65535) { node.port = port }
+            node.dataDirectory = nodeReader.string("data_directory")
+            node.binDirectory = nodeReader.string("bin_directory")
+            node.configDirectory = nodeReader.string("config_directory")
+            nodeReader.finish()
+            cluster.nodes.append(node)
+        }
+        if cluster.isDefined {
+            if cluster.etcd.isEmpty {
+                reader.issues.add(reader.keyPath("etcd"), "missing", fix: "list etcd's client URLs, e.g. `etcd: [http://10.0.0.5:2379]`")
+            }
+            if cluster.replication == nil {
+                reader.issues.add(
+                    reader.keyPath("replication"), "missing",
+                    fix: "name the role standbys stream with: `replication: {user: replicator, password: ...}`")
+            }
+            if cluster.superuser == nil {
+                reader.issues.add(
+                    reader.keyPath("superuser"), "missing", fix: "name the superuser the agents use: `superuser: {user: postgres, password: ...}`")
+            }
+            if let node = cluster.node, !names.contains(node) {
+                reader.issues.add(
+                    reader.keyPath("node"), "\"\(node)\" is not one of the nodes",
+                    fix: "use one of: \(cluster.nodes.map(\.name).joined(separator: ", "))")
+            }
         }
         reader.finish()
         return cluster

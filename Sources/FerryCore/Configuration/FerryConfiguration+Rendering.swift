@@ -43,10 +43,36 @@ extension FerryConfiguration {
             }
         }
         if let cluster {
-            out.section("cluster") {
-                $0.value("directory", cluster.directory)
-                $0.value("node", cluster.node)
-                $0.secret("api_token", cluster.apiToken)
+            out.section("cluster") { writer in
+                if cluster.isDefined {
+                    writer.value("scope", cluster.scope)
+                    writer.raw("etcd", "[" + cluster.etcd.joined(separator: ", ") + "]")
+                    writer.raw("ttl", "\(cluster.ttl)")
+                    writer.raw("synchronous", "\(cluster.synchronous)")
+                    writer.raw("synchronous_strict", "\(cluster.synchronousStrict)")
+                    writer.value("state_directory", cluster.stateDirectory)
+                    for (key, credentials) in [("replication", cluster.replication), ("superuser", cluster.superuser)] {
+                        guard let credentials else { continue }
+                        writer.section(key) {
+                            $0.value("user", credentials.user)
+                            $0.secret("password", credentials.password)
+                        }
+                    }
+                } else {
+                    writer.value("directory", cluster.directory)
+                }
+                writer.value("node", cluster.node)
+                writer.secret("api_token", cluster.apiToken)
+                if cluster.isDefined {
+                    writer.list("nodes", cluster.nodes) { item, node in
+                        item.value("name", node.name)
+                        item.value("host", node.host)
+                        item.raw("port", "\(node.port)")
+                        item.value("data_directory", node.dataDirectory)
+                        item.value("config_directory", node.configDirectory)
+                        item.value("bin_directory", node.binDirectory)
+                    }
+                }
             }
         }
         out.section("sync") {

@@ -23,10 +23,46 @@ struct ClusterCommand: AsyncParsableCommand {
     static func loadLocal(_ directory: String) throws -> LocalCluster {
         guard let cluster = LocalCluster.load(directory: directory) else {
             throw FerryError(
-                .configuration, "no cluster in \(directory)", fix: "create one with `ferry cluster init --local --replicas 2`, or pass --dir")
+                .configuration, "no cluster in \(directory)",
+                fix: "create one with `ferry cluster init --local --replicas 2`, pass --dir, or --config for a cluster defined in ferry.yaml")
         }
         return cluster
     }
+}
+
+/// Which cluster a command works on: a local one (`--dir`) or one defined node by node in `ferry.yaml` (`--config`).
+struct ClusterSelection: ParsableArguments {
+    @Option(help: ArgumentHelp("Directory of a local cluster (default: .ferry/cluster).", valueName: "path"))
+    var dir: String?
+
+    @Option(
+        name: .customLong("config"),
+        help: ArgumentHelp(
+            "ferry.yaml whose `cluster:` section defines the nodes (default without --dir: .ferry/cluster when it holds a cluster, else ./ferry.yaml or FERRY_CONFIG).",
+            valueName: "path"))
+    var configPath: String?
+
+    /// The cluster, and the configuration it came from (nil for `--dir`).
+    func resolve() throws -> (topology: ClusterTopology, configuration: ClusterConfiguration?) {
+        if let dir { return (ClusterTopology(local: try ClusterCommand.loadLocal(dir)), nil) }
+        let environment = ProcessInfo.processInfo.environment["FERRY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        if configPath == nil,
+            LocalCluster.load(directory: ClusterCommand.defaultDirectory) != nil
+                || (environment == nil && !FileManager.default.fileExists(atPath: "ferry.yaml"))
+        {
+            return (ClusterTopology(local: try ClusterCommand.loadLocal(ClusterCommand.defaultDirectory)), nil)
+        }
+        let loaded = try ConfigLoader(explicitPath: configPath).load()
+        guard let cluster = loaded.configuration.cluster else {
+            throw FerryError(
+                .configuration, "cluster: missing in \(loaded.file ?? "the configuration")",
+                fix: "define the nodes under `cluster:` (see examples/ferry.yaml), or pass --dir for a local cluster")
+        }
+        if cluster.isDefined { return (try ClusterTopology(defined: cluster, file: loaded.file), cluster) }
+        return (ClusterTopology(local: try ClusterCommand.loadLocal(cluster.directory)), cluster)
+    }
+
+    func topology() throws -> ClusterTopology { try resolve().topology }
 }
 
 /// `ferry cluster init --local --replicas N`.
@@ -35,11 +71,17 @@ struct ClusterInitCommand: AsyncParsableCommand {
         commandName: "init",
         abstract: "Build a cluster: a primary and streaming-replication standbys, one physical slot each.",
         discussion:
-            "With --local the nodes are private PostgreSQL 15 servers on free loopback ports under --dir (default .ferry/cluster), started from the system's binaries like the sandbox: node1 is the primary, node2… are standbys cloned with pg_basebackup through their own slots, with hot standby, wal_log_hints and data checksums so pg_rewind can bring an old primary back."
+            "With --local the nodes are private PostgreSQL 15 servers on free loopback ports under --dir (default .ferry/cluster), started from the system's binaries like the sandbox: node1 is the primary, node2… are standbys cloned with pg_basebackup through their own slots, with hot standby, wal_log_hints and data checksums so pg_rewind can bring an old primary back.\n\nWithout --local the nodes come from `cluster.nodes` in ferry.yaml: the one node that runs as a primary is prepared — the replication role (cluster.replication), one physical slot per other node, and hot standby, wal_log_hints and the replication limits through ALTER SYSTEM — and the command says what is left (a restart for wal_level, pg_hba.conf lines). Then `ferry agent --config ferry.yaml --node NAME` on each node's host: an agent whose data directory is empty fills it with a copy of the primary and follows it. Nothing is changed when no node, or more than one, answers as a primary."
     )
 
-    @Flag(help: "Build the cluster on this machine (the only mode so far).")
+    @Flag(help: "Build the cluster on this machine, under --dir.")
     var local = false
+
+    @Option(
+        name: .customLong("config"),
+        help: ArgumentHelp(
+            "Without --local: ferry.yaml whose `cluster.nodes` define the cluster (default ./ferry.yaml or FERRY_CONFIG).", valueName: "path"))
+    var configPath: String?
 
     @Option(help: "Standbys beside the primary.")
     var replicas = 2
@@ -64,11 +106,11 @@ struct ClusterInitCommand: AsyncParsableCommand {
 
     func run() async throws {
         try LoggingBootstrap.once(LogSettings())
-        guard local else {
-            throw FerryError(
-                .unsupported, "only --local clusters can be built so far", fix: "run `ferry cluster init --local --replicas \(replicas)`")
-        }
         let logger = Logger(label: "ferry.cluster")
+        guard local else {
+            try await prepareDefined(logger: logger)
+            return
+        }
         var cluster = try await LocalCluster.create(directory: dir, replicas: replicas, logger: logger)
         if let etcd {
             cluster.etcd = etcd.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
@@ -94,6 +136,43 @@ struct ClusterInitCommand: AsyncParsableCommand {
     }
 }
 
+extension ClusterInitCommand {
+    /// A cluster defined in ferry.yaml: prepare its running primary and say what is left.
+    func prepareDefined(logger: Logger) async throws {
+        let loaded = try ConfigLoader(explicitPath: configPath).load()
+        guard let cluster = loaded.configuration.cluster, cluster.isDefined else {
+            throw FerryError(
+                .configuration, "cluster.nodes: missing in \(loaded.file ?? "the configuration")",
+                fix:
+                    "list the nodes under `cluster.nodes` (see examples/ferry.yaml), or build a cluster on this machine with `ferry cluster init --local`"
+            )
+        }
+        let topology = try ClusterTopology(defined: cluster, file: loaded.file)
+        let report = try await ClusterBootstrap.prepare(topology, logger: logger)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            Terminal.print((try? encoder.encode(report)).map { String(decoding: $0, as: UTF8.self) } ?? "{}")
+            return
+        }
+        Terminal.print("primary: \(report.primary)")
+        for action in report.actions { Terminal.print("  \(action)") }
+        if report.actions.isEmpty { Terminal.print("  already prepared: nothing to change") }
+        for warning in report.warnings { Terminal.print(Terminal.paint("warning: ", .yellow) + warning) }
+        Terminal.print("\nnext:")
+        if !report.restartNeeded.isEmpty {
+            Terminal.print("  restart PostgreSQL on \(report.primary) for \(report.restartNeeded.joined(separator: ", ")) to take effect")
+        }
+        let file = loaded.file.map { " --config \($0)" } ?? ""
+        Terminal.print("  stop the distribution's service for PostgreSQL on every node (the agent starts and stops it)")
+        for node in topology.nodes {
+            Terminal.print("  on \(node.endpoint.host): ferry agent\(file) --node \(node.name)" + (node.name == report.primary ? "   (first)" : ""))
+        }
+        Terminal.print("  then: ferry cluster status\(file)")
+    }
+}
+
 /// `ferry cluster status [--json]`.
 struct ClusterStatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -103,18 +182,17 @@ struct ClusterStatusCommand: AsyncParsableCommand {
             "Warnings name what needs attention: no primary, more than one primary, a standby that does not stream, a node that does not answer, a slot holding back more than 1 GB of WAL. Exit status 1 when there is a warning."
     )
 
-    @Option(help: "Directory of the local cluster.")
-    var dir = ClusterCommand.defaultDirectory
+    @OptionGroup var cluster: ClusterSelection
 
     @Flag(help: "Print one snapshot as JSON.")
     var json = false
 
     func run() async throws {
         try LoggingBootstrap.once(LogSettings())
-        let cluster = try ClusterCommand.loadLocal(dir)
+        let topology = try cluster.topology()
         let status = await ClusterInspector.inspect(
-            cluster.nodes.map { ($0.name, $0.instance.endpoint) }, etcd: cluster.etcd.map { EtcdClient(endpoints: $0) }, scope: cluster.scope,
-            logger: Logger(label: "ferry.cluster"))
+            topology.nodes.map { ($0.name, $0.endpoint) }, etcd: topology.etcd.isEmpty ? nil : EtcdClient(endpoints: topology.etcd),
+            scope: topology.scope, logger: Logger(label: "ferry.cluster"))
         Terminal.print(json ? Self.json(status) : Self.table(status))
         if !status.warnings.isEmpty { throw ExitCode(1) }
     }
@@ -190,17 +268,16 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "agent",
         abstract: "Run the HA agent of one node: hold or follow the leader key in etcd, promote, follow, rejoin, fence.",
         discussion:
-            "One agent runs beside each PostgreSQL node. The primary's agent keeps the leader key alive under a lease; when the leader is gone the standby with the most WAL (in synchronous mode: a synchronous standby that knows it has every acknowledged commit) promotes and the others follow it. A primary that cannot renew its lease stops taking writes before the lease can expire, and a watchdog process stops it if the agent itself is killed or frozen. An old primary that comes back is rewound (pg_rewind, else copied with pg_basebackup) and follows. The agent serves `ferry cluster switchover`, `failover` and `rejoin`. SIGTERM/SIGINT stop the agent (a primary is shut down cleanly first) and release its keys at once. For a local cluster (`ferry cluster init --local --etcd URL`) the node and etcd come from --dir."
+            "One agent runs beside each PostgreSQL node. The primary's agent keeps the leader key alive under a lease; when the leader is gone the standby with the most WAL (in synchronous mode: a synchronous standby that knows it has every acknowledged commit) promotes and the others follow it. A primary that cannot renew its lease stops taking writes before the lease can expire, and a watchdog process stops it if the agent itself is killed or frozen. An old primary that comes back is rewound (pg_rewind, else copied with pg_basebackup) and follows. The agent serves `ferry cluster switchover`, `failover` and `rejoin`. SIGTERM/SIGINT stop the agent (a primary is shut down cleanly first) and release its keys at once. For a local cluster (`ferry cluster init --local --etcd URL`) the node and etcd come from --dir; for a cluster defined in ferry.yaml, from its `cluster:` section (--config), and a node whose data directory is empty is first filled with a copy of the primary."
     )
 
-    @Option(help: "Directory of the local cluster.")
-    var dir = ClusterCommand.defaultDirectory
+    @OptionGroup var cluster: ClusterSelection
 
     @Option(help: "The node this agent runs for (node1, node2, …).")
     var node: String
 
-    @Option(help: "Seconds of the leader lease; crash to writable is about this plus one loop.")
-    var ttl = 3
+    @Option(help: "Seconds of the leader lease; crash to writable is about this plus one loop (default: cluster.ttl, else 3).")
+    var ttl: Int?
 
     @Option(help: "How often the agent looks at its node when nothing wakes it, e.g. 300ms.")
     var loopInterval = "300ms"
@@ -216,46 +293,19 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         try LoggingBootstrap.once(LogSettings())
-        let cluster = try ClusterCommand.loadLocal(dir)
+        let (topology, configuration) = try cluster.resolve()
         guard let interval = DurationParser.parse(loopInterval), interval >= .milliseconds(20) else {
             throw ValidationError("--loop-interval: \"\(loopInterval)\" is not a duration of at least 20ms")
         }
+        let ttl = ttl ?? configuration?.ttl ?? 3
         guard (1...60).contains(ttl) else { throw ValidationError("--ttl: use 1 to 60 seconds") }
         let logger = Logger(label: "ferry.agent")
-        let agent = try Self.agent(
-            for: node, in: cluster, ttl: ttl, loopInterval: interval, watchdog: !noWatchdog, keepServingWithoutEtcd: keepServingWithoutEtcd,
-            logger: logger)
+        let agent = try topology.agent(
+            for: node, ttl: ttl, loopInterval: interval, watchdogExecutable: noWatchdog ? nil : Self.executablePath,
+            keepServingWithoutEtcd: keepServingWithoutEtcd, logger: logger)
         let group = ServiceGroup(configuration: .init(services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-        try? FileManager.default.removeItem(atPath: cluster.agentPIDFile(node))
-    }
-
-    /// The agent of `node` (also what `ferry run` runs for `cluster.node`); writes its pid file.
-    static func agent(
-        for node: String, in cluster: LocalCluster, ttl: Int = 3, loopInterval: Duration = .milliseconds(300), watchdog: Bool = true,
-        keepServingWithoutEtcd: Bool = false, logger: Logger
-    ) throws -> ClusterAgent {
-        guard let member = cluster.node(node) else {
-            throw FerryError(
-                .configuration, "no node \(node) in \(cluster.directory)", fix: "use one of: \(cluster.nodes.map(\.name).joined(separator: ", "))")
-        }
-        guard let etcd = cluster.etcd, !etcd.isEmpty else {
-            throw FerryError(
-                .configuration, "the cluster in \(cluster.directory) has no etcd recorded",
-                fix: "create it with `ferry cluster init --local --etcd http://127.0.0.1:PORT` (`ferry sandbox up --etcd` starts one)")
-        }
-        var settings = AgentSettings(node: node, port: member.instance.port, postgres: member.instance.endpoint, etcd: etcd)
-        settings.cluster = cluster.scope ?? "ferry"
-        settings.ttl = ttl
-        settings.loopInterval = loopInterval
-        settings.synchronousCount = cluster.synchronous ?? 0
-        settings.synchronousStrict = cluster.synchronousStrict ?? false
-        settings.keepServingWithoutEtcd = keepServingWithoutEtcd
-        if watchdog {
-            settings.watchdog = WatchdogSettings(executable: executablePath, directory: cluster.directory + "/watchdog-\(node)")
-        }
-        try "\(getpid())\n".write(toFile: cluster.agentPIDFile(node), atomically: true, encoding: .utf8)
-        return ClusterAgent(settings: settings, controller: LocalNodeController(instance: member.instance, cluster: cluster), logger: logger)
+        try? FileManager.default.removeItem(atPath: topology.agentPIDFile(node))
     }
 
     /// This program, for the watchdog it starts.
@@ -279,20 +329,7 @@ struct WatchdogCommand: AsyncParsableCommand {
     }
 }
 
-/// The local cluster's operations: etcd and a superuser connection that reaches every node.
 extension ClusterCommand {
-    static func operations(_ dir: String) throws -> ClusterOperations {
-        let cluster = try loadLocal(dir)
-        guard let etcd = cluster.etcd, !etcd.isEmpty, let first = cluster.nodes.first else {
-            throw FerryError(
-                .configuration, "the cluster in \(dir) has no etcd recorded: switchover, failover and rejoin are served by its agents",
-                fix: "create it with `ferry cluster init --local --etcd http://127.0.0.1:PORT` and start an agent per node")
-        }
-        return ClusterOperations(
-            etcd: EtcdClient(endpoints: etcd), scope: cluster.scope ?? "ferry", postgres: first.instance.endpoint,
-            logger: Logger(label: "ferry.cluster"))
-    }
-
     static func report(_ result: OperationResult, json: Bool) {
         if json {
             let encoder = JSONEncoder()
@@ -314,8 +351,7 @@ struct ClusterSwitchoverCommand: AsyncParsableCommand {
             "Nothing acknowledged is lost and there is never a moment with two writable primaries: the standby promotes only after the old primary stopped and the standby has its last WAL record. Exit status 1 when the cluster refuses (the standby does not stream, another operation runs) or the switchover does not finish within --timeout."
     )
 
-    @Option(help: "Directory of the local cluster.")
-    var dir = ClusterCommand.defaultDirectory
+    @OptionGroup var cluster: ClusterSelection
 
     @Option(help: "The standby to promote (default: the one with the most WAL).")
     var to: String?
@@ -328,7 +364,7 @@ struct ClusterSwitchoverCommand: AsyncParsableCommand {
 
     func run() async throws {
         try LoggingBootstrap.once(LogSettings())
-        let result = try await ClusterCommand.operations(dir).switchover(to: to, timeout: .seconds(timeout))
+        let result = try await cluster.topology().operations(logger: Logger(label: "ferry.cluster")).switchover(to: to, timeout: .seconds(timeout))
         ClusterCommand.report(result, json: json)
     }
 }
@@ -342,8 +378,7 @@ struct ClusterFailoverCommand: AsyncParsableCommand {
             "Refused while the primary is healthy (use switchover). The agents fail over by themselves when the primary's lease runs out; this names the standby to promote instead of letting them pick."
     )
 
-    @Option(help: "Directory of the local cluster.")
-    var dir = ClusterCommand.defaultDirectory
+    @OptionGroup var cluster: ClusterSelection
 
     @Option(help: "The standby to promote.")
     var to: String
@@ -356,7 +391,7 @@ struct ClusterFailoverCommand: AsyncParsableCommand {
 
     func run() async throws {
         try LoggingBootstrap.once(LogSettings())
-        let result = try await ClusterCommand.operations(dir).failover(to: to, timeout: .seconds(timeout))
+        let result = try await cluster.topology().operations(logger: Logger(label: "ferry.cluster")).failover(to: to, timeout: .seconds(timeout))
         ClusterCommand.report(result, json: json)
     }
 }
@@ -370,8 +405,7 @@ struct ClusterRejoinCommand: AsyncParsableCommand {
             "The node's agent stops its PostgreSQL, rewinds it to the primary's timeline (falling back to a copy through the node's slot), and starts it as a standby. Agents do this by themselves when an old primary comes back after a failover."
     )
 
-    @Option(help: "Directory of the local cluster.")
-    var dir = ClusterCommand.defaultDirectory
+    @OptionGroup var cluster: ClusterSelection
 
     @Argument(help: "The node to rejoin.")
     var node: String
@@ -387,7 +421,8 @@ struct ClusterRejoinCommand: AsyncParsableCommand {
 
     func run() async throws {
         try LoggingBootstrap.once(LogSettings())
-        let result = try await ClusterCommand.operations(dir).rejoin(node, copy: copy, timeout: .seconds(timeout))
+        let result = try await cluster.topology().operations(logger: Logger(label: "ferry.cluster")).rejoin(
+            node, copy: copy, timeout: .seconds(timeout))
         ClusterCommand.report(result, json: json)
     }
 }

@@ -65,19 +65,28 @@ struct RunCommand: AsyncParsableCommand {
         }
         var clusterAPI: ClusterAPI?
         if let cluster = configuration.cluster {
-            guard let local = LocalCluster.load(directory: cluster.directory) else {
-                throw FerryError(
-                    .configuration, "cluster.directory: no cluster in \(cluster.directory)",
-                    fix: "build one with `ferry cluster init --local --etcd URL --dir \(cluster.directory)`, or fix the path")
+            let topology: ClusterTopology
+            if cluster.isDefined {
+                topology = try ClusterTopology(defined: cluster, file: loaded.file)
+            } else {
+                guard let local = LocalCluster.load(directory: cluster.directory) else {
+                    throw FerryError(
+                        .configuration, "cluster.directory: no cluster in \(cluster.directory)",
+                        fix:
+                            "build one with `ferry cluster init --local --etcd URL --dir \(cluster.directory)`, list the nodes under cluster.nodes, or fix the path"
+                    )
+                }
+                topology = ClusterTopology(local: local)
             }
             if let node = cluster.node {
-                services.append(try AgentCommand.agent(for: node, in: local, logger: Logger(label: "ferry.agent")))
+                services.append(
+                    try topology.agent(
+                        for: node, ttl: cluster.ttl, watchdogExecutable: AgentCommand.executablePath, logger: Logger(label: "ferry.agent")))
             }
             if let token = cluster.apiToken {
-                let operations = try ClusterCommand.operations(local.directory)
                 clusterAPI = ClusterAPI(
-                    token: token, operations: operations, nodes: local.nodes.map { ($0.name, $0.instance.endpoint) },
-                    logger: Logger(label: "ferry.cluster.api"))
+                    token: token, operations: try topology.operations(logger: Logger(label: "ferry.cluster")),
+                    nodes: topology.nodes.map { ($0.name, $0.endpoint) }, logger: Logger(label: "ferry.cluster.api"))
             }
         }
         services.append(readiness)

@@ -1,0 +1,134 @@
+public import FerryCore
+public import FerrySandbox
+import Foundation
+public import Logging
+
+/// A cluster as the commands, the agents and the control API see it, whether built locally (`ferry cluster init
+/// --local`, `cluster.json`) or defined node by node in `ferry.yaml`.
+public struct ClusterTopology: Sendable {
+    public struct Node: Sendable {
+        public var name: String
+        /// This node's server: its address, the superuser the agents use, and (where known) its data directory.
+        public var instance: PostgresInstance
+        public var endpoint: PostgresEndpoint { instance.endpoint }
+    }
+
+    public var scope: String
+    public var etcd: [String]
+    public var nodes: [Node]
+    public var replicationUser: String
+    public var replicationPassword: String
+    public var synchronous: Int
+    public var synchronousStrict: Bool
+    /// Where an agent keeps its pid and its watchdog's files.
+    public var stateDirectory: String
+    /// How a command names this cluster in messages (`--dir X` or `--config Y`).
+    public var origin: String
+    /// Whether the nodes come from `ferry.yaml` (their data directories belong to their PostgreSQL installations).
+    public var isDefined: Bool
+
+    public func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
+
+    /// A local cluster.
+    public init(local cluster: LocalCluster) {
+        scope = cluster.scope ?? "ferry"
+        etcd = cluster.etcd ?? []
+        nodes = cluster.nodes.map { Node(name: $0.name, instance: $0.instance) }
+        replicationUser = cluster.replicationUser
+        replicationPassword = cluster.replicationPassword
+        synchronous = cluster.synchronous ?? 0
+        synchronousStrict = cluster.synchronousStrict ?? false
+        stateDirectory = cluster.directory
+        origin = "--dir \(cluster.directory)"
+        isDefined = false
+    }
+
+    /// A cluster defined in `ferry.yaml` (`cluster.nodes`).
+    public init(defined cluster: ClusterConfiguration, file: String?) throws(FerryError) {
+        guard let replication = cluster.replication, let superuser = cluster.superuser else {
+            throw FerryError(.configuration, "cluster: replication and superuser are required for a defined cluster", fix: "add both sections")
+        }
+        let state =
+            cluster.stateDirectory.hasPrefix("/") ? cluster.stateDirectory : FileManager.default.currentDirectoryPath + "/" + cluster.stateDirectory
+        var nodes: [Node] = []
+        for node in cluster.nodes {
+            let binaries: PostgresBinaries
+            if let directory = node.binDirectory {
+                binaries = PostgresBinaries(directory: directory)
+            } else {
+                binaries = try PostgresBinaries.locate()
+            }
+            var instance = PostgresInstance(
+                directory: state + "/" + node.name, port: node.port, user: superuser.user, password: superuser.password?.value ?? "",
+                database: "postgres", binDirectory: binaries.directory,
+                externalDataDirectory: node.dataDirectory.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 })
+            instance.host = node.host
+            instance.configDirectory = node.configDirectory.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
+            nodes.append(Node(name: node.name, instance: instance))
+        }
+        scope = cluster.scope
+        etcd = cluster.etcd
+        self.nodes = nodes
+        replicationUser = replication.user
+        replicationPassword = replication.password?.value ?? ""
+        synchronous = cluster.synchronous
+        synchronousStrict = cluster.synchronousStrict
+        stateDirectory = state
+        origin = "--config \(file ?? "ferry.yaml")"
+        isDefined = true
+    }
+
+    /// Switchover, failover and rejoin through the agents.
+    public func operations(logger: Logger) throws(FerryError) -> ClusterOperations {
+        guard !etcd.isEmpty, let first = nodes.first else {
+            throw FerryError(
+                .configuration, "the cluster (\(origin)) has no etcd: switchover, failover and rejoin are served by its agents",
+                fix: "create it with `ferry cluster init --local --etcd http://127.0.0.1:PORT` and start an agent per node")
+        }
+        return ClusterOperations(etcd: EtcdClient(endpoints: etcd), scope: scope, postgres: first.endpoint, logger: logger)
+    }
+
+    /// Where the agent of `node` writes its pid (`ferry cluster down` stops the agents first).
+    public func agentPIDFile(_ node: String) -> String { stateDirectory + "/agent-\(node).pid" }
+
+    /// The agent of `node`, writing its pid file; `watchdogExecutable` starts the watchdog (`ferry watchdog`).
+    public func agent(
+        for name: String, ttl: Int = 3, loopInterval: Duration = .milliseconds(300), watchdogExecutable: String?,
+        keepServingWithoutEtcd: Bool = false, logger: Logger
+    ) throws -> ClusterAgent {
+        guard let node = node(name) else {
+            throw FerryError(
+                .configuration, "no node \(name) in the cluster (\(origin))", fix: "use one of: \(nodes.map(\.name).joined(separator: ", "))")
+        }
+        guard !etcd.isEmpty else {
+            throw FerryError(
+                .configuration, "the cluster (\(origin)) has no etcd",
+                fix: "create it with `ferry cluster init --local --etcd http://127.0.0.1:PORT` (`ferry sandbox up --etcd` starts one)")
+        }
+        if isDefined {
+            guard node.instance.externalDataDirectory != nil else {
+                let index = nodes.firstIndex { $0.name == name } ?? 0
+                throw FerryError(
+                    .configuration, "cluster.nodes[\(index)].data_directory: missing for \(name), whose agent needs it",
+                    fix: "add `data_directory: /var/lib/postgresql/15/main` (or wherever its data lives; an empty one is filled from the primary)")
+            }
+            // PostgreSQL's start log goes here; it runs as its own account.
+            try Sandbox.makeServerDirectory(node.instance.directory)
+        }
+        var settings = AgentSettings(node: name, port: node.instance.port, postgres: node.endpoint, etcd: etcd)
+        settings.host = node.instance.host ?? "127.0.0.1"
+        settings.cluster = scope
+        settings.ttl = ttl
+        settings.loopInterval = loopInterval
+        settings.synchronousCount = synchronous
+        settings.synchronousStrict = synchronousStrict
+        settings.keepServingWithoutEtcd = keepServingWithoutEtcd
+        if let watchdogExecutable {
+            settings.watchdog = WatchdogSettings(executable: watchdogExecutable, directory: stateDirectory + "/watchdog-\(name)")
+        }
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        try "\(getpid())\n".write(toFile: agentPIDFile(name), atomically: true, encoding: .utf8)
+        let controller = LocalNodeController(instance: node.instance, replicationUser: replicationUser, replicationPassword: replicationPassword)
+        return ClusterAgent(settings: settings, controller: controller, logger: logger)
+    }
+}
