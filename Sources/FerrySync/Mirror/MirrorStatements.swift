@@ -5,6 +5,9 @@ import FerryPostgres
 struct MirrorStatements: Sendable {
     let createStaging: String
     let upsert: String
+    /// A plain insert of every staged row: the fast path while every key is new (an initial load). Any key already
+    /// in the mirror, or twice in the batch, fails it with a unique violation and the batch takes `upsert`.
+    let insertAll: String
     let companionInsert: String?
     let stagingAsJSON: String
 
@@ -30,6 +33,10 @@ struct MirrorStatements: Sendable {
             WHERE m.ferry_seq < EXCLUDED.ferry_seq
               AND (m.deleted_at IS NOT NULL OR (\(mirrorValues)) IS DISTINCT FROM (\(incomingValues)))
             RETURNING (m.xmax = 0)
+            """
+        insertAll = """
+            INSERT INTO \(layout.mirrorTable) (\(names.joined(separator: ", ")), ferry_seq)
+            SELECT \(selectList), s::int8 FROM \(staging)
             """
         // Every staged key now has a mirror row (the upsert inserts new keys whatever their version). The upsert
         // returns whether each row it wrote was inserted (`xmax = 0`); when none was, every key already had its

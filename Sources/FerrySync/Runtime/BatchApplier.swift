@@ -16,6 +16,8 @@ struct BatchApplier {
     /// Whether this user may skip the companion's foreign-key check for the rows Ferry itself inserts (their
     /// mirror rows exist by construction): superusers, or `GRANT SET ON PARAMETER session_replication_role`.
     private var skipCompanionCheck: Bool?
+    /// Whether the last batch only inserted new keys, so the next one tries a plain insert first (see `apply`).
+    private var onlyNewKeys = false
 
     init(context: PipelineContext, session: PostgresSession) {
         self.context = context
@@ -83,17 +85,53 @@ struct BatchApplier {
     /// Forgets prepared layouts (after the mirror was changed under us).
     mutating func reset() { prepared = [:] }
 
-    func apply(_ rows: CopyTextRows, layout: MirrorLayout, statements: MirrorStatements, maxSeq: Int64, position: SourcePosition?) async throws {
+    /// Applies `rows`, trying the plain insert while the batches before only brought new keys.
+    mutating func apply(_ rows: CopyTextRows, layout: MirrorLayout, statements: MirrorStatements, maxSeq: Int64, position: SourcePosition?)
+        async throws
+    {
+        onlyNewKeys = try await apply(
+            rows, layout: layout, statements: statements, maxSeq: maxSeq, position: position, tryPlainInsert: onlyNewKeys)
+    }
+
+    /// Applies `rows` in one transaction; returns whether every row was a new key.
+    @discardableResult
+    func apply(
+        _ rows: CopyTextRows, layout: MirrorLayout, statements: MirrorStatements, maxSeq: Int64, position: SourcePosition?, tryPlainInsert: Bool
+    ) async throws -> Bool {
         let skipCheck = skipCompanionCheck ?? false
-        try await session.withTransaction { connection in
+        return try await session.withTransaction { connection -> Bool in
             try await connection.query("SELECT set_config('ferry.sync', 'on', true)", logger: logger)
             try await connection.query(PostgresQuery(unsafeSQL: statements.createStaging), logger: logger)
             try await connection.copyFrom(table: layout.stagingTable, columns: layout.stagingColumns, logger: logger) { writer in
                 try await writer.write(rows.buffer)
             }
-            let written = try await connection.query(PostgresQuery(unsafeSQL: statements.upsert), logger: logger)
             var inserted = 0
-            for try await isNew in written.decode(Bool.self) where isNew { inserted += 1 }
+            var plain = false
+            var allNew = true
+            if tryPlainInsert {
+                // While every key is new (an initial load), a plain insert does the upsert's work without the
+                // speculative insertion, the sort and the returned rows. It is tried only after a batch that
+                // inserted every row, so at most one attempt fails (rolled back to its savepoint) when updates begin.
+                try await connection.query("SAVEPOINT ferry_insert_all", logger: logger)
+                do {
+                    try await connection.query(PostgresQuery(unsafeSQL: statements.insertAll), logger: logger)
+                    try await connection.query("RELEASE SAVEPOINT ferry_insert_all", logger: logger)
+                    inserted = rows.rowCount
+                    plain = true
+                } catch  where PostgresDiagnosis.sqlState(of: error) == "23505" {
+                    try await connection.query("ROLLBACK TO SAVEPOINT ferry_insert_all", logger: logger)
+                }
+            }
+            if !plain {
+                let written = try await connection.query(PostgresQuery(unsafeSQL: statements.upsert), logger: logger)
+                var returned = 0
+                for try await isNew in written.decode(Bool.self) {
+                    returned += 1
+                    if isNew { inserted += 1 }
+                }
+                // Every row of the batch new and distinct: the next batch is probably an initial load's too.
+                allNew = inserted == rows.rowCount && returned == rows.rowCount
+            }
             if let companion = statements.companionInsert, inserted > 0 {
                 // Replica mode skips the foreign-key trigger (and other triggers) for this one statement only.
                 if skipCheck { try await connection.query("SET LOCAL session_replication_role = replica", logger: logger) }
@@ -111,6 +149,7 @@ struct BatchApplier {
                         """,
                     binds: context.control.binds(maxSeq, Int64(rows.rowCount), ControlTables.json(position), context.pipeline.name)),
                 logger: logger)
+            return allNew
         }
     }
 

@@ -77,7 +77,8 @@ struct TableSyncApplier: StreamApplying {
             0..<rows.rowCount,
             apply: { range in
                 let part = rows.rows(range)
-                try await batches.apply(part, layout: layout, statements: statements, maxSeq: Self.lastSequence(part), position: nil)
+                try await batches.apply(
+                    part, layout: layout, statements: statements, maxSeq: Self.lastSequence(part), position: nil, tryPlainInsert: false)
             },
             reject: { index, error in
                 let row = rows.rows(index..<(index + 1))
