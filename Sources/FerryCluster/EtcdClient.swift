@@ -189,6 +189,33 @@ public struct EtcdClient: Sendable {
         return false
     }
 
+    /// One endpoint's server version (`GET /version`) and health (`GET /health`), for `ferry check`; throws an
+    /// unreachable error naming the address otherwise.
+    public func probe(_ endpoint: String) async throws(FerryError) -> (version: String, healthy: Bool) {
+        func get(_ path: String) async throws(FerryError) -> String {
+            var request = HTTPClientRequest(url: endpoint + path)
+            request.method = .GET
+            do {
+                let response = try await http.execute(request, timeout: Self.timeAmount(timeout))
+                return String(buffer: try await response.body.collect(upTo: 64 * 1024))
+            } catch {
+                throw FerryError(
+                    .unreachable, "etcd at \(Self.address(endpoint)) is unreachable: \(Self.describe(error))",
+                    fix: "check that etcd runs there and that cluster.etcd lists its client URL (http://host:2379)")
+            }
+        }
+        let version = try await get("/version")
+        guard let data = version.data(using: .utf8), let parsed = try? JSONDecoder().decode([String: String].self, from: data),
+            let server = parsed["etcdserver"]
+        else {
+            throw FerryError(
+                .protocolViolation, "\(Self.address(endpoint)) does not answer like etcd (GET /version)",
+                fix: "point cluster.etcd at etcd's client URL (port 2379 by default)")
+        }
+        let health = (try? await get("/health")) ?? ""
+        return (server, health.contains("\"health\":\"true\""))
+    }
+
     // MARK: Transport
 
     private func call<Body: Encodable, Reply: Decodable>(_ path: String, _ body: Body) async throws -> Reply {

@@ -116,6 +116,11 @@ extension HATests {
             for (name, instance) in nodes where name != "node1" {
                 #expect(try await instance.psql("SELECT count(*) FROM defined_t") == "1000", "\(name) holds node1's rows")
             }
+            // `ferry check` tries the cluster's etcd and every node.
+            let check = try await FerryProcess.run(["check", "--json"], in: scratch, environment: environment)
+            #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+            #expect(check.stdout.contains("\"name\":\"cluster.etcd[0]\",\"kind\":\"etcd\""), "\(check.stdout)")
+            #expect(check.stdout.components(separatedBy: "\"kind\":\"postgresql\"").count == 4, "\(check.stdout)")
             // A planned switchover from the same file; the old primary follows and new writes reach every node.
             let switchover = try await FerryProcess.run(
                 ["cluster", "switchover", "--to", "node3", "--json"], in: scratch, environment: environment)

@@ -1,6 +1,9 @@
 import ArgumentParser
 import FerryCheck
+import FerryCluster
 import FerryCore
+import FerrySandbox
+import Foundation
 import Logging
 
 /// `ferry check`: tries every configured server and says what is wrong with each.
@@ -9,7 +12,7 @@ struct CheckCommand: AsyncParsableCommand {
         commandName: "check",
         abstract: "Try every configured server: reachable, logged in, database present, permissions enough.",
         discussion: """
-            For each endpoint prints ok with the round-trip latency, or one of: unreachable (host:port), authentication_failed, database_missing, permission_missing — with what to do about it. Exits 1 when any endpoint fails, 2 when the configuration itself is invalid.
+            For each endpoint prints ok with the round-trip latency, or one of: unreachable (host:port), authentication_failed, database_missing, permission_missing — with what to do about it. With a `cluster:` section it also tries every etcd endpoint (version and health) and every node's PostgreSQL with the cluster's superuser. Exits 1 when any endpoint fails, 2 when the configuration itself is invalid.
             """
     )
 
@@ -21,20 +24,67 @@ struct CheckCommand: AsyncParsableCommand {
     func run() async throws {
         let loaded = try options.load()
         let configuration = loaded.configuration
-        guard !configuration.endpoints.isEmpty else {
+        guard !configuration.endpoints.isEmpty || configuration.cluster != nil else {
             throw FerryError(
                 .configuration,
                 "nothing to check: no postgres, redis or sqlserver is configured" + (loaded.file.map { " in \($0)" } ?? " (no ferry.yaml found)"),
                 fix: "add them to ferry.yaml (see examples/ferry.yaml), set PG_HOST/REDIS_HOST, or run `ferry sandbox up`"
             )
         }
-        let checks = await EndpointChecker(logger: Logger(label: "ferry.check")).check(configuration)
+        let checker = EndpointChecker(logger: Logger(label: "ferry.check"))
+        var checks = await checker.check(configuration)
+        if let cluster = configuration.cluster { checks += try await Self.checkCluster(cluster, file: loaded.file, checker: checker) }
         if json {
             Terminal.print(Self.json(checks))
         } else {
             Terminal.print(Self.table(checks))
         }
         if !checks.allSatisfy(\.isOK) { throw ExitCode(1) }
+    }
+
+    /// The cluster's etcd endpoints and nodes.
+    static func checkCluster(_ cluster: ClusterConfiguration, file: String?, checker: EndpointChecker) async throws -> [EndpointCheck] {
+        let topology: ClusterTopology
+        if cluster.isDefined {
+            topology = try ClusterTopology(defined: cluster, file: file)
+        } else if let local = LocalCluster.load(directory: cluster.directory) {
+            topology = ClusterTopology(local: local)
+        } else {
+            return [
+                EndpointCheck(
+                    name: "cluster.directory", kind: "cluster", address: cluster.directory, status: .error,
+                    detail: "no cluster in \(cluster.directory)",
+                    fix: "build one with `ferry cluster init --local --etcd URL --dir \(cluster.directory)`, or list the nodes under cluster.nodes")
+            ]
+        }
+        var checks: [EndpointCheck] = []
+        let etcd = EtcdClient(endpoints: topology.etcd)
+        for (index, endpoint) in topology.etcd.enumerated() {
+            let name = "cluster.etcd[\(index)]"
+            let address = endpoint.replacingOccurrences(of: "http://", with: "").replacingOccurrences(of: "https://", with: "")
+            let started = ContinuousClock.now
+            do {
+                let (version, healthy) = try await etcd.probe(endpoint)
+                var check = EndpointCheck(
+                    name: name, kind: "etcd", address: address, status: .ok, latency: ContinuousClock.now - started, detail: "etcd \(version)")
+                if !healthy {
+                    check.warnings.append("etcd answers but reports itself unhealthy (no quorum?): no failover can happen until it is healthy")
+                }
+                checks.append(check)
+            } catch {
+                checks.append(
+                    EndpointCheck(name: name, kind: "etcd", address: address, status: .unreachable, detail: error.message, fix: error.fix))
+            }
+        }
+        await withTaskGroup(of: (Int, EndpointCheck).self) { group in
+            for (index, node) in topology.nodes.enumerated() {
+                group.addTask { (index, await checker.check(name: "cluster.nodes.\(node.name)", endpoint: .postgres(node.endpoint))) }
+            }
+            var nodes = [EndpointCheck?](repeating: nil, count: topology.nodes.count)
+            for await (index, check) in group { nodes[index] = check }
+            checks += nodes.compactMap { $0 }
+        }
+        return checks
     }
 
     static func table(_ checks: [EndpointCheck]) -> String {
