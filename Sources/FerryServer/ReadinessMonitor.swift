@@ -17,11 +17,17 @@ public final class ReadinessMonitor: Service, Sendable {
     private let interval: Duration
     private let logger: Logger
     private let state = Mutex(Snapshot(checks: nil))
+    private let extraChecks: @Sendable () async -> [EndpointCheck]
 
-    public init(configuration: FerryConfiguration, interval: Duration = .seconds(5), logger: Logger) {
+    /// `extraChecks` adds servers the configuration's endpoints do not list (the HA cluster's etcd).
+    public init(
+        configuration: FerryConfiguration, interval: Duration = .seconds(5), logger: Logger,
+        extraChecks: @escaping @Sendable () async -> [EndpointCheck] = { [] }
+    ) {
         self.configuration = configuration
         self.interval = interval
         self.logger = logger
+        self.extraChecks = extraChecks
     }
 
     public var snapshot: Snapshot { state.withLock { $0 } }
@@ -30,7 +36,7 @@ public final class ReadinessMonitor: Service, Sendable {
         let checker = EndpointChecker(logger: logger)
         var previous: [String: EndpointCheck.Status] = [:]
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let checks = await checker.check(configuration)
+            let checks = await checker.check(configuration) + extraChecks()
             state.withLock { $0.checks = checks }
             for check in checks {
                 Gauge(label: "ferry_endpoint_up", dimensions: [("endpoint", check.name)]).record(check.isOK ? 1 : 0)

@@ -290,6 +290,9 @@ struct HATests {
             defer { run.signal(SIGKILL) }
             let index = try await HTTPProbe.waitFor(port: port, path: "/", status: 200, timeout: .seconds(30))
             #expect(index.body.contains("/cluster/switchover") && index.body.contains("/cluster/rejoin/{node}"), "\(index.body)")
+            // Ready includes the cluster's etcd.
+            let ready = try await HTTPProbe.waitFor(port: port, path: "/health/ready", status: 200, timeout: .seconds(30))
+            #expect(ready.body.contains("cluster.etcd[0]"), "\(ready.body)")
             let anonymous = try await HTTPProbe.get(port: port, path: "/cluster")
             #expect(anonymous.status == 401)
             #expect(anonymous.body.contains("\"error\":\"permission\"") && anonymous.body.contains("Bearer"), "\(anonymous.body)")

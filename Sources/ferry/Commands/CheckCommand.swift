@@ -57,9 +57,23 @@ struct CheckCommand: AsyncParsableCommand {
                     fix: "build one with `ferry cluster init --local --etcd URL --dir \(cluster.directory)`, or list the nodes under cluster.nodes")
             ]
         }
+        var checks = await etcdChecks(topology.etcd)
+        await withTaskGroup(of: (Int, EndpointCheck).self) { group in
+            for (index, node) in topology.nodes.enumerated() {
+                group.addTask { (index, await checker.check(name: "cluster.nodes.\(node.name)", endpoint: .postgres(node.endpoint))) }
+            }
+            var nodes = [EndpointCheck?](repeating: nil, count: topology.nodes.count)
+            for await (index, check) in group { nodes[index] = check }
+            checks += nodes.compactMap { $0 }
+        }
+        return checks
+    }
+
+    /// Each etcd endpoint: version and health (also what `ferry run`'s readiness adds for a cluster).
+    static func etcdChecks(_ endpoints: [String]) async -> [EndpointCheck] {
         var checks: [EndpointCheck] = []
-        let etcd = EtcdClient(endpoints: topology.etcd)
-        for (index, endpoint) in topology.etcd.enumerated() {
+        let etcd = EtcdClient(endpoints: endpoints)
+        for (index, endpoint) in endpoints.enumerated() {
             let name = "cluster.etcd[\(index)]"
             let address = endpoint.replacingOccurrences(of: "http://", with: "").replacingOccurrences(of: "https://", with: "")
             let started = ContinuousClock.now
@@ -75,14 +89,6 @@ struct CheckCommand: AsyncParsableCommand {
                 checks.append(
                     EndpointCheck(name: name, kind: "etcd", address: address, status: .unreachable, detail: error.message, fix: error.fix))
             }
-        }
-        await withTaskGroup(of: (Int, EndpointCheck).self) { group in
-            for (index, node) in topology.nodes.enumerated() {
-                group.addTask { (index, await checker.check(name: "cluster.nodes.\(node.name)", endpoint: .postgres(node.endpoint))) }
-            }
-            var nodes = [EndpointCheck?](repeating: nil, count: topology.nodes.count)
-            for await (index, check) in group { nodes[index] = check }
-            checks += nodes.compactMap { $0 }
         }
         return checks
     }

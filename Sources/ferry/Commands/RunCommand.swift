@@ -17,7 +17,7 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the daemon: every configured job, plus health and metrics over HTTP.",
         discussion: """
-            Serves GET /health/live, GET /health/ready (200 only while every configured server answers) and GET /metrics (Prometheus text) on http.host:http.port (default 127.0.0.1:9620). With a `cluster:` section it also runs that node's HA agent (cluster.node) and serves the cluster's control API with a bearer token (cluster.api_token): GET /cluster, POST /cluster/switchover, POST /cluster/failover, POST /cluster/rejoin/{node}. SIGTERM or SIGINT stop it cleanly.
+            Serves GET /health/live, GET /health/ready (200 only while every configured server answers, and the cluster's etcd when a `cluster:` section is present) and GET /metrics (Prometheus text) on http.host:http.port (default 127.0.0.1:9620). With a `cluster:` section it also runs that node's HA agent (cluster.node) and serves the cluster's control API with a bearer token (cluster.api_token): GET /cluster, POST /cluster/switchover, POST /cluster/failover, POST /cluster/rejoin/{node}. SIGTERM or SIGINT stop it cleanly.
             """
     )
 
@@ -37,7 +37,13 @@ struct RunCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        let readiness = ReadinessMonitor(configuration: configuration, logger: Logger(label: "ferry.readiness"))
+        // A cluster's agent and control API need etcd; its nodes may be down, which is what the cluster is for.
+        var etcdEndpoints = configuration.cluster?.etcd ?? []
+        if let cluster = configuration.cluster, !cluster.isDefined { etcdEndpoints = LocalCluster.load(directory: cluster.directory)?.etcd ?? [] }
+        let readinessEtcd = etcdEndpoints
+        let readiness = ReadinessMonitor(configuration: configuration, logger: Logger(label: "ferry.readiness")) {
+            readinessEtcd.isEmpty ? [] : await CheckCommand.etcdChecks(readinessEtcd)
+        }
         var services: [any Service] = []
         if !configuration.pipelines.isEmpty {
             // Clients first, then the jobs that use them; ServiceGroup stops them in reverse order.
