@@ -29,8 +29,12 @@ extension HATests {
         _ = try await primary.psql("CREATE TABLE defined_t (id int PRIMARY KEY); INSERT INTO defined_t SELECT generate_series(1, 1000)")
         let ports = [primary.port, try FreePort.find(), try FreePort.find()]
         let scope = "def\(UInt32.random(in: 0..<UInt32.max))"
+        let httpPort = try FreePort.find()
         let yaml = """
+            http: {port: \(httpPort)}
             cluster:
+              node: node1
+              ttl: 2
               scope: \(scope)
               etcd: [\(etcd.url)]
               state_directory: \(servers)/state
@@ -104,7 +108,9 @@ extension HATests {
             #expect(again.status == 0 && !again.stdout.contains("created"), "\(again.stdout)")
             #expect(try await primary.psql("SELECT count(*) FROM pg_replication_slots") == "2")
 
-            for name in ["node1", "node2", "node3"] {
+            // node1's agent runs inside `ferry run` (cluster.node), the others as `ferry agent`.
+            agents["node1"] = try FerryProcess.start(["run"], in: scratch, environment: environment)
+            for name in ["node2", "node3"] {
                 agents[name] = try FerryProcess.start(
                     ["agent", "--node", name, "--ttl", "2", "--loop-interval", "200ms"], in: scratch, environment: environment)
             }
