@@ -58,7 +58,7 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio")
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: hotPathSettings
         ),
         // Redis client on SwiftNIO: connections, pipelining, pool, typed commands.
         .target(
