@@ -17,3 +17,16 @@ struct UTCTimestampTests {
         #expect(UTCTimestamp.format(milliseconds: milliseconds) == expected)
     }
 }
+
+@Suite("Stream ids")
+struct StreamIDMillisecondsTests {
+    @Test func theMillisecondsPartIsReadFromTheBytes() {
+        #expect(RedisStreamApplier.milliseconds(of: "1700000000000-3") == 1_700_000_000_000)
+        #expect(RedisStreamApplier.milliseconds(of: "42") == 42)
+        #expect(RedisStreamApplier.milliseconds(of: "0-0") == 0)
+        #expect(RedisStreamApplier.milliseconds(of: "") == nil)
+        #expect(RedisStreamApplier.milliseconds(of: "-1") == nil)
+        #expect(RedisStreamApplier.milliseconds(of: "12a-1") == nil)
+        #expect(RedisStreamApplier.milliseconds(of: "9999999999999999999-0") == nil, "too many digits is not an id")
+    }
+}

@@ -40,7 +40,12 @@ public struct CopyTextRows: Sendable {
             buffer.writeInteger(UInt16(0x5C4E))  // \N
             return
         }
-        bytes.withUnsafeReadableBytes { source in
+        bytes.withUnsafeReadableBytes { source in appendEscaped(source) }
+    }
+
+    /// Writes `source` with COPY's escapes (the field separator is already written).
+    private mutating func appendEscaped(_ source: UnsafeRawBufferPointer) {
+        do {
             buffer.reserveCapacity(minimumWritableBytes: source.count)
             var clean = 0
             var index = 0
@@ -68,8 +73,19 @@ public struct CopyTextRows: Sendable {
     }
 
     public mutating func appendField(_ text: String?) {
-        guard let text else { return appendField(nil as ByteBuffer?) }
-        appendField(ByteBuffer(string: text))
+        guard var text else { return appendField(nil as ByteBuffer?) }
+        // Native strings are contiguous UTF-8: escape from their bytes without a ByteBuffer in between.
+        if fieldsInRow > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
+        fieldsInRow += 1
+        text.withUTF8 { bytes in appendEscaped(UnsafeRawBufferPointer(bytes)) }
+    }
+
+    /// A field whose bytes need no escaping (digits, timestamps: no tab, newline, carriage return or backslash),
+    /// written by `write` straight into the buffer.
+    public mutating func appendPlainField(_ write: (inout ByteBuffer) -> Void) {
+        if fieldsInRow > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
+        fieldsInRow += 1
+        write(&buffer)
     }
 
     public mutating func endRow() {

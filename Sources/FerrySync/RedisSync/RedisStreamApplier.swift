@@ -32,7 +32,7 @@ struct RedisStreamApplier: StreamApplying {
     var config: RedisSyncConfiguration { tables.config }
 
     func decode(_ raw: RedisStreamEntry, stream: String) throws -> StreamRow {
-        guard let milliseconds = raw.id.split(separator: "-").first.flatMap({ Int64($0) }) else {
+        guard let milliseconds = Self.milliseconds(of: raw.id) else {
             throw FerryError(
                 .invalidInput, "entry id \(raw.id) of stream \(stream) is not a stream id", fix: "nothing to do; it is kept in the dead letters")
         }
@@ -47,6 +47,20 @@ struct RedisStreamApplier: StreamApplying {
         }
         json.writeInteger(UInt8(ascii: "}"))
         return StreamRow(json: json, milliseconds: milliseconds)
+    }
+
+    /// The milliseconds part of a stream id (`1700000000000-3`), read from its bytes (once per entry: no split).
+    static func milliseconds(of id: String) -> Int64? {
+        var value: Int64 = 0
+        var digits = 0
+        for byte in id.utf8 {
+            if byte == UInt8(ascii: "-") { break }
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10, digits < 18 else { return nil }
+            value = value * 10 + Int64(digit)
+            digits += 1
+        }
+        return digits > 0 ? value : nil
     }
 
     func rowCount(of entry: StreamRow) -> Int { 1 }
@@ -103,7 +117,7 @@ struct RedisStreamApplier: StreamApplying {
             rows.appendField(streamText)
             rows.appendField(item.id)
             rows.appendField(item.entry.json)
-            rows.appendField(String(item.entry.milliseconds))
+            rows.appendPlainField { $0.writeString(String(item.entry.milliseconds)) }
             rows.endRow()
         }
         return rows
@@ -121,7 +135,7 @@ struct RedisStreamApplier: StreamApplying {
             rows.appendField(streamText)
             rows.appendField(item.id)
             rows.appendField(item.entry.json)
-            rows.appendField(UTCTimestamp.format(milliseconds: item.entry.milliseconds))
+            rows.appendPlainField { UTCTimestamp.write(milliseconds: item.entry.milliseconds, to: &$0) }
             rows.endRow()
         }
         do {
@@ -275,6 +289,13 @@ enum JSONBytes {
 enum UTCTimestamp {
     /// `2026-11-22 14:32:55.123+00`.
     static func format(milliseconds: Int64) -> String {
+        var out = ByteBuffer()
+        write(milliseconds: milliseconds, to: &out)
+        return String(buffer: out)
+    }
+
+    /// Writes the timestamp's 26 bytes straight into `out` (once per stream entry on the COPY path).
+    static func write(milliseconds: Int64, to out: inout ByteBuffer) {
         var seconds = milliseconds / 1000
         var millis = milliseconds % 1000
         if millis < 0 {
@@ -297,27 +318,34 @@ enum UTCTimestamp {
         let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        var out = ""
-        out.reserveCapacity(26)
-        func pad(_ value: Int64, _ width: Int) {
-            let digits = String(value)
-            if digits.count < width { out += String(repeating: "0", count: width - digits.count) }
-            out += digits
+        func digits(_ value: Int64, _ width: Int) {
+            guard value >= 0, value < 10_000 || width > 4 else {
+                out.writeString(String(value))
+                return
+            }
+            var divisor: Int64 = 1
+            for _ in 1..<width { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                out.writeInteger(UInt8(ascii: "0") + UInt8(rest / divisor))
+                rest %= divisor
+                divisor /= 10
+            }
         }
-        pad(year, 4)
-        out += "-"
-        pad(month, 2)
-        out += "-"
-        pad(day, 2)
-        out += " "
-        pad(secondOfDay / 3600, 2)
-        out += ":"
-        pad(secondOfDay / 60 % 60, 2)
-        out += ":"
-        pad(secondOfDay % 60, 2)
-        out += "."
-        pad(millis, 3)
-        out += "+00"
-        return out
+        out.reserveCapacity(minimumWritableBytes: 26)
+        digits(year, 4)
+        out.writeInteger(UInt8(ascii: "-"))
+        digits(month, 2)
+        out.writeInteger(UInt8(ascii: "-"))
+        digits(day, 2)
+        out.writeInteger(UInt8(ascii: " "))
+        digits(secondOfDay / 3600, 2)
+        out.writeInteger(UInt8(ascii: ":"))
+        digits(secondOfDay / 60 % 60, 2)
+        out.writeInteger(UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2)
+        out.writeInteger(UInt8(ascii: "."))
+        digits(millis, 3)
+        out.writeString("+00")
     }
 }
