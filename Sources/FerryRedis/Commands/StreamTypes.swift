@@ -77,28 +77,45 @@ public struct RedisStreamEntry: Sendable, Hashable {
         fields?.first { $0.name.readableBytesView.elementsEqual(name.utf8) }?.value
     }
 
+    /// Reads `[id, [field, value, …]]` by walking the reply's tokens, with no array of tokens in between (this
+    /// runs once per entry the stream sync reads).
     init(fromRESP token: RESPToken) throws(RESPDecodeError) {
-        let parts = try token.elements()
-        guard parts.count == 2 else { throw RESPDecodeError(expected: "[id, fields]", found: token.identifier) }
-        id = try String(fromRESP: parts[0])
-        if parts[1].isNull {
+        guard let parts = Self.aggregate(token), parts.count == 2 else {
+            throw RESPDecodeError(expected: "[id, fields]", found: token.identifier)
+        }
+        var iterator = parts.makeIterator()
+        guard let idToken = iterator.next(), let fieldsToken = iterator.next() else {
+            throw RESPDecodeError(expected: "[id, fields]", found: token.identifier)
+        }
+        id = try String(fromRESP: idToken)
+        if fieldsToken.isNull {
             fields = nil
         } else {
-            let flat = try parts[1].elements()
+            guard let flat = Self.aggregate(fieldsToken) else { throw RESPDecodeError(expected: "an array", found: fieldsToken.identifier) }
             var fields: [RedisStreamField] = []
             fields.reserveCapacity(flat.count / 2)
-            var index = 0
-            while index + 1 < flat.count {
-                fields.append(RedisStreamField(name: try ByteBuffer(fromRESP: flat[index]), value: try ByteBuffer(fromRESP: flat[index + 1])))
-                index += 2
+            var pairs = flat.makeIterator()
+            while let name = pairs.next(), let value = pairs.next() {
+                fields.append(RedisStreamField(name: try ByteBuffer(fromRESP: name), value: try ByteBuffer(fromRESP: value)))
             }
             self.fields = fields
         }
     }
 
+    /// The children of an array, set or push.
+    private static func aggregate(_ token: RESPToken) -> RESPToken.Array? {
+        switch token.value {
+        case .array(let children), .set(let children), .push(let children): children
+        default: nil
+        }
+    }
+
     static func list(fromRESP token: RESPToken) throws(RESPDecodeError) -> [RedisStreamEntry] {
+        if token.isNull { return [] }
+        guard let children = aggregate(token) else { throw RESPDecodeError(expected: "an array", found: token.identifier) }
         var result: [RedisStreamEntry] = []
-        for element in try token.elements() { result.append(try RedisStreamEntry(fromRESP: element)) }
+        result.reserveCapacity(children.count)
+        for element in children { result.append(try RedisStreamEntry(fromRESP: element)) }
         return result
     }
 }
