@@ -78,6 +78,22 @@ public struct ClusterTopology: Sendable {
         isDefined = true
     }
 
+    /// The cluster a `cluster:` section names: its `nodes`, or the local cluster in its `directory`.
+    public init(configuration cluster: ClusterConfiguration, file: String?) throws(FerryError) {
+        if cluster.isDefined {
+            try self.init(defined: cluster, file: file)
+            return
+        }
+        guard let local = LocalCluster.load(directory: cluster.directory) else {
+            throw FerryError(
+                .configuration, "cluster.directory: no cluster in \(cluster.directory)",
+                fix:
+                    "build one with `ferry cluster init --local --etcd URL --dir \(cluster.directory)`, list the nodes under cluster.nodes, or fix the path"
+            )
+        }
+        self.init(local: local)
+    }
+
     /// Switchover, failover and rejoin through the agents.
     public func operations(logger: Logger) throws(FerryError) -> ClusterOperations {
         guard !etcd.isEmpty, let first = nodes.first else {

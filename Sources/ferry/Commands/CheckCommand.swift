@@ -2,7 +2,6 @@ import ArgumentParser
 import FerryCheck
 import FerryCluster
 import FerryCore
-import FerrySandbox
 import Foundation
 import Logging
 
@@ -45,16 +44,11 @@ struct CheckCommand: AsyncParsableCommand {
     /// The cluster's etcd endpoints and nodes.
     static func checkCluster(_ cluster: ClusterConfiguration, file: String?, checker: EndpointChecker) async throws -> [EndpointCheck] {
         let topology: ClusterTopology
-        if cluster.isDefined {
-            topology = try ClusterTopology(defined: cluster, file: file)
-        } else if let local = LocalCluster.load(directory: cluster.directory) {
-            topology = ClusterTopology(local: local)
-        } else {
+        do {
+            topology = try ClusterTopology(configuration: cluster, file: file)
+        } catch {
             return [
-                EndpointCheck(
-                    name: "cluster.directory", kind: "cluster", address: cluster.directory, status: .error,
-                    detail: "no cluster in \(cluster.directory)",
-                    fix: "build one with `ferry cluster init --local --etcd URL --dir \(cluster.directory)`, or list the nodes under cluster.nodes")
+                EndpointCheck(name: "cluster", kind: "cluster", address: cluster.directory, status: .error, detail: error.message, fix: error.fix)
             ]
         }
         var checks = await etcdChecks(topology.etcd)

@@ -58,8 +58,7 @@ struct ClusterSelection: ParsableArguments {
                 .configuration, "cluster: missing in \(loaded.file ?? "the configuration")",
                 fix: "define the nodes under `cluster:` (see examples/ferry.yaml), or pass --dir for a local cluster")
         }
-        if cluster.isDefined { return (try ClusterTopology(defined: cluster, file: loaded.file), cluster) }
-        return (ClusterTopology(local: try ClusterCommand.loadLocal(cluster.directory)), cluster)
+        return (try ClusterTopology(configuration: cluster, file: loaded.file), cluster)
     }
 
     func topology() throws -> ClusterTopology { try resolve().topology }

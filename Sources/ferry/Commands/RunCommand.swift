@@ -37,10 +37,9 @@ struct RunCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
+        let topology = try configuration.cluster.map { cluster throws(FerryError) in try ClusterTopology(configuration: cluster, file: loaded.file) }
         // A cluster's agent and control API need etcd; its nodes may be down, which is what the cluster is for.
-        var etcdEndpoints = configuration.cluster?.etcd ?? []
-        if let cluster = configuration.cluster, !cluster.isDefined { etcdEndpoints = LocalCluster.load(directory: cluster.directory)?.etcd ?? [] }
-        let readinessEtcd = etcdEndpoints
+        let readinessEtcd = topology?.etcd ?? []
         let readiness = ReadinessMonitor(configuration: configuration, logger: Logger(label: "ferry.readiness")) {
             readinessEtcd.isEmpty ? [] : await CheckCommand.etcdChecks(readinessEtcd)
         }
@@ -70,20 +69,7 @@ struct RunCommand: AsyncParsableCommand {
             services.append(ConfigurationReloader(options: options, logger: logger) { sync.reload($0) })
         }
         var clusterAPI: ClusterAPI?
-        if let cluster = configuration.cluster {
-            let topology: ClusterTopology
-            if cluster.isDefined {
-                topology = try ClusterTopology(defined: cluster, file: loaded.file)
-            } else {
-                guard let local = LocalCluster.load(directory: cluster.directory) else {
-                    throw FerryError(
-                        .configuration, "cluster.directory: no cluster in \(cluster.directory)",
-                        fix:
-                            "build one with `ferry cluster init --local --etcd URL --dir \(cluster.directory)`, list the nodes under cluster.nodes, or fix the path"
-                    )
-                }
-                topology = ClusterTopology(local: local)
-            }
+        if let cluster = configuration.cluster, let topology {
             if let node = cluster.node {
                 services.append(
                     try topology.agent(
