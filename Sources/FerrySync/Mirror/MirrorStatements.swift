@@ -9,6 +9,8 @@ struct MirrorStatements: Sendable {
     /// in the mirror, or twice in the batch, fails it with a unique violation and the batch takes `upsert`.
     let insertAll: String
     let companionInsert: String?
+    /// The companion rows of a batch `insertAll` inserted: every key is new, so no DISTINCT and no conflict check.
+    let companionInsertAll: String?
     let stagingAsJSON: String
 
     init(layout: MirrorLayout) {
@@ -47,8 +49,10 @@ struct MirrorStatements: Sendable {
                 SELECT DISTINCT \(keyCasts.joined(separator: ", ")) FROM \(staging)
                 ON CONFLICT (\(layout.keyList)) DO NOTHING
                 """
+            companionInsertAll = "INSERT INTO \(companion) (\(layout.keyList)) SELECT \(keyCasts.joined(separator: ", ")) FROM \(staging)"
         } else {
             companionInsert = nil
+            companionInsertAll = nil
         }
 
         let pairs = layout.columns.indices.map { "\(SQLIdentifier.literal(layout.columns[$0].source)), c\($0)" }.joined(separator: ", ")

@@ -112,9 +112,13 @@ struct BatchApplier {
                 // While every key is new (an initial load), a plain insert does the upsert's work without the
                 // speculative insertion, the sort and the returned rows. It is tried only after a batch that
                 // inserted every row, so at most one attempt fails (rolled back to its savepoint) when updates begin.
+                // The companion rows of new keys are new too: inserted plainly under the same savepoint.
                 try await connection.query("SAVEPOINT ferry_insert_all", logger: logger)
                 do {
                     try await connection.query(PostgresQuery(unsafeSQL: statements.insertAll), logger: logger)
+                    if let companion = statements.companionInsertAll {
+                        try await insertCompanion(companion, skipCheck: skipCheck, connection)
+                    }
                     try await connection.query("RELEASE SAVEPOINT ferry_insert_all", logger: logger)
                     inserted = rows.rowCount
                     plain = true
@@ -131,12 +135,9 @@ struct BatchApplier {
                 }
                 // Every row of the batch new and distinct: the next batch is probably an initial load's too.
                 allNew = inserted == rows.rowCount && returned == rows.rowCount
-            }
-            if let companion = statements.companionInsert, inserted > 0 {
-                // Replica mode skips the foreign-key trigger (and other triggers) for this one statement only.
-                if skipCheck { try await connection.query("SET LOCAL session_replication_role = replica", logger: logger) }
-                try await connection.query(PostgresQuery(unsafeSQL: companion), logger: logger)
-                if skipCheck { try await connection.query("SET LOCAL session_replication_role = origin", logger: logger) }
+                if let companion = statements.companionInsert, inserted > 0 {
+                    try await insertCompanion(companion, skipCheck: skipCheck, connection)
+                }
             }
             try await connection.query(
                 PostgresQuery(
@@ -151,6 +152,14 @@ struct BatchApplier {
                 logger: logger)
             return allNew
         }
+    }
+
+    /// Companion rows for new keys. Replica mode skips the foreign-key trigger (and other triggers) for this one
+    /// statement only: Ferry inserted the mirror rows itself in the same transaction.
+    private func insertCompanion(_ statement: String, skipCheck: Bool, _ connection: PostgresSessionConnection) async throws {
+        if skipCheck { try await connection.query("SET LOCAL session_replication_role = replica", logger: logger) }
+        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+        if skipCheck { try await connection.query("SET LOCAL session_replication_role = origin", logger: logger) }
     }
 
     /// Records one row that cannot be applied, with PostgreSQL's reason, in the dead-letter table (in the same
