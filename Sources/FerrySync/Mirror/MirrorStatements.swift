@@ -26,7 +26,9 @@ struct MirrorStatements: Sendable {
         let mirrorValues = names.map { "m.\($0)" }.joined(separator: ", ")
         let incomingValues = names.map { "EXCLUDED.\($0)" }.joined(separator: ", ")
         // Newest per key within the batch; then only a newer version that changes something is written.
+        // Counted in the server: one row back (rows written, rows inserted) instead of one per written row.
         upsert = """
+            WITH written AS (
             INSERT INTO \(layout.mirrorTable) AS m (\(names.joined(separator: ", ")), ferry_seq)
             SELECT DISTINCT ON (\(keyCasts.joined(separator: ", "))) \(selectList), s::int8
             FROM \(staging)
@@ -34,14 +36,16 @@ struct MirrorStatements: Sendable {
             ON CONFLICT (\(layout.keyList)) DO UPDATE SET \(assignments), ferry_seq = EXCLUDED.ferry_seq, updated_at = now(), deleted_at = NULL
             WHERE m.ferry_seq < EXCLUDED.ferry_seq
               AND (m.deleted_at IS NOT NULL OR (\(mirrorValues)) IS DISTINCT FROM (\(incomingValues)))
-            RETURNING (m.xmax = 0)
+            RETURNING (m.xmax = 0) AS inserted
+            )
+            SELECT count(*)::int8, count(*) FILTER (WHERE inserted)::int8 FROM written
             """
         insertAll = """
             INSERT INTO \(layout.mirrorTable) (\(names.joined(separator: ", ")), ferry_seq)
             SELECT \(selectList), s::int8 FROM \(staging)
             """
         // Every staged key now has a mirror row (the upsert inserts new keys whatever their version). The upsert
-        // returns whether each row it wrote was inserted (`xmax = 0`); when none was, every key already had its
+        // counts the rows it inserted (`xmax = 0`); when none was, every key already had its
         // companion row and this statement is skipped (updates are most of a live stream).
         if let companion = layout.companionTable {
             companionInsert = """

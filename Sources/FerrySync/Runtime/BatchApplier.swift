@@ -127,11 +127,11 @@ struct BatchApplier {
                 }
             }
             if !plain {
-                let written = try await connection.query(PostgresQuery(unsafeSQL: statements.upsert), logger: logger)
+                let counts = try await connection.query(PostgresQuery(unsafeSQL: statements.upsert), logger: logger)
                 var returned = 0
-                for try await isNew in written.decode(Bool.self) {
-                    returned += 1
-                    if isNew { inserted += 1 }
+                for try await (written, new) in counts.decode((Int64, Int64).self) {
+                    returned = Int(written)
+                    inserted = Int(new)
                 }
                 // Every row of the batch new and distinct: the next batch is probably an initial load's too.
                 allNew = inserted == rows.rowCount && returned == rows.rowCount
