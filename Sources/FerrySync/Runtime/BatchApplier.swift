@@ -105,12 +105,11 @@ struct BatchApplier {
             try await connection.copyFrom(table: layout.stagingTable, columns: layout.stagingColumns, logger: logger) { writer in
                 try await writer.write(rows.buffer)
             }
-            var inserted = 0
             var plain = false
             var allNew = true
             if tryPlainInsert {
                 // While every key is new (an initial load), a plain insert does the upsert's work without the
-                // speculative insertion, the sort and the returned rows. It is tried only after a batch that
+                // speculative insertion and the sort. It is tried only after a batch that
                 // inserted every row, so at most one attempt fails (rolled back to its savepoint) when updates begin.
                 // The companion rows of new keys are new too: inserted plainly under the same savepoint.
                 try await connection.query("SAVEPOINT ferry_insert_all", logger: logger)
@@ -120,7 +119,6 @@ struct BatchApplier {
                         try await insertCompanion(companion, skipCheck: skipCheck, connection)
                     }
                     try await connection.query("RELEASE SAVEPOINT ferry_insert_all", logger: logger)
-                    inserted = rows.rowCount
                     plain = true
                 } catch  where PostgresDiagnosis.sqlState(of: error) == "23505" {
                     try await connection.query("ROLLBACK TO SAVEPOINT ferry_insert_all", logger: logger)
@@ -129,6 +127,7 @@ struct BatchApplier {
             if !plain {
                 let counts = try await connection.query(PostgresQuery(unsafeSQL: statements.upsert), logger: logger)
                 var returned = 0
+                var inserted = 0
                 for try await (written, new) in counts.decode((Int64, Int64).self) {
                     returned = Int(written)
                     inserted = Int(new)
