@@ -24,8 +24,7 @@ import Testing
     })
 struct HATests {
     @Test func aSwitchoverUnderLoadLosesNothingAndTheOldPrimaryFollows() async throws {
-        let world = try await HAWorld.make()
-        do {
+        try await HAWorld.with { world in
             _ = try await world.instance("node1").psql("CREATE TABLE ha_t (id int PRIMARY KEY)")
             let writer = HAWriter(world)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -47,16 +46,11 @@ struct HATests {
             #expect(Set(acknowledged).isSubset(of: stored), "every acknowledged write is on the new primary")
             #expect(acknowledged.count > 400)
             try await world.waitFor("node1 streams from node2") { await world.streamingStandbys().contains("node1") }
-        } catch {
-            await world.destroy()
-            throw error
         }
-        await world.destroy()
     }
 
     @Test func killNineOfThePrimaryNodeFailsOverAndTheOldNodeRejoinsByItself() async throws {
-        let world = try await HAWorld.make()
-        do {
+        try await HAWorld.with { world in
             _ = try await world.instance("node1").psql("CREATE TABLE ha_t (id int PRIMARY KEY)")
             let writer = HAWriter(world)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -87,16 +81,11 @@ struct HATests {
             try await world.waitFor("node1 has the new primary's rows") {
                 try await world.instance("node1").psql("SELECT count(*) FROM ha_t") == onLeader
             }
-        } catch {
-            await world.destroy()
-            throw error
         }
-        await world.destroy()
     }
 
     @Test func synchronousModeLosesNoAcknowledgedWriteInACrash() async throws {
-        let world = try await HAWorld.make(synchronous: 1)
-        do {
+        try await HAWorld.with(synchronous: 1) { world in
             try await world.waitFor("synchronous replication is on") {
                 try await world.instance("node1").psql("SHOW synchronous_standby_names").hasPrefix("ANY 1")
             }
@@ -121,19 +110,15 @@ struct HATests {
             try await world.waitFor("the new primary is synchronous too") {
                 try await world.instance(leader).psql("SHOW synchronous_standby_names").hasPrefix("ANY 1")
             }
-        } catch {
-            await world.destroy()
-            throw error
         }
-        await world.destroy()
     }
 
     /// A frozen (SIGSTOP) or killed agent leaves its postmaster running: the watchdog stops it before the lease runs
     /// out, so no write lands on the old primary once a new one takes writes.
     @Test(arguments: [SIGSTOP, SIGKILL])
     func aPrimaryWhoseAgentStopsTakesNoWriteAfterTheNewPrimaryIsPromoted(signal: Int32) async throws {
-        let world = try await HAWorld.make()
-        do {
+        let thaw: (HAWorld) async -> Void = { world in if signal == SIGSTOP { world.agent("node1")?.signal(SIGCONT) } }
+        try await HAWorld.with(onFailure: thaw) { world in
             let old = world.instance("node1")
             _ = try await old.psql("CREATE TABLE ha_t (id int PRIMARY KEY, at timestamptz)")
             // One client keeps writing to the old primary only, recording the server's clock of each write.
@@ -185,19 +170,14 @@ struct HATests {
             if signal == SIGSTOP { world.agent("node1")?.signal(SIGCONT) }
             let log = (try? String(contentsOfFile: world.directory + "/watchdog-node1/watchdog.log", encoding: .utf8)) ?? ""
             #expect(log.contains("fencing this node's primary"), "the watchdog fenced it: \(log.suffix(500))")
-        } catch {
-            if signal == SIGSTOP { world.agent("node1")?.signal(SIGCONT) }
-            await world.destroy()
-            throw error
         }
-        await world.destroy()
     }
 
     /// etcd down: no standby promotes and there is never a second primary; the primary stops taking writes before
     /// its lease could have run out (the default). etcd back: one primary again.
     @Test func withEtcdDownNoStandbyPromotesAndThereIsNeverASecondPrimary() async throws {
-        let world = try await HAWorld.make()
-        do {
+        let restartEtcd: (HAWorld) async -> Void = { world in if !world.etcd.isRunning { try? await world.etcd.start() } }
+        try await HAWorld.with(onFailure: restartEtcd) { world in
             await world.etcd.stop()
             var most = 0
             let until = ContinuousClock.now + .seconds(world.ttl * 4)
@@ -215,17 +195,11 @@ struct HATests {
                 return await world.primaries().count == 1 && leader != nil
             }
             try await world.waitFor("both standbys stream") { await world.streamingStandbys().count == 2 }
-        } catch {
-            if !world.etcd.isRunning { try? await world.etcd.start() }
-            await world.destroy()
-            throw error
         }
-        await world.destroy()
     }
 
     @Test func lagIsReportedUnderAPgbenchLoad() async throws {
-        let world = try await HAWorld.make()
-        do {
+        try await HAWorld.with { world in
             let primary = world.instance("node1")
             let pgbench = primary.binDirectory + "/pgbench"
             let environment = ["PGPASSWORD": primary.password]
@@ -265,18 +239,13 @@ struct HATests {
                 let status = await ClusterInspector.inspect(world.cluster.nodes.map { ($0.name, $0.instance.endpoint) }, logger: world.logger)
                 return status.nodes.filter { $0.role == "standby" }.allSatisfy { $0.lagBytes == 0 }
             }
-        } catch {
-            await world.destroy()
-            throw error
         }
-        await world.destroy()
     }
 
     /// `ferry run` with a `cluster:` section serves the control API behind a bearer token, audits every request,
     /// and answers errors as JSON.
     @Test func theControlAPIInFerryRunSwitchesOverWithATokenAndRefusesWithout() async throws {
-        let world = try await HAWorld.make(replicas: 1)
-        do {
+        try await HAWorld.with(replicas: 1) { world in
             let port = Int.random(in: 20_000..<30_000)
             let token = "t-\(UUID().uuidString)"
             try """
@@ -317,16 +286,11 @@ struct HATests {
                 log.contains("ferry.audit=true") && log.contains("ferry.action=switchover") && log.contains("ferry.outcome=unauthorized"),
                 "\(log.suffix(2000))")
             #expect(!log.contains(token), "the token is never logged")
-        } catch {
-            await world.destroy()
-            throw error
         }
-        await world.destroy()
     }
 
     @Test func operationsRefuseWhatTheyCannotDoAndSayWhy() async throws {
-        let world = try await HAWorld.make(replicas: 1)
-        do {
+        try await HAWorld.with(replicas: 1) { world in
             let unknown = try await FerryProcess.run(["cluster", "switchover", "--dir", world.directory, "--to", "node9"], in: world.scratch)
             #expect(unknown.status == 1)
             #expect(unknown.stderr.contains("no running agent for node node9") && unknown.stderr.contains("node1, node2"), "\(unknown.stderr)")
@@ -341,11 +305,7 @@ struct HATests {
             #expect(rejoin.status == 0, "\(rejoin.stderr)\n\(world.agentLogs())")
             #expect(rejoin.stdout.contains("\"operation\":\"rejoin\""), "\(rejoin.stdout)")
             #expect(!unknown.stderr.contains("Fatal error") && !healthy.stderr.contains("Fatal error"))
-        } catch {
-            await world.destroy()
-            throw error
         }
-        await world.destroy()
     }
 }
 

@@ -62,6 +62,23 @@ final class HAWorld: Sendable {
         return world
     }
 
+    /// Runs `body` on a new world and always destroys it afterwards; when `body` throws, `onFailure` runs first
+    /// (to undo what the test did to the world, e.g. a stopped etcd or a frozen agent).
+    static func with(
+        replicas: Int = 2, synchronous: Int = 0, ttl: Int = 2, onFailure: (HAWorld) async -> Void = { _ in },
+        _ body: (HAWorld) async throws -> Void
+    ) async throws {
+        let world = try await make(replicas: replicas, synchronous: synchronous, ttl: ttl)
+        do {
+            try await body(world)
+        } catch {
+            await onFailure(world)
+            await world.destroy()
+            throw error
+        }
+        await world.destroy()
+    }
+
     func startAgent(_ node: String) throws {
         let process = try FerryProcess.start(
             ["agent", "--dir", directory, "--node", node, "--ttl", "\(ttl)", "--loop-interval", "200ms"], in: scratch)
