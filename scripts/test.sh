@@ -8,7 +8,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-reap() { .build/debug/ferry sandbox reap --under .ferry/test || true; }
+# HA test clusters (.ferry/test/ha-*) and scratch directories (cli-*) have no owner record: between runs every one
+# is left over from a killed run.
+reap() {
+  .build/debug/ferry sandbox reap --under .ferry/test || true
+  for dir in .ferry/test/ha-*; do
+    [[ -d $dir ]] || continue
+    pkill -9 -f "ferry (agent|watchdog) .*$(realpath "$dir")" || true
+    .build/debug/ferry cluster down --dir "$dir" >/dev/null 2>&1 || rm -rf "$dir"
+  done
+  rm -rf .ferry/test/cli-*
+}
 reap
 trap reap EXIT
 if (($#)); then

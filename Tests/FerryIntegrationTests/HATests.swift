@@ -97,7 +97,9 @@ struct HATests {
                 world.agent("node1")?.signal(SIGKILL)
                 await world.instance("node1").kill()
                 let before = writer.count
-                try await world.waitFor("a standby takes writes") { writer.count > before }
+                try await world.waitFor("a standby takes writes (\(writer.status))") {
+                    writer.count > before
+                }
                 #expect(await writer.waitForProgress(100))
                 writer.stop()
                 try await group.waitForAll()

@@ -106,23 +106,30 @@ final class HAWorld: Sendable {
         return status.nodes.filter { $0.role == "standby" && $0.state == "streaming" }.map(\.name)
     }
 
-    func waitFor(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
+    func waitFor(_ what: @autoclosure () -> String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if (try? await condition()) == true { return }
             try await Task.sleep(for: .milliseconds(100))
         }
+        let what = what()
         Issue.record("timed out waiting until \(what)\n\(agentLogs())")
         throw FerryError(.timeout, "timed out waiting until \(what)")
     }
 
+    /// The last lines of every agent's log and of every node's server log, for a failure message.
     func agentLogs() -> String {
-        agents.withLock { agents in
+        let agentTails = agents.withLock { agents in
             agents.sorted { $0.key < $1.key }.map {
                 "--- agent \($0.key)\n" + $0.value.errors().split(separator: "\n").suffix(25).joined(separator: "\n")
             }
-            .joined(separator: "\n")
         }
+        let serverTails = cluster.nodes.map {
+            "--- postgres \($0.name)\n"
+                + ((try? String(contentsOfFile: $0.instance.logFile, encoding: .utf8)) ?? "").split(separator: "\n").suffix(15).joined(
+                    separator: "\n")
+        }
+        return (agentTails + serverTails).joined(separator: "\n")
     }
 
     func destroy() async {
@@ -138,6 +145,9 @@ final class HAWorld: Sendable {
 final class HAWriter: Sendable {
     let acknowledged = Mutex<[Int]>([])
     let failures = Atomic(0)
+    /// The last failed insert and the node the writer tries now, for a failure message.
+    let lastError = Mutex<String?>(nil)
+    let target = Atomic(0)
     private let stopped = Atomic(false)
     let endpoints: [PostgresEndpoint]
     let logger: Logger
@@ -165,7 +175,12 @@ final class HAWriter: Sendable {
                 acknowledged.withLock { $0.append(next) }
                 next += 1
             } catch {
+                // A failed insert is in doubt, not undone: a primary killed after its commit reached a standby but
+                // before the acknowledgement reached us leaves the row on the new primary. The next try uses a new id.
+                next += 1
                 failures.add(1, ordering: .relaxed)
+                self.target.store((target + 1) % endpoints.count, ordering: .relaxed)
+                lastError.withLock { $0 = "node \(target + 1): \(String(reflecting: error).prefix(300))" }
                 await sessions[target].close()
                 sessions[target] = PostgresSession(endpoint: endpoints[target], key: "postgres", logger: logger)
                 target = (target + 1) % endpoints.count
@@ -176,6 +191,10 @@ final class HAWriter: Sendable {
     }
 
     var count: Int { acknowledged.withLock { $0.count } }
+
+    var status: String {
+        "writing to node\(target.load(ordering: .relaxed) + 1); last failed insert: \(lastError.withLock { $0 } ?? "none")"
+    }
 
     /// Waits until `more` further inserts were acknowledged.
     func waitForProgress(_ more: Int, timeout: Duration = .seconds(30)) async -> Bool {
