@@ -121,12 +121,7 @@ extension BenchCommand {
             options.tick = tick
             let logger = Logger(label: "ferry.bench")
             let quiet = json
-            var sandboxOptions = Sandbox.Options()
-            for setting in postgresSettings {
-                let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
-                guard parts.count == 2 else { throw ValidationError("--postgres-setting: \"\(setting)\" is not name=value") }
-                sandboxOptions.postgresSettings[parts[0]] = parts[1]
-            }
+            let sandboxOptions = try BenchCommand.sandboxOptions(postgresSettings)
             let figures = try await Sandbox.with(root: ".ferry/bench/sync", options: sandboxOptions, logger: logger) { sandbox in
                 try await SyncBenchmark(options: options, logger: logger).run(on: sandbox) { message in
                     if !quiet { Terminal.writeStandardError(message + "\n") }
@@ -134,6 +129,19 @@ extension BenchCommand {
             }
             BenchReport.printFigures(figures, json: json)
         }
+    }
+}
+
+extension BenchCommand {
+    /// Sandbox options with the `--postgres-setting name=value` arguments.
+    static func sandboxOptions(_ postgresSettings: [String]) throws -> Sandbox.Options {
+        var options = Sandbox.Options()
+        for setting in postgresSettings {
+            let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("--postgres-setting: \"\(setting)\" is not name=value") }
+            options.postgresSettings[parts[0]] = parts[1]
+        }
+        return options
     }
 }
 
@@ -221,6 +229,9 @@ extension BenchCommand {
         @Flag(help: "Measure Ferry only.")
         var skipPeers = false
 
+        @Option(name: .customLong("postgres-setting"), help: "A postgresql.conf setting for the benchmark's server, as name=value (repeatable).")
+        var postgresSettings: [String] = []
+
         @Flag(help: "Print the figures as JSON.")
         var json = false
 
@@ -235,7 +246,8 @@ extension BenchCommand {
             options.consumers = consumers
             let logger = Logger(label: "ferry.bench")
             let quiet = json
-            let figures = try await Sandbox.with(root: ".ferry/bench/redis-sync", logger: logger) { sandbox in
+            let sandboxOptions = try BenchCommand.sandboxOptions(postgresSettings)
+            let figures = try await Sandbox.with(root: ".ferry/bench/redis-sync", options: sandboxOptions, logger: logger) { sandbox in
                 try await RedisSyncBenchmark(options: options, logger: logger).run(on: sandbox) { message in
                     if !quiet { Terminal.writeStandardError(message + "\n") }
                 }
