@@ -55,34 +55,12 @@ public struct EtcdInstance: Sendable, Codable, Hashable {
             if pid.map({ !ProcessTable.isAlive($0) }) == true { break }
             try? await Task.sleep(for: .milliseconds(50))
         }
-        let tail = (FileSystem.read(logFile) ?? "").split(separator: "\n").suffix(5).joined(separator: "\n")
-        throw FerryError(.sandbox, "etcd on \(url) did not become healthy within \(timeout):\n\(tail)", fix: "read \(logFile)")
+        throw FerryError(.sandbox, "etcd on \(url) did not become healthy within \(timeout):\n\(logTail)", fix: "read \(logFile)")
     }
+}
 
-    /// Stops etcd with SIGTERM, then SIGKILL if needed.
-    public func stop() async {
-        guard let pid else { return }
-        await ProcessTable.terminate(pid, grace: .seconds(10))
-        FileSystem.remove(pidFile)
-    }
-
-    /// Kills etcd with SIGKILL, as a crash would.
-    public func kill() async {
-        guard let pid else { return }
-        ProcessTable.signal(pid, SIGKILL)
-        _ = await ProcessTable.waitForExit(pid, timeout: .seconds(10))
-        FileSystem.remove(pidFile)
-    }
-
-    public var pid: Int32? {
-        guard let text = FileSystem.read(pidFile) else { return nil }
-        return Int32(text.trimmed)
-    }
-
-    public var isRunning: Bool {
-        guard let pid else { return false }
-        return ProcessTable.isAlive(pid, named: "etcd")
-    }
+extension EtcdInstance: PidFileServer {
+    public static let processName = "etcd"
 }
 
 /// A blocking HTTP/1.0 GET on loopback, only to wait for readiness.

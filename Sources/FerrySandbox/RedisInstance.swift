@@ -79,34 +79,12 @@ public struct RedisInstance: Sendable, Codable, Hashable {
             if RawRedisProbe.ping(port: port, password: password) { return }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let tail = (FileSystem.read(logFile) ?? "").split(separator: "\n").suffix(5).joined(separator: "\n")
-        throw FerryError(.sandbox, "redis-server on 127.0.0.1:\(port) did not become ready within \(timeout):\n\(tail)", fix: "read \(logFile)")
+        throw FerryError(.sandbox, "redis-server on 127.0.0.1:\(port) did not become ready within \(timeout):\n\(logTail)", fix: "read \(logFile)")
     }
+}
 
-    /// Stops the server with SIGTERM (it flushes the AOF), then SIGKILL if needed.
-    public func stop() async {
-        guard let pid else { return }
-        await ProcessTable.terminate(pid, grace: .seconds(10))
-        FileSystem.remove(pidFile)
-    }
-
-    /// Kills the server with SIGKILL, as a crash would.
-    public func kill() async {
-        guard let pid else { return }
-        ProcessTable.signal(pid, SIGKILL)
-        _ = await ProcessTable.waitForExit(pid, timeout: .seconds(10))
-        FileSystem.remove(pidFile)
-    }
-
-    public var pid: Int32? {
-        guard let text = FileSystem.read(pidFile) else { return nil }
-        return Int32(text.trimmed)
-    }
-
-    public var isRunning: Bool {
-        guard let pid else { return false }
-        return ProcessTable.isAlive(pid, named: "redis-server")
-    }
+extension RedisInstance: PidFileServer {
+    public static let processName = "redis-server"
 }
 
 /// A tiny blocking probe used only to wait for readiness, independent of Ferry's client.
