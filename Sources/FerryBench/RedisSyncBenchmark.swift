@@ -137,33 +137,9 @@ public struct RedisSyncBenchmark: Sendable {
     }
 
     private func runPython(_ arguments: [String], postgres: PostgresInstance, redis: RedisInstance) throws -> Double {
-        guard FileManager.default.fileExists(atPath: options.pythonScript) else {
-            throw FerryError(
-                .invalidInput, "\(options.pythonScript) not found", fix: "run the benchmark from the repository's root, or pass --skip-peers")
-        }
         let dsn = "host=127.0.0.1 port=\(postgres.port) dbname=\(postgres.database) user=\(postgres.user) password=\(postgres.password)"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [
-            options.pythonScript, arguments[0], dsn, "\(redis.port)", redis.password ?? "", arguments[1], arguments[2], "bench_python",
-        ]
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let message = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        struct Result: Decodable {
-            var count: Int
-            var seconds: Double
-        }
-        guard process.terminationStatus == 0, let result = try? JSONDecoder().decode(Result.self, from: data), result.count > 0 else {
-            throw FerryError(
-                .invalidInput, "the Python peer failed: \(String(decoding: message, as: UTF8.self).suffix(400))",
-                fix: "install python3-redis and python3-psycopg2 (`make setup`), or pass --skip-peers")
-        }
-        return Double(result.count) / result.seconds
+        return try PythonPeer.rate(
+            script: options.pythonScript,
+            arguments: [arguments[0], dsn, "\(redis.port)", redis.password ?? "", arguments[1], arguments[2], "bench_python"])
     }
 }

@@ -203,37 +203,12 @@ public struct SyncBenchmark: Sendable {
     }
 
     private func runPython(postgres: PostgresInstance, erp: PostgresEndpoint, redis: RedisInstance, rows: Int) async throws -> Double {
-        guard FileManager.default.fileExists(atPath: options.pythonScript) else {
-            throw FerryError(
-                .invalidInput, "\(options.pythonScript) not found", fix: "run the benchmark from the repository's root, or pass --skip-peers")
-        }
-        let python = "/usr/bin/python3"
         let dsn = { (database: String) in
             "host=127.0.0.1 port=\(postgres.port) dbname=\(database) user=\(postgres.user) password=\(postgres.password)"
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [
-            options.pythonScript, dsn("erp"), dsn(postgres.database), "\(redis.port)", redis.password ?? "", "public.\"VW_VENTAS_SYNC\"", "\(rows)",
-        ]
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let message = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        struct Result: Decodable {
-            var rows: Int
-            var seconds: Double
-        }
-        guard process.terminationStatus == 0, let result = try? JSONDecoder().decode(Result.self, from: data), result.rows > 0 else {
-            throw FerryError(
-                .invalidInput, "the Python peer failed: \(String(decoding: message, as: UTF8.self).suffix(400))",
-                fix: "install python3-redis and python3-psycopg2 (`make setup`), or pass --skip-peers")
-        }
-        return Double(result.rows) / result.seconds
+        return try PythonPeer.rate(
+            script: options.pythonScript,
+            arguments: [dsn("erp"), dsn(postgres.database), "\(redis.port)", redis.password ?? "", "public.\"VW_VENTAS_SYNC\"", "\(rows)"])
     }
 
     private struct Steady {

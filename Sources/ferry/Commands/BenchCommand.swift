@@ -92,14 +92,9 @@ extension BenchCommand {
         @Option(help: "Steady state: the writer commits one transaction of rate × tick changes every tick.")
         var tick = "100ms"
 
-        @Flag(help: "Measure Ferry only.")
-        var skipPeers = false
+        @OptionGroup var server: BenchPostgresSettings
 
-        @Option(name: .customLong("postgres-setting"), help: "A postgresql.conf setting for the benchmark's server, as name=value (repeatable).")
-        var postgresSettings: [String] = []
-
-        @Flag(help: "Print the figures as JSON.")
-        var json = false
+        @OptionGroup var output: BenchPeersAndOutput
 
         func run() async throws {
             try LoggingBootstrap.once(LogSettings())
@@ -109,7 +104,7 @@ extension BenchCommand {
             options.steadyRate = steadyRate
             options.steadySeconds = steadySeconds
             options.consumers = consumers
-            options.skipPeers = skipPeers
+            options.skipPeers = output.skipPeers
             guard let lookback = DurationParser.parse(lookback) else {
                 throw ValidationError("--lookback: \"\(lookback)\" is not a duration like 30s")
             }
@@ -120,21 +115,25 @@ extension BenchCommand {
             options.interval = interval
             options.tick = tick
             let logger = Logger(label: "ferry.bench")
-            let quiet = json
-            let sandboxOptions = try BenchCommand.sandboxOptions(postgresSettings)
+            let quiet = output.json
+            let sandboxOptions = try server.sandboxOptions()
             let figures = try await Sandbox.with(root: ".ferry/bench/sync", options: sandboxOptions, logger: logger) { sandbox in
                 try await SyncBenchmark(options: options, logger: logger).run(on: sandbox) { message in
                     if !quiet { Terminal.writeStandardError(message + "\n") }
                 }
             }
-            BenchReport.printFigures(figures, json: json)
+            BenchReport.printFigures(figures, json: output.json)
         }
     }
 }
 
-extension BenchCommand {
-    /// Sandbox options with the `--postgres-setting name=value` arguments.
-    static func sandboxOptions(_ postgresSettings: [String]) throws -> Sandbox.Options {
+/// `--postgres-setting`, for the benchmarks that start their own PostgreSQL.
+struct BenchPostgresSettings: ParsableArguments {
+    @Option(name: .customLong("postgres-setting"), help: "A postgresql.conf setting for the benchmark's server, as name=value (repeatable).")
+    var postgresSettings: [String] = []
+
+    /// Sandbox options with these settings.
+    func sandboxOptions() throws -> Sandbox.Options {
         var options = Sandbox.Options()
         for setting in postgresSettings {
             let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
@@ -143,6 +142,15 @@ extension BenchCommand {
         }
         return options
     }
+}
+
+/// `--skip-peers` and `--json`, shared by the benchmarks that measure a peer tool.
+struct BenchPeersAndOutput: ParsableArguments {
+    @Flag(help: "Measure Ferry only.")
+    var skipPeers = false
+
+    @Flag(help: "Print the figures as JSON.")
+    var json = false
 }
 
 /// Prints benchmark figures.
@@ -226,14 +234,9 @@ extension BenchCommand {
         @Option(help: "Stream consumers (redis_sync.streams.consumers).")
         var consumers = 2
 
-        @Flag(help: "Measure Ferry only.")
-        var skipPeers = false
+        @OptionGroup var server: BenchPostgresSettings
 
-        @Option(name: .customLong("postgres-setting"), help: "A postgresql.conf setting for the benchmark's server, as name=value (repeatable).")
-        var postgresSettings: [String] = []
-
-        @Flag(help: "Print the figures as JSON.")
-        var json = false
+        @OptionGroup var output: BenchPeersAndOutput
 
         func run() async throws {
             try LoggingBootstrap.once(LogSettings())
@@ -242,17 +245,17 @@ extension BenchCommand {
             options.keys = keys
             options.pythonEntries = pythonCount
             options.pythonKeys = pythonCount
-            options.skipPeers = skipPeers
+            options.skipPeers = output.skipPeers
             options.consumers = consumers
             let logger = Logger(label: "ferry.bench")
-            let quiet = json
-            let sandboxOptions = try BenchCommand.sandboxOptions(postgresSettings)
+            let quiet = output.json
+            let sandboxOptions = try server.sandboxOptions()
             let figures = try await Sandbox.with(root: ".ferry/bench/redis-sync", options: sandboxOptions, logger: logger) { sandbox in
                 try await RedisSyncBenchmark(options: options, logger: logger).run(on: sandbox) { message in
                     if !quiet { Terminal.writeStandardError(message + "\n") }
                 }
             }
-            BenchReport.printFigures(figures, json: json)
+            BenchReport.printFigures(figures, json: output.json)
         }
     }
 }
@@ -272,20 +275,16 @@ extension BenchCommand {
         @Option(help: "Ferry's leader lease in seconds.")
         var ttl = 3
 
-        @Flag(help: "Measure Ferry only.")
-        var skipPeers = false
-
-        @Flag(help: "Print the figures as JSON.")
-        var json = false
+        @OptionGroup var output: BenchPeersAndOutput
 
         func run() async throws {
             try LoggingBootstrap.once(LogSettings())
             var options = HABenchmark.Options(executable: AgentCommand.executablePath)
             options.runs = max(1, runs)
             options.ferryTTL = ttl
-            options.skipPeers = skipPeers
+            options.skipPeers = output.skipPeers
             let logger = Logger(label: "ferry.bench")
-            let quiet = json
+            let quiet = output.json
             var sandboxOptions = Sandbox.Options()
             sandboxOptions.postgres = false
             sandboxOptions.redis = false
@@ -295,7 +294,7 @@ extension BenchCommand {
                     if !quiet { Terminal.writeStandardError(message + "\n") }
                 }
             }
-            Terminal.print(json ? Self.json(results) : Self.table(results))
+            Terminal.print(output.json ? Self.json(results) : Self.table(results))
         }
 
         static func median(_ values: [Double]) -> Double {
