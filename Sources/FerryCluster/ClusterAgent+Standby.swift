@@ -111,7 +111,7 @@ extension ClusterAgent {
         state.synchronousNames = nil
         // pg_rewind reads the new timeline from the control file, which a promotion updates only at its next
         // checkpoint: an old primary coming back could otherwise not be rewound.
-        try? await session.withConnection { connection in try await connection.query("CHECKPOINT", logger: logger) }
+        _ = try? await session.withConnection { connection in try await connection.query("CHECKPOINT", logger: logger) }
         // The others follow at once: their slots must exist before they connect; synchronous replication is set
         // before the first commits are acknowledged.
         try? await ensureSlots(session, lease: lease, &state)
@@ -152,7 +152,7 @@ extension ClusterAgent {
             do {
                 // The rewind takes the primary's timeline from its control file: a checkpoint makes it current.
                 let remote = session(to: primary)
-                try? await remote.withConnection { connection in try await connection.query("CHECKPOINT", logger: logger) }
+                _ = try? await remote.withConnection { connection in try await connection.query("CHECKPOINT", logger: logger) }
                 await remote.close()
                 let said = try await controller.rewind(host: primary.host, port: primary.port)
                 if said.contains("no rewind required") { how = "nothing to rewind" }

@@ -436,6 +436,13 @@ struct RedisSyncFaultTests {
         }
 
         func stop() { stopped.store(true, ordering: .relaxed) }
+
+        /// Waits until 50 more entries were written (a loaded machine writes slower; a fixed sleep made the test
+        /// depend on the pace).
+        func waitForProgress(_ world: RedisSyncWorld, _ when: String) async throws {
+            let goal = written.load(ordering: .relaxed) + 50
+            try await world.eventually("the writer adds 50 entries \(when)", timeout: .seconds(60)) { written.load(ordering: .relaxed) >= goal }
+        }
     }
 
     static func fastRetries(_ sync: inout RedisSyncConfiguration) {
@@ -522,13 +529,13 @@ struct RedisSyncFaultTests {
         let redis = RedisClient(configuration: configuration, logger: world.logger)
         let service = try RedisSyncService(configuration: world.configuration, redis: redis, logger: world.logger)
         let running = Task { try await service.run() }
-        try await Task.sleep(for: .seconds(2))
+        try await writer.waitForProgress(world, "before the restart")
         let pid = try #require(redisInstance.pid)
         ProcessTable.signal(pid, signal)
         #expect(await ProcessTable.waitForExit(pid, timeout: .seconds(15)))
         try await Task.sleep(for: .seconds(1))
         try await redisInstance.start()
-        try await Task.sleep(for: .seconds(3))
+        try await writer.waitForProgress(world, "after the restart")
         writer.stop()
         _ = await writing
         try await world.eventually("the sync to catch up after the restart", timeout: .seconds(30)) {
@@ -539,7 +546,6 @@ struct RedisSyncFaultTests {
         running.cancel()
         _ = await running.result
         await redis.shutdown()
-        #expect(writer.written.load(ordering: .relaxed) > 100)
         try await Self.expectStreamInPostgres(world, stream: stream)
         await world.close()
     }
@@ -553,11 +559,11 @@ struct RedisSyncFaultTests {
         let redis = world.client()
         let service = try RedisSyncService(configuration: world.configuration, redis: redis, logger: world.logger)
         let running = Task { try await service.run() }
-        try await Task.sleep(for: .seconds(2))
+        try await writer.waitForProgress(world, "before the restart")
         await postgres.kill()
         try await Task.sleep(for: .seconds(1))
         try await postgres.start()
-        try await Task.sleep(for: .seconds(3))
+        try await writer.waitForProgress(world, "after the restart")
         writer.stop()
         _ = await writing
         try await world.eventually("the sync to catch up after the restart", timeout: .seconds(30)) {
