@@ -22,12 +22,14 @@ cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
 cur.execute(
     f"""CREATE TABLE IF NOT EXISTS {schema}.redis_streams (id bigserial PRIMARY KEY, redis_db int NOT NULL, stream_key text NOT NULL,
     message_id text NOT NULL, data jsonb NOT NULL, "timestamp" timestamptz NOT NULL, synced_at timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (redis_db, stream_key, message_id))"""
+    UNIQUE (message_id, stream_key, redis_db))"""
 )
+# The same indexes as Ferry's tables (the seed's lookups on message_id and redis_key are the unique constraints).
+cur.execute(f"""CREATE INDEX IF NOT EXISTS redis_streams_stream_time ON {schema}.redis_streams (stream_key, "timestamp" DESC)""")
 cur.execute(
     f"""CREATE TABLE IF NOT EXISTS {schema}.redis_key_values (id bigserial PRIMARY KEY, redis_db int NOT NULL, redis_key text NOT NULL,
     redis_type text NOT NULL, value jsonb, ttl_ms bigint, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz,
-    UNIQUE (redis_db, redis_key))"""
+    UNIQUE (redis_key, redis_db))"""
 )
 pg.commit()
 

