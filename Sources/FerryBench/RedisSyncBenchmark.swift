@@ -15,7 +15,7 @@ public struct RedisSyncBenchmark: Sendable {
         public var pythonEntries = 200_000
         public var pythonKeys = 200_000
         public var skipPeers = false
-        public var consumers = 2
+        public var consumers = RedisSyncConfiguration.Streams().consumers
         public var pythonScript = "Benchmarks/python/redis_pg_sync.py"
 
         public init() {}

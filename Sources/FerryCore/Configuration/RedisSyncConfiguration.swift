@@ -41,8 +41,10 @@ public struct RedisSyncConfiguration: Sendable, Equatable {
         /// The table (`STREAM_TABLE_NAME`). Default `redis_streams`.
         public var table = "redis_streams"
         /// Consumers per Redis database in this process (they share the group, so entries are spread over them and
-        /// applied in parallel transactions). Default 2.
-        public var consumers = 2
+        /// applied in parallel transactions). Default 4: while one consumer waits for Redis or decodes, the others
+        /// keep PostgreSQL busy (1M entries on 2 cores: 82k entries/s with 2, 97–100k with 3, 104–107k with 4,
+        /// 104–105k with 6).
+        public var consumers = 4
         /// Entries pending this long with a stopped consumer are claimed. Default 30s.
         public var claimIdle: Duration = .seconds(30)
         /// Deliveries before an entry is applied alone, and solo attempts before it is a poison entry. Default 5.

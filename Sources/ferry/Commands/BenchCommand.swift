@@ -232,7 +232,7 @@ extension BenchCommand {
         var pythonCount = 200_000
 
         @Option(help: "Stream consumers (redis_sync.streams.consumers).")
-        var consumers = 2
+        var consumers = RedisSyncBenchmark.Options().consumers
 
         @OptionGroup var server: BenchPostgresSettings
 
