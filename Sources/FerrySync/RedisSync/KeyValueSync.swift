@@ -46,7 +46,8 @@ extension RedisSyncService {
     /// keys that matched before and are gone now get `deleted_at`. Returns the keys written.
     ///
     /// Reading and writing overlap: while batches of keys are read from Redis (SCAN, then TYPE+PTTL and the values
-    /// in two pipelines), up to `writers` earlier batches are being upserted, each on its own PostgreSQL session.
+    /// in two pipelines, two batches at a time), up to `writers` earlier batches are being upserted, each on its own
+    /// PostgreSQL session.
     func scanKeysOnce() async throws -> Int {
         let config = self.config
         let patterns = config.keyValues.patterns.map(GlobPattern.init)
@@ -63,18 +64,14 @@ extension RedisSyncService {
                 seen.reserveCapacity(known.count)
                 try await withThrowingTaskGroup(of: (Int, PostgresSession).self) { group in
                     var idle = sessions
-                    func write(_ keys: [String]) async throws {
-                        try await limiter?.acquire(keys.count * 2)
-                        let (rows, _) = try await redis.withConnection(database: database) { connection in
-                            try await Self.readKeys(keys, on: connection)
-                        }
+                    func write(_ rows: [KeyValueRow]) async throws {
                         if idle.isEmpty, let (count, session) = try await group.next() {
                             written += count
                             idle.append(session)
                         }
                         let session = idle.removeLast()
                         // Keys not present before are usually new rows: COPY them straight in, upsert the rest.
-                        let fresh = rows.filter { !known.contains($0.key) }
+                        let fresh = known.isEmpty ? rows : rows.filter { !known.contains($0.key) }
                         let rest = fresh.count == rows.count ? [] : rows.filter { known.contains($0.key) }
                         group.addTask {
                             var count = 0
@@ -89,19 +86,38 @@ extension RedisSyncService {
                             return (count, session)
                         }
                     }
-                    var pending: [String] = []
-                    pending.reserveCapacity(batchSize)
-                    for pattern in patterns {
-                        for try await key in redis.scan(database: database, match: pattern.redisMatch, count: batchSize) {
-                            guard !key.hasPrefix("ferry:"), pattern.matches(key), seen.insert(key).inserted else { continue }
-                            pending.append(key)
-                            if pending.count >= batchSize {
-                                try await write(pending)
-                                pending.removeAll(keepingCapacity: true)
+                    // Two batches are read at a time, on two connections: the scan goes on and one batch's values
+                    // are decoded while Redis answers for the other.
+                    try await withThrowingTaskGroup(of: [KeyValueRow].self) { reads in
+                        var reading = 0
+                        func read(_ keys: [String]) async throws {
+                            try await limiter?.acquire(keys.count * 2)
+                            reads.addTask {
+                                try await self.redis.withConnection(database: database) { connection in
+                                    try await Self.readKeys(keys, on: connection).rows
+                                }
+                            }
+                            reading += 1
+                            if reading >= 2, let rows = try await reads.next() {
+                                reading -= 1
+                                try await write(rows)
                             }
                         }
+                        var pending: [String] = []
+                        pending.reserveCapacity(batchSize)
+                        for pattern in patterns {
+                            for try await key in redis.scan(database: database, match: pattern.redisMatch, count: batchSize) {
+                                guard !key.hasPrefix("ferry:"), pattern.matches(key), seen.insert(key).inserted else { continue }
+                                pending.append(key)
+                                if pending.count >= batchSize {
+                                    try await read(pending)
+                                    pending.removeAll(keepingCapacity: true)
+                                }
+                            }
+                        }
+                        if !pending.isEmpty { try await read(pending) }
+                        for try await rows in reads { try await write(rows) }
                     }
-                    if !pending.isEmpty { try await write(pending) }
                     for try await (count, session) in group {
                         written += count
                         idle.append(session)
