@@ -147,12 +147,14 @@ final class HAWriter: Sendable {
     let failures = Atomic(0)
     /// The last failed insert and the node the writer tries now, for a failure message.
     let lastError = Mutex<String?>(nil)
-    let target = Atomic(0)
+    let writingTo = Atomic(0)
     private let stopped = Atomic(false)
+    let names: [String]
     let endpoints: [PostgresEndpoint]
     let logger: Logger
 
     init(_ world: HAWorld) {
+        names = world.cluster.nodes.map(\.name)
         endpoints = world.cluster.nodes.map {
             var endpoint = $0.instance.endpoint
             endpoint.connectTimeout = .seconds(1)
@@ -179,11 +181,11 @@ final class HAWriter: Sendable {
                 // before the acknowledgement reached us leaves the row on the new primary. The next try uses a new id.
                 next += 1
                 failures.add(1, ordering: .relaxed)
-                self.target.store((target + 1) % endpoints.count, ordering: .relaxed)
-                lastError.withLock { $0 = "node \(target + 1): \(String(reflecting: error).prefix(300))" }
+                lastError.withLock { $0 = "\(names[target]): \(String(reflecting: error).prefix(300))" }
                 await sessions[target].close()
                 sessions[target] = PostgresSession(endpoint: endpoints[target], key: "postgres", logger: logger)
                 target = (target + 1) % endpoints.count
+                writingTo.store(target, ordering: .relaxed)
                 try? await Task.sleep(for: .milliseconds(10))
             }
         }
@@ -193,7 +195,7 @@ final class HAWriter: Sendable {
     var count: Int { acknowledged.withLock { $0.count } }
 
     var status: String {
-        "writing to node\(target.load(ordering: .relaxed) + 1); last failed insert: \(lastError.withLock { $0 } ?? "none")"
+        "writing to \(names[writingTo.load(ordering: .relaxed)]); last failed insert: \(lastError.withLock { $0 } ?? "none")"
     }
 
     /// Waits until `more` further inserts were acknowledged.
