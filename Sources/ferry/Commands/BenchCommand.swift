@@ -116,7 +116,7 @@ extension BenchCommand {
             options.tick = tick
             let logger = Logger(label: "ferry.bench")
             let quiet = output.json
-            let sandboxOptions = try server.sandboxOptions()
+            let sandboxOptions = server.sandboxOptions()
             let figures = try await Sandbox.with(root: ".ferry/bench/sync", options: sandboxOptions, logger: logger) { sandbox in
                 try await SyncBenchmark(options: options, logger: logger).run(on: sandbox) { message in
                     if !quiet { Terminal.writeStandardError(message + "\n") }
@@ -132,13 +132,18 @@ struct BenchPostgresSettings: ParsableArguments {
     @Option(name: .customLong("postgres-setting"), help: "A postgresql.conf setting for the benchmark's server, as name=value (repeatable).")
     var postgresSettings: [String] = []
 
+    func validate() throws {
+        for setting in postgresSettings where setting.split(separator: "=", maxSplits: 1).count != 2 {
+            throw ValidationError("--postgres-setting: \"\(setting)\" is not name=value (e.g. shared_buffers=1GB)")
+        }
+    }
+
     /// Sandbox options with these settings.
-    func sandboxOptions() throws -> Sandbox.Options {
+    func sandboxOptions() -> Sandbox.Options {
         var options = Sandbox.Options()
         for setting in postgresSettings {
             let parts = setting.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { throw ValidationError("--postgres-setting: \"\(setting)\" is not name=value") }
-            options.postgresSettings[parts[0]] = parts[1]
+            if parts.count == 2 { options.postgresSettings[parts[0]] = parts[1] }
         }
         return options
     }
@@ -249,7 +254,7 @@ extension BenchCommand {
             options.consumers = consumers
             let logger = Logger(label: "ferry.bench")
             let quiet = output.json
-            let sandboxOptions = try server.sandboxOptions()
+            let sandboxOptions = server.sandboxOptions()
             let figures = try await Sandbox.with(root: ".ferry/bench/redis-sync", options: sandboxOptions, logger: logger) { sandbox in
                 try await RedisSyncBenchmark(options: options, logger: logger).run(on: sandbox) { message in
                     if !quiet { Terminal.writeStandardError(message + "\n") }
