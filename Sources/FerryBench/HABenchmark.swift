@@ -1,6 +1,6 @@
 import AsyncHTTPClient
-public import FerryCluster
-public import FerryCore
+import FerryCluster
+import FerryCore
 import FerryPostgres
 public import FerrySandbox
 import Foundation

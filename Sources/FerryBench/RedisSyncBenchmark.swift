@@ -1,4 +1,4 @@
-public import FerryCore
+import FerryCore
 import FerryPostgres
 import FerryRedis
 public import FerrySandbox
@@ -47,7 +47,8 @@ public struct RedisSyncBenchmark: Sendable {
         sync.streams.consumers = options.consumers
         sync.keyValues.enabled = false
         progress("ferry: syncing the stream")
-        let entryRate = try await timeOnce(sync, postgres: postgres, redisInstance: redisInstance, redis: redis, schema: "bench_ferry").entries
+        let streamRun = try await timeOnce(sync, postgres: postgres, redisInstance: redisInstance, redis: redis, schema: "bench_ferry")
+        let entryRate = streamRun.entries
         var pythonEntryRate: Double?
         if !options.skipPeers {
             try await Self.writeEntries(redis, database: 2, stream: "bench-py-stream", count: options.pythonEntries)
@@ -58,6 +59,7 @@ public struct RedisSyncBenchmark: Sendable {
             .init(
                 name: "stream entries (5 fields) → PostgreSQL", ferry: entryRate, unit: "entries/s", peer: pythonEntryRate,
                 peerName: "redis-py + psycopg2", target: 100_000))
+        figures += Self.cpuFigures(streamRun.cpu.microseconds(per: options.entries), per: "entry")
 
         // Keys: database 1 for Ferry, database 3 for the peer.
         progress("writing \(options.keys) keys of mixed types")
@@ -67,7 +69,8 @@ public struct RedisSyncBenchmark: Sendable {
         sync.streams.enabled = false
         sync.keyValues.patterns = ["bk:*"]
         progress("ferry: syncing the keys")
-        let keyRate = try await timeOnce(sync, postgres: postgres, redisInstance: redisInstance, redis: redis, schema: "bench_ferry").keys
+        let keyRun = try await timeOnce(sync, postgres: postgres, redisInstance: redisInstance, redis: redis, schema: "bench_ferry")
+        let keyRate = keyRun.keys
         var pythonKeyRate: Double?
         if !options.skipPeers {
             try await Self.writeKeys(redis, database: 3, prefix: "pk", count: options.pythonKeys)
@@ -78,13 +81,14 @@ public struct RedisSyncBenchmark: Sendable {
             .init(
                 name: "keys (mixed types) → PostgreSQL", ferry: keyRate, unit: "keys/s", peer: pythonKeyRate, peerName: "redis-py + psycopg2",
                 target: 100_000))
+        figures += Self.cpuFigures(keyRun.cpu.microseconds(per: options.keys), per: "key")
         figures.append(.init(name: "peak resident memory", ferry: SyncBenchmark.peakResidentMegabytes(), unit: "MB", higherIsBetter: false))
         return figures
     }
 
     private func timeOnce(
         _ sync: RedisSyncConfiguration, postgres: PostgresInstance, redisInstance: RedisInstance, redis: RedisClient, schema: String
-    ) async throws -> (entries: Double, keys: Double) {
+    ) async throws -> (entries: Double, keys: Double, cpu: ProcessCPU) {
         var configuration = FerryConfiguration()
         var endpoint = postgres.endpoint
         endpoint.schema = schema
@@ -93,10 +97,19 @@ public struct RedisSyncBenchmark: Sendable {
         configuration.redisSync = sync
         let service = try RedisSyncService(configuration: configuration, redis: redis, logger: logger)
         let clock = ContinuousClock()
+        let cpuBefore = ProcessCPU.sample(postgres: postgres, redis: redisInstance)
         let start = clock.now
         let (entries, keys) = try await service.runOnce()
         let seconds = (clock.now - start).seconds
-        return (Double(entries) / seconds, Double(keys) / seconds)
+        let cpu = ProcessCPU.sample(postgres: postgres, redis: redisInstance) - cpuBefore
+        return (Double(entries) / seconds, Double(keys) / seconds, cpu)
+    }
+
+    /// Where one item's time went: CPU microseconds in each process (steadier than the rate on a shared machine).
+    static func cpuFigures(_ cpu: ProcessCPU, per item: String) -> [SyncBenchmark.Figure] {
+        [("Ferry", cpu.ferry), ("PostgreSQL", cpu.postgres), ("Redis", cpu.redis)].map { process, value in
+            .init(name: "CPU per \(item): \(process)", ferry: value, unit: "µs", higherIsBetter: false)
+        }
     }
 
     static func writeEntries(_ redis: RedisClient, database: Int, stream: String, count: Int) async throws {

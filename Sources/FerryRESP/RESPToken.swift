@@ -5,7 +5,7 @@ public import NIOCore
 /// Tokens come from ``RESPTokenDecoder`` (or ``init(validating:)``), so every accessor can rely on the bytes
 /// being well-formed. Attributes that precede a value are kept in the slice and exposed by ``attributes``.
 public struct RESPToken: Hashable, Sendable, CustomStringConvertible {
-    /// The value's bytes, attributes included.
+    /// The value's bytes, attributes included: exactly one value, nothing after it (every initializer ensures it).
     public let base: ByteBuffer
 
     /// The value, decoded one level deep: aggregates are lazy views over their children.
@@ -110,8 +110,9 @@ public struct RESPToken: Hashable, Sendable, CustomStringConvertible {
         case .array, .set, .push, .map, .attribute:
             let count = Int(RESPBytes.parseInteger(base, start + 1, lineEnd)!)
             if count < 0 { return .null }
-            let end = Self.skip(base, from: start)
-            let children = base.getSlice(at: lineEnd + 2, length: end - lineEnd - 2)!
+            // `base` ends where the value ends, so the children run to its end: no walk over them to find it
+            // (a stream entry's fields were walked once per level of nesting before).
+            let children = base.getSlice(at: lineEnd + 2, length: base.writerIndex - lineEnd - 2)!
             switch type {
             case .array: return .array(Array(count: count, children: children))
             case .set: return .set(Array(count: count, children: children))

@@ -313,25 +313,28 @@ extension RedisSyncService {
             let entries = pairs(token)
             if entries.isEmpty, case .null = token.value { return nil }
             out.writeString("{")
-            for (index, (key, value)) in entries.enumerated() {
-                if index > 0 { out.writeString(",") }
-                JSONBytes.appendKey(key, to: &out)
-                out.writeString(":")
-                if type == "zset" {
-                    let score: Double? =
-                        switch value.value {
-                        case .double(let number): number
-                        default: bytes(value).flatMap { Double(String(buffer: $0)) }
+            var first = true
+            JSONBytes.forEachInJSONBOrder(
+                count: entries.count, name: { entries[$0].0 },
+                body: { index in
+                    let (key, value) = entries[index]
+                    JSONBytes.appendKey(key, first: first, to: &out)
+                    first = false
+                    if type == "zset" {
+                        let score: Double? =
+                            switch value.value {
+                            case .double(let number): number
+                            default: bytes(value).flatMap { Double(String(buffer: $0)) }
+                            }
+                        if let score, score.isFinite {
+                            out.writeString(String(score))
+                        } else {
+                            JSONBytes.appendValue(bytes(value) ?? ByteBuffer(), to: &out)
                         }
-                    if let score, score.isFinite {
-                        out.writeString(String(score))
                     } else {
                         JSONBytes.appendValue(bytes(value) ?? ByteBuffer(), to: &out)
                     }
-                } else {
-                    JSONBytes.appendValue(bytes(value) ?? ByteBuffer(), to: &out)
-                }
-            }
+                })
             out.writeString("}")
         case "list", "set":
             let items: [ByteBuffer]

@@ -39,12 +39,15 @@ struct RedisStreamApplier: StreamApplying {
         var json = ByteBuffer()
         json.reserveCapacity(256)
         json.writeInteger(UInt8(ascii: "{"))
-        for (index, field) in (raw.fields ?? []).enumerated() {
-            if index > 0 { json.writeInteger(UInt8(ascii: ",")) }
-            JSONBytes.appendKey(field.name, to: &json)
-            json.writeInteger(UInt8(ascii: ":"))
-            JSONBytes.appendValue(field.value, to: &json)
-        }
+        let fields = raw.fields ?? []
+        var first = true
+        JSONBytes.forEachInJSONBOrder(
+            count: fields.count, name: { fields[$0].name },
+            body: { index in
+                JSONBytes.appendKey(fields[index].name, first: first, to: &json)
+                JSONBytes.appendValue(fields[index].value, to: &json)
+                first = false
+            })
         json.writeInteger(UInt8(ascii: "}"))
         return StreamRow(json: json, milliseconds: milliseconds)
     }
@@ -226,63 +229,6 @@ struct RedisStreamApplier: StreamApplying {
     func countDeadLetters(_ rows: Int) { metrics.deadLetters.increment(by: Int64(rows)) }
 
     func close() async { await session.close() }
-}
-
-/// JSON string literals straight from bytes.
-enum JSONBytes {
-    /// Appends `value` as a JSON string when it is UTF-8 text without NUL (PostgreSQL's jsonb refuses `\u0000`),
-    /// otherwise as `{"base64": "…"}`.
-    static func appendValue(_ value: ByteBuffer, to out: inout ByteBuffer) {
-        let isText = value.withUnsafeReadableBytes { bytes -> Bool in
-            var ascii = true
-            for byte in bytes {
-                if byte == 0 { return false }
-                if byte >= 0x80 { ascii = false }
-            }
-            return ascii || String(validating: bytes, as: UTF8.self) != nil
-        }
-        guard isText else {
-            let encoded = Data(value.readableBytesView).base64EncodedString()
-            out.writeString("{\"base64\":\"\(encoded)\"}")
-            return
-        }
-        out.writeInteger(UInt8(ascii: "\""))
-        value.withUnsafeReadableBytes { bytes in
-            var clean = 0
-            for index in 0..<bytes.count {
-                let byte = bytes[index]
-                guard byte < 0x20 || byte == 0x22 || byte == 0x5C else { continue }
-                if index > clean { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[clean..<index])) }
-                switch byte {
-                case 0x22: out.writeString("\\\"")
-                case 0x5C: out.writeString("\\\\")
-                case 0x0A: out.writeString("\\n")
-                case 0x0D: out.writeString("\\r")
-                case 0x09: out.writeString("\\t")
-                default:
-                    let hex = String(byte, radix: 16)
-                    out.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-                }
-                clean = index + 1
-            }
-            if clean < bytes.count { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[clean...])) }
-        }
-        out.writeInteger(UInt8(ascii: "\""))
-    }
-
-    /// A field name as a JSON key; a name that is not text becomes `"base64:…"`.
-    static func appendKey(_ name: ByteBuffer, to out: inout ByteBuffer) {
-        let isText = name.withUnsafeReadableBytes { bytes in !bytes.contains(0) && String(validating: bytes, as: UTF8.self) != nil }
-        if isText {
-            appendValue(name, to: &out)
-        } else {
-            out.writeString("\"base64:\(Data(name.readableBytesView).base64EncodedString())\"")
-        }
-    }
-
-    static func appendValue(_ value: String, to out: inout ByteBuffer) {
-        appendValue(ByteBuffer(string: value), to: &out)
-    }
 }
 
 /// UTC timestamps in PostgreSQL's input format, from milliseconds since 1970 (stream entry ids), without Foundation.

@@ -185,6 +185,7 @@ enum BenchReport {
     static func format(_ value: Double, _ unit: String) -> String {
         switch unit {
         case "ms": String(format: "%.3f ms", value)
+        case "µs": String(format: "%.1f µs", value)
         default: ProgressBar.grouped(Int(value.rounded())) + " " + unit
         }
     }
