@@ -211,3 +211,34 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite("RESP plain reader")
+struct RESPReaderTests {
+    func array(_ text: String) throws -> RESPToken.Array {
+        guard case .array(let children) = try RESPToken(validating: ByteBuffer(string: text)).value else {
+            throw RESPParsingError(.invalidData, offset: 0)
+        }
+        return children
+    }
+
+    @Test func readsHeadersAndStringsInOrder() throws {
+        var reader = try array("*3\r\n*2\r\n$2\r\nab\r\n+OK\r\n$0\r\n\r\n~1\r\n$12\r\nhello\r\nworld\r\n").reader
+        #expect(reader.readArrayHeader() == 2)
+        #expect(reader.readString().map { String(buffer: $0) } == "ab")
+        #expect(reader.readString().map { String(buffer: $0) } == "OK")
+        #expect(reader.readString().map { String(buffer: $0) } == "")
+        #expect(reader.readArrayHeader() == 1)
+        #expect(reader.readString().map { String(buffer: $0) } == "hello\r\nworld")
+        #expect(reader.isAtEnd)
+    }
+
+    @Test func anythingElseReadsAsNilWithoutMoving() throws {
+        var reader = try array("*4\r\n$-1\r\n*-1\r\n:5\r\n+x\r\n").reader
+        #expect(reader.readString() == nil)
+        #expect(reader.readArrayHeader() == nil)
+        var skipped = try array("*2\r\n:5\r\n+x\r\n").reader
+        #expect(skipped.readString() == nil)
+        #expect(skipped.readArrayHeader() == nil)
+        #expect(!skipped.isAtEnd)
+    }
+}

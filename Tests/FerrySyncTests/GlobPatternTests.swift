@@ -14,6 +14,8 @@ struct GlobPatternTests {
         ("sensor-[0-9]", "sensor-5", true), ("sensor-[0-9]", "sensor-x", false), ("sensor-[!0-9]", "sensor-x", true),
         ("a*b*c", "aXXbYYc", true), ("a*b*c", "aXXbYY", false), ("*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaac", false),
         ("[unclosed", "[unclosed", true), ("biosignal-*", "biosignal-ecg", true), ("biosignal-*", "bio-ecg", false),
+        ("orders:*", "orders:", true), ("orders:*", "orders", false), ("orders:*", "x-orders:1", false), ("caf*", "café:1", true),
+        ("é*", "éclair", true), ("a?*", "ab", true), ("a?*", "a", false),
     ])
     func matches(pattern: String, name: String, expected: Bool) {
         #expect(GlobPattern(pattern).matches(name) == expected, "\(pattern) vs \(name)")

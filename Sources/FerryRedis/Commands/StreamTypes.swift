@@ -102,6 +102,28 @@ public struct RedisStreamEntry: Sendable, Hashable {
         }
     }
 
+    /// The usual reply — every entry `[id, [name, value, …]]` of bulk strings — read in one pass over its bytes;
+    /// nil for anything else (a deleted entry's null fields, attributes…), which the token walk then reads. On a
+    /// 5,000-entry XREADGROUP reply this replaces ~15 token reads per entry.
+    private static func plainList(_ children: RESPToken.Array) -> [RedisStreamEntry]? {
+        var reader = children.reader
+        var result: [RedisStreamEntry] = []
+        result.reserveCapacity(children.count)
+        for _ in 0..<children.count {
+            guard reader.readArrayHeader() == 2, let id = reader.readString(), let flat = reader.readArrayHeader(), flat % 2 == 0 else {
+                return nil
+            }
+            var fields: [RedisStreamField] = []
+            fields.reserveCapacity(flat / 2)
+            for _ in 0..<flat / 2 {
+                guard let name = reader.readString(), let value = reader.readString() else { return nil }
+                fields.append(RedisStreamField(name: name, value: value))
+            }
+            result.append(RedisStreamEntry(id: String(buffer: id), fields: fields))
+        }
+        return reader.isAtEnd ? result : nil
+    }
+
     /// The children of an array, set or push.
     private static func aggregate(_ token: RESPToken) -> RESPToken.Array? {
         switch token.value {
@@ -113,6 +135,7 @@ public struct RedisStreamEntry: Sendable, Hashable {
     static func list(fromRESP token: RESPToken) throws(RESPDecodeError) -> [RedisStreamEntry] {
         if token.isNull { return [] }
         guard let children = aggregate(token) else { throw RESPDecodeError(expected: "an array", found: token.identifier) }
+        if let entries = plainList(children) { return entries }
         var result: [RedisStreamEntry] = []
         result.reserveCapacity(children.count)
         for element in children { result.append(try RedisStreamEntry(fromRESP: element)) }

@@ -4,10 +4,25 @@
 public struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
     public let text: String
     private let pattern: [Character]
+    /// `*` alone, or a plain prefix before one final `*` (`orders:*`, the usual pattern): matched on the bytes,
+    /// without splitting every key into characters.
+    private let shortcut: Shortcut?
+
+    private enum Shortcut: Hashable {
+        case everything
+        case prefix(String)
+    }
 
     public init(_ text: String) {
         self.text = text
         pattern = Array(text)
+        if text == "*" {
+            shortcut = .everything
+        } else if text.hasSuffix("*"), !text.dropLast().contains(where: { "*?[\\".contains($0) }) {
+            shortcut = .prefix(String(text.dropLast()))
+        } else {
+            shortcut = nil
+        }
     }
 
     public var description: String { text }
@@ -36,6 +51,11 @@ public struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
     }
 
     public func matches(_ name: String) -> Bool {
+        switch shortcut {
+        case .everything: return true
+        case .prefix(let prefix): return name.utf8.starts(with: prefix.utf8)
+        case nil: break
+        }
         let subject = Array(name)
         // Iterative matching with backtracking to the last `*` (linear in practice, no recursion).
         var p = 0

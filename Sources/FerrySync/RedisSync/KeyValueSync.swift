@@ -61,7 +61,10 @@ extension RedisSyncService {
             for database in config.databases {
                 let known = try await knownKeys(database: database, session: sessions[0])
                 var seen = Set<String>()
-                seen.reserveCapacity(known.count)
+                // Sized up front from what was there before or the database's key count (capped), so a first scan
+                // of a million keys does not rehash the set twenty times.
+                let keysInDatabase = (try? await redis.send(DBSIZE(), database: database)) ?? 0
+                seen.reserveCapacity(max(known.count, min(keysInDatabase, 4_000_000)))
                 try await withThrowingTaskGroup(of: (Int, PostgresSession).self) { group in
                     var idle = sessions
                     func write(_ rows: [KeyValueRow]) async throws {
@@ -232,15 +235,15 @@ extension RedisSyncService {
     /// TYPE and PTTL of every key in one pipeline, then each value by its type in a second; keys that vanished in
     /// between, and streams (synced as streams), are left out.
     static func readKeys(_ keys: [String], on connection: RedisConnection) async throws -> (rows: [KeyValueRow], missing: [String]) {
-        var first: [RawCommand] = []
+        var first: [KeyRead] = []
         first.reserveCapacity(keys.count * 2)
         for key in keys {
-            first.append(RawCommand("TYPE", key))
-            first.append(RawCommand("PTTL", key))
+            first.append(KeyRead(.type, key))
+            first.append(KeyRead(.pttl, key))
         }
         let meta = try await connection.pipeline(first)
         var wanted: [(key: String, type: String, ttl: Int64?)] = []
-        var second: [RawCommand] = []
+        var second: [KeyRead] = []
         var missing: [String] = []
         for (index, key) in keys.enumerated() {
             guard case .success(let typeToken) = meta[index * 2], let type = try? typeToken.decode(as: String.self) else { continue }
@@ -250,13 +253,13 @@ extension RedisSyncService {
             }
             var ttl: Int64?
             if case .success(let ttlToken) = meta[index * 2 + 1], let value = try? ttlToken.decode(as: Int.self), value >= 0 { ttl = Int64(value) }
-            let command: RawCommand
+            let command: KeyRead
             switch type {
-            case "string": command = RawCommand("GET", key)
-            case "hash": command = RawCommand("HGETALL", key)
-            case "list": command = RawCommand("LRANGE", key, "0", "-1")
-            case "set": command = RawCommand("SMEMBERS", key)
-            case "zset": command = RawCommand("ZRANGE", key, "0", "-1", "WITHSCORES")
+            case "string": command = KeyRead(.get, key)
+            case "hash": command = KeyRead(.hgetall, key)
+            case "list": command = KeyRead(.lrange, key)
+            case "set": command = KeyRead(.smembers, key)
+            case "zset": command = KeyRead(.zrange, key)
             default: continue  // streams (synced as streams), module types
             }
             wanted.append((key, type, ttl))
@@ -387,6 +390,47 @@ extension RedisSyncService {
         keyMemory.remember(database: database, keys: stillKnown)
         return count
     }
+}
+
+/// One read of the key scan (three per key), encoded without an argument array per command.
+struct KeyRead: RedisCommand {
+    enum Operation {
+        case type, pttl, get, hgetall, lrange, smembers, zrange
+    }
+
+    let operation: Operation
+    let key: String
+
+    init(_ operation: Operation, _ key: String) {
+        self.operation = operation
+        self.key = key
+    }
+
+    var name: String {
+        switch operation {
+        case .type: "TYPE"
+        case .pttl: "PTTL"
+        case .get: "GET"
+        case .hgetall: "HGETALL"
+        case .lrange: "LRANGE"
+        case .smembers: "SMEMBERS"
+        case .zrange: "ZRANGE"
+        }
+    }
+
+    func encode(into encoder: inout RESPCommandEncoder) {
+        switch operation {
+        case .type: encoder.encodeArray("TYPE", key)
+        case .pttl: encoder.encodeArray("PTTL", key)
+        case .get: encoder.encodeArray("GET", key)
+        case .hgetall: encoder.encodeArray("HGETALL", key)
+        case .lrange: encoder.encodeArray("LRANGE", key, "0", "-1")
+        case .smembers: encoder.encodeArray("SMEMBERS", key)
+        case .zrange: encoder.encodeArray("ZRANGE", key, "0", "-1", "WITHSCORES")
+        }
+    }
+
+    func decode(_ token: RESPToken) throws(RESPDecodeError) -> RESPToken { token }
 }
 
 /// Per database, the keys stored as present in `redis_key_values` as of the last full scan.
