@@ -33,6 +33,22 @@ struct ProcessCPU: Sendable {
         return ProcessCPU(ferry: ferry * scale, postgres: postgres * scale, redis: redis * scale)
     }
 
+    /// Samples before `body` and after it, leaving closed sessions' backends time to exit and be reaped (their
+    /// CPU then shows in the postmaster's children's time; an exiting backend is in neither).
+    static func measure<T>(postgres: PostgresInstance, redis: RedisInstance, _ body: () async throws -> T) async throws -> (T, ProcessCPU) {
+        let before = sample(postgres: postgres, redis: redis)
+        let result = try await body()
+        try await Task.sleep(for: .milliseconds(500))
+        return (result, sample(postgres: postgres, redis: redis) - before)
+    }
+
+    /// Figures for a benchmark report: `label` (e.g. "CPU per entry") in each process, in microseconds.
+    func figures(_ label: String) -> [SyncBenchmark.Figure] {
+        [("Ferry", ferry), ("PostgreSQL", postgres), ("Redis", redis)].map { process, value in
+            .init(name: "\(label): \(process)", ferry: value, unit: "µs", higherIsBetter: false)
+        }
+    }
+
     private static let clockTicks = Double(sysconf(Int32(_SC_CLK_TCK)))
 
     private static func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }

@@ -59,7 +59,7 @@ public struct RedisSyncBenchmark: Sendable {
             .init(
                 name: "stream entries (5 fields) → PostgreSQL", ferry: entryRate, unit: "entries/s", peer: pythonEntryRate,
                 peerName: "redis-py + psycopg2", target: 100_000))
-        figures += Self.cpuFigures(streamRun.cpu.microseconds(per: options.entries), per: "entry")
+        figures += streamRun.cpu.microseconds(per: options.entries).figures("CPU per entry")
 
         // Keys: database 1 for Ferry, database 3 for the peer.
         progress("writing \(options.keys) keys of mixed types")
@@ -81,7 +81,7 @@ public struct RedisSyncBenchmark: Sendable {
             .init(
                 name: "keys (mixed types) → PostgreSQL", ferry: keyRate, unit: "keys/s", peer: pythonKeyRate, peerName: "redis-py + psycopg2",
                 target: 100_000))
-        figures += Self.cpuFigures(keyRun.cpu.microseconds(per: options.keys), per: "key")
+        figures += keyRun.cpu.microseconds(per: options.keys).figures("CPU per key")
         figures.append(.init(name: "peak resident memory", ferry: SyncBenchmark.peakResidentMegabytes(), unit: "MB", higherIsBetter: false))
         return figures
     }
@@ -97,22 +97,13 @@ public struct RedisSyncBenchmark: Sendable {
         configuration.redisSync = sync
         let service = try RedisSyncService(configuration: configuration, redis: redis, logger: logger)
         let clock = ContinuousClock()
-        let cpuBefore = ProcessCPU.sample(postgres: postgres, redis: redisInstance)
-        let start = clock.now
-        let (entries, keys) = try await service.runOnce()
-        let seconds = (clock.now - start).seconds
-        // The sync's sessions have just closed: give their backends time to exit and be reaped, so their CPU has
-        // moved to the postmaster's children's time when it is read (an exiting backend is in neither).
-        try await Task.sleep(for: .milliseconds(500))
-        let cpu = ProcessCPU.sample(postgres: postgres, redis: redisInstance) - cpuBefore
-        return (Double(entries) / seconds, Double(keys) / seconds, cpu)
-    }
-
-    /// Where one item's time went: CPU microseconds in each process (steadier than the rate on a shared machine).
-    static func cpuFigures(_ cpu: ProcessCPU, per item: String) -> [SyncBenchmark.Figure] {
-        [("Ferry", cpu.ferry), ("PostgreSQL", cpu.postgres), ("Redis", cpu.redis)].map { process, value in
-            .init(name: "CPU per \(item): \(process)", ferry: value, unit: "µs", higherIsBetter: false)
+        var seconds = 0.0
+        let ((entries, keys), cpu) = try await ProcessCPU.measure(postgres: postgres, redis: redisInstance) {
+            let start = clock.now
+            defer { seconds = (clock.now - start).seconds }
+            return try await service.runOnce()
         }
+        return (Double(entries) / seconds, Double(keys) / seconds, cpu)
     }
 
     static func writeEntries(_ redis: RedisClient, database: Int, stream: String, count: Int) async throws {

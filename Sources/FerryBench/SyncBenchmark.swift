@@ -102,8 +102,11 @@ public struct SyncBenchmark: Sendable {
         // 1 + 2: Ferry, initial load and update pass.
         progress("ferry: initial load of \(options.rows) rows")
         var start = clock.now
-        let first = try await TableSyncPipeline(pipeline, configuration: configuration, redis: redis, logger: logger).runOnce()
-        let loadSeconds = (clock.now - start).seconds
+        var loadSeconds = 0.0
+        let (first, loadCPU) = try await ProcessCPU.measure(postgres: postgres, redis: redisInstance) {
+            defer { loadSeconds = (clock.now - start).seconds }
+            return try await TableSyncPipeline(pipeline, configuration: configuration, redis: redis, logger: logger).runOnce()
+        }
         guard first.applied >= options.rows else {
             throw FerryError(.invalidInput, "the initial load applied \(first.applied) of \(options.rows) rows")
         }
@@ -113,8 +116,11 @@ public struct SyncBenchmark: Sendable {
         try await source.updateAll()
         progress("ferry: update pass of \(options.rows) rows")
         start = clock.now
-        let second = try await TableSyncPipeline(pipeline, configuration: configuration, redis: redis, logger: logger).runOnce()
-        let updateSeconds = (clock.now - start).seconds
+        var updateSeconds = 0.0
+        let (second, updateCPU) = try await ProcessCPU.measure(postgres: postgres, redis: redisInstance) {
+            defer { updateSeconds = (clock.now - start).seconds }
+            return try await TableSyncPipeline(pipeline, configuration: configuration, redis: redis, logger: logger).runOnce()
+        }
         progress(String(format: "  %.1f s, %.0f rows/s (%d applied)", updateSeconds, Double(options.rows) / updateSeconds, second.applied))
 
         // 3: raw COPY.
@@ -128,10 +134,12 @@ public struct SyncBenchmark: Sendable {
             Figure(
                 name: "initial load, \(options.rows) rows", ferry: Double(options.rows) / loadSeconds, unit: "rows/s", peer: copyRate,
                 peerName: "raw COPY", target: 100_000))
+        figures += loadCPU.microseconds(per: options.rows).figures("CPU per row loaded")
         figures.append(
             Figure(
                 name: "update pass, every row", ferry: Double(options.rows) / updateSeconds, unit: "rows/s", peer: copyRate, peerName: "raw COPY",
                 target: 60_000))
+        figures += updateCPU.microseconds(per: options.rows).figures("CPU per row updated")
 
         // 4: the original design in Python.
         if !options.skipPeers {
