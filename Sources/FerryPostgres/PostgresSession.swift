@@ -143,6 +143,14 @@ public struct PostgresSessionConnection: Sendable {
         return try await connection.query(query, logger: logger, file: file, line: line)
     }
 
+    /// Runs `query` and hands each row to `onRow` as it arrives, on the connection's event loop, one row after
+    /// another: no async step per row. (Iterating the async row sequence pays a hop check through the task's
+    /// executor preference on every row — about a tenth of the producer's CPU on a 5,000-row page.)
+    public func forEachRow(_ query: PostgresQuery, logger: Logger, _ onRow: @escaping @Sendable (PostgresRow) throws -> Void) async throws {
+        try ensureOpen()
+        _ = try await connection.query(query, logger: logger, onRow).get()
+    }
+
     public func copyFrom(table: String, columns: [String], logger: Logger, writeData: (PostgresCopyFromWriter) async throws -> Void) async throws {
         try ensureOpen()
         try await connection.copyFrom(table: table, columns: columns, logger: logger, writeData: writeData)

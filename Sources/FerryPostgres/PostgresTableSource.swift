@@ -368,15 +368,14 @@ public struct PostgresTableSource: TableSource {
     private func run(_ sql: String, _ binds: PostgresBindings, into rows: inout CopyTextRows) async throws {
         let query = PostgresQuery(unsafeSQL: sql, binds: binds)
         do {
+            let collector = RowCollector()
+            swap(&collector.rows, &rows)
+            defer { swap(&collector.rows, &rows) }
             try await session.withConnection { connection in
-                let result = try await connection.query(query, logger: logger)
-                var local = CopyTextRows(capacity: 0)
-                swap(&local, &rows)
-                defer { swap(&local, &rows) }
-                for try await row in result {
-                    local.beginRow()
-                    for cell in row { local.appendField(cell.bytes) }
-                    local.endRow()
+                try await connection.forEachRow(query, logger: logger) { row in
+                    collector.rows.beginRow()
+                    for cell in row { collector.rows.appendField(cell.bytes) }
+                    collector.rows.endRow()
                 }
             }
         } catch let error as FerryError {
@@ -408,4 +407,10 @@ public struct PostgresTableSource: TableSource {
         }
         return diagnosed
     }
+}
+
+/// The rows of one query as they arrive: written only by the row callbacks, which the connection's event loop
+/// runs one after another, and read after the query's future completed.
+private final class RowCollector: @unchecked Sendable {
+    var rows = CopyTextRows(capacity: 0)
 }

@@ -77,7 +77,6 @@ struct RedisSyncTables: Sendable {
             result.append(Table(name: deadLetters, statements: ControlTables.deadLetterStatements(deadLetters), updates: false))
         }
         if config.keyValues.enabled {
-            let table = config.keyValues.table
             result.append(
                 Table(
                     name: keyValues,

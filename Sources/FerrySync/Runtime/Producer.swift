@@ -38,6 +38,10 @@ struct Producer {
     /// The source's change mark taken when the last complete sweep began: the next sweep reads only rows written
     /// since (nil: the whole window).
     private var windowMark: String?
+    /// The checkpoint this producer started reading from, and a change mark taken before it read anything. The
+    /// first sweep needs the whole window only up to that checkpoint (rows an earlier producer may have missed);
+    /// above it, this producer's own reads saw every row version older than the mark.
+    private var restart: (position: SourcePosition?, mark: String)?
 
     struct WindowSweep {
         /// Taken as this sweep began; the next sweep reads rows written since.
@@ -49,6 +53,8 @@ struct Producer {
         var bounds: [String]
         /// The checkpoint when the sweep began: the window's upper end.
         var upper: SourcePosition
+        /// For the first sweep after a start (`since` nil): where that start read from and a mark taken before it.
+        var restart: (position: SourcePosition?, mark: String)?
         /// The next slice to read.
         var next = 0
     }
@@ -89,6 +95,7 @@ struct Producer {
         let keys = context.keys
         windowMark = nil
         sweep = nil
+        restart = nil
         let stored = try await context.target.withConnection { connection in
             try await context.control.ensure(connection, logger: logger)
             return try await context.control.load(connection, logger: logger)
@@ -115,6 +122,8 @@ struct Producer {
         let wallMicroseconds = Int64(Date().timeIntervalSince1970 * 1_000_000)
         nextSeq = max(nextSeq, redisSeq + 1, (stored?.producedSeq ?? 0) + 1, (stored?.appliedSeq ?? 0) + 1, wallMicroseconds)
         writtenSeq = redisSeq
+        // Before anything is read from this position (see `restart`).
+        if let mark = try await context.source.changeMark() { restart = (position, mark) }
         return stored
     }
 
@@ -226,7 +235,7 @@ struct Producer {
             let mark = try await context.source.changeMark()
             guard let bounds = try await context.source.watermarks(watermark, minus: (0...slices).map { step * (slices - $0) }) else { return 0 }
             sweepStarted = .now
-            sweep = WindowSweep(mark: mark, since: windowMark, bounds: bounds, upper: position)
+            sweep = WindowSweep(mark: mark, since: windowMark, bounds: bounds, upper: position, restart: windowMark == nil ? restart : nil)
         }
         guard var current = sweep, let started = sweepStarted else { return 0 }
         let slices = current.bounds.count - 1
@@ -237,37 +246,58 @@ struct Producer {
         var queued = 0
         while current.next < min(due, slices) {
             let slice = current.next
-            var after: SourcePosition?
-            while true {
-                try Task.checkCancellation()
-                var rows = CopyTextRows()
-                try await context.source.readWindow(
-                    from: current.bounds[slice], below: slice + 1 < slices ? current.bounds[slice + 1] : nil, through: current.upper, after: after,
-                    changedSince: current.since, limit: pipeline.batchSize, into: &rows)
-                if rows.isEmpty { break }
-                let last = rows.fields(ofRow: rows.rowCount - 1)
-                after = SourcePosition(watermark: last[layout.watermarkIndex], key: layout.keyIndexes.map { last[$0] ?? "" })
-                var fresh = CopyTextRows(capacity: 0)
-                for index in 0..<rows.rowCount where !recent.contains(Self.hash(rows.row(index))) {
-                    fresh.append(rows.rows(index..<(index + 1)))
+            let lower = current.bounds[slice]
+            let below = slice + 1 < slices ? current.bounds[slice + 1] : nil
+            if let restart = current.restart {
+                // First sweep after a start: up to the starting checkpoint, every row (an earlier producer may have
+                // passed a late commit); above it, only versions no older than the mark taken before this
+                // producer's first read — every older one was committed before that read and seen by it.
+                if let start = restart.position {
+                    queued += try await reread(from: lower, below: below, through: start, after: nil, changedSince: nil)
                 }
-                if !fresh.isEmpty {
-                    logger.debug(
-                        "queued rows found in the lookback window",
-                        metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.rows": "\(fresh.rowCount)"])
-                    try await emit(fresh, advancing: nil, nullPosition: nullPosition)
-                    queued += fresh.rowCount
-                }
-                if rows.rowCount < pipeline.batchSize { break }
+                queued += try await reread(from: lower, below: below, through: current.upper, after: restart.position, changedSince: restart.mark)
+            } else {
+                queued += try await reread(from: lower, below: below, through: current.upper, after: nil, changedSince: current.since)
             }
             current.next += 1
         }
         if current.next >= slices {
             recent.forget(below: current.bounds[0])
             windowMark = current.mark
+            if current.restart != nil { restart = nil }
             sweep = nil
         } else {
             sweep = current
+        }
+        return queued
+    }
+
+    /// Reads one part of a window slice page by page and queues the rows not queued recently with this content.
+    private mutating func reread(
+        from lower: String, below: String?, through upper: SourcePosition, after start: SourcePosition?, changedSince mark: String?
+    ) async throws -> Int {
+        var queued = 0
+        var after = start
+        while true {
+            try Task.checkCancellation()
+            var rows = CopyTextRows()
+            try await context.source.readWindow(
+                from: lower, below: below, through: upper, after: after, changedSince: mark, limit: pipeline.batchSize, into: &rows)
+            if rows.isEmpty { break }
+            let last = rows.fields(ofRow: rows.rowCount - 1)
+            after = SourcePosition(watermark: last[layout.watermarkIndex], key: layout.keyIndexes.map { last[$0] ?? "" })
+            var fresh = CopyTextRows(capacity: 0)
+            for index in 0..<rows.rowCount where !recent.contains(Self.hash(rows.row(index))) {
+                fresh.append(rows.rows(index..<(index + 1)))
+            }
+            if !fresh.isEmpty {
+                logger.debug(
+                    "queued rows found in the lookback window",
+                    metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.rows": "\(fresh.rowCount)"])
+                try await emit(fresh, advancing: nil, nullPosition: nullPosition)
+                queued += fresh.rowCount
+            }
+            if rows.rowCount < pipeline.batchSize { break }
         }
         return queued
     }
