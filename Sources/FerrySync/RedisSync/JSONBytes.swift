@@ -96,10 +96,6 @@ enum JSONBytes {
         if !written { out.writeString("{\"base64\":\"\(Data(value.readableBytesView).base64EncodedString())\"}") }
     }
 
-    static func appendValue(_ value: String, to out: inout ByteBuffer) {
-        appendValue(ByteBuffer(string: value), to: &out)
-    }
-
     /// Appends `name` as an object key with its colon, after a comma unless it is the object's first key; a name
     /// that is not text becomes `"base64:…"`.
     static func appendKey(_ name: ByteBuffer, first: Bool, to out: inout ByteBuffer) {
