@@ -11,6 +11,8 @@ public final class PostgresSession: Sendable {
     /// Configuration key for messages (`postgres`, `sources.erp`).
     public let key: String
     private let logger: Logger
+    /// Statements run on each new connection after ``sessionSettings`` (this session's own `SET`s).
+    private let settings: [String]
     private let connection = Mutex<PostgresConnection?>(nil)
     private let nextID = Atomic<Int>(1)
 
@@ -19,9 +21,10 @@ public final class PostgresSession: Sendable {
         "SET IntervalStyle = 'postgres'", "SET client_min_messages = 'warning'",
     ]
 
-    public init(endpoint: PostgresEndpoint, key: String, logger: Logger) {
+    public init(endpoint: PostgresEndpoint, key: String, settings: [String] = [], logger: Logger) {
         self.endpoint = endpoint
         self.key = key
+        self.settings = settings
         self.logger = logger
     }
 
@@ -76,7 +79,7 @@ public final class PostgresSession: Sendable {
         do {
             fresh = try await PostgresConnection.connect(
                 configuration: configuration, id: nextID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: logger)
-            for setting in Self.sessionSettings {
+            for setting in Self.sessionSettings + settings {
                 try await fresh.query(PostgresQuery(unsafeSQL: setting), logger: logger)
             }
         } catch {
@@ -151,8 +154,24 @@ public struct PostgresSessionConnection: Sendable {
         _ = try await connection.query(query, logger: logger, onRow).get()
     }
 
-    public func copyFrom(table: String, columns: [String], logger: Logger, writeData: (PostgresCopyFromWriter) async throws -> Void) async throws {
+    public func copyFrom(table: String, columns: [String], logger: Logger, writeData: (CopyWriter) async throws -> Void) async throws {
         try ensureOpen()
-        try await connection.copyFrom(table: table, columns: columns, logger: logger, writeData: writeData)
+        try await connection.copyFrom(table: table, columns: columns, logger: logger) { writer in
+            try await writeData(CopyWriter(writer: writer, connection: self))
+        }
+    }
+
+    /// Writes a COPY's data, failing with a clear error when the connection has closed meanwhile. (postgres-nio
+    /// stops the process with a precondition failure when data is written to a connection whose COPY ended because
+    /// the server went away — a restart between its `CopyInResponse` and the first write. The check runs on the
+    /// connection's event loop, in the same step as the write.)
+    public struct CopyWriter: Sendable {
+        let writer: PostgresCopyFromWriter
+        let connection: PostgresSessionConnection
+
+        public func write(_ buffer: ByteBuffer) async throws {
+            try connection.ensureOpen()
+            try await writer.write(buffer)
+        }
     }
 }

@@ -353,6 +353,21 @@ struct TableSyncTests {
         #expect(result.applied >= 3_000)
         #expect(try await world.int("SELECT count(*) FROM \(world.mirror)") == 3_000)
         try await world.expectMirrorEqualsSource()
+
+        // Each consumer records what it applied in its own row of ferry_applied (no shared row lock between
+        // their commits); the status adds them up, with what an older version recorded in ferry_pipelines.
+        let applied = "\"\(world.targetSchema)\".ferry_applied"
+        #expect(try await world.int("SELECT count(*) FROM \(applied) WHERE pipeline = '\(world.pipeline.name)'") >= 1)
+        #expect(try await world.int("SELECT sum(applied_rows)::int FROM \(applied) WHERE pipeline = '\(world.pipeline.name)'") == result.applied)
+        try await world.sql(
+            "UPDATE \"\(world.targetSchema)\".ferry_pipelines SET applied_rows = 7, applied_seq = 1 WHERE pipeline = '\(world.pipeline.name)'")
+        let redis = RedisClient(configuration: .init(connection: RedisConnectionConfiguration(world.sandbox.redis!.endpoint)), logger: world.logger)
+        let status = await PipelineStatus.collect(world.pipeline, configuration: world.configuration, redis: redis, logger: world.logger)
+        await redis.shutdown()
+        #expect(status.problems.isEmpty, "\(status.problems)")
+        #expect(status.rowsApplied == Int64(result.applied + 7))
+        #expect(status.lastApplied != nil)
+        #expect((status.rowsPerSecond ?? 0) > 0, "the slots applied within the last minute")
         await world.close()
     }
 

@@ -56,14 +56,20 @@ struct MirrorLayoutTests {
     @Test func upsertIsGuardedAndCompanionGetsNewKeys() throws {
         let layout = try MirrorLayout(
             pipeline: pipeline { $0.companion = .init(table: "datos_seguimiento", columns: [("nota", "text")]) }, schema: Self.schema)
-        let statements = MirrorStatements(layout: layout)
+        let statements = MirrorStatements(layout: layout, control: ControlTables(schema: "public", pipeline: "ventas"))
         #expect(statements.upsert.contains("DISTINCT ON (c0::character varying)"))
         #expect(statements.upsert.contains("ORDER BY c0::character varying, s::int8 DESC"))
         #expect(statements.upsert.contains("WHERE m.ferry_seq < EXCLUDED.ferry_seq"))
         #expect(statements.upsert.contains("IS DISTINCT FROM"))
         #expect(statements.upsert.contains("deleted_at = NULL"))
-        #expect(statements.companionInsert?.contains("INSERT INTO \"public\".\"datos_seguimiento\" (\"conduce\")") == true)
+        // One statement: the companion rows of the keys it inserted, the applied position, the staging emptied.
+        #expect(
+            statements.upsert.contains("INSERT INTO \"public\".\"datos_seguimiento\" (\"conduce\") SELECT \"conduce\" FROM written WHERE inserted"))
+        #expect(statements.upsert.contains("INSERT INTO \"public\".\"ferry_applied\""))
+        #expect(statements.upsert.hasPrefix("WITH emptied AS (DELETE FROM ferry_stage_"))
+        #expect(statements.recordApplied.hasPrefix("WITH emptied AS (DELETE FROM ferry_stage_"))
         #expect(statements.createStaging.hasPrefix("CREATE TEMP TABLE IF NOT EXISTS ferry_stage_"))
+        #expect(!statements.createStaging.contains("ON COMMIT"), "emptied by the statements: truncating at every commit waits on the disk")
     }
 
     @Test func identifiersAreQuotedEverywhere() throws {
@@ -75,7 +81,7 @@ struct MirrorLayoutTests {
             },
             schema: hostile
         )
-        let statements = MirrorStatements(layout: layout)
+        let statements = MirrorStatements(layout: layout, control: ControlTables(schema: "public", pipeline: "ventas"))
         #expect(statements.upsert.contains("\"id\"\"; drop table x; --\""))
         #expect(!statements.upsert.contains("\"id\"; DROP"))
     }

@@ -4,15 +4,20 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// The sync's own state in the target database: `ferry_pipelines` (one row per pipeline: positions, sequence,
-/// counters, last error) and `ferry_dead_letters` (rows that could not be applied, with the reason).
+/// The sync's own state in the target database: `ferry_pipelines` (one row per pipeline: the producer's position,
+/// sequence and counters, last error), `ferry_applied` (one row per pipeline and consumer slot: what it applied)
+/// and `ferry_dead_letters` (rows that could not be applied, with the reason).
 ///
-/// The producer's position is also kept here so that a Redis that lost its data can be recovered from.
+/// The producer's position is also kept here so that a Redis that lost its data can be recovered from. Each
+/// consumer records what it applied in its own row, in the transaction that applies it: with one shared row, every
+/// consumer's transaction held that row's lock until its commit was flushed, so the consumers (and the producer)
+/// committed one after another instead of sharing a WAL flush.
 struct ControlTables: Sendable {
     let schema: String
     let pipeline: String
 
     var pipelines: String { SQLIdentifier.qualified(schema, "ferry_pipelines") }
+    var applied: String { SQLIdentifier.qualified(schema, "ferry_applied") }
     var deadLetters: String { SQLIdentifier.qualified(schema, "ferry_dead_letters") }
 
     func ensure(_ connection: PostgresSessionConnection, logger: Logger) async throws {
@@ -39,6 +44,20 @@ struct ControlTables: Sendable {
             )
             """,
             connection, logger, what: "create the control table ferry_pipelines")
+        try await MirrorDDL.run(
+            """
+            CREATE TABLE IF NOT EXISTS \(applied) (
+              pipeline text NOT NULL,
+              slot text NOT NULL,
+              applied_position jsonb,
+              applied_seq bigint NOT NULL DEFAULT 0,
+              applied_rows bigint NOT NULL DEFAULT 0,
+              applied_at timestamptz,
+              applied_rate double precision NOT NULL DEFAULT 0,
+              PRIMARY KEY (pipeline, slot)
+            )
+            """,
+            connection, logger, what: "create the control table ferry_applied")
         for statement in Self.deadLetterStatements(deadLetters) {
             try await MirrorDDL.run(statement, connection, logger, what: "create the control table ferry_dead_letters")
         }
@@ -84,13 +103,26 @@ struct ControlTables: Sendable {
         var lastErrorAt: Date?
     }
 
+    /// The pipeline's state; what was applied is summed over the consumer slots (and the pipeline row's own
+    /// columns, where versions before `ferry_applied` recorded it): the position is the one applied with the
+    /// highest sequence number, the rate counts slots that applied in the last minute.
     func load(_ connection: PostgresSessionConnection, logger: Logger) async throws -> State? {
         let rows = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """
-                    SELECT source_schema::text, produced_position::text, produced_seq, produced_rows, null_position::text,
-                           applied_position::text, applied_seq, applied_rows, applied_at, applied_rate, initial_load_done, last_error, last_error_at
-                    FROM \(pipelines) WHERE pipeline = $1
+                    SELECT p.source_schema::text, p.produced_position::text, p.produced_seq, p.produced_rows, p.null_position::text,
+                           (CASE WHEN coalesce(a.seq, 0) > p.applied_seq THEN a.position ELSE p.applied_position END)::text,
+                           greatest(p.applied_seq, coalesce(a.seq, 0)), p.applied_rows + coalesce(a.rows, 0),
+                           CASE WHEN a.at IS NULL OR p.applied_at > a.at THEN p.applied_at ELSE a.at END,
+                           coalesce(a.rate, 0) + CASE WHEN p.applied_at > now() - interval '1 minute' THEN p.applied_rate ELSE 0 END,
+                           p.initial_load_done, p.last_error, p.last_error_at
+                    FROM \(pipelines) p LEFT JOIN LATERAL (
+                      SELECT max(applied_seq) AS seq, sum(applied_rows)::int8 AS rows, max(applied_at) AS at,
+                             sum(applied_rate) FILTER (WHERE applied_at > now() - interval '1 minute') AS rate,
+                             (array_agg(applied_position ORDER BY applied_seq DESC))[1] AS position
+                      FROM \(applied) WHERE pipeline = p.pipeline
+                    ) a ON true
+                    WHERE p.pipeline = $1
                     """,
                 binds: binds(pipeline)),
             logger: logger
@@ -116,6 +148,19 @@ struct ControlTables: Sendable {
             )
         }
         return nil
+    }
+
+    /// Records `rows` rows up to sequence `seq` (and `position`, the end of a source page) applied by consumer `slot`,
+    /// as part of the statement that applies them. Binds: seq, rows, position (jsonb text or NULL), slot, pipeline.
+    var appliedCTE: String {
+        """
+        INSERT INTO \(applied) AS a (pipeline, slot, applied_seq, applied_rows, applied_position, applied_at)
+        VALUES ($5, $4, $1, $2, $3::jsonb, now())
+        ON CONFLICT (pipeline, slot) DO UPDATE SET applied_seq = greatest(a.applied_seq, $1), applied_rows = a.applied_rows + $2,
+          applied_position = coalesce($3::jsonb, a.applied_position), applied_at = now(),
+          applied_rate = CASE WHEN a.applied_at IS NULL OR now() - a.applied_at > interval '1 minute' THEN 0
+            ELSE 0.8 * a.applied_rate + 0.2 * ($2 / greatest(extract(epoch FROM now() - a.applied_at), 0.001)) END
+        """
     }
 
     func binds(_ values: (any PostgresDynamicTypeEncodable)?...) -> PostgresBindings {

@@ -37,8 +37,7 @@ public struct Reconciler: Sendable {
 
     public func run(repair: Bool) async throws -> Report {
         let schema = try await context.source.describe()
-        var applier = BatchApplier(
-            context: context, session: PostgresSession(endpoint: context.targetEndpoint, key: "postgres", logger: context.logger))
+        var applier = BatchApplier(context: context, slot: "reconcile")
         let (layout, statements) = try await applier.layout(for: schema)
         let mirror = MirrorSide(layout: layout, session: applier.session, logger: context.logger)
         var report = Report()

@@ -10,7 +10,8 @@ import NIOCore
 struct Consumer {
     private var consumer: StreamConsumer<TableSyncApplier>
 
-    init(context: PipelineContext, name: String, logger: Logger) {
+    /// `slot` is the consumer's index in its process: its row in `ferry_applied`.
+    init(context: PipelineContext, name: String, slot: Int, logger: Logger) {
         let pipeline = context.pipeline
         let settings = StreamConsumerSettings(
             group: QueueKeys.group, consumer: name, database: nil,
@@ -19,7 +20,7 @@ struct Consumer {
             createGroups: true, makeStream: true)
         let stream = context.keys.stream
         consumer = StreamConsumer(
-            applier: TableSyncApplier(context: context, logger: logger), settings: settings, redis: context.redis, logger: logger,
+            applier: TableSyncApplier(context: context, slot: slot, logger: logger), settings: settings, redis: context.redis, logger: logger,
             streams: { [stream] })
     }
 
@@ -40,9 +41,9 @@ struct TableSyncApplier: StreamApplying {
     let context: PipelineContext
     private var batches: BatchApplier
 
-    init(context: PipelineContext, logger: Logger) {
+    init(context: PipelineContext, slot: Int, logger: Logger) {
         self.context = context
-        batches = BatchApplier(context: context, session: PostgresSession(endpoint: context.targetEndpoint, key: "postgres", logger: logger))
+        batches = BatchApplier(context: context, slot: "consumer-\(slot)")
     }
 
     var name: String { "pipelines \(context.pipeline.name)" }

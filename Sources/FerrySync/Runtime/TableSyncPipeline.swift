@@ -39,7 +39,10 @@ public final class TableSyncPipeline: Service, Sendable {
         var logger = logger
         logger[metadataKey: "ferry.pipeline"] = "\(pipeline.name)"
         let source = try Self.makeSource(pipeline, configuration: configuration, logger: logger)
-        let target = PostgresSession(endpoint: postgres, key: "postgres", logger: logger)
+        // The producer's control writes commit without waiting for the WAL flush: they are a copy of the
+        // checkpoint Redis holds, for recovering a Redis that lost its data, and one lost in a PostgreSQL crash only
+        // makes that recovery read again from a little earlier (the mirror ignores versions it has).
+        let target = PostgresSession(endpoint: postgres, key: "postgres", settings: ["SET synchronous_commit = off"], logger: logger)
         self.pipeline = pipeline
         self.options = options
         self.context = PipelineContext(
@@ -114,7 +117,7 @@ public final class TableSyncPipeline: Service, Sendable {
                 for index in 0..<pipeline.consumers {
                     let name = "\(consumerPrefix)-\(index)"
                     group.addTask { [context] in
-                        var consumer = Consumer(context: context, name: name, logger: context.logger)
+                        var consumer = Consumer(context: context, name: name, slot: index, logger: context.logger)
                         do {
                             try await consumer.run()
                         } catch {
@@ -157,7 +160,7 @@ public final class TableSyncPipeline: Service, Sendable {
             for index in 0..<(options.consume ? pipeline.consumers : 0) {
                 let name = "\(consumerPrefix)-\(index)"
                 group.addTask { [context] in
-                    var consumer = Consumer(context: context, name: name, logger: context.logger)
+                    var consumer = Consumer(context: context, name: name, slot: index, logger: context.logger)
                     do {
                         try await consumer.run(untilDrained: { producerDone.isSet })
                     } catch {

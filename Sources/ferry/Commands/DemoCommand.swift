@@ -221,6 +221,7 @@ struct DemoCommand: AsyncParsableCommand {
             for statement in [
                 "DROP TABLE IF EXISTS public.datos_seguimiento, public.datos_vista",
                 "DO $$ BEGIN IF to_regclass('public.ferry_pipelines') IS NOT NULL THEN DELETE FROM public.ferry_pipelines WHERE pipeline = 'ventas'; END IF; END $$",
+                "DO $$ BEGIN IF to_regclass('public.ferry_applied') IS NOT NULL THEN DELETE FROM public.ferry_applied WHERE pipeline = 'ventas'; END IF; END $$",
                 "DO $$ BEGIN IF to_regclass('public.ferry_dead_letters') IS NOT NULL THEN DELETE FROM public.ferry_dead_letters WHERE pipeline = 'ventas'; END IF; END $$",
             ] {
                 try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
