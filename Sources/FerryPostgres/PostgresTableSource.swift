@@ -167,22 +167,27 @@ public struct PostgresTableSource: TableSource {
         return "(" + parts.joined(separator: ", ") + ")"
     }
 
-    public func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws {
+    /// Where the relation's rows carry `xmin`, each row also brings the read's snapshot's oldest running transaction
+    /// (one more column, stripped here): a mark no later than the read's snapshot.
+    @discardableResult
+    public func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws -> String? {
         let layout = try await layout()
+        let withMark = rowVersions.value.withLock { $0 } == true
         var binds = PostgresBindings()
-        var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(Self.column(layout.watermark.name)) IS NOT NULL"
+        var sql = "SELECT \(layout.select)\(withMark ? ", pg_snapshot_xmin(pg_current_snapshot())::text" : "") FROM \(fromClause)"
+        sql += " WHERE \(Self.column(layout.watermark.name)) IS NOT NULL"
         if let position, let watermark = position.watermark {
             let types = ([layout.watermark] + layout.keys).map(\.type)
             sql += " AND \(layout.positionTuple) > " + Self.tuple([watermark] + position.key, types: types, binds: &binds)
         }
         binds.append(limit)
         sql += " ORDER BY \(layout.orderBy) LIMIT $\(binds.count)"
-        try await run(sql, binds, into: &rows)
+        return try await run(sql, binds, into: &rows, trailingMark: withMark)
     }
 
     public func readWindow(
         from lowerBound: String, below upperBound: String?, through: SourcePosition, after: SourcePosition?, changedSince mark: String?,
-        limit: Int, into rows: inout CopyTextRows
+        tailReads: [TailRead], limit: Int, into rows: inout CopyTextRows
     ) async throws {
         let layout = try await layout()
         guard let upper = through.watermark else { return }
@@ -205,7 +210,31 @@ public struct PostgresTableSource: TableSource {
             // transaction ids (live versions are less than 2^31 transactions old); a frozen version that compares
             // as newer is only read again.
             binds.append(oldest % 4_294_967_296)
-            sql += " AND (ferry_src.xmin::text::int8 - $\(binds.count) + 4294967296) % 4294967296 < 2147483648"
+            let distance = "((ferry_src.xmin::text::int8 - $\(binds.count) + 4294967296) % 4294967296)"
+            sql += " AND \(distance) < 2147483648"
+            // Leave out versions a tail read saw (``TailRead``): written by a transaction that ended before the mark
+            // of the first tail read after it, and ordered after where that read began. The first such read is the
+            // first whose mark exceeds the version's transaction (`width_bucket` over the ascending marks, as
+            // distances from `oldest`); only the watermark is compared (a version on the read's own watermark is
+            // kept), as the watermark type's array so that picking an element is cheap. The array is converted in a
+            // subquery, which runs once: a cast from text is not constant-folded (it depends on settings), so in the
+            // condition itself it would run for every row.
+            var marks: [Int64] = []
+            var watermarks: [String] = []
+            for read in tailReads {
+                guard let value = Int64(read.mark), let watermark = read.position.watermark, value - oldest > (marks.last ?? 0) else { continue }
+                marks.append(value - oldest)
+                watermarks.append(watermark)
+            }
+            if !marks.isEmpty {
+                binds.append(marks)
+                let bucket = "width_bucket(\(distance), $\(binds.count)::int8[])"
+                binds.append(marks.count)
+                let count = binds.count
+                binds.append(watermarks)
+                sql +=
+                    " AND (\(bucket) >= $\(count)::int OR \(Self.column(layout.watermark.name)) <= (SELECT $\(binds.count)::text[]::\(layout.watermark.type)[])[\(bucket) + 1])"
+            }
         }
         binds.append(limit)
         sql += " ORDER BY \(layout.orderBy) LIMIT $\(binds.count)"
@@ -365,7 +394,10 @@ public struct PostgresTableSource: TableSource {
 
     // MARK: Helpers
 
-    private func run(_ sql: String, _ binds: PostgresBindings, into rows: inout CopyTextRows) async throws {
+    /// Runs `sql` and appends its rows; with `trailingMark`, the last column of each row is not a row field: returns it
+    /// (from the first row).
+    @discardableResult
+    private func run(_ sql: String, _ binds: PostgresBindings, into rows: inout CopyTextRows, trailingMark: Bool = false) async throws -> String? {
         let query = PostgresQuery(unsafeSQL: sql, binds: binds)
         do {
             let collector = RowCollector()
@@ -374,10 +406,24 @@ public struct PostgresTableSource: TableSource {
             try await session.withConnection { connection in
                 try await connection.forEachRow(query, logger: logger) { row in
                     collector.rows.beginRow()
-                    for cell in row { collector.rows.appendField(cell.bytes) }
+                    if trailingMark {
+                        let fields = row.count - 1
+                        var index = 0
+                        for cell in row {
+                            if index < fields {
+                                collector.rows.appendField(cell.bytes)
+                            } else if collector.mark == nil, let bytes = cell.bytes {
+                                collector.mark = String(buffer: bytes)
+                            }
+                            index += 1
+                        }
+                    } else {
+                        for cell in row { collector.rows.appendField(cell.bytes) }
+                    }
                     collector.rows.endRow()
                 }
             }
+            return collector.mark
         } catch let error as FerryError {
             throw error
         } catch {
@@ -413,4 +459,5 @@ public struct PostgresTableSource: TableSource {
 /// runs one after another, and read after the query's future completed.
 private final class RowCollector: @unchecked Sendable {
     var rows = CopyTextRows(capacity: 0)
+    var mark: String?
 }

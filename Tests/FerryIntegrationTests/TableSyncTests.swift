@@ -137,7 +137,7 @@ struct TableSyncTests {
         func keys(since mark: String?) async throws -> [String] {
             var rows = CopyTextRows()
             try await source.readWindow(
-                from: "2020-01-01", below: nil, through: upper, after: nil, changedSince: mark, limit: 10_000, into: &rows)
+                from: "2020-01-01", below: nil, through: upper, after: nil, changedSince: mark, tailReads: [], limit: 10_000, into: &rows)
             return (0..<rows.rowCount).map { rows.fields(ofRow: $0)[0] ?? "" }
         }
         #expect(try await keys(since: nil).count == 100)
@@ -168,6 +168,55 @@ struct TableSyncTests {
             watermark: "ULTIMA_MODIFICACION", logger: world.logger)
         #expect(try await view.changeMark() == nil, "a view's rows carry no versions: every sweep reads the whole window")
         await view.close()
+        await source.close()
+        await world.close()
+    }
+
+    @Test func aSweepLeavesOutWhatATailReadSaw() async throws {
+        let world = try await SyncWorld.make("tailread", rows: 100)
+        let postgres = try #require(world.sandbox.postgres)
+        let source = PostgresTableSource(
+            endpoint: postgres.endpoint, configurationKey: "postgres", relation: .table("\(world.sourceSchema).VW_VENTAS_SYNC"), key: ["CONDUCE"],
+            watermark: "ULTIMA_MODIFICACION", logger: world.logger)
+        _ = try await source.describe()
+        let base = try #require(try await source.changeMark())
+        var all = CopyTextRows()
+        #expect(try await source.readChanges(after: nil, limit: 1_000, into: &all) != nil, "a table's read brings its snapshot's mark")
+        #expect(all.rowCount == 100 && all.fields(ofRow: 0).count == 7, "the mark is not a row field")
+        let last = all.fields(ofRow: 99)
+        let tailStart = SourcePosition(watermark: last[6], key: [last[0] ?? ""])
+
+        // Committed before the tail read: one above where it starts (it reads it), one below (a late commit it misses).
+        try await world.sql("UPDATE \(world.table) SET \"ULTIMA_MODIFICACION\" = timestamp '2025-01-01 00:10:00' WHERE \"CONDUCE\" = 'C-0000090'")
+        try await world.sql("UPDATE \(world.table) SET \"CLIENTE\" = 'late' WHERE \"CONDUCE\" = 'C-0000010'")
+        // Running during the tail read: whatever its watermark, the read cannot have seen it.
+        let open = PostgresSession(endpoint: postgres.endpoint, key: "open", logger: world.logger)
+        try await open.withConnection { connection in
+            try await connection.query("BEGIN", logger: world.logger)
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "UPDATE \(world.table) SET \"ULTIMA_MODIFICACION\" = timestamp '2025-01-01 00:11:00' WHERE \"CONDUCE\" = 'C-0000020'"),
+                logger: world.logger)
+            var tail = CopyTextRows()
+            let mark = try #require(try await source.readChanges(after: tailStart, limit: 1_000, into: &tail))
+            #expect((0..<tail.rowCount).map { tail.fields(ofRow: $0)[0] ?? "" } == ["C-0000090"])
+            try await connection.query("COMMIT", logger: world.logger)
+
+            func keys(_ reads: [TailRead]) async throws -> Set<String> {
+                var rows = CopyTextRows()
+                try await source.readWindow(
+                    from: "2020-01-01", below: nil, through: SourcePosition(watermark: "2030-01-01 00:00:00", key: ["Z"]), after: nil,
+                    changedSince: base, tailReads: reads, limit: 10_000, into: &rows)
+                return Set((0..<rows.rowCount).map { rows.fields(ofRow: $0)[0] ?? "" })
+            }
+            #expect(try await keys([]) == ["C-0000010", "C-0000020", "C-0000090"])
+            #expect(
+                try await keys([TailRead(mark: mark, position: tailStart)]) == ["C-0000010", "C-0000020"],
+                "the version the tail read saw is left out; the late commit below it and the one running during it are not")
+            let early = TailRead(mark: base, position: SourcePosition(watermark: "2020-01-01 00:00:00", key: [""]))
+            #expect(try await keys([early]) == ["C-0000010", "C-0000020", "C-0000090"], "a read whose mark is not after the base proves nothing")
+        }
+        await open.close()
         await source.close()
         await world.close()
     }

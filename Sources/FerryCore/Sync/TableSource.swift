@@ -8,16 +8,18 @@ public protocol TableSource: Sendable {
     func describe() async throws -> SourceSchema
 
     /// Rows with a non-NULL watermark, ordered by (watermark, key), strictly after `position` (or from the
-    /// start), at most `limit`.
-    func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws
+    /// start), at most `limit`. Returns, when the source can tell and rows were read, a change mark no later than
+    /// the read's own snapshot (see ``TailRead``).
+    @discardableResult
+    func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws -> String?
 
     /// Rows with watermark at or above `lowerBound` (text), below `upperBound` when given, and at or before
     /// `through`, ordered by (watermark, key), strictly after `after` when given; for re-reading the lookback
     /// window. With `changedSince` (a mark from ``changeMark()``), rows not written since that mark may be left
-    /// out: every row written since is in.
+    /// out: every row written since is in, except rows that `tailReads` prove were read (a source may ignore them).
     func readWindow(
         from lowerBound: String, below upperBound: String?, through: SourcePosition, after: SourcePosition?, changedSince mark: String?,
-        limit: Int, into rows: inout CopyTextRows
+        tailReads: [TailRead], limit: Int, into rows: inout CopyTextRows
     ) async throws
 
     /// A mark to pass to a later ``readWindow(from:through:after:changedSince:limit:into:)``: taken before a window
@@ -53,4 +55,22 @@ public protocol TableSource: Sendable {
 
     /// Releases connections.
     func close() async
+}
+
+/// A read of the tail that began at `position` and whose snapshot came after `mark` (from
+/// ``TableSource/readChanges(after:limit:into:)``), continued page by page until the tail was read to its end.
+///
+/// Every row version written by a transaction that had ended before `mark`, and ordered after `position`, was
+/// visible to that read and so was read by it (or replaced by a newer version before it): the producer moves its
+/// position past a row only by reading it. A window re-read may therefore leave such versions out, and with
+/// tail reads recorded as they happen, a re-read returns only versions no tail read can have seen — the late
+/// commits it exists for — instead of every recently changed row again.
+public struct TailRead: Sendable, Hashable {
+    public var mark: String
+    public var position: SourcePosition
+
+    public init(mark: String, position: SourcePosition) {
+        self.mark = mark
+        self.position = position
+    }
 }

@@ -42,6 +42,11 @@ struct Producer {
     /// first sweep needs the whole window only up to that checkpoint (rows an earlier producer may have missed);
     /// above it, this producer's own reads saw every row version older than the mark.
     private var restart: (position: SourcePosition?, mark: String)?
+    /// Tail reads since the last complete sweep began (see ``TailRead``): a sweep leaves out the row versions they
+    /// saw, so it returns only versions no tail read can have seen.
+    private var tailReads: [TailRead] = []
+    /// At most this many tail reads are kept (the oldest go first; any subset is correct, only less selective).
+    static let tailReadLimit = 4_096
 
     struct WindowSweep {
         /// Taken as this sweep began; the next sweep reads rows written since.
@@ -96,6 +101,7 @@ struct Producer {
         windowMark = nil
         sweep = nil
         restart = nil
+        tailReads = []
         let stored = try await context.target.withConnection { connection in
             try await context.control.ensure(connection, logger: logger)
             return try await context.control.load(connection, logger: logger)
@@ -172,11 +178,15 @@ struct Producer {
         try await verifyCheckpoint()
         try await refreshSchema()
         // The tail: everything after the checkpoint, page by page.
+        var firstPage = true
         while true {
             try Task.checkCancellation()
             var rows = CopyTextRows()
-            try await context.source.readChanges(after: position, limit: pipeline.batchSize, into: &rows)
+            let start = position
+            let mark = try await context.source.readChanges(after: position, limit: pipeline.batchSize, into: &rows)
             if rows.isEmpty { break }
+            if firstPage, let mark, let start, start.watermark != nil { recordTailRead(TailRead(mark: mark, position: start)) }
+            firstPage = false
             let last = rows.fields(ofRow: rows.rowCount - 1)
             let newPosition = SourcePosition(watermark: last[layout.watermarkIndex], key: layout.keyIndexes.map { last[$0] ?? "" })
             try await emit(rows, advancing: newPosition, nullPosition: nullPosition)
@@ -264,6 +274,7 @@ struct Producer {
         if current.next >= slices {
             recent.forget(below: current.bounds[0])
             windowMark = current.mark
+            if let mark = current.mark.flatMap(Int64.init) { tailReads.removeAll { Int64($0.mark).map { $0 <= mark } ?? true } }
             if current.restart != nil { restart = nil }
             sweep = nil
         } else {
@@ -282,7 +293,8 @@ struct Producer {
             try Task.checkCancellation()
             var rows = CopyTextRows()
             try await context.source.readWindow(
-                from: lower, below: below, through: upper, after: after, changedSince: mark, limit: pipeline.batchSize, into: &rows)
+                from: lower, below: below, through: upper, after: after, changedSince: mark, tailReads: mark == nil ? [] : tailReads,
+                limit: pipeline.batchSize, into: &rows)
             if rows.isEmpty { break }
             let last = rows.fields(ofRow: rows.rowCount - 1)
             after = SourcePosition(watermark: last[layout.watermarkIndex], key: layout.keyIndexes.map { last[$0] ?? "" })
@@ -364,6 +376,12 @@ struct Producer {
         context.metrics.rowsProduced.increment(by: Int64(rows.rowCount))
         context.metrics.lastProduced.record(Date().timeIntervalSince1970)
         context.reportProgress(phase: initialLoadDone ? .incremental : .initialLoad, producedDelta: rows.rowCount, estimatedTotal: estimatedTotal)
+    }
+
+    /// Keeps a tail read for the sweeps; the marks of successive reads never decrease.
+    private mutating func recordTailRead(_ read: TailRead) {
+        if tailReads.count >= Self.tailReadLimit { tailReads.removeFirst(tailReads.count / 4) }
+        tailReads.append(read)
     }
 
     /// Trims entries every group has acknowledged (never anything pending or undelivered).
