@@ -40,6 +40,8 @@ struct Consumer {
 struct TableSyncApplier: StreamApplying {
     let context: PipelineContext
     private var batches: BatchApplier
+    /// When the last batch committed (wall clock, µs): enqueue→commit ends there, not after the XACK that follows.
+    private var committedAt: Int64?
 
     init(context: PipelineContext, slot: Int, logger: Logger) {
         self.context = context
@@ -62,11 +64,15 @@ struct TableSyncApplier: StreamApplying {
     }
 
     mutating func apply(_ entries: [Consumed<QueueEntry>], stream: String) async throws {
+        committedAt = nil
         let (layout, statements) = try await batches.layout(for: entries[0].entry.schema)
         let position = entries.last { $0.entry.position != nil }?.entry.position
         let maxSeq = entries.map { Self.lastSequence($0.entry.rows) }.max() ?? 0
         try await batches.apply(Self.rows(of: entries), layout: layout, statements: statements, maxSeq: maxSeq, position: position)
+        committedAt = Self.wallMicroseconds()
     }
+
+    static func wallMicroseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
 
     mutating func isolate(_ entries: [Consumed<QueueEntry>], stream: String, heartbeat: Heartbeat) async throws -> (applied: Int, rejected: Int) {
         let (layout, statements) = try await batches.layout(for: entries[0].entry.schema)
@@ -125,7 +131,8 @@ struct TableSyncApplier: StreamApplying {
         context.metrics.rowsApplied.increment(by: Int64(count))
         context.metrics.batchLatency.recordNanoseconds(Int64(elapsed.seconds * 1e9))
         context.metrics.lastApplied.record(Date().timeIntervalSince1970)
-        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let now = committedAt ?? Self.wallMicroseconds()
+        committedAt = nil
         var latencies: [(micros: Int64, rows: Int)] = []
         latencies.reserveCapacity(entries.count)
         for item in entries {

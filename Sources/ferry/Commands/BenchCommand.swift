@@ -86,11 +86,14 @@ extension BenchCommand {
         @Option(help: "The pipeline's source.lookback.")
         var lookback = "30s"
 
-        @Option(help: "The pipeline's poll interval.")
-        var interval = "50ms"
+        @Option(help: "The pipeline's poll interval (SYNC_INTERVAL): 10ms, as a pipeline that should keep up within milliseconds is run.")
+        var interval = "10ms"
 
-        @Option(help: "Steady state: the writer commits one transaction of rate × tick changes every tick.")
-        var tick = "100ms"
+        @Option(
+            help:
+                "Steady state: the writer commits one transaction of rate × tick changes every tick (10ms: 100 changes at a time, as many small transactions make them; 100ms: bursts of 1,000)."
+        )
+        var tick = "10ms"
 
         @OptionGroup var server: BenchPostgresSettings
 
