@@ -168,6 +168,9 @@ struct Producer {
             metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.added": "\(added.joined(separator: ","))"])
         layout = try MirrorLayout(pipeline: pipeline, schema: current)
         schema = current
+        // Rows the tail read just before this poll noticed the change may lack the new columns: the next sweep reads
+        // every version written since it began again, and queues those whose row now differs.
+        tailReads = []
         try await registerSchema()
     }
 
