@@ -105,8 +105,23 @@ struct ControlTables: Sendable {
 
     /// The pipeline's state; what was applied is summed over the consumer slots (and the pipeline row's own
     /// columns, where versions before `ferry_applied` recorded it): the position is the one applied with the
-    /// highest sequence number, the rate counts slots that applied in the last minute.
+    /// highest sequence number, the rate counts slots that applied in the last minute. `ferry status` may read a
+    /// schema that an older version set up, before any consumer created `ferry_applied`: then only the pipeline row
+    /// counts (status only reads).
     func load(_ connection: PostgresSessionConnection, logger: Logger) async throws -> State? {
+        var hasApplied = false
+        for try await exists in try await connection.query("SELECT to_regclass(\(applied)) IS NOT NULL", logger: logger).decode(Bool.self) {
+            hasApplied = exists
+        }
+        let perSlot =
+            hasApplied
+            ? """
+            SELECT max(applied_seq) AS seq, sum(applied_rows)::int8 AS rows, max(applied_at) AS at,
+                   sum(applied_rate) FILTER (WHERE applied_at > now() - interval '1 minute') AS rate,
+                   (array_agg(applied_position ORDER BY applied_seq DESC))[1] AS position
+            FROM \(applied) WHERE pipeline = p.pipeline
+            """
+            : "SELECT NULL::int8 AS seq, NULL::int8 AS rows, NULL::timestamptz AS at, NULL::float8 AS rate, NULL::jsonb AS position"
         let rows = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """
@@ -116,12 +131,7 @@ struct ControlTables: Sendable {
                            CASE WHEN a.at IS NULL OR p.applied_at > a.at THEN p.applied_at ELSE a.at END,
                            coalesce(a.rate, 0) + CASE WHEN p.applied_at > now() - interval '1 minute' THEN p.applied_rate ELSE 0 END,
                            p.initial_load_done, p.last_error, p.last_error_at
-                    FROM \(pipelines) p LEFT JOIN LATERAL (
-                      SELECT max(applied_seq) AS seq, sum(applied_rows)::int8 AS rows, max(applied_at) AS at,
-                             sum(applied_rate) FILTER (WHERE applied_at > now() - interval '1 minute') AS rate,
-                             (array_agg(applied_position ORDER BY applied_seq DESC))[1] AS position
-                      FROM \(applied) WHERE pipeline = p.pipeline
-                    ) a ON true
+                    FROM \(pipelines) p LEFT JOIN LATERAL (\(perSlot)) a ON true
                     WHERE p.pipeline = $1
                     """,
                 binds: binds(pipeline)),
