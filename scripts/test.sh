@@ -25,6 +25,11 @@ if (($#)); then
   swift test --skip-build "$@"
   exit
 fi
+# The table sync's fault tests (kill -9 at random moments, each server restarted mid-run) run on their own too:
+# beside the other suites, a PostgreSQL restart is far more likely to land inside a COPY, where postgres-nio stops
+# the process (a known limit, see PostgresSessionConnection.copyFrom) instead of failing the statement.
 ha="HATests|FailoverTests"
-swift test --skip-build --skip "$ha"
+faults="TableSyncFaultTests"
+swift test --skip-build --skip "$ha|$faults"
+swift test --skip-build --filter "$faults"
 swift test --skip-build --filter "$ha"

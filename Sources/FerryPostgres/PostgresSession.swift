@@ -154,24 +154,13 @@ public struct PostgresSessionConnection: Sendable {
         _ = try await connection.query(query, logger: logger, onRow).get()
     }
 
-    public func copyFrom(table: String, columns: [String], logger: Logger, writeData: (CopyWriter) async throws -> Void) async throws {
+    /// COPY … FROM STDIN. A known limit of postgres-nio: when the server closes the connection between its
+    /// `CopyInResponse` and the end of the copy (a restart at that moment), postgres-nio stops the process with a
+    /// precondition failure whatever `writeData` does (writing, returning or throwing all reach it), so this cannot
+    /// be guarded here. Nothing is lost (entries are acknowledged only after their commit, and a restarted process
+    /// applies them again), but the process stops; staging rows without COPY would remove this.
+    public func copyFrom(table: String, columns: [String], logger: Logger, writeData: (PostgresCopyFromWriter) async throws -> Void) async throws {
         try ensureOpen()
-        try await connection.copyFrom(table: table, columns: columns, logger: logger) { writer in
-            try await writeData(CopyWriter(writer: writer, connection: self))
-        }
-    }
-
-    /// Writes a COPY's data, failing with a clear error when the connection has closed meanwhile. (postgres-nio
-    /// stops the process with a precondition failure when data is written to a connection whose COPY ended because
-    /// the server went away — a restart between its `CopyInResponse` and the first write. The check runs on the
-    /// connection's event loop, in the same step as the write.)
-    public struct CopyWriter: Sendable {
-        let writer: PostgresCopyFromWriter
-        let connection: PostgresSessionConnection
-
-        public func write(_ buffer: ByteBuffer) async throws {
-            try connection.ensureOpen()
-            try await writer.write(buffer)
-        }
+        try await connection.copyFrom(table: table, columns: columns, logger: logger, writeData: writeData)
     }
 }
