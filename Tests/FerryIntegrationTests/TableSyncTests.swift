@@ -129,9 +129,7 @@ struct TableSyncTests {
     @Test func aChangeMarkSkipsRowsCommittedBeforeIt() async throws {
         let world = try await SyncWorld.make("mark", rows: 100)
         let postgres = try #require(world.sandbox.postgres)
-        let source = PostgresTableSource(
-            endpoint: postgres.endpoint, configurationKey: "postgres", relation: .table("\(world.sourceSchema).VW_VENTAS_SYNC"), key: ["CONDUCE"],
-            watermark: "ULTIMA_MODIFICACION", logger: world.logger)
+        let source = try world.tableSource()
         _ = try await source.describe()
         let upper = SourcePosition(watermark: "2030-01-01 00:00:00", key: ["Z"])
         func keys(since mark: String?) async throws -> [String] {
@@ -163,9 +161,7 @@ struct TableSyncTests {
         await open.close()
 
         try await world.sql("CREATE VIEW \"\(world.sourceSchema)\".ventas_view AS SELECT * FROM \(world.table)")
-        let view = PostgresTableSource(
-            endpoint: postgres.endpoint, configurationKey: "postgres", relation: .table("\(world.sourceSchema).ventas_view"), key: ["CONDUCE"],
-            watermark: "ULTIMA_MODIFICACION", logger: world.logger)
+        let view = try world.tableSource("ventas_view")
         #expect(try await view.changeMark() == nil, "a view's rows carry no versions: every sweep reads the whole window")
         await view.close()
         await source.close()
@@ -175,9 +171,7 @@ struct TableSyncTests {
     @Test func aSweepLeavesOutWhatATailReadSaw() async throws {
         let world = try await SyncWorld.make("tailread", rows: 100)
         let postgres = try #require(world.sandbox.postgres)
-        let source = PostgresTableSource(
-            endpoint: postgres.endpoint, configurationKey: "postgres", relation: .table("\(world.sourceSchema).VW_VENTAS_SYNC"), key: ["CONDUCE"],
-            watermark: "ULTIMA_MODIFICACION", logger: world.logger)
+        let source = try world.tableSource()
         _ = try await source.describe()
         let base = try #require(try await source.changeMark())
         var all = CopyTextRows()

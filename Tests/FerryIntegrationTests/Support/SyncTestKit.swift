@@ -87,6 +87,14 @@ struct SyncWorld {
     }
 
     /// Runs statements separated by `;` (no data returned).
+    /// The source relation `name` of this world's schema, read directly (not through a pipeline).
+    func tableSource(_ name: String = "VW_VENTAS_SYNC") throws -> PostgresTableSource {
+        let postgres = try #require(sandbox.postgres)
+        return PostgresTableSource(
+            endpoint: postgres.endpoint, configurationKey: "postgres", relation: .table("\(sourceSchema).\(name)"), key: ["CONDUCE"],
+            watermark: "ULTIMA_MODIFICACION", logger: logger)
+    }
+
     func sql(_ statements: String) async throws {
         try await session.withConnection { connection in
             for statement in statements.split(separator: ";\n").map({ String($0) })
