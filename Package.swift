@@ -229,7 +229,9 @@ let package = Package(
             name: "FerrySyncTests",
             dependencies: [
                 "FerryCore",
+                "FerryPostgres",
                 "FerrySync",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

@@ -22,6 +22,7 @@ public enum PostgresDiagnosis {
     /// Classifies a connection or query error against `endpoint`.
     /// PostgreSQL refused the data itself (a value, a constraint), not the connection or the statement.
     public static func isDataError(_ error: any Error) -> Bool {
+        if error is MalformedRowError { return true }
         guard let state = sqlState(of: error) else { return false }
         return state.hasPrefix("22") || state.hasPrefix("23") || state == "42804" || state == "21000"
     }

@@ -153,14 +153,4 @@ public struct PostgresSessionConnection: Sendable {
         try ensureOpen()
         _ = try await connection.query(query, logger: logger, onRow).get()
     }
-
-    /// COPY … FROM STDIN. A known limit of postgres-nio: when the server closes the connection between its
-    /// `CopyInResponse` and the end of the copy (a restart at that moment), postgres-nio stops the process with a
-    /// precondition failure whatever `writeData` does (writing, returning or throwing all reach it), so this cannot
-    /// be guarded here. Nothing is lost (entries are acknowledged only after their commit, and a restarted process
-    /// applies them again), but the process stops; staging rows without COPY would remove this.
-    public func copyFrom(table: String, columns: [String], logger: Logger, writeData: (PostgresCopyFromWriter) async throws -> Void) async throws {
-        try ensureOpen()
-        try await connection.copyFrom(table: table, columns: columns, logger: logger, writeData: writeData)
-    }
 }

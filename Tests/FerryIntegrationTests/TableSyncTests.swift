@@ -35,6 +35,24 @@ struct TableSyncTests {
         await world.close()
     }
 
+    @Test func awkwardTextArrivesExactly() async throws {
+        // Bound as text[] arrays: tabs, newlines, backslashes, the two characters \N, an empty string and NULL all
+        // arrive as they are at the source.
+        let world = try await SyncWorld.make("awkward", rows: 10)
+        try await world.sql(
+            """
+            UPDATE \(world.table) SET "NUMERO_FACTURA" = (ARRAY[E'tab\\there', E'line\\nbreak', E'back\\\\slash', E'\\\\N', '', NULL, 'ñandú ✓',
+              E'cr\\rlf\\n', E'\\\\x41', ' lead trail '])[substr("CONDUCE", 3)::int]
+            """)
+        _ = try await world.runOnce()
+        #expect(
+            try await world.strings("SELECT numero_factura FROM \(world.mirror) ORDER BY conduce") == [
+                "tab\there", "line\nbreak", "back\\slash", "\\N", "", nil, "ñandú ✓", "cr\rlf\n", "\\x41", " lead trail ",
+            ])
+        try await world.expectMirrorEqualsSource()
+        await world.close()
+    }
+
     @Test func manyRowsWithTheSameWatermarkAreNeitherSkippedNorDuplicated() async throws {
         let world = try await SyncWorld.make("samewm") { $0.batchSize = 97 }
         try await world.insert(1...1_500, watermark: "2025-03-01 10:00:00")

@@ -72,9 +72,21 @@ public struct MirrorLayout: Sendable {
     public var mirrorTable: String { SQLIdentifier.qualified(targetSchema, pipeline.target.table) }
     public var companionTable: String? { pipeline.companion.map { SQLIdentifier.qualified(targetSchema, $0.table) } }
 
-    /// The session's staging table for this schema version: text columns `s` (sequence) and `c0…`.
-    public var stagingTable: String { "ferry_stage_" + String(schema.fingerprint.prefix(12)) }
-    public var stagingColumns: [String] { ["s"] + columns.indices.map { "c\($0)" } }
+    /// A batch's rows, bound as one `text[]` per field (``stagedFieldCount``, sequence first), read as a table
+    /// `staged` with text columns `s` (sequence) and `c0…`; the arrays are parameters `$first…`.
+    func stagedRows(firstParameter first: Int) -> String {
+        let arrays = (0..<stagedFieldCount).map { "$\(first + $0)::text[]" }
+        return "unnest(\(arrays.joined(separator: ", "))) AS staged(s, \(columns.indices.map { "c\($0)" }.joined(separator: ", ")))"
+    }
+
+    /// The key fields alone, bound as `text[]` from `$first`, read as `staged` with the key's `c…` columns.
+    func stagedKeys(firstParameter first: Int) -> String {
+        let arrays = keyIndexes.indices.map { "$\(first + $0)::text[]" }
+        return "unnest(\(arrays.joined(separator: ", "))) AS staged(\(keyIndexes.map { "c\($0)" }.joined(separator: ", ")))"
+    }
+
+    /// Fields per row of a batch: the sequence number and the source columns.
+    var stagedFieldCount: Int { columns.count + 1 }
 
     func quoted(_ column: Column) -> String { SQLIdentifier.quote(column.name) }
 

@@ -2,31 +2,32 @@ import FerryCore
 import FerryPostgres
 
 /// The SQL of one pipeline's apply path, generated once per schema version.
+///
+/// A batch's rows are bound as one `text[]` per field and read with `unnest` (``MirrorLayout/stagedRows(firstParameter:)``):
+/// no staging table to fill, empty and vacuum, and no COPY round trip before the statement.
 struct MirrorStatements: Sendable {
-    let createStaging: String
-    let emptyStaging: String
-    /// The whole apply of a staged batch in one statement: the guarded upsert, companion rows for the keys it
-    /// inserted, the applied position (``ControlTables/appliedCTE``) and emptying the staging table. Every part
-    /// reads the staging table as it was when the statement began, so emptying it in the same statement is safe;
-    /// the companion's foreign key is checked at the end of the statement, when the mirror rows exist. Run on its
-    /// own it is its own transaction: one round trip and one commit. Binds: those of ``ControlTables/appliedCTE``.
-    /// Returns one row: (rows written, rows inserted).
+    /// The whole apply of a batch in one statement: the guarded upsert, companion rows for the keys it inserted and
+    /// the applied position (``ControlTables/appliedCTE``). The companion's foreign key is checked at the end of the
+    /// statement, when the mirror rows exist. Run on its own it is its own transaction: one round trip and one
+    /// commit. Binds: those of ``ControlTables/appliedCTE``, then the batch's arrays. Returns one row: (rows
+    /// written, rows inserted).
     let upsert: String
-    /// A plain insert of every staged row: the fast path while every key is new (an initial load). Any key already
-    /// in the mirror, or twice in the batch, fails it with a unique violation and the batch takes `upsert`.
+    /// A plain insert of every row, with the applied position: the fast path while every key is new (an initial
+    /// load). Any key already in the mirror, or twice in the batch, fails it with a unique violation and the batch
+    /// takes `upsert`. Binds: as `upsert`.
     let insertAll: String
     /// The companion rows of a batch `insertAll` inserted: every key is new, so no DISTINCT and no conflict check.
+    /// Binds: the key fields' arrays.
     let companionInsertAll: String?
-    /// After `insertAll`: the applied position, and emptying the staging table. Binds: as `upsert`.
-    let recordApplied: String
-    let stagingAsJSON: String
+    /// Each row as (jsonb text keyed by source column, sequence), for the dead letters. Binds: five of the caller's,
+    /// then the batch's arrays.
+    let stagedAsJSON: String
+
+    /// Parameters before the batch's arrays: those of ``ControlTables/appliedCTE``.
+    static let firstArrayParameter = 6
 
     init(layout: MirrorLayout, control: ControlTables) {
-        let staging = layout.stagingTable
-        createStaging =
-            "CREATE TEMP TABLE IF NOT EXISTS \(staging) (" + layout.stagingColumns.map { "\($0) text" }.joined(separator: ", ") + ")"
-        emptyStaging = "DELETE FROM \(staging)"
-
+        let staged = layout.stagedRows(firstParameter: Self.firstArrayParameter)
         let names = layout.columns.map(layout.quoted)
         let keyCasts = layout.keyIndexes.map { layout.cast($0) }
         let selectList = layout.columns.indices.map { "\(layout.cast($0)) AS \(names[$0])" }.joined(separator: ", ")
@@ -46,12 +47,11 @@ struct MirrorStatements: Sendable {
                 """
         }
         upsert = """
-            WITH emptied AS (DELETE FROM \(staging)),
-            recorded AS (\(control.appliedCTE)),
+            WITH recorded AS (\(control.appliedCTE)),
             written AS (
             INSERT INTO \(layout.mirrorTable) AS m (\(names.joined(separator: ", ")), ferry_seq)
             SELECT DISTINCT ON (\(keyCasts.joined(separator: ", "))) \(selectList), s::int8
-            FROM \(staging)
+            FROM \(staged)
             ORDER BY \(keyCasts.joined(separator: ", ")), s::int8 DESC
             ON CONFLICT (\(layout.keyList)) DO UPDATE SET \(assignments), ferry_seq = EXCLUDED.ferry_seq, updated_at = now(), deleted_at = NULL
             WHERE m.ferry_seq < EXCLUDED.ferry_seq
@@ -61,15 +61,15 @@ struct MirrorStatements: Sendable {
             SELECT count(*)::int8, count(*) FILTER (WHERE inserted)::int8 FROM written
             """
         insertAll = """
+            WITH recorded AS (\(control.appliedCTE))
             INSERT INTO \(layout.mirrorTable) (\(names.joined(separator: ", ")), ferry_seq)
-            SELECT \(selectList), s::int8 FROM \(staging)
+            SELECT \(selectList), s::int8 FROM \(staged)
             """
         companionInsertAll = layout.companionTable.map {
-            "INSERT INTO \($0) (\(layout.keyList)) SELECT \(keyCasts.joined(separator: ", ")) FROM \(staging)"
+            "INSERT INTO \($0) (\(layout.keyList)) SELECT \(keyCasts.joined(separator: ", ")) FROM \(layout.stagedKeys(firstParameter: 1))"
         }
-        recordApplied = "WITH emptied AS (DELETE FROM \(staging)) \(control.appliedCTE)"
 
         let pairs = layout.columns.indices.map { "\(SQLIdentifier.literal(layout.columns[$0].source)), c\($0)" }.joined(separator: ", ")
-        stagingAsJSON = "SELECT jsonb_build_object(\(pairs))::text, s FROM \(staging)"
+        stagedAsJSON = "SELECT jsonb_build_object(\(pairs))::text, s FROM \(staged)"
     }
 }

@@ -158,26 +158,44 @@ extension RedisSyncService {
         return keys
     }
 
-    /// COPY `rows` straight into the table; nil (and nothing written) when one of them is already there.
-    func insertNew(_ rows: [KeyValueRow], database: Int, session: PostgresSession) async throws -> Int? {
-        var copy = CopyTextRows(capacity: rows.reduce(64) { $0 + $1.json.readableBytes + $1.key.utf8.count + 40 })
-        let databaseText = ByteBuffer(string: String(database))
+    /// `rows` as a table `staged` (redis_key, redis_type, value jsonb, ttl_ms), bound as four `text[]` arrays from
+    /// `$2` (`$1` is the database).
+    static let staged = """
+        (SELECT redis_key, redis_type, value::jsonb AS value, ttl_ms::int8 AS ttl_ms
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(redis_key, redis_type, value, ttl_ms)) AS staged
+        """
+
+    static func binds(_ rows: [KeyValueRow], database: Int) -> PostgresBindings {
+        var keys = PostgresTextArray(capacity: rows.reduce(0) { $0 + $1.key.utf8.count + 4 })
+        var types = PostgresTextArray(capacity: rows.count * 10)
+        var values = PostgresTextArray(capacity: rows.reduce(0) { $0 + $1.json.readableBytes + 4 })
+        var ttls = PostgresTextArray(capacity: rows.count * 12)
         for row in rows {
-            copy.beginRow()
-            copy.appendField(databaseText)
-            copy.appendField(row.key)
-            copy.appendField(row.type)
-            copy.appendField(row.json)
-            copy.appendField(row.ttl.map { String($0) })
-            copy.endRow()
+            keys.append(row.key)
+            types.append(row.type)
+            values.append(row.json)
+            ttls.append(row.ttl.map { String($0) })
         }
+        var binds = PostgresBindings(capacity: 5)
+        binds.append(Int32(database))
+        binds.append(keys)
+        binds.append(types)
+        binds.append(values)
+        binds.append(ttls)
+        return binds
+    }
+
+    /// Inserts `rows` plainly (one statement); nil (and nothing written) when one of them is already there.
+    func insertNew(_ rows: [KeyValueRow], database: Int, session: PostgresSession) async throws -> Int? {
+        let binds = Self.binds(rows, database: database)
+        let table = tables.keyValues
         do {
-            try await session.withTransaction { connection in
-                // postgres-nio's COPY quotes the table name as one identifier: reach the schema through search_path.
-                try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(SQLIdentifier.quote(tables.schema))"), logger: logger)
-                try await connection.copyFrom(
-                    table: config.keyValues.table, columns: ["redis_db", "redis_key", "redis_type", "value", "ttl_ms"], logger: logger
-                ) { try await $0.write(copy.buffer) }
+            try await session.withConnection { connection in
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: "INSERT INTO \(table) (redis_db, redis_key, redis_type, value, ttl_ms) SELECT $1, * FROM \(Self.staged)",
+                        binds: binds),
+                    logger: logger)
             }
             return rows.count
         } catch  where PostgresDiagnosis.sqlState(of: error) == "23505" {
@@ -188,41 +206,25 @@ extension RedisSyncService {
     /// Writes `rows` of `database`; returns how many rows changed (unchanged values are not written).
     func upsert(_ rows: [KeyValueRow], database: Int, session: PostgresSession) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
-        var copy = CopyTextRows(capacity: rows.reduce(64) { $0 + $1.json.readableBytes + $1.key.utf8.count + 32 })
-        for row in rows {
-            copy.beginRow()
-            copy.appendField(row.key)
-            copy.appendField(row.type)
-            copy.appendField(row.json)
-            copy.appendField(row.ttl.map { String($0) })
-            copy.endRow()
-        }
+        let binds = Self.binds(rows, database: database)
         let table = tables.keyValues
-        let staging = "ferry_redis_key_staging"
-        let changed = try await session.withTransaction { connection -> Int in
-            try await connection.query(
-                PostgresQuery(
-                    unsafeSQL:
-                        "CREATE TEMP TABLE IF NOT EXISTS \(staging) (redis_key text, redis_type text, value jsonb, ttl_ms bigint) ON COMMIT DELETE ROWS"
-                ),
-                logger: logger)
-            try await connection.copyFrom(table: staging, columns: ["redis_key", "redis_type", "value", "ttl_ms"], logger: logger) {
-                try await $0.write(copy.buffer)
-            }
+        let changed = try await session.withConnection { connection -> Int in
             // A TTL counts down on every scan; it is refreshed only when the value changes or the key gains or
             // loses its expiry, so an unchanged key is never rewritten.
             let result = try await connection.query(
-                """
-                WITH written AS (
-                  INSERT INTO \(unescaped: table) AS t (redis_db, redis_key, redis_type, value, ttl_ms)
-                  SELECT \(Int32(database)), redis_key, redis_type, value, ttl_ms FROM \(unescaped: staging)
-                  ON CONFLICT (redis_db, redis_key) DO UPDATE
-                    SET redis_type = EXCLUDED.redis_type, value = EXCLUDED.value, ttl_ms = EXCLUDED.ttl_ms, updated_at = now(), deleted_at = NULL
-                    WHERE t.value IS DISTINCT FROM EXCLUDED.value OR t.redis_type IS DISTINCT FROM EXCLUDED.redis_type
-                      OR t.deleted_at IS NOT NULL OR (t.ttl_ms IS NULL) <> (EXCLUDED.ttl_ms IS NULL)
-                  RETURNING 1
-                ) SELECT count(*)::int8 FROM written
-                """,
+                PostgresQuery(
+                    unsafeSQL: """
+                        WITH written AS (
+                          INSERT INTO \(table) AS t (redis_db, redis_key, redis_type, value, ttl_ms)
+                          SELECT $1, * FROM \(Self.staged)
+                          ON CONFLICT (redis_db, redis_key) DO UPDATE
+                            SET redis_type = EXCLUDED.redis_type, value = EXCLUDED.value, ttl_ms = EXCLUDED.ttl_ms, updated_at = now(), deleted_at = NULL
+                            WHERE t.value IS DISTINCT FROM EXCLUDED.value OR t.redis_type IS DISTINCT FROM EXCLUDED.redis_type
+                              OR t.deleted_at IS NOT NULL OR (t.ttl_ms IS NULL) <> (EXCLUDED.ttl_ms IS NULL)
+                          RETURNING 1
+                        ) SELECT count(*)::int8 FROM written
+                        """,
+                    binds: binds),
                 logger: logger)
             var count = 0
             for try await value in result.decode(Int64.self) { count = Int(value) }

@@ -17,9 +17,9 @@ struct StreamRow: Sendable {
 
 /// Applies entries of the streams of one Redis database to `redis_streams`, or to a mapped table.
 ///
-/// One transaction per batch: COPY into a session staging table, then one `INSERT … SELECT … ON CONFLICT` on
-/// (redis_db, stream_key, message_id) that skips entries already stored or, with `conflict: overwrite`, replaces
-/// them when their data differs.
+/// One statement per batch, the entries bound as arrays: an `INSERT … SELECT … ON CONFLICT` on (redis_db,
+/// stream_key, message_id) that skips entries already stored or, with `conflict: overwrite`, replaces them when
+/// their data differs.
 struct RedisStreamApplier: StreamApplying {
     let database: Int
     let tables: RedisSyncTables
@@ -75,9 +75,14 @@ struct RedisStreamApplier: StreamApplying {
         config.streams.mappings.first { GlobPattern($0.stream).matches(stream) }
     }
 
-    private static let staging = "ferry_redis_stream_staging"
+    /// A batch's entries as a table `staged` (redis_db, stream_key, message_id, data jsonb, ts timestamptz): the
+    /// database and stream are `$1` and `$2`, the entries three bound `text[]` arrays.
+    private static let staged = """
+        (SELECT $1::int AS redis_db, $2::text AS stream_key, message_id, data::jsonb AS data, ts::timestamptz AS ts
+         FROM unnest($3::text[], $4::text[], $5::text[]) AS u(message_id, data, ts)) AS staged
+        """
 
-    /// The INSERT from staging into the stream's target.
+    /// The INSERT of a batch into the stream's target.
     func insertStatement(for stream: String) -> String {
         let overwrite = config.streams.conflict == .overwrite
         if let mapping = mapping(for: stream) {
@@ -86,7 +91,7 @@ struct RedisStreamApplier: StreamApplying {
             let values = mapping.columns.map { "(data->>\(SQLIdentifier.literal($0.field)))::\($0.type)" }
             var sql = """
                 INSERT INTO \(table) AS t (redis_db, stream_key, message_id, \(columns.joined(separator: ", ")), "timestamp")
-                SELECT redis_db, stream_key, message_id, \(values.joined(separator: ", ")), to_timestamp(ms / 1000.0) FROM \(Self.staging)
+                SELECT redis_db, stream_key, message_id, \(values.joined(separator: ", ")), ts FROM \(Self.staged)
                 ON CONFLICT (redis_db, stream_key, message_id) DO
                 """
             if overwrite {
@@ -100,7 +105,7 @@ struct RedisStreamApplier: StreamApplying {
         }
         var sql = """
             INSERT INTO \(tables.streams) AS t (redis_db, stream_key, message_id, data, "timestamp")
-            SELECT redis_db, stream_key, message_id, data, to_timestamp(ms / 1000.0) FROM \(Self.staging)
+            SELECT redis_db, stream_key, message_id, data, ts FROM \(Self.staged)
             ON CONFLICT (redis_db, stream_key, message_id) DO
             """
         sql +=
@@ -110,66 +115,47 @@ struct RedisStreamApplier: StreamApplying {
         return sql
     }
 
-    private func copyRows(_ entries: ArraySlice<Consumed<StreamRow>>, stream: String) -> CopyTextRows {
-        var rows = CopyTextRows(capacity: entries.reduce(64) { $0 + $1.entry.json.readableBytes + stream.utf8.count + 48 })
-        let databaseText = ByteBuffer(string: String(database))
-        let streamText = ByteBuffer(string: stream)
-        for item in entries {
-            rows.beginRow()
-            rows.appendField(databaseText)
-            rows.appendField(streamText)
-            rows.appendField(item.id)
-            rows.appendField(item.entry.json)
-            rows.appendPlainField { $0.writeString(String(item.entry.milliseconds)) }
-            rows.endRow()
-        }
-        return rows
+    /// A plain INSERT into `redis_streams`: the common case, entries never stored before.
+    var insertNewStatement: String {
+        "INSERT INTO \(tables.streams) (redis_db, stream_key, message_id, data, \"timestamp\") SELECT * FROM \(Self.staged)"
     }
 
-    /// COPY straight into `redis_streams` (the common case: entries never stored before); false when one of them
-    /// already is (a redelivery after a crash), and then nothing was written.
-    private func copyDirectly(_ entries: ArraySlice<Consumed<StreamRow>>, stream: String) async throws -> Bool {
-        var rows = CopyTextRows(capacity: entries.reduce(64) { $0 + $1.entry.json.readableBytes + stream.utf8.count + 64 })
-        let databaseText = ByteBuffer(string: String(database))
-        let streamText = ByteBuffer(string: stream)
+    /// The binds of ``staged``.
+    private func binds(_ entries: ArraySlice<Consumed<StreamRow>>, stream: String) -> PostgresBindings {
+        let bytes = entries.reduce(0) { $0 + $1.entry.json.readableBytes }
+        var ids = PostgresTextArray(capacity: entries.count * 24)
+        var data = PostgresTextArray(capacity: bytes + entries.count * 4)
+        var times = PostgresTextArray(capacity: entries.count * 30)
         for item in entries {
-            rows.beginRow()
-            rows.appendField(databaseText)
-            rows.appendField(streamText)
-            rows.appendField(item.id)
-            rows.appendField(item.entry.json)
-            rows.appendPlainField { UTCTimestamp.write(milliseconds: item.entry.milliseconds, to: &$0) }
-            rows.endRow()
+            ids.append(item.id)
+            data.append(item.entry.json)
+            times.appendWritten { UTCTimestamp.write(milliseconds: item.entry.milliseconds, to: &$0) }
         }
-        do {
-            try await session.withTransaction { connection in
-                // postgres-nio's COPY quotes the table name as one identifier: reach the schema through search_path.
-                try await connection.query(
-                    PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(SQLIdentifier.quote(tables.schema))"), logger: logger)
-                try await connection.copyFrom(
-                    table: config.streams.table, columns: ["redis_db", "stream_key", "message_id", "data", "timestamp"], logger: logger
-                ) { try await $0.write(rows.buffer) }
-            }
-            return true
-        } catch  where PostgresDiagnosis.sqlState(of: error) == "23505" {
-            return false
-        }
+        var binds = PostgresBindings(capacity: 5)
+        binds.append(Int32(database))
+        binds.append(stream)
+        binds.append(ids)
+        binds.append(data)
+        binds.append(times)
+        return binds
     }
 
+    /// Entries of an unmapped stream are inserted plainly first; when one of them is already stored (a
+    /// redelivery after a crash) that fails as a whole, nothing is written, and the batch takes the INSERT … ON
+    /// CONFLICT. One statement either way: no transaction around it.
     private func applyRows(_ entries: ArraySlice<Consumed<StreamRow>>, stream: String) async throws {
-        if mapping(for: stream) == nil, try await copyDirectly(entries, stream: stream) { return }
-        let rows = copyRows(entries, stream: stream)
+        let binds = binds(entries, stream: stream)
+        if mapping(for: stream) == nil {
+            do {
+                try await session.withConnection { connection in
+                    try await connection.query(PostgresQuery(unsafeSQL: insertNewStatement, binds: binds), logger: logger)
+                }
+                return
+            } catch  where PostgresDiagnosis.sqlState(of: error) == "23505" {}
+        }
         let insert = insertStatement(for: stream)
-        try await session.withTransaction { connection in
-            try await connection.query(
-                PostgresQuery(
-                    unsafeSQL:
-                        "CREATE TEMP TABLE IF NOT EXISTS \(Self.staging) (redis_db integer, stream_key text, message_id text, data jsonb, ms bigint) ON COMMIT DELETE ROWS"
-                ), logger: logger)
-            try await connection.copyFrom(table: Self.staging, columns: ["redis_db", "stream_key", "message_id", "data", "ms"], logger: logger) {
-                try await $0.write(rows.buffer)
-            }
-            try await connection.query(PostgresQuery(unsafeSQL: insert), logger: logger)
+        try await session.withConnection { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: insert, binds: binds), logger: logger)
         }
     }
 
@@ -240,7 +226,7 @@ enum UTCTimestamp {
         return String(buffer: out)
     }
 
-    /// Writes the timestamp's 26 bytes straight into `out` (once per stream entry on the COPY path).
+    /// Writes the timestamp's 26 bytes straight into `out` (once per stream entry).
     static func write(milliseconds: Int64, to out: inout ByteBuffer) {
         var seconds = milliseconds / 1000
         var millis = milliseconds % 1000
