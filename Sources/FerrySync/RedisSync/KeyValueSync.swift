@@ -73,7 +73,7 @@ extension RedisSyncService {
                             idle.append(session)
                         }
                         let session = idle.removeLast()
-                        // Keys not present before are usually new rows: COPY them straight in, upsert the rest.
+                        // Keys not present before are usually new rows: insert them plainly, upsert the rest.
                         let fresh = known.isEmpty ? rows : rows.filter { !known.contains($0.key) }
                         let rest = fresh.count == rows.count ? [] : rows.filter { known.contains($0.key) }
                         group.addTask {
