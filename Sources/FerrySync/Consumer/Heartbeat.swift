@@ -22,12 +22,20 @@ final class Heartbeat: Sendable {
     }
 
     /// Runs `body` (a transaction that may take long) while beating every `interval` in a child task.
+    ///
+    /// When `body` ends, the child stops at its next wait. A beat already sent is not cancelled: a cancelled command
+    /// closes its Redis connection (so that no reply is read out of step), and that connection is the consumer's,
+    /// whose `XACK` for the batch just committed would then fail and the batch be applied a second time.
     func keepingAlive<T>(_ body: () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
                 while !Task.isCancelled {
-                    try await Task.sleep(for: interval)
-                    try await beat()
+                    do {
+                        try await Task.sleep(for: interval)
+                    } catch {
+                        return
+                    }
+                    try await Task { try await self.beat() }.value
                 }
             }
             defer { group.cancelAll() }
