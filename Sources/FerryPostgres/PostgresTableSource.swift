@@ -207,11 +207,13 @@ public struct PostgresTableSource: TableSource {
             // Only row versions written by a transaction no older than the oldest one running at the mark (or by one
             // of its subtransactions, whose ids are larger): every other version committed before the mark, so the
             // re-read that took it, or a poll after it, saw it. "No older" is PostgreSQL's own modulo-2^32 order of
-            // transaction ids (live versions are less than 2^31 transactions old); a frozen version that compares
-            // as newer is only read again.
-            binds.append(oldest % 4_294_967_296)
-            let distance = "((ferry_src.xmin::text::int8 - $\(binds.count) + 4294967296) % 4294967296)"
-            sql += " AND \(distance) < 2147483648"
+            // transaction ids, which `age` follows (live versions are less than 2^31 transactions old; a frozen
+            // version is infinitely old). The mark's age is computed once (a subquery); comparing ages costs half
+            // the scan that converting every `xmin` to a number did.
+            binds.append(String(oldest % 4_294_967_296))
+            let markAge = "(SELECT age($\(binds.count)::text::xid))"
+            let distance = "(\(markAge)::int8 - age(ferry_src.xmin))"
+            sql += " AND age(ferry_src.xmin) <= \(markAge)"
             // Leave out versions a tail read saw (``TailRead``): written by a transaction that ended before the mark
             // of the first tail read after it, and ordered after where that read began. The first such read is the
             // first whose mark exceeds the version's transaction (`width_bucket` over the ascending marks, as
