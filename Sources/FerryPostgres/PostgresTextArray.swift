@@ -136,12 +136,15 @@ public struct PostgresTextArray: PostgresNonThrowingEncodable, Sendable {
 /// A row of COPY text whose field count is not the batch's: a data error, rejected like a value PostgreSQL refuses
 /// (the bisection isolates it and it goes to the dead letters).
 public struct MalformedRowError: Error, CustomStringConvertible {
+    /// The row's position in the batch (from 0).
     public let row: Int
+    /// Its first field (a queue row's sequence number).
+    public let first: String
     public let fields: Int
     public let expected: Int
 
     public var description: String {
-        "row \(row + 1) of the batch has \(fields) fields where \(expected) were expected (malformed queue entry)"
+        "the row starting \"\(first)\" has \(fields) fields, not \(expected) (a malformed queue entry; only Ferry should write to the stream)"
     }
 }
 
@@ -156,6 +159,8 @@ extension CopyTextRows {
             var row = 0
             var field = 0
             var start = 0
+            var rowBegin = 0
+            var firstEnd = 0
             var position = 0
             let end = bytes.count
             while position <= end {
@@ -167,12 +172,14 @@ extension CopyTextRows {
                     if field < columns {
                         arrays[field].appendCopyField(UnsafeRawBufferPointer(rebasing: bytes[start..<position]))
                     }
+                    if field == 0 { firstEnd = position }
                     field += 1
                     start = position + 1
                     if byte == 0x0A {
                         if field != columns {
                             guard lenient else {
-                                failure = MalformedRowError(row: row, fields: field, expected: columns)
+                                let first = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[rowBegin..<firstEnd]).prefix(40), as: UTF8.self)
+                                failure = MalformedRowError(row: row, first: first, fields: field, expected: columns)
                                 return
                             }
                             while field < columns {
@@ -182,6 +189,7 @@ extension CopyTextRows {
                         }
                         row += 1
                         field = 0
+                        rowBegin = start
                     }
                 }
                 position += 1

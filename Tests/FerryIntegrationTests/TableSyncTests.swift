@@ -301,6 +301,29 @@ struct TableSyncTests {
         await world.close()
     }
 
+    @Test func aMalformedQueueRowGoesToTheDeadLettersAndTheOthersApply() async throws {
+        // Another program wrote an entry whose second row lacks fields: a data error like a value PostgreSQL refuses.
+        let world = try await SyncWorld.make("malformed", rows: 10)
+        _ = try await world.runOnce()
+        let redis = try #require(world.sandbox.redis)
+        let keys = QueueKeys(pipeline: world.name)
+        let fingerprint = try #require(try await RedisAdmin.send(redis, ["HKEYS", keys.schemas]).elements().first?.decode(as: String.self))
+        let data =
+            "9000001\tC-GOOD\t2025-02-01\tf\t\\N\tCL-1\tgood\t2025-02-01 00:00:00\n"
+            + "9000002\tC-SHORT\t2025-02-01\tf\n"
+            + "9000003\tC-GOOD2\t2025-02-01\tt\tF-1\tCL-2\tgood too\t2025-02-01 00:00:01\n"
+        _ = try await RedisAdmin.send(redis, ["XADD", keys.stream, "*", "v", "1", "schema", fingerprint, "rows", "3", "data", data])
+        _ = try await world.runOnce()
+        #expect(try await world.strings("SELECT conduce FROM \(world.mirror) WHERE conduce LIKE 'C-GOOD%' ORDER BY 1") == ["C-GOOD", "C-GOOD2"])
+        let dead = try await world.strings(
+            "SELECT row_data->>'CONDUCE' || ' | ' || reason FROM \"\(world.targetSchema)\".ferry_dead_letters WHERE pipeline = '\(world.name)'")
+        #expect(dead.count == 1)
+        #expect(dead.first??.hasPrefix("C-SHORT | the row starting \"9000002\" has 4 fields, not 8 (a malformed queue entry") == true, "\(dead)")
+        let pending = try await RedisAdmin.send(redis, ["XPENDING", keys.stream, "ferry"])
+        #expect(try pending.elements().first?.decode(as: Int.self) == 0)
+        await world.close()
+    }
+
     /// Consumers killed for reasons of their own (a crash loop, an OOM kill) raise the delivery counts of every
     /// entry they held; that alone must not push good rows aside. Only an entry whose solo attempts keep ending
     /// with the consumer stopped goes to the dead letters whole.
