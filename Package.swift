@@ -61,9 +61,11 @@ let package = Package(
             swiftSettings: hotPathSettings
         ),
         // Redis client on SwiftNIO: connections, pipelining, pool, typed commands.
+        .target(name: "CFerryLinux"),
         .target(
             name: "FerryRedis",
             dependencies: [
+                "CFerryLinux",
                 "FerryCore",
                 "FerryRESP",
                 .product(name: "DequeModule", package: "swift-collections"),

@@ -42,10 +42,13 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private let address: String
     private let onPush: (@Sendable (RESPToken) -> Void)?
+    /// See ``RedisConnectionConfiguration/idleTickHint``.
+    private let idleTickHint: Bool
 
-    init(address: String, limits: RESPFrameScanner.Limits, onPush: (@Sendable (RESPToken) -> Void)?) {
+    init(address: String, limits: RESPFrameScanner.Limits, idleTickHint: Bool = false, onPush: (@Sendable (RESPToken) -> Void)?) {
         self.address = address
         self.processor = NIOSingleStepByteToMessageProcessor(RESPTokenDecoder(limits: limits))
+        self.idleTickHint = idleTickHint
         self.onPush = onPush
     }
 
@@ -71,7 +74,14 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             return
         }
         submit(request, context: context, writePromise: nil)
+        flush(context: context)
+    }
+
+    func flush(context: ChannelHandlerContext) {
         context.flush()
+        #if os(Linux)
+            if idleTickHint, !queue.isEmpty { IdleTickHint.current?.give() }
+        #endif
     }
 
     private func submit(_ request: RedisOutboundRequest, context: ChannelHandlerContext, writePromise promise: EventLoopPromise<Void>?) {

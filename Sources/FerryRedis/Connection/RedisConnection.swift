@@ -73,7 +73,9 @@ public final class RedisConnection: Sendable {
                             context: sslContext, serverHostname: configuration.host.isIPAddress ? nil : configuration.host)
                         try sync.addHandler(tlsHandler)
                     }
-                    try sync.addHandler(RedisChannelHandler(address: address, limits: configuration.decoderLimits, onPush: onPush))
+                    try sync.addHandler(
+                        RedisChannelHandler(
+                            address: address, limits: configuration.decoderLimits, idleTickHint: configuration.idleTickHint, onPush: onPush))
                 }
             }
         let channel: any Channel

@@ -1,0 +1,1 @@
+// The declarations are inline, in include/CFerryLinux.h.
