@@ -45,6 +45,7 @@ public struct RedisConnectionConfiguration: Sendable {
         self.init(host: endpoint.host, port: endpoint.port, user: endpoint.user, password: endpoint.password, database: endpoint.db)
         self.connectTimeout = endpoint.connectTimeout
         if endpoint.tls { self.tls = .makeClientConfiguration() }
+        self.idleTickHint = endpoint.idleTickHint
     }
 
     /// `host:port`, for messages.

@@ -44,6 +44,7 @@ struct ConfigLoaderTests {
           port: 6380
           password: ${REDIS_PASSWORD:-fallback}
           db: 2
+          idle_tick_hint: false
         sqlserver:
           host: 10.0.0.6
           database: g_FACU
@@ -84,6 +85,7 @@ struct ConfigLoaderTests {
         #expect(config.postgres?.schema == "sync")
         #expect(config.redis?.password?.value == "fallback")
         #expect(config.redis?.db == 2)
+        #expect(config.redis?.idleTickHint == false)
         #expect(config.sqlserver?.view == "VW_VENTAS_SYNC")
         #expect(config.sync.interval == .milliseconds(500))
         #expect(config.sync.batchSize == 2000)
@@ -264,6 +266,7 @@ struct ConfigLoaderTests {
         #expect(issues.all.isEmpty, "\(issues.all)")
         #expect(again.pipelines == loaded.configuration.pipelines)
         #expect(again.redis?.host == "env.redis")
+        #expect(again.redis?.idleTickHint == false)
     }
 
     @Test func theClusterSectionTakesAnAPITokenFromTheEnvironmentAndNeverPrintsIt() throws {

@@ -116,6 +116,7 @@ extension RedisEndpoint {
         if let db = reader.int("db", range: 0...10_000, fix: "use a database index such as 0 (Redis has 16 by default)") { endpoint.db = db }
         if let tls = reader.bool("tls") { endpoint.tls = tls }
         if let timeout = reader.duration("connect_timeout", minimum: .milliseconds(100)) { endpoint.connectTimeout = timeout }
+        if let hint = reader.bool("idle_tick_hint") { endpoint.idleTickHint = hint }
         reader.finish()
         return endpoint
     }

@@ -23,6 +23,7 @@ extension FerryConfiguration {
                 $0.raw("db", "\(redis.db)")
                 $0.raw("tls", "\(redis.tls)")
                 $0.value("connect_timeout", DurationParser.format(redis.connectTimeout))
+                $0.raw("idle_tick_hint", "\(redis.idleTickHint)")
             }
         }
         if let sqlserver { out.section("sqlserver") { $0.sqlserver(sqlserver) } }

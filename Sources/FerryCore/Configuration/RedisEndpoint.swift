@@ -11,6 +11,9 @@ public struct RedisEndpoint: Sendable, Equatable {
     public var tls: Bool = false
     /// Default 5 seconds.
     public var connectTimeout: Duration = .seconds(5)
+    /// Keep the CPU's timer tick running while a connection waits for a reply (Linux; see
+    /// `RedisConnectionConfiguration.idleTickHint`). Default on.
+    public var idleTickHint: Bool = true
 
     public init() {}
 
