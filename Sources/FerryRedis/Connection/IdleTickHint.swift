@@ -16,7 +16,7 @@
     /// `redis-benchmark` (and every client on Redis's `ae` loop) does this without meaning to: it deletes and
     /// re-adds its socket in epoll on every request. A plain loop of `write`, `epoll_wait`, `read` in C measures
     /// 1.2–1.3× redis-benchmark's round trip on that machine; with the same two cycles as here, 0.95–1.0×.
-    /// See docs/BENCHMARKS.md, "Redis client: the idle tick".
+    /// See docs/BENCHMARKS.md, "Redis client", "2026-12-04: the idle tick".
     ///
     /// One per event-loop thread: the hint has to be given on the CPU that is about to wait.
     final class IdleTickHint: Sendable {
