@@ -45,7 +45,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     /// See ``RedisConnectionConfiguration/idleTickHint``.
     private let idleTickHint: Bool
 
-    init(address: String, limits: RESPFrameScanner.Limits, idleTickHint: Bool = false, onPush: (@Sendable (RESPToken) -> Void)?) {
+    init(address: String, limits: RESPFrameScanner.Limits, idleTickHint: Bool, onPush: (@Sendable (RESPToken) -> Void)?) {
         self.address = address
         self.processor = NIOSingleStepByteToMessageProcessor(RESPTokenDecoder(limits: limits))
         self.idleTickHint = idleTickHint
