@@ -89,11 +89,38 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Private PostgreSQL / Redis servers on free loopback ports, for the sandbox, the demo and every test.
+        // PostgreSQL node control: initdb'd data directories started, stopped, fenced, promoted, rewound and copied with
+        // the server's own programs; process handling and the account servers run as. Production code (the HA agent)
+        // and the sandbox share it.
+        .target(
+            name: "FerryPostgresNode",
+            dependencies: [
+                "FerryCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // etcd's v3 JSON API: leases, compare-and-set, watches, health. The HA agent, the control API and the checks
+        // share it.
+        .target(
+            name: "FerryEtcd",
+            dependencies: [
+                "FerryCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Private PostgreSQL / Redis / etcd servers on free loopback ports, for the sandbox, the demo and every test;
+        // on top of FerryPostgresNode.
         .target(
             name: "FerrySandbox",
             dependencies: [
                 "FerryCore",
+                "FerryPostgresNode",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -105,6 +132,7 @@ let package = Package(
             name: "FerryCheck",
             dependencies: [
                 "FerryCore",
+                "FerryEtcd",
                 "FerryPostgres",
                 "FerryRedis",
                 "FerryRESP",
@@ -153,9 +181,9 @@ let package = Package(
             name: "FerryCluster",
             dependencies: [
                 "FerryCore",
+                "FerryEtcd",
                 "FerryPostgres",
-                "FerrySandbox",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "FerryPostgresNode",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -165,12 +193,34 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The daemon's composition root: configuration in, the services of `ferry run` and its HTTP router out, so
+        // tests build the same daemon in-process. Also the rule for a job that fails (marked failed, the others go on).
+        .target(
+            name: "FerryDaemon",
+            dependencies: [
+                "FerryCheck",
+                "FerryCluster",
+                "FerryCore",
+                "FerryRedis",
+                "FerryServer",
+                "FerrySync",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Benchmarks that measure Ferry beside a peer in the same run (`ferry bench …`).
         .target(
             name: "FerryBench",
             dependencies: [
                 "FerryCluster",
                 "FerryCore",
+                "FerryEtcd",
+                "FerryPostgresNode",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 "FerryPostgres",
@@ -187,6 +237,9 @@ let package = Package(
             name: "ferry",
             dependencies: [
                 "FerryCluster",
+                "FerryDaemon",
+                "FerryEtcd",
+                "FerryPostgresNode",
                 "FerrySync",
                 "FerryBench",
                 "FerryCheck",
@@ -207,6 +260,11 @@ let package = Package(
         .testTarget(
             name: "FerryCoreTests",
             dependencies: ["FerryCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FerryClusterTests",
+            dependencies: ["FerryCluster", "FerryEtcd"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -242,6 +300,9 @@ let package = Package(
             name: "FerryIntegrationTests",
             dependencies: [
                 "FerryCluster",
+                "FerryDaemon",
+                "FerryEtcd",
+                "FerryPostgresNode",
                 "FerrySync",
                 "FerryRESP",
                 "FerryCheck",
@@ -250,9 +311,11 @@ let package = Package(
                 "FerryRedis",
                 "FerrySandbox",
                 "FerryServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,7 +1,9 @@
 import AsyncHTTPClient
 import FerryCluster
 import FerryCore
+import FerryEtcd
 import FerryPostgres
+import FerryPostgresNode
 public import FerrySandbox
 import Foundation
 public import Logging
@@ -271,7 +273,7 @@ struct FerryHarness: HABenchmark.Harness {
     /// Every agent reports, as a primary or a streaming standby.
     func agentsReady() async -> Bool {
         guard let members = try? await operations.members() else { return false }
-        return members.count == cluster.nodes.count && members.allSatisfy { $0.role == "primary" || ($0.role == "standby" && $0.streaming) }
+        return members.count == cluster.nodes.count && members.allSatisfy { $0.role == .primary || ($0.role == .standby && $0.streaming) }
     }
 
     func switchover(to node: String) async throws { _ = try await operations.switchover(to: node) }

@@ -1,3 +1,4 @@
+import FerryPostgresNode
 import FerrySandbox
 import Foundation
 

@@ -1,5 +1,6 @@
 import FerryCore
 import FerryPostgres
+import FerryPostgresNode
 import FerryRedis
 public import FerrySandbox
 import FerrySync

@@ -1,5 +1,6 @@
 import CoreMetrics
 import FerryCore
+import FerryEtcd
 import FerryPostgres
 import Foundation
 import Logging
@@ -15,15 +16,12 @@ extension ClusterAgent {
         do {
             lease = try await ensureLease(&state)
             try await publish(local, lease: lease)
-            if let leader = try await etcd.get(keys.leader) {
-                guard leader.value == me else {
-                    logger.error("another node leads; fencing this primary", metadata: metadata.merging(["ferry.leader": "\(leader.value)"]) { $1 })
-                    watchdog?.disarm()
-                    await fence(&state, mustRejoin: true)
-                    return
-                }
-                if leader.lease != lease { _ = try await etcd.replace(keys.leader, expected: me, with: me, lease: lease) }
-            } else {
+            switch AgentRules.leadership(me, leader: try await etcd.get(keys.leader), lease: lease) {
+            case .lead:
+                break
+            case .moveKeyToLease:
+                _ = try await etcd.replace(keys.leader, expected: me, with: me, lease: lease)
+            case .takeKey:
                 guard try await etcd.create(keys.leader, value: me, lease: lease) else {
                     logger.error("another node took the leader key first; fencing this primary", metadata: metadata)
                     watchdog?.disarm()
@@ -31,13 +29,18 @@ extension ClusterAgent {
                     return
                 }
                 logger.notice("leading the cluster", metadata: metadata)
+            case .fence(let leader):
+                logger.error("another node leads; fencing this primary", metadata: metadata.merging(["ferry.leader": "\(leader)"]) { $1 })
+                watchdog?.disarm()
+                await fence(&state, mustRejoin: true)
+                return
             }
-            if let renewed = state.leaseRenewed { watchdog?.arm(for: renewed + .milliseconds(settings.ttl * 1000 / 2) - .now) }
+            if let renewed = state.leaseRenewed { watchdog?.arm(for: renewed + AgentRules.fencingDeadline(ttl: settings.ttl) - .now) }
             try await etcd.put(keys.lastPrimary, value: etcd.encode(LastPrimary(node: me, lsn: local.lsn, timeline: local.timeline)))
         } catch {
             // etcd unreachable: fence before the lease can expire, unless told to keep serving.
-            let renewed = state.leaseRenewed ?? .now
-            if !settings.keepServingWithoutEtcd, ContinuousClock.now - renewed > .milliseconds(settings.ttl * 1000 / 2) {
+            let sinceRenewal = ContinuousClock.now - (state.leaseRenewed ?? .now)
+            if AgentRules.mustFenceWithoutEtcd(sinceRenewal: sinceRenewal, ttl: settings.ttl, keepServing: settings.keepServingWithoutEtcd) {
                 logger.error(
                     "cannot renew leadership in etcd; fencing this primary before the lease expires",
                     metadata: metadata.merging(["ferry.error": "\(error)"]) { $1 })
@@ -51,7 +54,7 @@ extension ClusterAgent {
         try await manageSynchronous(session, &state)
         if let request = try await etcd.get(keys.switchover),
             var switchover = try? JSONDecoder.cluster.decode(OperationRequest.self, from: Data(request.value.utf8)),
-            switchover.state == "requested", switchover.from == nil || switchover.from == me
+            switchover.state == .requested, switchover.from == nil || switchover.from == me
         {
             switchover.from = me
             try await serveSwitchover(switchover, lease: request.lease, local, &state, session: session, watchdog: watchdog)
@@ -153,35 +156,24 @@ extension ClusterAgent {
     ) async throws {
         var request = request
         func refuse(_ reason: String) async throws {
-            request.state = "refused"
+            request.state = .refused
             request.error = reason
             try await etcd.put(keys.switchover, value: etcd.encode(request), lease: requestLease > 0 ? requestLease : nil)
             logger.error("switchover refused", metadata: metadata.merging(["ferry.reason": "\(reason)"]) { $1 })
         }
-        let standbys = try await etcd.members(keys).filter { $0.node != me && $0.role == "standby" && $0.streaming }
+        let members = try await etcd.members(keys)
+        let sync = settings.synchronousCount > 0 ? try await etcd.decode(SyncState.self, at: keys.sync) : nil
         let candidate: MemberState
-        if let to = request.to {
-            guard let chosen = standbys.first(where: { $0.node == to }) else {
-                return try await refuse("\(to) is not a standby streaming from \(me)")
-            }
-            candidate = chosen
-        } else {
-            guard let best = standbys.max(by: { ($0.lsn, $1.node) < ($1.lsn, $0.node) }) else {
-                return try await refuse("no standby streams from \(me)")
-            }
-            candidate = best
-        }
-        if settings.synchronousCount > 0, let sync = try await etcd.decode(SyncState.self, at: keys.sync), !sync.members.isEmpty,
-            !sync.members.contains(candidate.node)
-        {
-            return try await refuse("\(candidate.node) is not a synchronous standby (\(sync.members.joined(separator: ", ")))")
+        switch AgentRules.switchoverCandidate(request, me: me, members: members, sync: sync, synchronous: settings.synchronousCount > 0) {
+        case .success(let chosen): candidate = chosen
+        case .failure(let refusal): return try await refuse(refusal.reason)
         }
         request.to = candidate.node
-        request.state = "demoting"
+        request.state = .demoting
         try await etcd.put(keys.switchover, value: etcd.encode(request), lease: requestLease > 0 ? requestLease : nil)
         logger.notice("switchover: stopping this primary", metadata: metadata.merging(["ferry.to": "\(candidate.node)"]) { $1 })
         var demoting = local
-        demoting.state = "demoting"
+        demoting.state = .demoting
         if let lease = state.lease { try? await publish(demoting, lease: lease) }
         watchdog?.disarm()
         await controller.shutdown()
@@ -193,11 +185,11 @@ extension ClusterAgent {
         _ = try await etcd.delete(keys.leader, ifValue: me)
         try controller.configureStandby(host: candidate.host, port: candidate.port, slot: me)
         state.following = candidate.node
-        state.role = "standby"
+        state.role = .standby
         state.slotsFor = nil
         state.synchronousNames = nil
         metrics.switchovers.increment()
-        await record(HistoryEvent(event: "switchover", from: me, to: candidate.node, timeline: control.timeline, lsn: control.checkpoint))
+        await record(HistoryEvent(event: .switchover, from: me, to: candidate.node, timeline: control.timeline, lsn: control.checkpoint))
         try await controller.start()
         logger.notice("switchover: this node now follows the new primary", metadata: metadata.merging(["ferry.leader": "\(candidate.node)"]) { $1 })
     }

@@ -1,5 +1,6 @@
 import CoreMetrics
 public import FerryCore
+import FerryEtcd
 import FerryPostgres
 import Foundation
 public import Logging
@@ -79,7 +80,7 @@ public final class ClusterAgent: Service, Sendable {
         /// The members this primary last made sure have a slot, and under which lease.
         var slotsFor: (lease: Int64, members: Set<String>)?
         /// The local server's role at the last step.
-        var role: String?
+        var role: NodeRole?
         /// `synchronous_standby_names` as this primary last set it.
         var synchronousNames: String?
         /// Since when this standby has not streamed from a live leader.
@@ -115,7 +116,7 @@ public final class ClusterAgent: Service, Sendable {
         // A primary must not outlive its agent as a writable server: stop it cleanly first (its WAL reaches the
         // standbys), then hand leadership over at once instead of after the lease.
         let role = await localState(session)?.role ?? state.role
-        if role == "primary" {
+        if role == .primary {
             logger.notice("agent stopping: shutting down this primary before releasing the leader key", metadata: metadata)
             // A fast shutdown sends all WAL to the standbys connected at that moment: give a standby that is
             // reconnecting a few seconds, so the next leader has every write.
@@ -162,7 +163,7 @@ public final class ClusterAgent: Service, Sendable {
         }
         state.role = local.role
         metrics.record(role: local.role, timeline: local.timeline, lagBytes: local.lagBytes, lagSeconds: local.lagSeconds)
-        if local.role == "primary" {
+        if local.role == .primary {
             try await primaryTick(local, &state, session: session, watchdog: watchdog)
         } else {
             watchdog?.disarm()
@@ -191,7 +192,7 @@ public final class ClusterAgent: Service, Sendable {
                 (Bool, Int64?, Int32?, Bool, Int64?, Double?).self)
             {
                 var member = MemberState(
-                    node: settings.node, host: settings.host, port: settings.port, role: recovery ? "standby" : "primary",
+                    node: settings.node, host: settings.host, port: settings.port, role: recovery ? .standby : .primary,
                     lsn: UInt64(max(0, lsn ?? 0)), timeline: Int(timeline ?? 0))
                 member.streaming = recovery && streaming
                 member.lagBytes = lagBytes
@@ -272,8 +273,8 @@ struct AgentMetrics: Sendable {
     }
 
     /// Role: 1 primary, 0 standby, -1 stopped.
-    func record(role: String?, timeline: Int?, lagBytes: Int64?, lagSeconds: Double?) {
-        self.role.record(role == "primary" ? 1 : role == "standby" ? 0 : -1)
+    func record(role: NodeRole?, timeline: Int?, lagBytes: Int64?, lagSeconds: Double?) {
+        self.role.record(role == .primary ? 1 : role == .standby ? 0 : -1)
         if let timeline { self.timeline.record(timeline) }
         self.lagBytes.record(lagBytes ?? 0)
         self.lagSeconds.record(lagSeconds ?? 0)

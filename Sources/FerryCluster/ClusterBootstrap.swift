@@ -55,21 +55,21 @@ public enum ClusterBootstrap {
                 fix: "keep one primary running; stop the others (their agents copy the primary into them)")
         }
         var report = Report(primary: primary.name)
-        let session = PostgresSession(endpoint: primary.endpoint, key: "cluster.nodes.\(primary.name)", logger: logger)
-        defer { Task { await session.close() } }
         do {
-            try await session.withConnection { connection in
-                try await ensureRole(topology.replicationUser, password: topology.replicationPassword, connection, &report, logger: logger)
-                try await ensureSettings(nodes: topology.nodes.count, connection, &report, logger: logger)
-                for node in topology.nodes where node.name != primary.name {
-                    let rows = try await connection.query(
-                        """
-                        SELECT count(*)::int8 FROM (SELECT pg_create_physical_replication_slot(\(node.name), true)
-                        WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = \(node.name))) AS created
-                        """, logger: logger)
-                    for try await created in rows.decode(Int64.self) where created > 0 { report.actions.append("created slot \(node.name)") }
+            try await PostgresSession.using(primary.endpoint, key: "cluster.nodes.\(primary.name)", logger: logger) { session in
+                try await session.withConnection { connection in
+                    try await ensureRole(topology.replicationUser, password: topology.replicationPassword, connection, &report, logger: logger)
+                    try await ensureSettings(nodes: topology.nodes.count, connection, &report, logger: logger)
+                    for node in topology.nodes where node.name != primary.name {
+                        let rows = try await connection.query(
+                            """
+                            SELECT count(*)::int8 FROM (SELECT pg_create_physical_replication_slot(\(node.name), true)
+                            WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = \(node.name))) AS created
+                            """, logger: logger)
+                        for try await created in rows.decode(Int64.self) where created > 0 { report.actions.append("created slot \(node.name)") }
+                    }
+                    try await checkAccess(topology, primary: primary, connection, &report, logger: logger)
                 }
-                try await checkAccess(topology, primary: primary, connection, &report, logger: logger)
             }
         } catch let error as FerryError {
             throw error

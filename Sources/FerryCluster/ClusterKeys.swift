@@ -1,3 +1,4 @@
+import FerryEtcd
 public import Foundation
 
 /// The keys of one cluster in etcd, under `/ferry/<scope>/`, and what they hold.
@@ -27,13 +28,24 @@ public struct ClusterKeys: Sendable {
     public var history: String { prefix + "history/" }
 }
 
+/// A node's role as its agent sees it.
+public enum NodeRole: String, Codable, Sendable {
+    case primary, standby
+    /// PostgreSQL does not answer; the agent runs.
+    case stopped
+}
+
+/// What an agent is doing with its node.
+public enum MemberActivity: String, Codable, Sendable {
+    case running, starting, rejoining, demoting, promoting
+}
+
 /// What an agent publishes about its node (`members/<node>`).
 public struct MemberState: Codable, Sendable, Equatable {
     public var node: String
     public var host: String
     public var port: Int
-    /// `primary`, `standby`, or `stopped` (PostgreSQL does not answer; the agent runs).
-    public var role: String
+    public var role: NodeRole
     /// Primary: where its WAL ends. Standby: the furthest of what it received and replayed.
     public var lsn: UInt64
     public var timeline: Int
@@ -42,10 +54,10 @@ public struct MemberState: Codable, Sendable, Equatable {
     /// Standby: bytes received but not replayed yet, and seconds since the last replayed transaction while behind.
     public var lagBytes: Int64?
     public var lagSeconds: Double?
-    /// What the agent is doing: `running`, `starting`, `rejoining`, `demoting`, `promoting`.
-    public var state: String = "running"
+    /// What the agent is doing.
+    public var state: MemberActivity = .running
 
-    public init(node: String, host: String, port: Int, role: String, lsn: UInt64, timeline: Int) {
+    public init(node: String, host: String, port: Int, role: NodeRole, lsn: UInt64, timeline: Int) {
         self.node = node
         self.host = host
         self.port = port
@@ -71,14 +83,26 @@ public struct SyncState: Codable, Sendable, Equatable {
     public var members: [String]
 }
 
-/// A switchover or failover an operator asked for.
+/// Where an operator's request stands.
+public enum OperationState: String, Codable, Sendable {
+    /// Asked for, not served yet.
+    case requested
+    /// A switchover whose leader stopped its primary for `to` (only `to` may promote now).
+    case demoting
+    /// An agent refused it; `error` says why.
+    case refused
+    /// A rejoin request: rewind (`rewind`) or copy (`copy`) the node.
+    case rewind, copy
+}
+
+/// A switchover, failover or rejoin an operator asked for.
 public struct OperationRequest: Codable, Sendable, Equatable {
     /// Switchover: the leader to move away from.
     public var from: String?
     /// The node to promote; nil: the healthiest standby.
     public var to: String?
-    /// `requested`; a leader serving a switchover sets `demoting` and fills in `to`.
-    public var state: String = "requested"
+    /// A leader serving a switchover sets `demoting` and fills in `to`.
+    public var state: OperationState = .requested
     /// Why the request was not served, set by the agent that refused it.
     public var error: String?
     public var requestedAt: Date = Date()
@@ -91,8 +115,14 @@ public struct OperationRequest: Codable, Sendable, Equatable {
 
 /// One event of the cluster's history.
 public struct HistoryEvent: Codable, Sendable, Equatable {
-    /// `failover` (automatic), `manual_failover`, `switchover`, `rejoin`.
-    public var event: String
+    public enum Kind: String, Codable, Sendable {
+        /// Automatic: the leader was gone and the rules elected this node.
+        case failover
+        case manualFailover = "manual_failover"
+        case switchover, rejoin
+    }
+
+    public var event: Kind
     public var from: String?
     public var to: String?
     public var timeline: Int?

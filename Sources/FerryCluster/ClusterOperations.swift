@@ -1,4 +1,5 @@
 public import FerryCore
+public import FerryEtcd
 import FerryPostgres
 import Foundation
 public import Logging
@@ -49,13 +50,13 @@ public struct ClusterOperations: Sendable {
             guard target != leader else { throw FerryError(.invalidInput, "\(target) is already the primary", fix: "name a standby") }
             // A standby that is starting or has just connected is given a few seconds to report that it streams.
             let patience = ContinuousClock.now + min(timeout, .seconds(10))
-            while !(member.role == "standby" && member.streaming), member.role != "primary", ContinuousClock.now < patience {
+            while !(member.role == .standby && member.streaming), member.role != .primary, ContinuousClock.now < patience {
                 try await Task.sleep(for: .milliseconds(200))
                 members = try await etcd.members(keys)
                 guard let latest = members.first(where: { $0.node == target }) else { break }
                 member = latest
             }
-            guard member.role == "standby", member.streaming else {
+            guard member.role == .standby, member.streaming else {
                 throw FerryError(
                     .conflict, "\(target) is not a standby streaming from \(leader) (role \(member.role), streaming \(member.streaming))",
                     fix: "wait until it streams (`ferry cluster status`), or name another standby")
@@ -87,7 +88,7 @@ public struct ClusterOperations: Sendable {
             throw FerryError(
                 .invalidInput, "no running agent for node \(target)", fix: "use one of: \(members.map(\.node).sorted().joined(separator: ", "))")
         }
-        guard member.role == "standby" else {
+        guard member.role == .standby else {
             throw FerryError(.invalidInput, "\(target) is not a standby (role \(member.role))", fix: "name a running standby")
         }
         let leader = try await etcd.get(keys.leader)?.value
@@ -126,12 +127,12 @@ public struct ClusterOperations: Sendable {
         let started = ContinuousClock.now
         let lease = try await etcd.grantLease(ttl: Int(timeout.seconds) + 5)
         var request = OperationRequest(from: node, to: leader)
-        request.state = copy ? "copy" : "rewind"
+        request.state = copy ? .copy : .rewind
         try await etcd.put(keys.rejoin(node), value: etcd.encode(request), lease: lease)
         let deadline = started + timeout
         while ContinuousClock.now < deadline {
             let pending = try await etcd.get(keys.rejoin(node)) != nil
-            if !pending, let member = try await etcd.decode(MemberState.self, at: keys.member(node)), member.role == "standby", member.streaming {
+            if !pending, let member = try await etcd.decode(MemberState.self, at: keys.member(node)), member.role == .standby, member.streaming {
                 try? await etcd.revoke(lease: lease)
                 return OperationResult(
                     operation: "rejoin", from: node, to: leader, seconds: (ContinuousClock.now - started).seconds,
@@ -148,7 +149,7 @@ public struct ClusterOperations: Sendable {
     /// Waits until a node other than `other` (or `expected`, when given) holds the leader key and takes writes.
     private func waitForWritableLeader(other: String?, expected: String?, request: String, deadline: ContinuousClock.Instant) async throws -> String {
         while ContinuousClock.now < deadline {
-            if let pending = try await etcd.decode(OperationRequest.self, at: request), pending.state == "refused" {
+            if let pending = try await etcd.decode(OperationRequest.self, at: request), pending.state == .refused {
                 throw FerryError(
                     .conflict, "the cluster refused the request: \(pending.error ?? "no reason given")", fix: "fix what it names and ask again")
             }

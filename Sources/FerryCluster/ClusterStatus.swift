@@ -1,4 +1,5 @@
 public import FerryCore
+public import FerryEtcd
 import FerryPostgres
 public import Logging
 import PostgresNIO
@@ -108,24 +109,24 @@ public enum ClusterInspector {
         var status = NodeStatus(name: name, address: "\(endpoint.host):\(endpoint.port)", role: "down", agent: "none")
         var quick = endpoint
         quick.connectTimeout = .seconds(2)
-        let session = PostgresSession(endpoint: quick, key: "nodes.\(name)", logger: logger)
-        defer { Task { await session.close() } }
         do {
-            try await session.withConnection { connection in
-                let rows = try await connection.query(
-                    """
-                    SELECT pg_is_in_recovery(),
-                      CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver)
-                        ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
-                      CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
-                      pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text
-                    """, logger: logger)
-                for try await (recovery, timeline, current, received, replayed) in rows.decode((Bool, Int32?, String?, String?, String?).self) {
-                    status.role = recovery ? "standby" : "primary"
-                    status.timeline = timeline.map(Int.init)
-                    status.currentLSN = current
-                    status.receivedLSN = received
-                    status.replayedLSN = replayed
+            try await PostgresSession.using(quick, key: "nodes.\(name)", logger: logger) { session in
+                try await session.withConnection { connection in
+                    let rows = try await connection.query(
+                        """
+                        SELECT pg_is_in_recovery(),
+                          CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver)
+                            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+                          CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
+                          pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text
+                        """, logger: logger)
+                    for try await (recovery, timeline, current, received, replayed) in rows.decode((Bool, Int32?, String?, String?, String?).self) {
+                        status.role = recovery ? "standby" : "primary"
+                        status.timeline = timeline.map(Int.init)
+                        status.currentLSN = current
+                        status.receivedLSN = received
+                        status.replayedLSN = replayed
+                    }
                 }
             }
         } catch {
@@ -141,25 +142,25 @@ public enum ClusterInspector {
 
     static func replicationView(_ endpoint: PostgresEndpoint, logger: Logger) async -> ReplicationView {
         var view = ReplicationView()
-        let session = PostgresSession(endpoint: endpoint, key: "postgres", logger: logger)
-        defer { Task { await session.close() } }
-        _ = try? await session.withConnection { connection in
-            let senders = try await connection.query(
-                """
-                SELECT application_name, state, sync_state, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::int8,
-                  extract(epoch FROM replay_lag)::float8
-                FROM pg_stat_replication
-                """, logger: logger)
-            for try await (name, state, sync, bytes, seconds) in senders.decode((String, String, String, Int64?, Double?).self) {
-                view.senders[name] = (state, sync, bytes, seconds ?? 0)
-            }
-            let slots = try await connection.query(
-                """
-                SELECT slot_name::text, active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8
-                FROM pg_replication_slots WHERE slot_type = 'physical'
-                """, logger: logger)
-            for try await (name, active, retained) in slots.decode((String, Bool, Int64?).self) {
-                view.slots[name] = (active, retained)
+        _ = try? await PostgresSession.using(endpoint, key: "postgres", logger: logger) { session in
+            try await session.withConnection { connection in
+                let senders = try await connection.query(
+                    """
+                    SELECT application_name, state, sync_state, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::int8,
+                      extract(epoch FROM replay_lag)::float8
+                    FROM pg_stat_replication
+                    """, logger: logger)
+                for try await (name, state, sync, bytes, seconds) in senders.decode((String, String, String, Int64?, Double?).self) {
+                    view.senders[name] = (state, sync, bytes, seconds ?? 0)
+                }
+                let slots = try await connection.query(
+                    """
+                    SELECT slot_name::text, active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8
+                    FROM pg_replication_slots WHERE slot_type = 'physical'
+                    """, logger: logger)
+                for try await (name, active, retained) in slots.decode((String, Bool, Int64?).self) {
+                    view.slots[name] = (active, retained)
+                }
             }
         }
         return view

@@ -1,5 +1,6 @@
 public import FerryCore
-public import FerrySandbox
+import FerryEtcd
+public import FerryPostgresNode
 import Foundation
 public import Logging
 
@@ -129,7 +130,7 @@ public struct ClusterTopology: Sendable {
                     fix: "add `data_directory: /var/lib/postgresql/15/main` (or wherever its data lives; an empty one is filled from the primary)")
             }
             // PostgreSQL's start log goes here; it runs as its own account.
-            try Sandbox.makeServerDirectory(node.instance.directory)
+            try FileSystem.makeServerDirectory(node.instance.directory)
         }
         var settings = AgentSettings(node: name, port: node.instance.port, postgres: node.endpoint, etcd: etcd)
         settings.host = node.instance.host ?? "127.0.0.1"

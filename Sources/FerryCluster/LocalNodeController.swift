@@ -1,4 +1,4 @@
-public import FerrySandbox
+public import FerryPostgresNode
 
 /// Drives one node's PostgreSQL for its agent (a ``LocalCluster``'s, or a defined cluster's data directory): `pg_ctl` to start, stop and fence, `pg_promote`,
 /// `primary_conninfo` rewritten and reloaded to follow, `pg_rewind` or `pg_basebackup` to rejoin.

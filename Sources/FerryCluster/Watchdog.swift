@@ -1,5 +1,5 @@
-public import FerryCore
-import FerrySandbox
+import FerryCore
+import FerryPostgresNode
 import Foundation
 public import Logging
 import Synchronization

@@ -102,6 +102,21 @@ public final class PostgresSession: Sendable {
         if dropped { stale.close().whenComplete { _ in _ = stale } }
     }
 
+    /// Runs `body` with a new session and closes it afterwards, whether `body` throws or not.
+    public static func using<T>(
+        _ endpoint: PostgresEndpoint, key: String, settings: [String] = [], logger: Logger, _ body: (PostgresSession) async throws -> T
+    ) async throws -> T {
+        let session = PostgresSession(endpoint: endpoint, key: key, settings: settings, logger: logger)
+        do {
+            let result = try await body(session)
+            await session.close()
+            return result
+        } catch {
+            await session.close()
+            throw error
+        }
+    }
+
     public func close() async {
         let existing = connection.withLock { slot -> PostgresConnection? in
             defer { slot = nil }

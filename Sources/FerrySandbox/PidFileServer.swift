@@ -1,3 +1,4 @@
+import FerryPostgresNode
 import Foundation
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import FerryCore
+import FerryPostgresNode
 import Foundation
 import Logging
 import Synchronization

@@ -1,4 +1,5 @@
 public import FerryCore
+import FerryPostgresNode
 import Foundation
 
 #if canImport(Glibc)

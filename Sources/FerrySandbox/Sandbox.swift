@@ -1,4 +1,5 @@
 public import FerryCore
+public import FerryPostgresNode
 import Foundation
 public import Logging
 
@@ -212,11 +213,7 @@ public struct Sandbox: Sendable, Codable {
 
     /// Creates `path` (and its parents) owned by the account PostgreSQL runs as, mode 0700: a data directory
     /// for a server started by another tool (the HA benchmark's Patroni).
-    public static func makeServerDirectory(_ path: String) throws(FerryError) {
-        try FileSystem.makeDirectory(path)
-        if let owner = SystemUser.forPostgres() { FileSystem.chownRecursive(path, to: owner) }
-        chmod(path, 0o700)
-    }
+    public static func makeServerDirectory(_ path: String) throws(FerryError) { try FileSystem.makeServerDirectory(path) }
 
     /// Template cache shared by every sandbox of this checkout.
     public static func cacheDirectory(serverRoot: String, root: String) -> String {

@@ -1,7 +1,7 @@
 public import FerryCluster
 public import FerryCore
 import Foundation
-public import Hummingbird
+import Hummingbird
 public import Logging
 import NIOCore
 import PostgresNIO

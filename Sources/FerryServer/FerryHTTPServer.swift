@@ -1,20 +1,20 @@
 import FerryCheck
-public import FerryCore
+import FerryCore
 public import Hummingbird
-public import Logging
+import Logging
 import NIOCore
 public import Prometheus
 
-/// Builds Ferry's HTTP application: health, readiness and Prometheus metrics; later issues add their APIs here.
+/// Ferry's HTTP routes: health, readiness and Prometheus metrics, and the cluster's control API when configured.
 ///
-/// `buildRouter` is separate from `buildApplication` so tests drive the same routes without a socket.
+/// FerryDaemon binds them to `http.host:http.port`; tests drive the same router without a socket (HummingbirdTesting).
 public enum FerryHTTPServer {
     public static func buildRouter(
         readiness: ReadinessMonitor, registry: PrometheusCollectorRegistry, cluster: ClusterAPI? = nil
     ) -> Router<BasicRequestContext> {
         let router = Router()
         var endpoints: [(method: String, path: String, description: String)] = [
-            ("GET", "/health/live", "the process is up"), ("GET", "/health/ready", "every configured server answers"),
+            ("GET", "/health/live", "the process is up"), ("GET", "/health/ready", "every configured server answers and every job runs"),
             ("GET", "/metrics", "Prometheus metrics"),
         ]
         if cluster != nil { endpoints += ClusterAPI.endpoints }
@@ -38,6 +38,13 @@ public enum FerryHTTPServer {
                 if !check.isOK { body += ",\"detail\":\(JSONText.string(check.detail))" }
                 body += "}"
             }
+            body += "],\"jobs\":["
+            for (index, job) in snapshot.jobs.enumerated() {
+                if index > 0 { body += "," }
+                body += "{\"name\":\(JSONText.string(job.name)),\"state\":\(JSONText.string(job.state.rawValue))"
+                if let error = job.error { body += ",\"error\":\(JSONText.string(error))" }
+                body += "}"
+            }
             body += "]}"
             return jsonResponse(snapshot.isReady ? .ok : .serviceUnavailable, body)
         }
@@ -47,20 +54,6 @@ public enum FerryHTTPServer {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
         return router
-    }
-
-    public static func buildApplication(
-        settings: HTTPSettings,
-        readiness: ReadinessMonitor,
-        registry: PrometheusCollectorRegistry,
-        cluster: ClusterAPI? = nil,
-        logger: Logger
-    ) -> some ApplicationProtocol {
-        Application(
-            router: buildRouter(readiness: readiness, registry: registry, cluster: cluster),
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "ferry"),
-            logger: logger
-        )
     }
 
     static func jsonResponse(_ status: HTTPResponse.Status, _ body: String) -> Response {

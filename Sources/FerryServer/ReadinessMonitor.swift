@@ -5,39 +5,43 @@ import Metrics
 public import ServiceLifecycle
 import Synchronization
 
-/// Checks every configured server on an interval and keeps the latest answer for `/health/ready` and metrics.
+/// Checks every configured server on an interval and keeps the latest answer for `/health/ready` and metrics;
+/// readiness also needs every job of the daemon to be running (a failed one is named).
 public final class ReadinessMonitor: Service, Sendable {
     public struct Snapshot: Sendable {
         /// `nil` until the first round finished.
         public var checks: [EndpointCheck]?
-        public var isReady: Bool { checks?.allSatisfy(\.isOK) ?? false }
+        /// The daemon's jobs as they are now.
+        public var jobs: [JobRegistry.Job] = []
+        public var isReady: Bool { (checks?.allSatisfy(\.isOK) ?? false) && !jobs.contains { $0.state == .failed } }
     }
 
     private let configuration: FerryConfiguration
     private let interval: Duration
     private let logger: Logger
-    private let state = Mutex(Snapshot(checks: nil))
-    private let extraChecks: @Sendable () async -> [EndpointCheck]
+    private let checks = Mutex<[EndpointCheck]?>(nil)
+    private let etcd: EtcdCheck?
+    private let jobs: JobRegistry?
 
-    /// `extraChecks` adds servers the configuration's endpoints do not list (the HA cluster's etcd).
-    public init(
-        configuration: FerryConfiguration, interval: Duration = .seconds(5), logger: Logger,
-        extraChecks: @escaping @Sendable () async -> [EndpointCheck] = { [] }
-    ) {
+    /// `etcd` adds the HA cluster's etcd endpoints, which the configuration's servers do not list; `jobs` are the
+    /// daemon's jobs.
+    public init(configuration: FerryConfiguration, etcd: [String] = [], jobs: JobRegistry? = nil, interval: Duration = .seconds(5), logger: Logger) {
         self.configuration = configuration
         self.interval = interval
         self.logger = logger
-        self.extraChecks = extraChecks
+        self.etcd = etcd.isEmpty ? nil : EtcdCheck(endpoints: etcd)
+        self.jobs = jobs
     }
 
-    public var snapshot: Snapshot { state.withLock { $0 } }
+    public var snapshot: Snapshot { Snapshot(checks: checks.withLock { $0 }, jobs: jobs?.snapshot ?? []) }
 
     public func run() async throws {
         let checker = EndpointChecker(logger: logger)
         var previous: [String: EndpointCheck.Status] = [:]
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let checks = await checker.check(configuration) + extraChecks()
-            state.withLock { $0.checks = checks }
+            var checks = await checker.check(configuration)
+            if let etcd { checks += await etcd.run() }
+            self.checks.withLock { [checks] in $0 = checks }
             for check in checks {
                 Gauge(label: "ferry_endpoint_up", dimensions: [("endpoint", check.name)]).record(check.isOK ? 1 : 0)
                 if let latency = check.latency {

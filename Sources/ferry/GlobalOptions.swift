@@ -21,9 +21,12 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("log-file"), help: ArgumentHelp("Also append log lines to this file, e.g. logs/sync.log.", valueName: "path"))
     var logFile: String?
 
+    /// Where the configuration comes from (also what SIGHUP reloads).
+    var loader: ConfigLoader { ConfigLoader(explicitPath: configPath, envFile: envFile) }
+
     /// Loads the configuration, applies the logging flags, and bootstraps logging once.
     func load() throws -> ConfigLoader.Loaded {
-        var loaded = try ConfigLoader(explicitPath: configPath, envFile: envFile).load()
+        var loaded = try loader.load()
         try applyLogging(to: &loaded.configuration.log)
         try bootstrapLogging(loaded.configuration.log)
         return loaded

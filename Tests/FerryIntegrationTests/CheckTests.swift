@@ -1,5 +1,6 @@
 import FerryCheck
 import FerryCore
+import FerryPostgresNode
 import FerrySandbox
 import Foundation
 import Logging

@@ -1,9 +1,11 @@
 import FerryCluster
 import FerryCore
+import FerryEtcd
 import Foundation
 import Logging
 import Testing
 
+@testable import FerryPostgresNode
 @testable import FerrySandbox
 
 /// A local cluster: three PostgreSQL servers as separate processes on loopback, replicating through slots.

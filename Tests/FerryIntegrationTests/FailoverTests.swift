@@ -1,5 +1,7 @@
 import FerryCluster
 import FerryCore
+import FerryEtcd
+import FerryPostgresNode
 import FerrySandbox
 import Foundation
 import Logging

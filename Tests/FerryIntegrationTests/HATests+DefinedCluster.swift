@@ -1,4 +1,5 @@
 import FerryCore
+import FerryPostgresNode
 import FerrySandbox
 import Foundation
 import Logging
@@ -86,14 +87,8 @@ extension HATests {
             try? FileManager.default.removeItem(atPath: scratch)
         }
         func waitFor(_ what: String, timeout: Duration = .seconds(90), _ condition: () async throws -> Bool) async throws {
-            let deadline = ContinuousClock.now + timeout
-            while ContinuousClock.now < deadline {
-                if (try? await condition()) == true { return }
-                try await Task.sleep(for: .milliseconds(200))
-            }
-            let logs = agents.sorted { $0.key < $1.key }.map { "--- \($0.key)\n" + $0.value.errors().suffix(3000) }.joined(separator: "\n")
-            Issue.record("timed out waiting until \(what)\n\(logs)")
-            throw FerryError(.timeout, "timed out waiting until \(what)")
+            let logs = { agents.sorted { $0.key < $1.key }.map { "--- \($0.key)\n" + $0.value.errors().suffix(3000) }.joined(separator: "\n") }
+            try await eventually(what, timeout: timeout, every: .milliseconds(200), diagnostics: logs(), condition)
         }
         do {
             // The primary is prepared: role, slots, settings. Running it again changes nothing.

@@ -1,6 +1,7 @@
 import FerryCluster
 import FerryCore
 import FerryPostgres
+import FerryPostgresNode
 import FerrySandbox
 import Foundation
 import Logging

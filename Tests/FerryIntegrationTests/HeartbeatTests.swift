@@ -1,3 +1,4 @@
+import FerryPostgresNode
 import FerryRedis
 import FerrySandbox
 import Testing

@@ -1,4 +1,5 @@
 import FerryCore
+import FerryPostgresNode
 import FerryRESP
 import FerryRedis
 import FerrySandbox

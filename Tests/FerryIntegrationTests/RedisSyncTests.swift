@@ -1,5 +1,6 @@
 import FerryCore
 import FerryPostgres
+import FerryPostgresNode
 import FerryRESP
 import FerryRedis
 import FerrySandbox
@@ -99,16 +100,6 @@ struct RedisSyncWorld {
         try await session.withConnection { try await $0.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
     }
 
-    /// Waits until `condition` holds (or fails after `timeout`).
-    func eventually(_ what: String, timeout: Duration = .seconds(15), _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        Issue.record("timed out waiting for \(what)")
-    }
-
     func close() async { await session.close() }
 }
 
@@ -128,7 +119,7 @@ struct RedisSyncTests {
         try await world.redis("XADD", "\(world.prefix)-b", "*", "sensor", "t2", "value", "7", database: 3)
         try await world.redis("XADD", "\(world.prefix)-c", "*", "sensor", "t3", "value", "1", database: 5)
         try await world.redis("XADD", "other-\(world.prefix)", "*", "sensor", "t4", "value", "1")
-        try await world.eventually("entries of db 0 and db 3") {
+        try await eventually("entries of db 0 and db 3") {
             (try? await world.int("SELECT count(*) FROM \(world.streams)")) == 2
         }
         let rows = try await world.strings(
@@ -140,9 +131,9 @@ struct RedisSyncTests {
                 "SELECT count(*) FROM \(world.streams) WHERE \"timestamp\" = to_timestamp(split_part(message_id, '-', 1)::bigint / 1000.0)") == 2)
         // A new entry to a known stream arrives without waiting for discovery.
         try await world.redis("XADD", "\(world.prefix)-a", "*", "sensor", "t1", "value", "22")
-        try await world.eventually("the second entry") { (try? await world.int("SELECT count(*) FROM \(world.streams)")) == 3 }
+        try await eventually("the second entry") { (try? await world.int("SELECT count(*) FROM \(world.streams)")) == 3 }
         // Everything is acknowledged (right after each commit): nothing stays pending for the group.
-        try await world.eventually("no pending entries") {
+        try await eventually("no pending entries") {
             (try? await world.redis("XPENDING", "\(world.prefix)-a", "redis-pg-sync").elements().first?.decode(as: Int.self)) == 0
         }
         running.cancel()
@@ -262,15 +253,15 @@ struct RedisSyncTests {
         try await Task.sleep(for: .milliseconds(800))
         try await world.redis("SET", "\(p):live", "one")
         try await world.redis("HSET", "\(p):profile", "name", "ana")
-        try await world.eventually("the keys written through notifications", timeout: .seconds(10)) {
+        try await eventually("the keys written through notifications", timeout: .seconds(10)) {
             (try? await world.int("SELECT count(*) FROM \(world.keyValues)")) == 2
         }
         try await world.redis("SET", "\(p):live", "two")
-        try await world.eventually("the changed value") {
+        try await eventually("the changed value") {
             (try? await world.strings("SELECT value #>> '{}' FROM \(world.keyValues) WHERE redis_key = '\(p):live'")) == ["two"]
         }
         try await world.redis("DEL", "\(p):profile")
-        try await world.eventually("the deleted key marked") {
+        try await eventually("the deleted key marked") {
             (try? await world.int("SELECT count(*) FROM \(world.keyValues) WHERE deleted_at IS NOT NULL")) == 1
         }
         running.cancel()
@@ -314,7 +305,10 @@ struct RedisSyncTests {
 
 extension RedisSyncWorld {
     /// A `ferry.yaml` for a `ferry` process, with `patterns` for streams and keys.
-    func writeConfiguration(to directory: String, streamPatterns: [String], keyPatterns: [String], claimIdle: String = "30s") throws {
+    func writeConfiguration(
+        to directory: String, streamPatterns: [String], keyPatterns: [String], claimIdle: String = "30s", discoveryInterval: String = "200ms",
+        keyInterval: String = "200ms"
+    ) throws {
         let postgres = sandbox.postgres!
         let redis = sandbox.redis!
         let yaml = """
@@ -338,12 +332,12 @@ extension RedisSyncWorld {
               databases: "0"
               streams:
                 patterns: [\(streamPatterns.map { "\"\($0)\"" }.joined(separator: ", "))]
-                discovery_interval: 200ms
+                discovery_interval: \(discoveryInterval)
                 poll_interval: 20ms
                 claim_idle: \(claimIdle)
               key_values:
                 patterns: [\(keyPatterns.map { "\"\($0)\"" }.joined(separator: ", "))]
-                interval: 200ms
+                interval: \(keyInterval)
             """
         try yaml.write(toFile: directory + "/ferry.yaml", atomically: true, encoding: .utf8)
     }
@@ -384,7 +378,7 @@ struct RedisSyncCLITests {
         #expect(try await world.int("SELECT count(*) FROM \(world.streams)") == 0, "not matched before the reload")
         try world.writeConfiguration(to: directory, streamPatterns: ["\(world.prefix)-b-*"], keyPatterns: ["\(world.prefix):b:*"])
         process.signal(SIGHUP)
-        try await world.eventually("the stream matched after the reload") {
+        try await eventually("the stream matched after the reload") {
             let entries = (try? await world.int("SELECT count(*) FROM \(world.streams)")) ?? 0
             let keys = (try? await world.int("SELECT count(*) FROM \(world.keyValues)")) ?? 0
             return entries == 1 && keys == 1
@@ -392,6 +386,31 @@ struct RedisSyncCLITests {
         process.signal(SIGTERM)
         #expect(try await process.wait(timeout: .seconds(10)) == 0)
         #expect(process.errors().contains("configuration reloaded"), "\(process.errors().suffix(2000))")
+        try? FileManager.default.removeItem(atPath: directory)
+        await world.close()
+    }
+
+    /// SIGTERM while the sync waits out a 60-second discovery and scan interval: it stops at once, cleanly.
+    @Test func sigtermDuringALongDiscoveryIntervalStopsWithinASecond() async throws {
+        let world = try await RedisSyncWorld.make("term")
+        let directory = try FerryProcess.scratchDirectory()
+        try world.writeConfiguration(
+            to: directory, streamPatterns: ["\(world.prefix)-*"], keyPatterns: ["\(world.prefix):*"], discoveryInterval: "60s", keyInterval: "60s")
+        try await world.redis("XADD", "\(world.prefix)-s", "*", "n", "1")
+        try await world.redis("SET", "\(world.prefix):k", "v")
+        let process = try FerryProcess.start(["redis", "sync"], in: directory)
+        try await eventually("the first pass to be applied") {
+            let entries = try await world.int("SELECT count(*) FROM \(world.streams)")
+            let keys = try await world.int("SELECT count(*) FROM \(world.keyValues)")
+            return entries == 1 && keys == 1
+        }
+        let signalled = ContinuousClock.now
+        process.signal(SIGTERM)
+        let status = try await process.wait(timeout: .seconds(10))
+        let took = ContinuousClock.now - signalled
+        print("ferry redis sync stopped \(took) after SIGTERM")
+        #expect(status == 0, "\(process.errors().suffix(2000))")
+        #expect(took < .seconds(1), "stopped \(took) after SIGTERM")
         try? FileManager.default.removeItem(atPath: directory)
         await world.close()
     }
@@ -441,7 +460,7 @@ struct RedisSyncFaultTests {
         /// depend on the pace).
         func waitForProgress(_ world: RedisSyncWorld, _ when: String) async throws {
             let goal = written.load(ordering: .relaxed) + 50
-            try await world.eventually("the writer adds 50 entries \(when)", timeout: .seconds(60)) { written.load(ordering: .relaxed) >= goal }
+            try await eventually("the writer adds 50 entries \(when)", timeout: .seconds(60)) { written.load(ordering: .relaxed) >= goal }
         }
     }
 
@@ -538,7 +557,7 @@ struct RedisSyncFaultTests {
         try await writer.waitForProgress(world, "after the restart")
         writer.stop()
         _ = await writing
-        try await world.eventually("the sync to catch up after the restart", timeout: .seconds(30)) {
+        try await eventually("the sync to catch up after the restart", timeout: .seconds(30)) {
             let count = try? await world.redis("XLEN", stream).decode(as: Int.self)
             let stored = try? await world.int("SELECT count(*) FROM \(world.streams)")
             return count != nil && stored != nil && stored! >= count!
@@ -547,6 +566,51 @@ struct RedisSyncFaultTests {
         _ = await running.result
         await redis.shutdown()
         try await Self.expectStreamInPostgres(world, stream: stream)
+        await world.close()
+    }
+
+    /// PostgreSQL goes away while keyspace notifications are followed (and no periodic scan would catch up for an
+    /// hour): the changes made meanwhile are written once it is back, and the sync never stops.
+    @Test func aPostgresOutageDuringKeyspaceNotificationsLosesNoChange() async throws {
+        let world = try await RedisSyncWorld.make("pgnotify") { sync, _ in
+            Self.fastRetries(&sync)
+            sync.keyValues.enabled = true
+            sync.streams.enabled = false
+            sync.keyValues.notifications = true
+            sync.keyValues.interval = .seconds(3600)
+        }
+        let postgres = try #require(world.sandbox.postgres)
+        let p = world.prefix
+        let redis = world.client()
+        let service = try RedisSyncService(configuration: world.configuration, redis: redis, logger: world.logger)
+        let ended = Shared<String?>(nil)
+        let running = Task {
+            do {
+                try await service.run()
+                ended.update { $0 = "returned" }
+            } catch {
+                ended.update { $0 = "threw \(error)" }
+            }
+        }
+        try await world.redis("SET", "\(p):before", "1")
+        try await eventually("the key written before the outage", timeout: .seconds(15)) {
+            (try? await world.int("SELECT count(*) FROM \(world.keyValues)")) == 1
+        }
+        await postgres.kill()
+        try await world.redis("SET", "\(p):during", "2")
+        try await world.redis("SET", "\(p):before", "changed")
+        // The change is seen and its write fails while PostgreSQL is down.
+        try await eventually("a failed write to be retried") { service.status.snapshot.lastError != nil }
+        try await postgres.start()
+        try await world.redis("SET", "\(p):after", "3")
+        try await eventually("every change written after the outage", timeout: .seconds(30)) {
+            let values = try? await world.strings("SELECT redis_key || '=' || (value #>> '{}') FROM \(world.keyValues) ORDER BY redis_key")
+            return values == ["\(p):after=3", "\(p):before=changed", "\(p):during=2"]
+        }
+        #expect(ended.value == nil, "the sync stopped: \(ended.value ?? "")")
+        running.cancel()
+        _ = await running.result
+        await redis.shutdown()
         await world.close()
     }
 
@@ -570,7 +634,7 @@ struct RedisSyncFaultTests {
         try await writer.waitForProgress(world, "after the last restart")
         writer.stop()
         _ = await writing
-        try await world.eventually("the sync to catch up after the restart", timeout: .seconds(30)) {
+        try await eventually("the sync to catch up after the restart", timeout: .seconds(30)) {
             let count = try? await world.redis("XLEN", stream).decode(as: Int.self)
             let stored = try? await world.int("SELECT count(*) FROM \(world.streams)")
             return count != nil && stored != nil && stored! >= count!

@@ -1,5 +1,6 @@
 import FerryCore
 import FerryPostgres
+import FerryPostgresNode
 import FerryRedis
 import FerrySandbox
 import FerrySync
@@ -164,9 +165,8 @@ struct TableSyncFaultTests {
             if round == 0 {
                 // The editor needs companion rows to edit: on a loaded machine the first rows may take longer
                 // than one random interval. The first kill waits for them (mid-load: the rest are still coming).
-                let deadline = ContinuousClock.now + .seconds(60)
-                while ContinuousClock.now < deadline, (try? await world.int("SELECT count(*) FROM \(world.companion)")) ?? 0 == 0 {
-                    try await Task.sleep(for: .milliseconds(50))
+                try await eventually("the first companion rows", timeout: .seconds(60), every: .milliseconds(50)) {
+                    try await world.int("SELECT count(*) FROM \(world.companion)") > 0
                 }
             }
             process.signal(SIGKILL)

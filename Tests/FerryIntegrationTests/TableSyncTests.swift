@@ -1,5 +1,6 @@
 import FerryCore
 import FerryPostgres
+import FerryPostgresNode
 import FerryRESP
 import FerryRedis
 import FerrySandbox
@@ -102,17 +103,10 @@ struct TableSyncTests {
         let pipeline = try TableSyncPipeline(world.pipeline, configuration: world.configuration, redis: redis, logger: world.logger)
         let running = Task { try await pipeline.run() }
         defer { running.cancel() }
-        func waitFor(_ query: String, _ expected: Int) async throws -> Int {
-            var seen = -1
-            let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline {
-                seen = (try? await world.int(query)) ?? -1
-                if seen == expected { break }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            return seen
+        func waitFor(_ query: String, _ expected: Int, _ what: String) async throws {
+            try await eventually(what, timeout: .seconds(60), every: .milliseconds(50)) { try await world.int(query) == expected }
         }
-        #expect(try await waitFor("SELECT count(*) FROM \(world.mirror)", 50) == 50)
+        try await waitFor("SELECT count(*) FROM \(world.mirror)", 50, "the first 50 rows")
         let postgres = try #require(world.sandbox.postgres)
         let late = PostgresSession(endpoint: postgres.endpoint, key: "late", logger: world.logger)
         try await late.withConnection { connection in
@@ -133,8 +127,8 @@ struct TableSyncTests {
             try await connection.query("COMMIT", logger: world.logger)
         }
         await late.close()
-        #expect(try await waitFor("SELECT count(*) FROM \(world.mirror) WHERE conduce = 'C-LATE'", 1) == 1, "a sweep found the late row")
-        #expect(try await waitFor("SELECT count(*) FROM \(world.mirror)", 71) == 71)
+        try await waitFor("SELECT count(*) FROM \(world.mirror) WHERE conduce = 'C-LATE'", 1, "a sweep to find the late row")
+        try await waitFor("SELECT count(*) FROM \(world.mirror)", 71, "all 71 rows")
         running.cancel()
         _ = await running.result
         await redis.shutdown()

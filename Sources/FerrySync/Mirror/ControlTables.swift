@@ -66,6 +66,30 @@ struct ControlTables: Sendable {
         )
     }
 
+    /// What `last_error` starts with when the pipeline itself stopped on the error (not a retried one).
+    static let stoppedPrefix = "pipeline stopped: "
+
+    /// Sets `last_error` (best effort: the error being recorded may be PostgreSQL's own).
+    func recordError(_ message: String, session: PostgresSession, logger: Logger) async {
+        _ = try? await session.withConnection { connection in
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "UPDATE \(pipelines) SET last_error = $1, last_error_at = now() WHERE pipeline = $2", binds: binds(message, pipeline)),
+                logger: logger)
+        }
+    }
+
+    /// Clears a stop recorded by an earlier run (the pipeline runs again); retried errors stay until progress.
+    func clearStop(session: PostgresSession, logger: Logger) async {
+        _ = try? await session.withConnection { connection in
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "UPDATE \(pipelines) SET last_error = NULL WHERE pipeline = $1 AND starts_with(last_error, $2)",
+                    binds: binds(pipeline, Self.stoppedPrefix)),
+                logger: logger)
+        }
+    }
+
     /// The statements that create `ferry_dead_letters` (shared by the table sync and the Redis sync).
     static func deadLetterStatements(_ table: String) -> [String] {
         [

@@ -27,16 +27,17 @@ extension RedisSyncService {
             do {
                 _ = try await scanKeysOnce()
                 attempt = 0
-                try? await Task.sleep(for: config.keyValues.interval)
-            } catch let error where !(error is CancellationError) && !((error as? FerryError)?.code == .permission) {
-                if let redisError = error as? RedisError, redisError.code == .poolClosed { return }
+                await pause(for: config.keyValues.interval)
+            } catch let error as RedisError where error.code == .poolClosed {
+                return
+            } catch let error where Self.isRetryable(error) {
                 metrics.retries.increment()
                 let backoff = error is RedisError ? config.redisRetry : config.postgresRetry
                 if let limit = backoff.maxRetries, attempt >= limit { throw error }
                 let message = error is RedisError ? "Redis: \(error)" : PostgresDiagnosis.reason(error)
                 status.recordError(message)
                 logger.warning("key scan failed, retrying", metadata: ["ferry.error": "\(message)"])
-                try? await Task.sleep(for: backoff.delay(attempt: attempt))
+                await pause(for: backoff.delay(attempt: attempt))
                 attempt += 1
             }
         }
@@ -457,6 +458,8 @@ final class KeyChanges: Sendable {
 
     func add(database: Int, key: String) { _ = state.withLock { $0[database, default: []].insert(key) } }
 
+    func add(database: Int, keys: Set<String>) { state.withLock { $0[database, default: []].formUnion(keys) } }
+
     func drain() -> [Int: Set<String>] {
         state.withLock { changes in
             defer { changes = [:] }
@@ -479,24 +482,42 @@ extension RedisSyncService {
     /// notification lost while disconnected is caught by the next full scan.
     func notificationLoop() async throws {
         var attempt = 0
+        // Changes outlive a reconnection: keys whose write failed (PostgreSQL down) are written after it.
+        let changes = KeyChanges()
+        var reconnecting = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                try await followNotifications(resetAttempts: { attempt = 0 })
+                try await followNotifications(changes, catchUp: reconnecting, resetAttempts: { attempt = 0 })
                 return
-            } catch let error as RedisError where error.code != .poolClosed {
+            } catch let error as RedisError where error.code == .poolClosed {
+                return
+            } catch let error where Self.isRetryable(error) {
                 metrics.retries.increment()
-                if let limit = config.redisRetry.maxRetries, attempt >= limit { throw error }
-                status.recordError("Redis: \(error)")
-                logger.warning("keyspace notifications interrupted, reconnecting", metadata: ["ferry.error": "\(error)"])
-                try? await Task.sleep(for: config.redisRetry.delay(attempt: attempt))
+                let backoff = error is RedisError ? config.redisRetry : config.postgresRetry
+                if let limit = backoff.maxRetries, attempt >= limit { throw error }
+                let message = error is RedisError ? "Redis: \(error)" : PostgresDiagnosis.reason(error)
+                status.recordError(message)
+                logger.warning("keyspace notifications interrupted, reconnecting", metadata: ["ferry.error": "\(message)"])
+                await pause(for: backoff.delay(attempt: attempt))
                 attempt += 1
+                reconnecting = true
             }
         }
     }
 
-    private func followNotifications(resetAttempts: () -> Void) async throws {
+    /// Redis and PostgreSQL outages are retried with backoff; a shutdown, a closed pool (the daemon is stopping) and
+    /// a missing permission (retrying cannot help: the job stops and says so) are not.
+    static func isRetryable(_ error: any Error) -> Bool {
+        if error is CancellationError { return false }
+        if let redis = error as? RedisError { return redis.code != .poolClosed }
+        if let ferry = error as? FerryError { return ferry.code != .permission }
+        return true
+    }
+
+    /// Subscribes and writes what the notifications name every 50 ms. With `catchUp` (after an interruption, when
+    /// notifications may have been missed while unsubscribed) one full scan runs right after subscribing.
+    private func followNotifications(_ changes: KeyChanges, catchUp: Bool, resetAttempts: () -> Void) async throws {
         guard let endpoint = configuration.redis else { return }
-        let changes = KeyChanges()
         let connection = try await RedisConnection.connect(
             RedisConnectionConfiguration(endpoint), logger: logger,
             onPush: { token in
@@ -511,14 +532,22 @@ extension RedisSyncService {
             try await connection.psubscribe(config.databases.map { "__keyspace@\($0)__:*" })
             logger.notice(
                 "following keyspace notifications", metadata: ["ferry.databases": "\(RedisSyncConfiguration.formatDatabases(config.databases))"])
+            if catchUp { _ = try await scanKeysOnce() }
             resetAttempts()
             var lastPing = ContinuousClock.now
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 try await Task.sleep(for: .milliseconds(50))
                 let patterns = config.keyValues.patterns.map(GlobPattern.init)
-                for (database, keys) in changes.drain() where config.databases.contains(database) {
-                    let wanted = keys.filter { key in !key.hasPrefix("ferry:") && patterns.contains { $0.matches(key) } }
-                    if !wanted.isEmpty { try await applyChanges(Array(wanted), database: database, session: session) }
+                var drained = changes.drain()
+                for database in drained.keys.sorted() where config.databases.contains(database) {
+                    let wanted = drained[database, default: []].filter { key in !key.hasPrefix("ferry:") && patterns.contains { $0.matches(key) } }
+                    do {
+                        if !wanted.isEmpty { try await applyChanges(Array(wanted), database: database, session: session) }
+                    } catch {
+                        for (database, keys) in drained { changes.add(database: database, keys: keys) }
+                        throw error
+                    }
+                    drained[database] = nil
                 }
                 if ContinuousClock.now - lastPing > .seconds(1) {
                     try await connection.pingSubscribed()

@@ -48,14 +48,7 @@ public final class RedisSyncService: Service, Sendable {
 
     /// Creates or checks the tables (see ``RedisSyncTables``).
     func prepare() async throws {
-        let session = PostgresSession(endpoint: target, key: "postgres", logger: logger)
-        do {
-            try await tables.ensure(session, logger: logger)
-        } catch {
-            await session.close()
-            throw error
-        }
-        await session.close()
+        try await PostgresSession.using(target, key: "postgres", logger: logger) { session in try await tables.ensure(session, logger: logger) }
     }
 
     /// Configured streams, then every stream the patterns match in the database range (`SCAN … TYPE stream`).
@@ -119,20 +112,19 @@ public final class RedisSyncService: Service, Sendable {
     }
 
     /// Runs until a graceful shutdown: discovery every interval, a consumer for each database with streams, and the
-    /// key-value scans.
+    /// key-value scans. Redis and PostgreSQL outages are retried inside each part; an error a part cannot recover
+    /// from (a missing permission, retries exhausted) ends the whole job at once (the other parts are cancelled), so
+    /// the daemon marks it failed instead of running on half-working.
     public func run() async throws {
         try await prepare()
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        try await withThrowingDiscardingTaskGroup { group in
             if config.keyValues.enabled {
                 group.addTask { try await self.keyValueLoop() }
                 if config.keyValues.notifications {
                     group.addTask { try await self.notificationLoop() }
                 }
             }
-            guard config.streams.enabled else {
-                try await group.waitForAll()
-                return
-            }
+            guard config.streams.enabled else { return }
             var running: Set<Int> = []
             var attempt = 0
             let monitor = StreamMonitor(redis: redis, configuration: configuration, idleThreshold: config.streams.claimIdle)
@@ -159,13 +151,12 @@ public final class RedisSyncService: Service, Sendable {
                     metrics.retries.increment()
                     status.recordError("Redis: \(error)")
                     logger.warning("stream discovery failed, retrying", metadata: ["ferry.error": "\(error)"])
-                    try? await Task.sleep(for: config.redisRetry.delay(attempt: attempt))
+                    await pause(for: config.redisRetry.delay(attempt: attempt))
                     attempt += 1
                     continue
                 }
-                try? await Task.sleep(for: config.streams.discoveryInterval)
+                await pause(for: config.streams.discoveryInterval)
             }
-            try await group.waitForAll()
         }
     }
 

@@ -191,12 +191,6 @@ struct BatchApplier {
     }
 
     func recordError(_ message: String) async {
-        _ = try? await session.withConnection { connection in
-            try await connection.query(
-                PostgresQuery(
-                    unsafeSQL: "UPDATE \(context.control.pipelines) SET last_error = $1, last_error_at = now() WHERE pipeline = $2",
-                    binds: context.control.binds(message, context.pipeline.name)),
-                logger: logger)
-        }
+        await context.control.recordError(message, session: session, logger: logger)
     }
 }

@@ -24,6 +24,9 @@ public struct PipelineStatus: Sendable {
     public var lastApplied: Date?
     public var lastError: String?
     public var lastErrorAt: Date?
+    /// The pipeline's last run stopped on `lastError` (an error retrying could not fix); it runs again only when
+    /// restarted.
+    public var failed: Bool { lastError.map { $0.hasPrefix(ControlTables.stoppedPrefix) } ?? false }
     public var deadLetters: Int?
     /// Problems reading the status itself (a server down).
     public var problems: [String] = []

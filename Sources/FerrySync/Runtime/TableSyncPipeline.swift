@@ -90,53 +90,63 @@ public final class TableSyncPipeline: Service, Sendable {
     }
 
     /// Checks Redis and the source, then runs the producer and consumers until a graceful shutdown.
+    ///
+    /// Outages of Redis, the source or the target are retried inside. An error that retrying cannot fix (an
+    /// incompatible schema change, NULL watermarks with `refuse`, a missing permission) stops the whole pipeline at
+    /// once: the other side is cancelled, the error is recorded in `ferry_pipelines.last_error` (what `ferry status`
+    /// shows) and thrown, for the daemon to mark the pipeline failed.
     public func run() async throws {
-        try await RedisSafety.verify(context.redis, allowUnsafe: options.allowUnsafeRedis, address: context.redis.configuration.connection.address)
-        let schema = try await context.source.describe()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            if options.produce {
-                group.addTask { [context, pipeline] in
-                    var producer = try Producer(context: context, schema: schema)
-                    try await producer.prepare()
-                    while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                        do {
-                            _ = try await producer.poll()
-                        } catch let error as FerryError where error.code != .unreachable {
-                            throw error
-                        } catch is CancellationError {
-                            return
-                        } catch {
-                            context.metrics.errors.increment()
-                            context.logger.warning("poll failed, retrying", metadata: ["ferry.error": "\(error)"])
+        try await stopping {
+            try await RedisSafety.verify(
+                context.redis, allowUnsafe: options.allowUnsafeRedis, address: context.redis.configuration.connection.address)
+            let schema = try await context.source.describe()
+            await context.control.clearStop(session: context.target, logger: context.logger)
+            try await withThrowingDiscardingTaskGroup { group in
+                if options.produce {
+                    group.addTask { [context, pipeline] in
+                        var producer = try Producer(context: context, schema: schema)
+                        try await producer.prepare()
+                        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                            do {
+                                _ = try await producer.poll()
+                            } catch let error as FerryError where error.code != .unreachable {
+                                throw error
+                            } catch is CancellationError {
+                                return
+                            } catch {
+                                context.metrics.errors.increment()
+                                context.logger.warning("poll failed, retrying", metadata: ["ferry.error": "\(error)"])
+                            }
+                            await pause(for: pipeline.interval)
                         }
-                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pipeline.interval) }
                     }
                 }
-            }
-            if options.consume {
-                for index in 0..<pipeline.consumers {
-                    let name = "\(consumerPrefix)-\(index)"
-                    group.addTask { [context] in
-                        var consumer = Consumer(context: context, name: name, slot: index, logger: context.logger)
-                        do {
-                            try await consumer.run()
-                        } catch {
+                if options.consume {
+                    for index in 0..<pipeline.consumers {
+                        let name = "\(consumerPrefix)-\(index)"
+                        group.addTask { [context] in
+                            var consumer = Consumer(context: context, name: name, slot: index, logger: context.logger)
+                            do {
+                                try await consumer.run()
+                            } catch {
+                                await consumer.close()
+                                throw error
+                            }
                             await consumer.close()
-                            throw error
                         }
-                        await consumer.close()
                     }
                 }
             }
-            try await group.waitForAll()
         }
-        await context.source.close()
-        await context.target.close()
     }
 
     /// Produces until the source is caught up, then consumes until the queue is drained; returns the rows
     /// queued and applied.
     public func runOnce() async throws -> (produced: Int, applied: Int) {
+        try await stopping { try await catchUp() }
+    }
+
+    private func catchUp() async throws -> (produced: Int, applied: Int) {
         try await RedisSafety.verify(context.redis, allowUnsafe: options.allowUnsafeRedis, address: context.redis.configuration.connection.address)
         let schema = try await context.source.describe()
         let producerDone = ProducerFlag()
@@ -179,9 +189,25 @@ public final class TableSyncPipeline: Service, Sendable {
             }
             return (produced, applied)
         }
-        await context.source.close()
-        await context.target.close()
         return counts
+    }
+
+    /// Runs `body`, then closes the sessions; an error other than a shutdown's is recorded as the pipeline's stop
+    /// before it is rethrown.
+    private func stopping<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
+            await context.source.close()
+            await context.target.close()
+            return result
+        } catch {
+            if !(error is CancellationError) {
+                await context.control.recordError(ControlTables.stoppedPrefix + "\(error)", session: context.target, logger: context.logger)
+            }
+            await context.source.close()
+            await context.target.close()
+            throw error
+        }
     }
 
     /// The progress so far.

@@ -2,6 +2,7 @@ import ArgumentParser
 import FerryBench
 import FerryCluster
 import FerryCore
+import FerryPostgresNode
 import FerrySandbox
 import Foundation
 import Logging

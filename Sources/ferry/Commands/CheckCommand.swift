@@ -51,7 +51,7 @@ struct CheckCommand: AsyncParsableCommand {
                 EndpointCheck(name: "cluster", kind: "cluster", address: cluster.directory, status: .error, detail: error.message, fix: error.fix)
             ]
         }
-        var checks = await etcdChecks(topology.etcd)
+        var checks = await EtcdCheck(endpoints: topology.etcd).run()
         await withTaskGroup(of: (Int, EndpointCheck).self) { group in
             for (index, node) in topology.nodes.enumerated() {
                 group.addTask { (index, await checker.check(name: "cluster.nodes.\(node.name)", endpoint: .postgres(node.endpoint))) }
@@ -59,30 +59,6 @@ struct CheckCommand: AsyncParsableCommand {
             var nodes = [EndpointCheck?](repeating: nil, count: topology.nodes.count)
             for await (index, check) in group { nodes[index] = check }
             checks += nodes.compactMap { $0 }
-        }
-        return checks
-    }
-
-    /// Each etcd endpoint: version and health (also what `ferry run`'s readiness adds for a cluster).
-    static func etcdChecks(_ endpoints: [String]) async -> [EndpointCheck] {
-        var checks: [EndpointCheck] = []
-        let etcd = EtcdClient(endpoints: endpoints)
-        for (index, endpoint) in endpoints.enumerated() {
-            let name = "cluster.etcd[\(index)]"
-            let address = endpoint.replacingOccurrences(of: "http://", with: "").replacingOccurrences(of: "https://", with: "")
-            let started = ContinuousClock.now
-            do {
-                let (version, healthy) = try await etcd.probe(endpoint)
-                var check = EndpointCheck(
-                    name: name, kind: "etcd", address: address, status: .ok, latency: ContinuousClock.now - started, detail: "etcd \(version)")
-                if !healthy {
-                    check.warnings.append("etcd answers but reports itself unhealthy (no quorum?): no failover can happen until it is healthy")
-                }
-                checks.append(check)
-            } catch {
-                checks.append(
-                    EndpointCheck(name: name, kind: "etcd", address: address, status: .unreachable, detail: error.message, fix: error.fix))
-            }
         }
         return checks
     }

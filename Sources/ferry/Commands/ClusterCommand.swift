@@ -1,6 +1,8 @@
 import ArgumentParser
 import FerryCluster
 import FerryCore
+import FerryEtcd
+import FerryPostgresNode
 import FerrySandbox
 import Foundation
 import Logging

@@ -1,7 +1,9 @@
 import ArgumentParser
 import FerryBench
 import FerryCore
+import FerryDaemon
 import FerryPostgres
+import FerryPostgresNode
 import FerryRedis
 import FerrySandbox
 import FerrySync

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerryCore
+import FerryDaemon
 import FerryRedis
 import FerrySync
 import Foundation
@@ -61,7 +62,7 @@ struct RedisSyncCommand: AsyncParsableCommand {
                     )
                 }
             } else {
-                let reloader = ConfigurationReloader(options: options, logger: logger) { service.reload($0) }
+                let reloader = ConfigurationReloader(loader: options.loader, logger: logger) { service.reload($0) }
                 let group = ServiceGroup(
                     configuration: .init(services: [redis, service, reloader], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                 try await group.run()
@@ -71,26 +72,6 @@ struct RedisSyncCommand: AsyncParsableCommand {
             throw error
         }
         await redis.shutdown()
-    }
-}
-
-/// Reloads the configuration on SIGHUP and hands it to `apply`; a configuration with problems is refused (the
-/// running one stays) and the problems are logged.
-struct ConfigurationReloader: Service {
-    let options: GlobalOptions
-    let logger: Logger
-    let apply: @Sendable (FerryConfiguration) -> Void
-
-    func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sighup)
-        for await _ in signals.cancelOnGracefulShutdown() {
-            do {
-                let loaded = try options.load()
-                apply(loaded.configuration)
-            } catch {
-                logger.error("configuration not reloaded; the running one stays", metadata: ["ferry.error": "\(error)"])
-            }
-        }
     }
 }
 

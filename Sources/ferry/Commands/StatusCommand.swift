@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerryCore
+import FerryDaemon
 import FerryRedis
 import FerrySync
 import Foundation
@@ -34,17 +35,21 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     static func table(_ statuses: [PipelineStatus]) -> String {
-        var table = TextTable(["PIPELINE", "WATERMARK", "QUEUE", "PENDING", "LAG", "APPLIED", "ROWS/S", "DEAD", "LAST ERROR"])
+        var table = TextTable(["PIPELINE", "STATE", "WATERMARK", "QUEUE", "PENDING", "LAG", "APPLIED", "ROWS/S", "DEAD", "LAST ERROR"])
         var notes: [String] = []
         for status in statuses {
             let error = status.lastError.map { Terminal.paint(String($0.prefix(60)), .red) } ?? "-"
             table.add([
-                status.pipeline, status.sourceWatermark ?? "-", status.queueLength.map(String.init) ?? "?", status.pending.map(String.init) ?? "?",
+                status.pipeline, status.failed ? Terminal.paint("failed", .red) : "ok", status.sourceWatermark ?? "-",
+                status.queueLength.map(String.init) ?? "?", status.pending.map(String.init) ?? "?",
                 status.lag.map(String.init) ?? "-", status.rowsApplied.map { ProgressBar.grouped(Int($0)) } ?? "-",
                 status.rowsPerSecond.map { String(Int($0)) } ?? "-", status.deadLetters.map(String.init) ?? "-", error,
             ])
             for problem in status.problems { notes.append("\(status.pipeline): \(Terminal.paint("warning:", .yellow)) \(problem)") }
-            if let lastError = status.lastError, lastError.count > 60 { notes.append("\(status.pipeline): last error: \(lastError)") }
+            if let lastError = status.lastError, lastError.count > 60 || status.failed {
+                let at = status.lastErrorAt.map { " (\(ISO8601DateFormatter().string(from: $0)))" } ?? ""
+                notes.append("\(status.pipeline): last error\(at): \(lastError)")
+            }
         }
         return table.render() + (notes.isEmpty ? "" : "\n\n" + notes.joined(separator: "\n"))
     }
@@ -53,12 +58,13 @@ struct StatusCommand: AsyncParsableCommand {
         func number<T>(_ value: T?) -> String { value.map { "\($0)" } ?? "null" }
         let formatter = ISO8601DateFormatter()
         let items = statuses.map { status in
-            "{\"pipeline\":\(JSONText.string(status.pipeline)),\"source_watermark\":\(status.sourceWatermark.map(JSONText.string) ?? "null"),"
+            "{\"pipeline\":\(JSONText.string(status.pipeline)),\"state\":\(JSONText.string(status.failed ? "failed" : "ok")),\"source_watermark\":\(status.sourceWatermark.map(JSONText.string) ?? "null"),"
                 + "\"queue_length\":\(number(status.queueLength)),\"pending\":\(number(status.pending)),\"lag\":\(number(status.lag)),"
                 + "\"consumers\":\(number(status.consumers)),\"rows_produced\":\(number(status.rowsProduced)),\"rows_applied\":\(number(status.rowsApplied)),"
                 + "\"rows_per_second\":\(number(status.rowsPerSecond)),\"dead_letters\":\(number(status.deadLetters)),"
                 + "\"last_applied\":\(status.lastApplied.map { JSONText.string(formatter.string(from: $0)) } ?? "null"),"
                 + "\"last_error\":\(status.lastError.map(JSONText.string) ?? "null"),"
+                + "\"last_error_at\":\(status.lastErrorAt.map { JSONText.string(formatter.string(from: $0)) } ?? "null"),"
                 + "\"problems\":[\(status.problems.map(JSONText.string).joined(separator: ","))]}"
         }
         return "{\"pipelines\":[" + items.joined(separator: ",") + "]}"

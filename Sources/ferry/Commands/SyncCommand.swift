@@ -1,5 +1,6 @@
 import ArgumentParser
 import FerryCore
+import FerryDaemon
 import FerryRedis
 import FerrySync
 import Foundation
@@ -68,27 +69,5 @@ struct SyncCommand: AsyncParsableCommand {
             throw error
         }
         await redis.shutdown()
-    }
-}
-
-/// Finding pipelines and building the shared Redis client for the sync commands.
-enum PipelineLookup {
-    static func find(_ name: String, in configuration: FerryConfiguration) throws -> PipelineConfiguration {
-        if let pipeline = configuration.pipelines.first(where: { $0.name == name }) { return pipeline }
-        let names = configuration.pipelines.map(\.name)
-        throw FerryError(
-            .configuration,
-            "no pipeline named \"\(name)\"" + (names.isEmpty ? " (the configuration has no pipelines)" : ""),
-            fix: names.isEmpty ? "add one under `pipelines:` (see examples/ventas.yaml)" : "use one of: \(names.joined(separator: ", "))"
-        )
-    }
-
-    static func redisClient(_ configuration: FerryConfiguration, logger: Logger) throws -> RedisClient {
-        guard let redis = configuration.redis else {
-            throw FerryError(.configuration, "redis: missing — pipelines queue rows in Redis", fix: "add a `redis:` section or set REDIS_HOST")
-        }
-        var clientConfiguration = RedisClient.Configuration(connection: RedisConnectionConfiguration(redis))
-        clientConfiguration.reconnectTimeout = .seconds(60)
-        return RedisClient(configuration: clientConfiguration, logger: logger)
     }
 }

@@ -1,6 +1,8 @@
 import FerryCluster
 import FerryCore
+import FerryEtcd
 import FerryPostgres
+import FerryPostgresNode
 import FerrySandbox
 import Foundation
 import Logging
@@ -106,15 +108,9 @@ final class HAWorld: Sendable {
         return status.nodes.filter { $0.role == "standby" && $0.state == "streaming" }.map(\.name)
     }
 
+    /// ``eventually(_:timeout:every:diagnostics:_:)`` with every agent's and server's log on a time-out.
     func waitFor(_ what: @autoclosure () -> String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if (try? await condition()) == true { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        let what = what()
-        Issue.record("timed out waiting until \(what)\n\(agentLogs())")
-        throw FerryError(.timeout, "timed out waiting until \(what)")
+        try await eventually(what(), timeout: timeout, diagnostics: agentLogs(), condition)
     }
 
     /// The last lines of every agent's log and of every node's server log, for a failure message.
@@ -201,11 +197,6 @@ final class HAWriter: Sendable {
     /// Waits until `more` further inserts were acknowledged.
     func waitForProgress(_ more: Int, timeout: Duration = .seconds(30)) async -> Bool {
         let goal = count + more
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if count >= goal { return true }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return false
+        return (try? await eventually("\(more) more inserts", timeout: timeout, every: .milliseconds(20)) { count >= goal }) != nil
     }
 }

@@ -55,15 +55,16 @@ enum HTTPProbe {
 
     /// Polls until `path` answers with `status`.
     static func waitFor(port: Int, path: String, status: Int, timeout: Duration) async throws -> Response {
-        let deadline = ContinuousClock.now + timeout
-        var last: String = "nothing"
-        while ContinuousClock.now < deadline {
-            if let response = try? await get(port: port, path: path) {
-                if response.status == status { return response }
-                last = "\(response.status) \(response.body)"
+        var last: Response?
+        do {
+            try await eventually("GET \(path) to answer \(status)", timeout: timeout) {
+                last = try await get(port: port, path: path)
+                return last?.status == status
             }
-            try await Task.sleep(for: .milliseconds(100))
+        } catch let timedOut as TimedOut {
+            throw Failure(description: "\(timedOut); last: \(last.map { "\($0.status) \($0.body)" } ?? "nothing")")
         }
-        throw Failure(description: "GET \(path) did not answer \(status) within \(timeout); last: \(last)")
+        guard let last else { throw Failure(description: "GET \(path): no response") }
+        return last
     }
 }

@@ -1,4 +1,5 @@
 import FerryCore
+import FerryPostgresNode
 import FerrySandbox
 import Logging
 import Testing

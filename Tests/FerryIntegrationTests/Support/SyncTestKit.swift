@@ -1,5 +1,6 @@
 import FerryCore
 import FerryPostgres
+import FerryPostgresNode
 import FerryRedis
 import FerrySandbox
 import FerrySync

@@ -8,16 +8,16 @@ import SystemPackage
 #endif
 
 /// Runs a helper program (initdb, pg_ctl, psql, redis-server) to completion, optionally as another user.
-enum ProcessRunner {
-    struct Output {
-        var status: Int32
-        var standardOutput: String
-        var standardError: String
-        var succeeded: Bool { status == 0 }
+package enum ProcessRunner {
+    package struct Output {
+        package var status: Int32
+        package var standardOutput: String
+        package var standardError: String
+        package var succeeded: Bool { status == 0 }
     }
 
     /// Runs `path` with `arguments`. A program that cannot be started is a ``FerryError`` naming it.
-    static func run(
+    package static func run(
         _ path: String,
         _ arguments: [String],
         as user: SystemUser? = nil,
@@ -77,25 +77,25 @@ public enum DetachedProcess {
         return pid
     }
 
-    static func shellQuote(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+    package static func shellQuote(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 }
 
 /// A local account that server processes run as.
-struct SystemUser: Sendable {
-    var name: String
-    var uid: UInt32
-    var gid: UInt32
-    var home: String
+package struct SystemUser: Sendable {
+    package var name: String
+    package var uid: UInt32
+    package var gid: UInt32
+    package var home: String
 
-    static func named(_ name: String) -> SystemUser? {
+    package static func named(_ name: String) -> SystemUser? {
         guard let entry = getpwnam(name) else { return nil }
         return SystemUser(name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: entry.pointee.pw_dir))
     }
 
-    static var isRoot: Bool { geteuid() == 0 }
+    package static var isRoot: Bool { geteuid() == 0 }
 
     /// util-linux's `setpriv`, present on every Debian system.
-    static func setprivPath() throws(FerryError) -> String {
+    package static func setprivPath() throws(FerryError) -> String {
         for path in ["/usr/bin/setpriv", "/bin/setpriv"] where access(path, X_OK) == 0 { return path }
         throw FerryError(
             .sandbox, "setpriv not found; it runs PostgreSQL as an unprivileged user", fix: "install util-linux (`sudo apt-get install util-linux`)")
@@ -103,7 +103,7 @@ struct SystemUser: Sendable {
 
     /// Who runs PostgreSQL: nobody else when we are not root; otherwise `postgres` (from Debian's package), or
     /// `nobody` as a last resort. PostgreSQL refuses to run as root.
-    static func forPostgres() -> SystemUser? {
+    package static func forPostgres() -> SystemUser? {
         guard isRoot else { return nil }
         return named("postgres") ?? named("nobody")
     }

@@ -1,4 +1,4 @@
-import FerryCore
+package import FerryCore
 import Foundation
 
 #if canImport(Glibc)
@@ -6,8 +6,8 @@ import Foundation
 #endif
 
 /// Small file-system operations the launchers need, with errors that name the path.
-enum FileSystem {
-    static func makeDirectory(_ path: String) throws(FerryError) {
+package enum FileSystem {
+    package static func makeDirectory(_ path: String) throws(FerryError) {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
@@ -15,7 +15,14 @@ enum FileSystem {
         }
     }
 
-    static func write(_ text: String, to path: String, mode: Int = 0o644) throws(FerryError) {
+    /// A directory the PostgreSQL account owns, private to it (a data directory's parent, a server's log).
+    package static func makeServerDirectory(_ path: String) throws(FerryError) {
+        try makeDirectory(path)
+        if let owner = SystemUser.forPostgres() { chownRecursive(path, to: owner) }
+        chmod(path, 0o700)
+    }
+
+    package static func write(_ text: String, to path: String, mode: Int = 0o644) throws(FerryError) {
         do {
             try text.write(toFile: path, atomically: true, encoding: .utf8)
             chmod(path, mode_t(mode))
@@ -24,13 +31,13 @@ enum FileSystem {
         }
     }
 
-    static func read(_ path: String) -> String? {
+    package static func read(_ path: String) -> String? {
         try? String(contentsOfFile: path, encoding: .utf8)
     }
 
-    static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+    package static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 
-    static func move(_ path: String, to destination: String) throws(FerryError) {
+    package static func move(_ path: String, to destination: String) throws(FerryError) {
         do {
             try FileManager.default.moveItem(atPath: path, toPath: destination)
         } catch {
@@ -38,12 +45,12 @@ enum FileSystem {
         }
     }
 
-    static func remove(_ path: String) {
+    package static func remove(_ path: String) {
         try? FileManager.default.removeItem(atPath: path)
     }
 
     /// Changes the owner of `path` and everything under it.
-    static func chownRecursive(_ path: String, to user: SystemUser) {
+    package static func chownRecursive(_ path: String, to user: SystemUser) {
         lchown(path, user.uid, user.gid)
         guard let enumerator = FileManager.default.enumerator(atPath: path) else { return }
         while let relative = enumerator.nextObject() as? String {
@@ -52,7 +59,7 @@ enum FileSystem {
     }
 
     /// Whether `user` can reach `path` (search permission on every ancestor directory).
-    static func canTraverse(_ path: String, as user: SystemUser) -> Bool {
+    package static func canTraverse(_ path: String, as user: SystemUser) -> Bool {
         var current = ""
         for component in path.split(separator: "/") {
             current += "/" + component
@@ -66,7 +73,7 @@ enum FileSystem {
         return true
     }
 
-    static func absolute(_ path: String) -> String {
+    package static func absolute(_ path: String) -> String {
         if path.hasPrefix("/") { return path }
         return FileManager.default.currentDirectoryPath + "/" + path
     }

@@ -1,43 +1,9 @@
 public import FerryCore
+public import FerryPostgresNode
 import Foundation
 public import Logging
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
-/// A PostgreSQL primary with streaming-replication standbys on loopback, each node its own server process under
-/// one directory (`ferry cluster init --local`, and the HA tests).
-///
-/// Every standby streams through its own physical replication slot (named after the node), so the primary keeps
-/// the WAL a standby has not received yet. Data checksums (from the template) and `wal_log_hints` let `pg_rewind`
-/// bring an old primary back. The layout is saved as `cluster.json` so later commands find the nodes.
-public struct LocalCluster: Sendable, Codable {
-    public struct Node: Sendable, Codable, Hashable {
-        public var name: String
-        public var instance: PostgresInstance
-    }
-
-    public var directory: String
-    /// Where the nodes' data lives: `directory`, or a directory under /var/tmp when the PostgreSQL account cannot
-    /// reach `directory` (see ``Sandbox``).
-    public var serverRoot: String
-    public var nodes: [Node]
-    public var replicationUser: String
-    public var replicationPassword: String
-    /// The etcd the agents use and their key prefix (`/ferry/<scope>/`), when agents run.
-    public var etcd: [String]?
-    public var scope: String?
-    /// Synchronous replication for the agents: a commit waits for this many standbys (nil or 0: asynchronous), and
-    /// with `synchronousStrict` also while none streams.
-    public var synchronous: Int?
-    public var synchronousStrict: Bool?
-
-    /// Where the agent of `node` writes its pid (`ferry cluster down` stops the agents first).
-    public func agentPIDFile(_ node: String) -> String { directory + "/agent-\(node).pid" }
-
-    public var stateFile: String { directory + "/cluster.json" }
-
+extension LocalCluster {
     /// Settings every node gets (on top of the sandbox's: `wal_level=replica`, slots, `wal_log_hints`).
     static let nodeSettings: [String: String] = [
         "hot_standby": "on",
@@ -102,37 +68,5 @@ public struct LocalCluster: Sendable, Codable {
         ) { $1 }
         try await standby.start()
         return standby
-    }
-
-    public func save() throws(FerryError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard let data = try? encoder.encode(self) else { throw FerryError(.sandbox, "cannot encode the cluster state") }
-        try FileSystem.write(String(decoding: data, as: UTF8.self) + "\n", to: stateFile, mode: 0o600)
-    }
-
-    /// The cluster saved under `directory`, or nil when there is none.
-    public static func load(directory: String) -> LocalCluster? {
-        guard let text = FileSystem.read(directory + "/cluster.json") else { return nil }
-        return try? JSONDecoder().decode(LocalCluster.self, from: Data(text.utf8))
-    }
-
-    public func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
-
-    /// Starts every node that is not running.
-    public func start() async throws(FerryError) {
-        for node in nodes { try await node.instance.start() }
-    }
-
-    /// Stops every node (standbys first, so the primary's shutdown does not wait for them).
-    public func stop() async {
-        for node in nodes.reversed() { await node.instance.stop() }
-    }
-
-    /// Stops the nodes and removes their directories.
-    public func destroy() async {
-        await stop()
-        FileSystem.remove(serverRoot)
-        FileSystem.remove(directory)
     }
 }

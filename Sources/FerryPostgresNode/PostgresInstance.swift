@@ -1,16 +1,18 @@
 public import FerryCore
 import Foundation
-public import Logging
+import Logging
 import Synchronization
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// One private PostgreSQL server: a data directory, a loopback port, a superuser `ferry` with a password.
+/// One PostgreSQL server Ferry controls: its data directory, port and superuser, started, stopped, fenced, promoted,
+/// rewound and copied with the server's own programs (`pg_ctl`, `pg_rewind`, `pg_basebackup`, `pg_controldata`).
 ///
-/// Created from a cached, already initialised template (initdb takes seconds; a copy takes milliseconds).
-/// When Ferry runs as root the server runs as the `postgres` account, which PostgreSQL requires.
+/// The HA agent drives a cluster's nodes through it; the sandbox creates private servers as instances of it (see
+/// `PostgresInstance.create` in FerrySandbox). When Ferry runs as root the server runs as the `postgres` account,
+/// which PostgreSQL requires.
 public struct PostgresInstance: Sendable, Codable, Hashable {
     /// Instance directory: holds `data/` and `postgres.log`.
     public var directory: String
@@ -61,62 +63,9 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
 
     public var url: String { "postgresql://\(user):***@\(host ?? "127.0.0.1"):\(port)/\(database)" }
 
-    /// Creates a new instance directory from the template and configures it; does not start it.
-    public static func create(
-        directory: String,
-        port: Int? = nil,
-        durable: Bool = true,
-        settings: [String: String] = [:],
-        cache: String,
-        logger: Logger
-    ) async throws(FerryError) -> PostgresInstance {
-        let binaries = try PostgresBinaries.locate()
-        let template = try await PostgresTemplate.ensure(cache: cache, binaries: binaries, logger: logger)
-        let owner = SystemUser.forPostgres()
-        FileSystem.remove(directory)
-        try FileSystem.makeDirectory(directory)
-        let copy = try await ProcessRunner.run("/bin/cp", ["-a", template.dataDirectory, directory + "/data"])
-        guard copy.succeeded else {
-            throw FerryError(
-                .sandbox, "cannot copy the PostgreSQL template into \(directory): \(copy.standardError.trimmed)",
-                fix: "check free disk space and permissions")
-        }
-        var all: [String: String] = [
-            "listen_addresses": "'127.0.0.1'",
-            "unix_socket_directories": "''",
-            "max_connections": "200",
-            "shared_buffers": "'128MB'",
-            "wal_level": "replica",
-            "max_wal_senders": "10",
-            "max_replication_slots": "10",
-            "wal_log_hints": "on",
-            "logging_collector": "off",
-            "log_min_messages": "warning",
-        ]
-        if !durable {
-            all["fsync"] = "off"
-            all["full_page_writes"] = "off"
-        }
-        for (key, value) in settings { all[key] = value }
-        var instance = PostgresInstance(
-            directory: directory,
-            port: port != nil ? port! : try FreePort.find(),
-            user: template.user,
-            password: template.password,
-            database: template.database,
-            binDirectory: binaries.directory,
-            settings: all
-        )
-        try instance.writeConfiguration()
-        if let owner { FileSystem.chownRecursive(directory, to: owner) }
-        chmod(instance.dataDirectory, 0o700)
-        instance.settings = all
-        return instance
-    }
-
     /// Writes `ferry.conf` (included by the template's `postgresql.conf`) with the port and settings; for an
     /// external data directory, the settings into `postgresql.auto.conf` (the port is given to `pg_ctl`).
-    func writeConfiguration() throws(FerryError) {
+    package func writeConfiguration() throws(FerryError) {
         if externalDataDirectory != nil {
             try writeAutoConf(settings)
             return
@@ -250,7 +199,7 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
     }
 
     /// `primary_conninfo` and `primary_slot_name` for streaming from `host:port`.
-    static func standbySettings(host: String, port: Int, user: String, password: String, slot: String) -> [String: String] {
+    package static func standbySettings(host: String, port: Int, user: String, password: String, slot: String) -> [String: String] {
         [
             "primary_conninfo": "'host=\(host) port=\(port) user=\(user) password=\(password) application_name=\(slot)'",
             "primary_slot_name": "'\(slot)'",
@@ -365,5 +314,5 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
 }
 
 extension StringProtocol {
-    var trimmed: String { String(self).trimmingCharacters(in: .whitespacesAndNewlines) }
+    package var trimmed: String { String(self).trimmingCharacters(in: .whitespacesAndNewlines) }
 }

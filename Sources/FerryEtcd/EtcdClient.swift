@@ -11,6 +11,13 @@ public struct EtcdValue: Sendable, Equatable {
     public var createRevision: Int64
     /// The lease the key is attached to (0: none); the key disappears when the lease expires.
     public var lease: Int64
+
+    public init(value: String, modRevision: Int64, createRevision: Int64, lease: Int64) {
+        self.value = value
+        self.modRevision = modRevision
+        self.createRevision = createRevision
+        self.lease = lease
+    }
 }
 
 /// etcd's v3 JSON API (the gRPC gateway) over HTTP: leases, reads, and the compare-and-set transactions the HA agent
@@ -71,10 +78,19 @@ public struct EtcdClient: Sendable {
         try await range(prefix, prefix: true)
     }
 
+    /// Every key from `start` up to (not including) `end`, in key order.
+    public func list(from start: String, to end: String) async throws -> [(key: String, value: EtcdValue)] {
+        try await range(start, end: end)
+    }
+
     private func range(_ key: String, prefix: Bool) async throws -> [(key: String, value: EtcdValue)] {
+        try await range(key, end: prefix ? Self.prefixEnd(key) : nil)
+    }
+
+    private func range(_ key: String, end: String?) async throws -> [(key: String, value: EtcdValue)] {
         struct Reply: Decodable { var kvs: [KeyValue]? }
         var body = ["key": Self.encode(key)]
-        if prefix { body["range_end"] = Self.encode(Self.prefixEnd(key)) }
+        if let end { body["range_end"] = Self.encode(end) }
         let reply: Reply = try await call("/v3/kv/range", body)
         return (reply.kvs ?? []).map { ($0.decodedKey, $0.record) }
     }
@@ -254,9 +270,16 @@ public struct EtcdClient: Sendable {
         FerryError(.protocolViolation, "etcd answered \(what) with something Ferry does not understand", fix: "Ferry needs etcd 3.4 or later")
     }
 
-    static func timeAmount(_ duration: Duration) -> TimeAmount { .nanoseconds(Int64(duration.seconds * 1e9)) }
+    /// A request timeout as NIO's `TimeAmount`, clamped to 0...1 hour: a duration from outside (an API body, a flag)
+    /// must never overflow the nanosecond count.
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return .zero }
+        guard seconds < 3_600 else { return .hours(1) }
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
 
-    static func address(_ endpoint: String) -> String {
+    package static func address(_ endpoint: String) -> String {
         endpoint.replacingOccurrences(of: "http://", with: "").replacingOccurrences(of: "https://", with: "")
     }
 
@@ -272,7 +295,7 @@ public struct EtcdClient: Sendable {
     static func encode(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
 
     /// The smallest key after every key starting with `prefix` (etcd's `range_end` for a prefix).
-    static func prefixEnd(_ prefix: String) -> String {
+    public static func prefixEnd(_ prefix: String) -> String {
         var bytes = Array(prefix.utf8)
         while let last = bytes.last {
             if last < 0xFF {

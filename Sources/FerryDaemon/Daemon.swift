@@ -1,0 +1,124 @@
+import FerryCheck
+import FerryCluster
+public import FerryCore
+import FerryRedis
+public import FerryServer
+public import FerrySync
+public import Hummingbird
+public import Logging
+public import Prometheus
+public import ServiceLifecycle
+import UnixSignals
+
+/// `ferry run`, as a library: a configuration in, the daemon's services and its HTTP router out.
+///
+/// The CLI parses flags and calls ``run()``; tests build the same daemon in-process, drive ``router`` with
+/// HummingbirdTesting and run ``services`` in their own service group. Clients come first in ``services``, then
+/// the jobs (each a ``SupervisedJob``: one that fails is marked failed and the others go on), then readiness;
+/// ``run()`` adds the HTTP server last, so it stops first.
+public struct Daemon {
+    public struct Options: Sendable {
+        /// Run pipelines even when Redis could evict or lose queued rows.
+        public var allowUnsafeRedis = false
+        /// The initial load's progress (a bar on a terminal).
+        public var progress: (@Sendable (SyncProgress) -> Void)?
+        /// Where SIGHUP reloads the configuration from (the Redis sync's patterns, databases and rate limit); nil: no
+        /// reload.
+        public var reload: ConfigLoader?
+        /// The `ferry` executable the HA agent starts its watchdog from; nil runs the agent without a watchdog.
+        public var watchdogExecutable: String?
+        /// How often readiness checks every server.
+        public var readinessInterval: Duration = .seconds(5)
+
+        public init() {}
+    }
+
+    public let configuration: FerryConfiguration
+    /// Every job and how it is doing (`/health/ready` reads it).
+    public let jobs: JobRegistry
+    public let readiness: ReadinessMonitor
+    /// The HTTP routes: health, readiness, metrics, and the cluster's control API when configured.
+    public let router: Router<BasicRequestContext>
+    /// Clients, jobs and readiness, in start order; the HTTP server is not among them (see ``run()``).
+    public let services: [any Service]
+    let logger: Logger
+
+    /// Builds every part; nothing connects or starts until the services run. `file` names the configuration file in
+    /// messages.
+    public init(configuration: FerryConfiguration, file: String?, registry: PrometheusCollectorRegistry, options: Options = .init(), logger: Logger)
+        throws
+    {
+        let topology = try configuration.cluster.map { cluster throws(FerryError) in try ClusterTopology(configuration: cluster, file: file) }
+        let jobs = JobRegistry()
+        // A cluster's agent and control API need etcd; its nodes may be down, which is what the cluster is for.
+        let readiness = ReadinessMonitor(
+            configuration: configuration, etcd: topology?.etcd ?? [], jobs: jobs, interval: options.readinessInterval,
+            logger: Logger(label: "ferry.readiness"))
+        var services: [any Service] = []
+        func supervise(_ name: String, _ job: any Service) {
+            services.append(SupervisedJob(name: name, job: job, registry: jobs, logger: logger))
+        }
+        if !configuration.pipelines.isEmpty {
+            // Clients first, then the jobs that use them; ServiceGroup stops them in reverse order.
+            let redis = try PipelineLookup.redisClient(configuration, logger: Logger(label: "ferry.redis"))
+            services.append(redis)
+            var pipelineOptions = TableSyncPipeline.Options()
+            pipelineOptions.allowUnsafeRedis = options.allowUnsafeRedis
+            pipelineOptions.progress = options.progress
+            for pipeline in configuration.pipelines {
+                supervise(
+                    "pipeline:\(pipeline.name)",
+                    try TableSyncPipeline(pipeline, configuration: configuration, redis: redis, options: pipelineOptions, logger: logger))
+                if let every = pipeline.reconcileEvery {
+                    supervise(
+                        "reconcile:\(pipeline.name)",
+                        ReconcileSchedule(pipeline: pipeline, configuration: configuration, redis: redis, every: every, logger: logger))
+                }
+            }
+        }
+        if configuration.redisSync != nil {
+            let redis = try PipelineLookup.redisClient(configuration, logger: Logger(label: "ferry.redis"))
+            services.append(redis)
+            let sync = try RedisSyncService(configuration: configuration, redis: redis, logger: Logger(label: "ferry.redis_sync"))
+            supervise("redis_sync", sync)
+            if let loader = options.reload {
+                services.append(ConfigurationReloader(loader: loader, logger: logger) { sync.reload($0) })
+            }
+        }
+        var clusterAPI: ClusterAPI?
+        if let cluster = configuration.cluster, let topology {
+            if let node = cluster.node {
+                supervise(
+                    "cluster_agent:\(node)",
+                    try topology.agent(
+                        for: node, ttl: cluster.ttl, watchdogExecutable: options.watchdogExecutable, logger: Logger(label: "ferry.agent")))
+            }
+            if let token = cluster.apiToken {
+                clusterAPI = ClusterAPI(
+                    token: token, operations: try topology.operations(logger: Logger(label: "ferry.cluster")),
+                    nodes: topology.nodes.map { ($0.name, $0.endpoint) }, logger: Logger(label: "ferry.cluster.api"))
+            }
+        }
+        services.append(readiness)
+        self.configuration = configuration
+        self.jobs = jobs
+        self.readiness = readiness
+        self.services = services
+        self.router = FerryHTTPServer.buildRouter(readiness: readiness, registry: registry, cluster: clusterAPI)
+        self.logger = logger
+    }
+
+    /// Runs every service and the HTTP server (when `http.enabled`) until SIGTERM or SIGINT.
+    public func run() async throws {
+        var services = services
+        if configuration.http.enabled {
+            let http = configuration.http
+            services.append(
+                Application(
+                    router: router, configuration: .init(address: .hostname(http.host, port: http.port), serverName: "ferry"),
+                    logger: Logger(label: "ferry.http")))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
