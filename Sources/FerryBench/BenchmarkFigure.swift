@@ -2,21 +2,21 @@
 ///
 /// Each round measures the peer and Ferry back to back; the figure is the median over rounds, and the ratio
 /// is the median of the per-round ratios (on a shared, noisy machine adjacent runs are the fair comparison).
-public struct BenchmarkFigure: Sendable {
-    public var name: String
-    public var unit: String
+package struct BenchmarkFigure: Sendable {
+    package var name: String
+    package var unit: String
     /// Ferry's value per round.
-    public var ferryRounds: [Double]
+    package var ferryRounds: [Double]
     /// The peer's value per round.
-    public var peerRounds: [Double]
-    public var peerName: String
+    package var peerRounds: [Double]
+    package var peerName: String
     /// Whether a larger number is better (throughput) or worse (latency).
-    public var higherIsBetter: Bool
+    package var higherIsBetter: Bool
     /// The target as a ratio to the peer (e.g. 0.8 = at least 80% of the peer's throughput; 1.2 = latency at
     /// most 1.2× the peer's).
-    public var target: Double?
+    package var target: Double?
 
-    public init(name: String, unit: String, ferry: [Double], peer: [Double], peerName: String, higherIsBetter: Bool, target: Double? = nil) {
+    package init(name: String, unit: String, ferry: [Double], peer: [Double], peerName: String, higherIsBetter: Bool, target: Double? = nil) {
         self.name = name
         self.unit = unit
         self.ferryRounds = ferry
@@ -26,15 +26,15 @@ public struct BenchmarkFigure: Sendable {
         self.target = target
     }
 
-    public var ferry: Double { median(ferryRounds) }
-    public var peer: Double { median(peerRounds) }
+    package var ferry: Double { median(ferryRounds) }
+    package var peer: Double { median(peerRounds) }
 
     /// Ferry divided by the peer: the median of the per-round ratios.
-    public var ratio: Double {
+    package var ratio: Double {
         median(zip(ferryRounds, peerRounds).compactMap { $1 == 0 ? nil : $0 / $1 })
     }
 
-    public var meetsTarget: Bool? {
+    package var meetsTarget: Bool? {
         guard let target else { return nil }
         return higherIsBetter ? ratio >= target : ratio <= target
     }

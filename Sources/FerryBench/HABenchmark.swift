@@ -4,9 +4,9 @@ import FerryCore
 import FerryEtcd
 import FerryPostgres
 import FerryPostgresNode
-public import FerrySandbox
+package import FerrySandbox
 import Foundation
-public import Logging
+package import Logging
 import NIOCore
 import NIOHTTP1
 import PostgresNIO
@@ -19,34 +19,34 @@ import PostgresNIO
 /// each of `runs` rounds a planned switchover, a crash of the primary node (`kill -9` of the agent and the
 /// postmaster) until the standby takes writes, and the crashed node's return until it streams again; then the
 /// replication lag under pgbench. Patroni runs with its defaults and tuned.
-public struct HABenchmark: Sendable {
-    public struct Options: Sendable {
-        public var runs = 5
+package struct HABenchmark: Sendable {
+    package struct Options: Sendable {
+        package var runs = 5
         /// The `ferry` executable (agents run as `ferry agent` processes).
-        public var executable: String
-        public var ferryTTL = 3
-        public var patroni = "/usr/bin/patroni"
-        public var skipPeers = false
+        package var executable: String
+        package var ferryTTL = 3
+        package var patroni = "/usr/bin/patroni"
+        package var skipPeers = false
         /// pgbench transactions per client for the lag measurement (4 clients).
-        public var pgbenchTransactions = 3_000
+        package var pgbenchTransactions = 3_000
 
-        public init(executable: String) { self.executable = executable }
+        package init(executable: String) { self.executable = executable }
     }
 
     /// One tool's timings over the runs, in seconds.
-    public struct Timings: Sendable {
-        public var tool: String
-        public var switchover: [Double] = []
-        public var crashToWritable: [Double] = []
-        public var rejoin: [Double] = []
-        public var lagP95Bytes: Double?
-        public var lagP95Seconds: Double?
+    package struct Timings: Sendable {
+        package var tool: String
+        package var switchover: [Double] = []
+        package var crashToWritable: [Double] = []
+        package var rejoin: [Double] = []
+        package var lagP95Bytes: Double?
+        package var lagP95Seconds: Double?
     }
 
-    public var options: Options
-    public var logger: Logger
+    package var options: Options
+    package var logger: Logger
 
-    public init(options: Options, logger: Logger) {
+    package init(options: Options, logger: Logger) {
         self.options = options
         self.logger = logger
     }
@@ -65,7 +65,7 @@ public struct HABenchmark: Sendable {
         func stop() async
     }
 
-    public func run(root: String, etcd: EtcdInstance, progress: @escaping @Sendable (String) -> Void) async throws -> [Timings] {
+    package func run(root: String, etcd: EtcdInstance, progress: @escaping @Sendable (String) -> Void) async throws -> [Timings] {
         var results: [Timings] = []
         let ferry = try await FerryHarness.start(root: root + "/ferry", etcd: etcd, options: options, logger: logger)
         progress("ferry: 2 nodes, agents with ttl \(options.ferryTTL) s")

@@ -2,35 +2,35 @@ import FerryCore
 import FerryPostgresNode
 import FerryRESP
 import FerryRedis
-public import FerrySandbox
+package import FerrySandbox
 import Foundation
-public import Logging
+package import Logging
 
 /// Ferry's Redis client against `redis-benchmark` on the same server, in the same run.
 ///
 /// Throughput: one connection, batches of `pipeline` commands, the next batch sent when the previous one's
 /// replies are in (what `redis-benchmark -c 1 -P 64` does). Latency: one connection, one command at a time.
-public struct RedisBenchmark: Sendable {
-    public struct Options: Sendable {
-        public var requests = 1_000_000
-        public var pipeline = 64
-        public var latencyRequests = 100_000
-        public var rounds = 3
+package struct RedisBenchmark: Sendable {
+    package struct Options: Sendable {
+        package var requests = 1_000_000
+        package var pipeline = 64
+        package var latencyRequests = 100_000
+        package var rounds = 3
         /// Measure Ferry only (for profiling); peer figures are then zero.
-        public var skipPeer = false
+        package var skipPeer = false
 
-        public init() {}
+        package init() {}
     }
 
-    public var options: Options
-    public var logger: Logger
+    package var options: Options
+    package var logger: Logger
 
-    public init(options: Options, logger: Logger) {
+    package init(options: Options, logger: Logger) {
         self.options = options
         self.logger = logger
     }
 
-    public func run(on redis: RedisInstance, progress: @Sendable (String) -> Void) async throws -> [BenchmarkFigure] {
+    package func run(on redis: RedisInstance, progress: @Sendable (String) -> Void) async throws -> [BenchmarkFigure] {
         let tool = try Self.locateRedisBenchmark()
         var setPeer: [Double] = []
         var setFerry: [Double] = []

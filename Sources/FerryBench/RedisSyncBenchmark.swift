@@ -2,35 +2,35 @@ import FerryCore
 import FerryPostgres
 import FerryPostgresNode
 import FerryRedis
-public import FerrySandbox
+package import FerrySandbox
 import FerrySync
 import Foundation
-public import Logging
+package import Logging
 
 /// The Redis → PostgreSQL sync: stream entries of 5 fields and keys of mixed types, beside a redis-py + psycopg2
 /// equivalent (Benchmarks/python/redis_pg_sync.py) in the same run.
-public struct RedisSyncBenchmark: Sendable {
-    public struct Options: Sendable {
-        public var entries = 1_000_000
-        public var keys = 1_000_000
-        public var pythonEntries = 200_000
-        public var pythonKeys = 200_000
-        public var skipPeers = false
-        public var consumers = RedisSyncConfiguration.Streams().consumers
-        public var pythonScript = "Benchmarks/python/redis_pg_sync.py"
+package struct RedisSyncBenchmark: Sendable {
+    package struct Options: Sendable {
+        package var entries = 1_000_000
+        package var keys = 1_000_000
+        package var pythonEntries = 200_000
+        package var pythonKeys = 200_000
+        package var skipPeers = false
+        package var consumers = RedisSyncConfiguration.Streams().consumers
+        package var pythonScript = "Benchmarks/python/redis_pg_sync.py"
 
-        public init() {}
+        package init() {}
     }
 
-    public var options: Options
-    public var logger: Logger
+    package var options: Options
+    package var logger: Logger
 
-    public init(options: Options, logger: Logger) {
+    package init(options: Options, logger: Logger) {
         self.options = options
         self.logger = logger
     }
 
-    public func run(on sandbox: Sandbox, progress: @escaping @Sendable (String) -> Void) async throws -> [SyncBenchmark.Figure] {
+    package func run(on sandbox: Sandbox, progress: @escaping @Sendable (String) -> Void) async throws -> [SyncBenchmark.Figure] {
         guard let postgres = sandbox.postgres, let redisInstance = sandbox.redis else {
             throw FerryError(.sandbox, "the benchmark needs the sandbox's PostgreSQL and Redis")
         }

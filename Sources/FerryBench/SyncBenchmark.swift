@@ -2,10 +2,10 @@ import FerryCore
 import FerryPostgres
 import FerryPostgresNode
 import FerryRedis
-public import FerrySandbox
+package import FerrySandbox
 import FerrySync
 import Foundation
-public import Logging
+package import Logging
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
@@ -19,48 +19,48 @@ import Synchronization
 /// 4. The original design (redis-py LPUSH/BRPOP, psycopg2 `executemany` in batches of 50) on `pythonRows` rows.
 /// 5. A steady state of `steadyRate` changes/s for `steadySeconds`: enqueue→commit latency per row (p50/p99).
 /// 6. The process's peak resident memory (VmHWM), which covers everything above.
-public struct SyncBenchmark: Sendable {
-    public struct Options: Sendable {
-        public var rows = 1_000_000
-        public var pythonRows = 100_000
-        public var steadyRate = 10_000
-        public var steadySeconds = 20
-        public var consumers = 2
-        public var lookback: Duration = .seconds(30)
+package struct SyncBenchmark: Sendable {
+    package struct Options: Sendable {
+        package var rows = 1_000_000
+        package var pythonRows = 100_000
+        package var steadyRate = 10_000
+        package var steadySeconds = 20
+        package var consumers = 2
+        package var lookback: Duration = .seconds(30)
         /// The pipeline's poll interval.
-        public var interval: Duration = .milliseconds(10)
+        package var interval: Duration = .milliseconds(10)
         /// The writer's transactions in the steady state: one every `tick`, each changing rate × tick rows.
-        public var tick: Duration = .milliseconds(10)
-        public var skipPeers = false
-        public var pythonScript = "Benchmarks/python/original_sync.py"
+        package var tick: Duration = .milliseconds(10)
+        package var skipPeers = false
+        package var pythonScript = "Benchmarks/python/original_sync.py"
 
-        public init() {}
+        package init() {}
     }
 
     /// One line of the report.
-    public struct Figure: Sendable {
-        public var name: String
-        public var ferry: Double
-        public var unit: String
-        public var peer: Double?
-        public var peerName: String?
+    package struct Figure: Sendable {
+        package var name: String
+        package var ferry: Double
+        package var unit: String
+        package var peer: Double?
+        package var peerName: String?
         /// An absolute target (the figures for this machine).
-        public var target: Double?
-        public var higherIsBetter = true
+        package var target: Double?
+        package var higherIsBetter = true
 
-        public var ratio: Double? { peer.flatMap { $0 > 0 ? ferry / $0 : nil } }
-        public var met: Bool? { target.map { higherIsBetter ? ferry >= $0 : ferry <= $0 } }
+        package var ratio: Double? { peer.flatMap { $0 > 0 ? ferry / $0 : nil } }
+        package var met: Bool? { target.map { higherIsBetter ? ferry >= $0 : ferry <= $0 } }
     }
 
-    public var options: Options
-    public var logger: Logger
+    package var options: Options
+    package var logger: Logger
 
-    public init(options: Options, logger: Logger) {
+    package init(options: Options, logger: Logger) {
         self.options = options
         self.logger = logger
     }
 
-    public func run(on sandbox: Sandbox, progress: @escaping @Sendable (String) -> Void) async throws -> [Figure] {
+    package func run(on sandbox: Sandbox, progress: @escaping @Sendable (String) -> Void) async throws -> [Figure] {
         guard let postgres = sandbox.postgres, let redisInstance = sandbox.redis else {
             throw FerryError(.sandbox, "the benchmark needs the sandbox's PostgreSQL and Redis")
         }

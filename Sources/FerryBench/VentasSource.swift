@@ -1,26 +1,26 @@
 import FerryCore
-public import FerryPostgres
-public import Logging
+package import FerryPostgres
+package import Logging
 import PostgresNIO
 
 /// A generated source shaped like the original `VW_VENTAS_SYNC` view, for the demo and the sync benchmark.
 ///
 /// Rows are keyed `C-0000001`, `C-0000002`, …; watermarks spread over the 30 days before the load, five rows
 /// sharing each watermark (ties are common in real sources and must neither be skipped nor duplicated).
-public struct VentasSource: Sendable {
-    public let session: PostgresSession
+package struct VentasSource: Sendable {
+    package let session: PostgresSession
     /// Quoted, schema-qualified table name.
-    public let table: String
+    package let table: String
     let logger: Logger
 
-    public init(session: PostgresSession, schema: String, table: String = "VW_VENTAS_SYNC", logger: Logger) {
+    package init(session: PostgresSession, schema: String, table: String = "VW_VENTAS_SYNC", logger: Logger) {
         self.session = session
         self.table = SQLIdentifier.quote(schema) + "." + SQLIdentifier.quote(table)
         self.logger = logger
     }
 
     /// Drops and re-creates the table with `rows` rows, then analyzes it.
-    public func create(rows: Int) async throws {
+    package func create(rows: Int) async throws {
         try await execute(
             [
                 "DROP TABLE IF EXISTS \(table)",
@@ -42,7 +42,7 @@ public struct VentasSource: Sendable {
 
     /// Inserts rows `keys`; with `spreadOver`, their watermarks spread over the last 30 days (five rows per
     /// watermark), otherwise they carry the insert's own time.
-    public func insert(_ keys: ClosedRange<Int>, spreadOver total: Int? = nil) async throws {
+    package func insert(_ keys: ClosedRange<Int>, spreadOver total: Int? = nil) async throws {
         let watermark =
             if let total {
                 "date_trunc('second', localtimestamp - interval '30 days') + (i / 5) * (interval '30 days' / \(max(1, total / 5 + 1)))"
@@ -62,7 +62,7 @@ public struct VentasSource: Sendable {
     /// Changes `count` rows picked at random among keys 1…`upTo` (invoiced, a new invoice number, a new
     /// modification time), like the ERP does all day; returns how many rows changed.
     @discardableResult
-    public func update(randomRows count: Int, upTo: Int) async throws -> Int {
+    package func update(randomRows count: Int, upTo: Int) async throws -> Int {
         try await session.withConnection { connection in
             let rows = try await connection.query(
                 """
@@ -79,7 +79,7 @@ public struct VentasSource: Sendable {
     }
 
     /// Changes every row once (the benchmark's update pass).
-    public func updateAll() async throws {
+    package func updateAll() async throws {
         try await execute([
             "UPDATE \(table) SET \"CLIENTE\" = \"CLIENTE\" || ' *', \"ULTIMA_MODIFICACION\" = clock_timestamp()::timestamp",
             "VACUUM ANALYZE \(table)",
@@ -87,7 +87,7 @@ public struct VentasSource: Sendable {
     }
 
     /// Changes one row's client name (the demo shows that a companion edit survives this).
-    public func rename(key: Int, client: String) async throws {
+    package func rename(key: Int, client: String) async throws {
         try await session.withConnection { connection in
             try await connection.query(
                 """
@@ -98,7 +98,7 @@ public struct VentasSource: Sendable {
         }
     }
 
-    public static func key(_ index: Int) -> String {
+    package static func key(_ index: Int) -> String {
         let digits = String(index)
         return "C-" + String(repeating: "0", count: max(0, 7 - digits.count)) + digits
     }

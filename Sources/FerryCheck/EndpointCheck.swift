@@ -1,6 +1,6 @@
 /// The outcome of trying one configured server.
-public struct EndpointCheck: Sendable {
-    public enum Status: String, Sendable, CaseIterable {
+package struct EndpointCheck: Sendable {
+    package enum Status: String, Sendable, CaseIterable {
         case ok
         case unreachable
         case authenticationFailed = "authentication_failed"
@@ -10,22 +10,22 @@ public struct EndpointCheck: Sendable {
     }
 
     /// The key in the configuration (`postgres`, `redis`, `sources.erp`).
-    public var name: String
+    package var name: String
     /// `postgresql`, `redis`, `sqlserver`.
-    public var kind: String
+    package var kind: String
     /// `host:port`.
-    public var address: String
-    public var status: Status
+    package var address: String
+    package var status: Status
     /// Round trip of a trivial command once connected.
-    public var latency: Duration?
+    package var latency: Duration?
     /// Server version and user on success; the problem otherwise.
-    public var detail: String
+    package var detail: String
     /// What to do, when something is wrong.
-    public var fix: String?
+    package var fix: String?
     /// Problems that do not stop Ferry but deserve attention (e.g. Redis may evict keys).
-    public var warnings: [String] = []
+    package var warnings: [String] = []
 
-    public init(name: String, kind: String, address: String, status: Status, latency: Duration? = nil, detail: String, fix: String? = nil) {
+    package init(name: String, kind: String, address: String, status: Status, latency: Duration? = nil, detail: String, fix: String? = nil) {
         self.name = name
         self.kind = kind
         self.address = address
@@ -35,5 +35,5 @@ public struct EndpointCheck: Sendable {
         self.fix = fix
     }
 
-    public var isOK: Bool { status == .ok }
+    package var isOK: Bool { status == .ok }
 }

@@ -1,16 +1,16 @@
-public import FerryCore
-public import Logging
+package import FerryCore
+package import Logging
 
 /// Tries every server in a configuration, concurrently, and reports each one's state.
-public struct EndpointChecker: Sendable {
-    public var logger: Logger
+package struct EndpointChecker: Sendable {
+    package var logger: Logger
 
-    public init(logger: Logger) {
+    package init(logger: Logger) {
         self.logger = logger
     }
 
     /// Checks all endpoints of `configuration`; results are in the configuration's order.
-    public func check(_ configuration: FerryConfiguration) async -> [EndpointCheck] {
+    package func check(_ configuration: FerryConfiguration) async -> [EndpointCheck] {
         let endpoints = configuration.endpoints
         return await withTaskGroup(of: (Int, EndpointCheck).self) { group in
             for (index, entry) in endpoints.enumerated() {
@@ -28,7 +28,7 @@ public struct EndpointChecker: Sendable {
     }
 
     /// Checks one endpoint.
-    public func check(name: String, endpoint: Endpoint, sourceTables: [String] = []) async -> EndpointCheck {
+    package func check(name: String, endpoint: Endpoint, sourceTables: [String] = []) async -> EndpointCheck {
         switch endpoint {
         case .postgres(let postgres):
             return await PostgresCheck(name: name, endpoint: postgres, sourceTables: sourceTables, logger: logger).run()
@@ -42,7 +42,7 @@ public struct EndpointChecker: Sendable {
 
 extension Duration {
     /// Milliseconds with one decimal, for tables and JSON.
-    public var milliseconds: Double { (seconds * 10_000).rounded() / 10 }
+    package var milliseconds: Double { (seconds * 10_000).rounded() / 10 }
 }
 
 extension FerryError.Code {

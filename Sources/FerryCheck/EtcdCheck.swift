@@ -3,16 +3,16 @@ import FerryEtcd
 
 /// Each etcd endpoint of a cluster: its version and health. Used by `ferry check` and by the daemon's readiness
 /// when a `cluster:` section is present.
-public struct EtcdCheck: Sendable {
-    public let endpoints: [String]
+package struct EtcdCheck: Sendable {
+    package let endpoints: [String]
     let client: EtcdClient
 
-    public init(endpoints: [String]) {
+    package init(endpoints: [String]) {
         self.endpoints = endpoints
         self.client = EtcdClient(endpoints: endpoints)
     }
 
-    public func run() async -> [EndpointCheck] {
+    package func run() async -> [EndpointCheck] {
         var checks: [EndpointCheck] = []
         for (index, endpoint) in endpoints.enumerated() {
             let name = "cluster.etcd[\(index)]"

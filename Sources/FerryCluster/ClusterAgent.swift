@@ -1,44 +1,44 @@
 import CoreMetrics
-public import FerryCore
+package import FerryCore
 import FerryEtcd
 import FerryPostgres
 import Foundation
-public import Logging
+package import Logging
 import Metrics
 import PostgresNIO
-public import ServiceLifecycle
+package import ServiceLifecycle
 
 /// Settings of one agent.
-public struct AgentSettings: Sendable {
+package struct AgentSettings: Sendable {
     /// The etcd prefix is `/ferry/<cluster>/`.
-    public var cluster = "ferry"
-    public var node: String
+    package var cluster = "ferry"
+    package var node: String
     /// How others reach this node's PostgreSQL (published in etcd for followers).
-    public var host = "127.0.0.1"
-    public var port: Int
+    package var host = "127.0.0.1"
+    package var port: Int
     /// The agent's own connection to its PostgreSQL (superuser); the same credentials reach the other nodes
     /// (switchover checks).
-    public var postgres: PostgresEndpoint
-    public var etcd: [String]
+    package var postgres: PostgresEndpoint
+    package var etcd: [String]
     /// The leader key's lease. The crash-to-writable time is about ttl + one loop.
-    public var ttl = 3
+    package var ttl = 3
     /// How often the agent looks at its node and etcd when nothing wakes it (etcd's watch wakes it at once when the
     /// leader key, a switchover, a failover or a rejoin request changes).
-    public var loopInterval: Duration = .milliseconds(300)
+    package var loopInterval: Duration = .milliseconds(300)
     /// A standby further behind the last known primary position than this does not promote itself.
-    public var maximumLagBytes: Int64 = 16 << 20
+    package var maximumLagBytes: Int64 = 16 << 20
     /// What a primary does when it cannot renew its leadership (etcd unreachable): stop taking writes before the
     /// lease can expire, so no second primary can ever be writable beside it (default), or keep serving.
-    public var keepServingWithoutEtcd = false
+    package var keepServingWithoutEtcd = false
     /// Synchronous replication: a commit waits for this many standbys (`ANY n (…)`); 0 is asynchronous.
-    public var synchronousCount = 0
+    package var synchronousCount = 0
     /// In synchronous mode with no standby streaming: keep waiting (no acknowledged commit without a standby's
     /// copy), or fall back to asynchronous until one streams again (default).
-    public var synchronousStrict = false
+    package var synchronousStrict = false
     /// The watchdog process that fences this node's primary if the agent stops renewing (killed, frozen).
-    public var watchdog: WatchdogSettings?
+    package var watchdog: WatchdogSettings?
 
-    public init(node: String, port: Int, postgres: PostgresEndpoint, etcd: [String]) {
+    package init(node: String, port: Int, postgres: PostgresEndpoint, etcd: [String]) {
         self.node = node
         self.port = port
         self.postgres = postgres
@@ -50,7 +50,7 @@ public struct AgentSettings: Sendable {
 /// the leader is gone, serves switchovers, failovers and rejoins asked for through etcd, manages synchronous
 /// replication, starts its PostgreSQL in the right role (rewinding an old primary first), and fences a primary
 /// that lost its lease.
-public final class ClusterAgent: Service, Sendable {
+package final class ClusterAgent: Service, Sendable {
     let settings: AgentSettings
     let controller: any NodeController
     let etcd: EtcdClient
@@ -58,7 +58,7 @@ public final class ClusterAgent: Service, Sendable {
     let logger: Logger
     let metrics: AgentMetrics
 
-    public init(settings: AgentSettings, controller: any NodeController, logger: Logger) {
+    package init(settings: AgentSettings, controller: any NodeController, logger: Logger) {
         self.settings = settings
         self.controller = controller
         self.etcd = EtcdClient(endpoints: settings.etcd, timeout: .milliseconds(800))
@@ -92,7 +92,7 @@ public final class ClusterAgent: Service, Sendable {
         var lastError: (text: String, at: ContinuousClock.Instant)?
     }
 
-    public func run() async throws {
+    package func run() async throws {
         var state = State()
         let session = PostgresSession(endpoint: settings.postgres, key: "cluster.nodes.\(settings.node)", logger: logger)
         var watchdog: WatchdogHandle?

@@ -1,21 +1,21 @@
-public import FerryCore
+package import FerryCore
 import FerryPostgres
-public import Logging
+package import Logging
 import PostgresNIO
 
 /// `ferry cluster init` for a cluster defined in `ferry.yaml`: prepares the running primary so the agents can build
 /// the standbys — the replication role, one physical slot per standby, and the settings replication and
 /// `pg_rewind` need (through `ALTER SYSTEM`, so the server's own configuration files stay as they are).
-public enum ClusterBootstrap {
+package enum ClusterBootstrap {
     /// What `prepare` did and what is left to the operator.
-    public struct Report: Sendable, Codable, Equatable {
-        public var primary: String
+    package struct Report: Sendable, Codable, Equatable {
+        package var primary: String
         /// Each step, e.g. `created role ferry_replication`, `ALTER SYSTEM SET wal_log_hints = on`.
-        public var actions: [String] = []
+        package var actions: [String] = []
         /// Settings changed that take effect only after PostgreSQL restarts on the primary.
-        public var restartNeeded: [String] = []
+        package var restartNeeded: [String] = []
         /// Things Ferry cannot change for you (pg_hba.conf, listen_addresses, checksums).
-        public var warnings: [String] = []
+        package var warnings: [String] = []
     }
 
     /// Settings every node needs, with the value Ferry sets when the server's differs. `max_wal_senders` and
@@ -39,7 +39,7 @@ public enum ClusterBootstrap {
 
     /// Finds the one primary among the nodes and prepares it. Fails, changing nothing, when no node answers as a
     /// primary or more than one does.
-    public static func prepare(_ topology: ClusterTopology, logger: Logger) async throws(FerryError) -> Report {
+    package static func prepare(_ topology: ClusterTopology, logger: Logger) async throws(FerryError) -> Report {
         let status = await ClusterInspector.inspect(topology.nodes.map { ($0.name, $0.endpoint) }, logger: logger)
         let primaries = status.primaries
         guard let primaryStatus = primaries.first, let primary = topology.node(primaryStatus.name) else {

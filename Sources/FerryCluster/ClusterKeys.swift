@@ -1,5 +1,5 @@
 import FerryEtcd
-public import Foundation
+package import Foundation
 
 /// The keys of one cluster in etcd, under `/ferry/<scope>/`, and what they hold.
 ///
@@ -10,54 +10,54 @@ public import Foundation
 /// - `switchover`, `failover`: an operator's ``OperationRequest`` (a short lease: an unserved request lapses).
 /// - `rejoin/<node>`: an operator's request that `node` rejoin (rewind or copy, then follow).
 /// - `history/<time>`: one ``HistoryEvent`` per failover, switchover and rejoin.
-public struct ClusterKeys: Sendable {
-    public let scope: String
+package struct ClusterKeys: Sendable {
+    package let scope: String
 
-    public init(scope: String) { self.scope = scope }
+    package init(scope: String) { self.scope = scope }
 
-    public var prefix: String { "/ferry/\(scope)/" }
-    public var leader: String { prefix + "leader" }
-    public var members: String { prefix + "members/" }
-    public func member(_ node: String) -> String { members + node }
-    public var lastPrimary: String { prefix + "last_primary" }
-    public var sync: String { prefix + "sync" }
-    public var switchover: String { prefix + "switchover" }
-    public var failover: String { prefix + "failover" }
-    public var rejoins: String { prefix + "rejoin/" }
-    public func rejoin(_ node: String) -> String { rejoins + node }
-    public var history: String { prefix + "history/" }
+    package var prefix: String { "/ferry/\(scope)/" }
+    package var leader: String { prefix + "leader" }
+    package var members: String { prefix + "members/" }
+    package func member(_ node: String) -> String { members + node }
+    package var lastPrimary: String { prefix + "last_primary" }
+    package var sync: String { prefix + "sync" }
+    package var switchover: String { prefix + "switchover" }
+    package var failover: String { prefix + "failover" }
+    package var rejoins: String { prefix + "rejoin/" }
+    package func rejoin(_ node: String) -> String { rejoins + node }
+    package var history: String { prefix + "history/" }
 }
 
 /// A node's role as its agent sees it.
-public enum NodeRole: String, Codable, Sendable {
+package enum NodeRole: String, Codable, Sendable {
     case primary, standby
     /// PostgreSQL does not answer; the agent runs.
     case stopped
 }
 
 /// What an agent is doing with its node.
-public enum MemberActivity: String, Codable, Sendable {
+package enum MemberActivity: String, Codable, Sendable {
     case running, starting, rejoining, demoting, promoting
 }
 
 /// What an agent publishes about its node (`members/<node>`).
-public struct MemberState: Codable, Sendable, Equatable {
-    public var node: String
-    public var host: String
-    public var port: Int
-    public var role: NodeRole
+package struct MemberState: Codable, Sendable, Equatable {
+    package var node: String
+    package var host: String
+    package var port: Int
+    package var role: NodeRole
     /// Primary: where its WAL ends. Standby: the furthest of what it received and replayed.
-    public var lsn: UInt64
-    public var timeline: Int
+    package var lsn: UInt64
+    package var timeline: Int
     /// A standby whose WAL receiver streams from a primary right now (that primary is alive).
-    public var streaming: Bool = false
+    package var streaming: Bool = false
     /// Standby: bytes received but not replayed yet, and seconds since the last replayed transaction while behind.
-    public var lagBytes: Int64?
-    public var lagSeconds: Double?
+    package var lagBytes: Int64?
+    package var lagSeconds: Double?
     /// What the agent is doing.
-    public var state: MemberActivity = .running
+    package var state: MemberActivity = .running
 
-    public init(node: String, host: String, port: Int, role: NodeRole, lsn: UInt64, timeline: Int) {
+    package init(node: String, host: String, port: Int, role: NodeRole, lsn: UInt64, timeline: Int) {
         self.node = node
         self.host = host
         self.port = port
@@ -68,23 +68,23 @@ public struct MemberState: Codable, Sendable, Equatable {
 }
 
 /// The last leader and its position, kept after it is gone.
-public struct LastPrimary: Codable, Sendable, Equatable {
-    public var node: String
-    public var lsn: UInt64
-    public var timeline: Int
+package struct LastPrimary: Codable, Sendable, Equatable {
+    package var node: String
+    package var lsn: UInt64
+    package var timeline: Int
 }
 
 /// Synchronous replication as the leader set it: a commit waits for `quorum` of `members`
 /// (`synchronous_standby_names = 'ANY quorum (members)'`). Written before a member is added and after one is
 /// removed, so it always names every standby that may hold an acknowledged commit.
-public struct SyncState: Codable, Sendable, Equatable {
-    public var leader: String
-    public var quorum: Int
-    public var members: [String]
+package struct SyncState: Codable, Sendable, Equatable {
+    package var leader: String
+    package var quorum: Int
+    package var members: [String]
 }
 
 /// Where an operator's request stands.
-public enum OperationState: String, Codable, Sendable {
+package enum OperationState: String, Codable, Sendable {
     /// Asked for, not served yet.
     case requested
     /// A switchover whose leader stopped its primary for `to` (only `to` may promote now).
@@ -96,39 +96,39 @@ public enum OperationState: String, Codable, Sendable {
 }
 
 /// A switchover, failover or rejoin an operator asked for.
-public struct OperationRequest: Codable, Sendable, Equatable {
+package struct OperationRequest: Codable, Sendable, Equatable {
     /// Switchover: the leader to move away from.
-    public var from: String?
+    package var from: String?
     /// The node to promote; nil: the healthiest standby.
-    public var to: String?
+    package var to: String?
     /// A leader serving a switchover sets `demoting` and fills in `to`.
-    public var state: OperationState = .requested
+    package var state: OperationState = .requested
     /// Why the request was not served, set by the agent that refused it.
-    public var error: String?
-    public var requestedAt: Date = Date()
+    package var error: String?
+    package var requestedAt: Date = Date()
 
-    public init(from: String? = nil, to: String? = nil) {
+    package init(from: String? = nil, to: String? = nil) {
         self.from = from
         self.to = to
     }
 }
 
 /// One event of the cluster's history.
-public struct HistoryEvent: Codable, Sendable, Equatable {
-    public enum Kind: String, Codable, Sendable {
+package struct HistoryEvent: Codable, Sendable, Equatable {
+    package enum Kind: String, Codable, Sendable {
         /// Automatic: the leader was gone and the rules elected this node.
         case failover
         case manualFailover = "manual_failover"
         case switchover, rejoin
     }
 
-    public var event: Kind
-    public var from: String?
-    public var to: String?
-    public var timeline: Int?
-    public var lsn: UInt64?
-    public var detail: String?
-    public var at: Date = Date()
+    package var event: Kind
+    package var from: String?
+    package var to: String?
+    package var timeline: Int?
+    package var lsn: UInt64?
+    package var detail: String?
+    package var at: Date = Date()
 }
 
 extension JSONDecoder {

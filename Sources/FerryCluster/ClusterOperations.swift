@@ -1,31 +1,31 @@
-public import FerryCore
-public import FerryEtcd
+package import FerryCore
+package import FerryEtcd
 import FerryPostgres
 import Foundation
-public import Logging
+package import Logging
 import PostgresNIO
 
 /// What a switchover, failover or rejoin did, for the command line and the control API.
-public struct OperationResult: Codable, Sendable, Equatable {
-    public var operation: String
-    public var from: String?
-    public var to: String?
+package struct OperationResult: Codable, Sendable, Equatable {
+    package var operation: String
+    package var from: String?
+    package var to: String?
     /// From the request to its end: the new primary takes writes (switchover, failover), the node streams
     /// (rejoin).
-    public var seconds: Double
-    public var message: String
+    package var seconds: Double
+    package var message: String
 }
 
 /// Switchover, failover and rejoin, as the command line and the control API ask for them: each writes a request
 /// in etcd that the agents serve, then waits for the outcome and times it.
-public struct ClusterOperations: Sendable {
-    public let etcd: EtcdClient
-    public let keys: ClusterKeys
+package struct ClusterOperations: Sendable {
+    package let etcd: EtcdClient
+    package let keys: ClusterKeys
     /// Connection settings that reach the nodes' PostgreSQL (host and port come from the members' keys).
-    public let postgres: PostgresEndpoint
-    public let logger: Logger
+    package let postgres: PostgresEndpoint
+    package let logger: Logger
 
-    public init(etcd: EtcdClient, scope: String, postgres: PostgresEndpoint, logger: Logger) {
+    package init(etcd: EtcdClient, scope: String, postgres: PostgresEndpoint, logger: Logger) {
         self.etcd = etcd
         self.keys = ClusterKeys(scope: scope)
         self.postgres = postgres
@@ -33,10 +33,10 @@ public struct ClusterOperations: Sendable {
     }
 
     /// What every running agent last published about its node.
-    public func members() async throws -> [MemberState] { try await etcd.members(keys) }
+    package func members() async throws -> [MemberState] { try await etcd.members(keys) }
 
     /// A planned switchover to `target` (nil: the healthiest standby); returns once the new primary takes writes.
-    public func switchover(to target: String?, timeout: Duration = .seconds(30)) async throws -> OperationResult {
+    package func switchover(to target: String?, timeout: Duration = .seconds(30)) async throws -> OperationResult {
         guard let leader = try await etcd.get(keys.leader)?.value else {
             throw FerryError(
                 .conflict, "no node leads the cluster: there is no primary to switch over from", fix: "use `ferry cluster failover --to NODE`")
@@ -82,7 +82,7 @@ public struct ClusterOperations: Sendable {
     }
 
     /// Promotes `target` when the primary is gone (a healthy primary is refused: that is a switchover).
-    public func failover(to target: String, timeout: Duration = .seconds(30)) async throws -> OperationResult {
+    package func failover(to target: String, timeout: Duration = .seconds(30)) async throws -> OperationResult {
         let members = try await etcd.members(keys)
         guard let member = members.first(where: { $0.node == target }) else {
             throw FerryError(
@@ -113,7 +113,7 @@ public struct ClusterOperations: Sendable {
     }
 
     /// Makes `node` rewind (or, with `copy`, copy the primary again) and follow the leader; returns once it streams.
-    public func rejoin(_ node: String, copy: Bool = false, timeout: Duration = .seconds(120)) async throws -> OperationResult {
+    package func rejoin(_ node: String, copy: Bool = false, timeout: Duration = .seconds(120)) async throws -> OperationResult {
         let members = try await etcd.members(keys)
         guard members.contains(where: { $0.node == node }) else {
             throw FerryError(

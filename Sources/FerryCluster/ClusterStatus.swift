@@ -1,49 +1,49 @@
-public import FerryCore
-public import FerryEtcd
+package import FerryCore
+package import FerryEtcd
 import FerryPostgres
-public import Logging
+package import Logging
 import PostgresNIO
 
 /// One node as `ferry cluster status` shows it.
-public struct NodeStatus: Sendable, Codable, Equatable {
-    public var name: String
-    public var address: String
+package struct NodeStatus: Sendable, Codable, Equatable {
+    package var name: String
+    package var address: String
     /// `primary`, `standby`, or `down` when the node does not answer.
-    public var role: String
-    public var timeline: Int?
+    package var role: String
+    package var timeline: Int?
     /// Primary: where its WAL ends. Standby: what it has received and replayed.
-    public var currentLSN: String?
-    public var receivedLSN: String?
-    public var replayedLSN: String?
+    package var currentLSN: String?
+    package var receivedLSN: String?
+    package var replayedLSN: String?
     /// Standby, as the primary sees it: bytes not yet replayed, seconds of replay lag, replication state and sync state.
-    public var lagBytes: Int64?
-    public var lagSeconds: Double?
-    public var state: String?
-    public var syncState: String?
+    package var lagBytes: Int64?
+    package var lagSeconds: Double?
+    package var state: String?
+    package var syncState: String?
     /// The standby's slot on the primary: whether a walsender uses it, and how much WAL it holds back.
-    public var slotActive: Bool?
-    public var slotRetainedBytes: Int64?
+    package var slotActive: Bool?
+    package var slotRetainedBytes: Int64?
     /// Ferry's agent on the node (`none` until agents run).
-    public var agent: String
-    public var error: String?
+    package var agent: String
+    package var error: String?
 }
 
 /// The whole cluster, with warnings.
-public struct ClusterStatus: Sendable, Codable, Equatable {
-    public var nodes: [NodeStatus]
-    public var warnings: [String]
+package struct ClusterStatus: Sendable, Codable, Equatable {
+    package var nodes: [NodeStatus]
+    package var warnings: [String]
 
-    public var primaries: [NodeStatus] { nodes.filter { $0.role == "primary" } }
+    package var primaries: [NodeStatus] { nodes.filter { $0.role == "primary" } }
 }
 
 /// Reads every node's replication state over SQL.
-public enum ClusterInspector {
+package enum ClusterInspector {
     /// A slot holding back more than this much WAL is a warning (a standby gone for long fills the primary's disk).
-    public static let retainedWarning: Int64 = 1 << 30
+    package static let retainedWarning: Int64 = 1 << 30
 
     /// With `etcd` and `scope`, each node's agent is reported too: `leader`, `running` (its member key is alive),
     /// or `missing`.
-    public static func inspect(
+    package static func inspect(
         _ nodes: [(name: String, endpoint: PostgresEndpoint)], etcd: EtcdClient? = nil, scope: String? = nil, logger: Logger
     ) async -> ClusterStatus {
         var statuses: [NodeStatus] = []

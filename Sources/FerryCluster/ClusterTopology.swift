@@ -1,37 +1,37 @@
-public import FerryCore
+package import FerryCore
 import FerryEtcd
-public import FerryPostgresNode
+package import FerryPostgresNode
 import Foundation
-public import Logging
+package import Logging
 
 /// A cluster as the commands, the agents and the control API see it, whether built locally (`ferry cluster init
 /// --local`, `cluster.json`) or defined node by node in `ferry.yaml`.
-public struct ClusterTopology: Sendable {
-    public struct Node: Sendable {
-        public var name: String
+package struct ClusterTopology: Sendable {
+    package struct Node: Sendable {
+        package var name: String
         /// This node's server: its address, the superuser the agents use, and (where known) its data directory.
-        public var instance: PostgresInstance
-        public var endpoint: PostgresEndpoint { instance.endpoint }
+        package var instance: PostgresInstance
+        package var endpoint: PostgresEndpoint { instance.endpoint }
     }
 
-    public var scope: String
-    public var etcd: [String]
-    public var nodes: [Node]
-    public var replicationUser: String
-    public var replicationPassword: String
-    public var synchronous: Int
-    public var synchronousStrict: Bool
+    package var scope: String
+    package var etcd: [String]
+    package var nodes: [Node]
+    package var replicationUser: String
+    package var replicationPassword: String
+    package var synchronous: Int
+    package var synchronousStrict: Bool
     /// Where an agent keeps its pid and its watchdog's files.
-    public var stateDirectory: String
+    package var stateDirectory: String
     /// How a command names this cluster in messages (`--dir X` or `--config Y`).
-    public var origin: String
+    package var origin: String
     /// Whether the nodes come from `ferry.yaml` (their data directories belong to their PostgreSQL installations).
-    public var isDefined: Bool
+    package var isDefined: Bool
 
-    public func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
+    package func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
 
     /// A local cluster.
-    public init(local cluster: LocalCluster) {
+    package init(local cluster: LocalCluster) {
         scope = cluster.scope ?? "ferry"
         etcd = cluster.etcd ?? []
         nodes = cluster.nodes.map { Node(name: $0.name, instance: $0.instance) }
@@ -45,7 +45,7 @@ public struct ClusterTopology: Sendable {
     }
 
     /// A cluster defined in `ferry.yaml` (`cluster.nodes`).
-    public init(defined cluster: ClusterConfiguration, file: String?) throws(FerryError) {
+    package init(defined cluster: ClusterConfiguration, file: String?) throws(FerryError) {
         guard let replication = cluster.replication, let superuser = cluster.superuser else {
             throw FerryError(.configuration, "cluster: replication and superuser are required for a defined cluster", fix: "add both sections")
         }
@@ -80,7 +80,7 @@ public struct ClusterTopology: Sendable {
     }
 
     /// The cluster a `cluster:` section names: its `nodes`, or the local cluster in its `directory`.
-    public init(configuration cluster: ClusterConfiguration, file: String?) throws(FerryError) {
+    package init(configuration cluster: ClusterConfiguration, file: String?) throws(FerryError) {
         if cluster.isDefined {
             try self.init(defined: cluster, file: file)
             return
@@ -96,7 +96,7 @@ public struct ClusterTopology: Sendable {
     }
 
     /// Switchover, failover and rejoin through the agents.
-    public func operations(logger: Logger) throws(FerryError) -> ClusterOperations {
+    package func operations(logger: Logger) throws(FerryError) -> ClusterOperations {
         guard !etcd.isEmpty, let first = nodes.first else {
             throw FerryError(
                 .configuration, "the cluster (\(origin)) has no etcd: switchover, failover and rejoin are served by its agents",
@@ -106,10 +106,10 @@ public struct ClusterTopology: Sendable {
     }
 
     /// Where the agent of `node` writes its pid (`ferry cluster down` stops the agents first).
-    public func agentPIDFile(_ node: String) -> String { stateDirectory + "/agent-\(node).pid" }
+    package func agentPIDFile(_ node: String) -> String { stateDirectory + "/agent-\(node).pid" }
 
     /// The agent of `node`, writing its pid file; `watchdogExecutable` starts the watchdog (`ferry watchdog`).
-    public func agent(
+    package func agent(
         for name: String, ttl: Int = 3, loopInterval: Duration = .milliseconds(300), watchdogExecutable: String?,
         keepServingWithoutEtcd: Bool = false, logger: Logger
     ) throws -> ClusterAgent {

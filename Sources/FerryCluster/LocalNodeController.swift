@@ -1,54 +1,54 @@
-public import FerryPostgresNode
+package import FerryPostgresNode
 
 /// Drives one node's PostgreSQL for its agent (a ``LocalCluster``'s, or a defined cluster's data directory): `pg_ctl` to start, stop and fence, `pg_promote`,
 /// `primary_conninfo` rewritten and reloaded to follow, `pg_rewind` or `pg_basebackup` to rejoin.
-public struct LocalNodeController: NodeController {
-    public let instance: PostgresInstance
-    public let replicationUser: String
-    public let replicationPassword: String
+package struct LocalNodeController: NodeController {
+    package let instance: PostgresInstance
+    package let replicationUser: String
+    package let replicationPassword: String
 
-    public init(instance: PostgresInstance, cluster: LocalCluster) {
+    package init(instance: PostgresInstance, cluster: LocalCluster) {
         self.init(instance: instance, replicationUser: cluster.replicationUser, replicationPassword: cluster.replicationPassword)
     }
 
-    public init(instance: PostgresInstance, replicationUser: String, replicationPassword: String) {
+    package init(instance: PostgresInstance, replicationUser: String, replicationPassword: String) {
         self.instance = instance
         self.replicationUser = replicationUser
         self.replicationPassword = replicationPassword
     }
 
-    public var dataDirectory: String { instance.dataDirectory }
-    public var isRunning: Bool { instance.isRunning }
-    public var startsAsStandby: Bool { instance.hasStandbySignal }
+    package var dataDirectory: String { instance.dataDirectory }
+    package var isRunning: Bool { instance.isRunning }
+    package var startsAsStandby: Bool { instance.hasStandbySignal }
 
-    public func start() async throws { try await instance.start() }
+    package func start() async throws { try await instance.start() }
 
-    public func promote() async throws {
+    package func promote() async throws {
         _ = try await instance.psql("SELECT pg_promote(true, 30)")
     }
 
-    public func follow(host: String, port: Int, slot: String) async throws {
+    package func follow(host: String, port: Int, slot: String) async throws {
         try configureStandby(host: host, port: port, slot: slot)
         _ = try await instance.psql("SELECT pg_reload_conf()")
     }
 
-    public func configureStandby(host: String, port: Int, slot: String) throws {
+    package func configureStandby(host: String, port: Int, slot: String) throws {
         try instance.configureStandby(host: host, port: port, user: replicationUser, password: replicationPassword, slot: slot)
     }
 
-    public func rewind(host: String, port: Int) async throws -> String {
+    package func rewind(host: String, port: Int) async throws -> String {
         // pg_rewind reads the source's files through SQL functions only a superuser may call: every node of a local
         // cluster shares the template's superuser.
         try await instance.rewind(host: host, port: port, user: instance.user, password: instance.password)
     }
 
-    public func copy(host: String, port: Int, slot: String) async throws {
+    package func copy(host: String, port: Int, slot: String) async throws {
         try await instance.copyFrom(host: host, port: port, user: replicationUser, password: replicationPassword, slot: slot)
     }
 
-    public func controlData() async -> (checkpoint: UInt64, timeline: Int)? { await instance.controlData() }
+    package func controlData() async -> (checkpoint: UInt64, timeline: Int)? { await instance.controlData() }
 
-    public func fence() async { await instance.stopImmediately() }
+    package func fence() async { await instance.stopImmediately() }
 
-    public func shutdown() async { await instance.stop() }
+    package func shutdown() async { await instance.stop() }
 }

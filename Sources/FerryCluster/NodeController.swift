@@ -1,6 +1,6 @@
 /// What an agent does to the PostgreSQL beside it. A local cluster's nodes are driven with `pg_ctl`, `pg_rewind`
 /// and `pg_basebackup` on their data directories (``LocalNodeController``); a deployment's node the same way.
-public protocol NodeController: Sendable {
+package protocol NodeController: Sendable {
     /// The data directory (the watchdog reads the postmaster's pid from it).
     var dataDirectory: String { get }
     /// Whether the postmaster runs.

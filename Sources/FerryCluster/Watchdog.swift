@@ -1,7 +1,7 @@
 import FerryCore
 import FerryPostgresNode
 import Foundation
-public import Logging
+package import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -9,13 +9,13 @@ import Synchronization
 #endif
 
 /// Where the agent's watchdog runs from.
-public struct WatchdogSettings: Sendable {
+package struct WatchdogSettings: Sendable {
     /// The `ferry` executable (the watchdog is `ferry watchdog …`).
-    public var executable: String
+    package var executable: String
     /// Holds the state file the agent writes and the watchdog's log.
-    public var directory: String
+    package var directory: String
 
-    public init(executable: String, directory: String) {
+    package init(executable: String, directory: String) {
         self.executable = executable
         self.directory = directory
     }
@@ -27,10 +27,10 @@ public struct WatchdogSettings: Sendable {
 /// out, or when the agent's process is gone while armed. It runs in a session of its own, so a signal to the
 /// agent's process group does not reach it. Patroni does this with the kernel's watchdog device, which resets the
 /// machine; here the machine stays up and only PostgreSQL stops.
-public enum Watchdog {
+package enum Watchdog {
     /// The watchdog's loop: returns when the agent says it quits, when the agent is gone while disarmed, or after
     /// fencing.
-    public static func run(stateFile: String, agentPID: Int32, dataDirectory: String, logger: Logger) async {
+    package static func run(stateFile: String, agentPID: Int32, dataDirectory: String, logger: Logger) async {
         let metadata: Logger.Metadata = ["ferry.data_directory": "\(dataDirectory)", "ferry.agent_pid": "\(agentPID)"]
         logger.info("watchdog started", metadata: metadata)
         while !Task.isCancelled {

@@ -1,13 +1,13 @@
 import FerryCheck
 import FerryCluster
-public import FerryCore
+package import FerryCore
 import FerryRedis
-public import FerryServer
-public import FerrySync
-public import Hummingbird
-public import Logging
-public import Prometheus
-public import ServiceLifecycle
+package import FerryServer
+package import FerrySync
+package import Hummingbird
+package import Logging
+package import Prometheus
+package import ServiceLifecycle
 import UnixSignals
 
 /// `ferry run`, as a library: a configuration in, the daemon's services and its HTTP router out.
@@ -16,36 +16,36 @@ import UnixSignals
 /// HummingbirdTesting and run ``services`` in their own service group. Clients come first in ``services``, then
 /// the jobs (each a ``SupervisedJob``: one that fails is marked failed and the others go on), then readiness;
 /// ``run()`` adds the HTTP server last, so it stops first.
-public struct Daemon {
-    public struct Options: Sendable {
+package struct Daemon {
+    package struct Options: Sendable {
         /// Run pipelines even when Redis could evict or lose queued rows.
-        public var allowUnsafeRedis = false
+        package var allowUnsafeRedis = false
         /// The initial load's progress (a bar on a terminal).
-        public var progress: (@Sendable (SyncProgress) -> Void)?
+        package var progress: (@Sendable (SyncProgress) -> Void)?
         /// Where SIGHUP reloads the configuration from (the Redis sync's patterns, databases and rate limit); nil: no
         /// reload.
-        public var reload: ConfigLoader?
+        package var reload: ConfigLoader?
         /// The `ferry` executable the HA agent starts its watchdog from; nil runs the agent without a watchdog.
-        public var watchdogExecutable: String?
+        package var watchdogExecutable: String?
         /// How often readiness checks every server.
-        public var readinessInterval: Duration = .seconds(5)
+        package var readinessInterval: Duration = .seconds(5)
 
-        public init() {}
+        package init() {}
     }
 
-    public let configuration: FerryConfiguration
+    package let configuration: FerryConfiguration
     /// Every job and how it is doing (`/health/ready` reads it).
-    public let jobs: JobRegistry
-    public let readiness: ReadinessMonitor
+    package let jobs: JobRegistry
+    package let readiness: ReadinessMonitor
     /// The HTTP routes: health, readiness, metrics, and the cluster's control API when configured.
-    public let router: Router<BasicRequestContext>
+    package let router: Router<BasicRequestContext>
     /// Clients, jobs and readiness, in start order; the HTTP server is not among them (see ``run()``).
-    public let services: [any Service]
+    package let services: [any Service]
     let logger: Logger
 
     /// Builds every part; nothing connects or starts until the services run. `file` names the configuration file in
     /// messages.
-    public init(configuration: FerryConfiguration, file: String?, registry: PrometheusCollectorRegistry, options: Options = .init(), logger: Logger)
+    package init(configuration: FerryConfiguration, file: String?, registry: PrometheusCollectorRegistry, options: Options = .init(), logger: Logger)
         throws
     {
         let topology = try configuration.cluster.map { cluster throws(FerryError) in try ClusterTopology(configuration: cluster, file: file) }
@@ -109,7 +109,7 @@ public struct Daemon {
     }
 
     /// Runs every service and the HTTP server (when `http.enabled`) until SIGTERM or SIGINT.
-    public func run() async throws {
+    package func run() async throws {
         var services = services
         if configuration.http.enabled {
             let http = configuration.http

@@ -1,10 +1,10 @@
-public import FerryCore
-public import FerryRedis
-public import Logging
+package import FerryCore
+package import FerryRedis
+package import Logging
 
 /// Finding a configured pipeline, and the Redis client every sync job and command shares.
-public enum PipelineLookup {
-    public static func find(_ name: String, in configuration: FerryConfiguration) throws(FerryError) -> PipelineConfiguration {
+package enum PipelineLookup {
+    package static func find(_ name: String, in configuration: FerryConfiguration) throws(FerryError) -> PipelineConfiguration {
         if let pipeline = configuration.pipelines.first(where: { $0.name == name }) { return pipeline }
         let names = configuration.pipelines.map(\.name)
         throw FerryError(
@@ -15,7 +15,7 @@ public enum PipelineLookup {
     }
 
     /// The queue's Redis client: it reconnects for up to a minute before a request fails.
-    public static func redisClient(_ configuration: FerryConfiguration, logger: Logger) throws(FerryError) -> RedisClient {
+    package static func redisClient(_ configuration: FerryConfiguration, logger: Logger) throws(FerryError) -> RedisClient {
         guard let redis = configuration.redis else {
             throw FerryError(.configuration, "redis: missing — pipelines queue rows in Redis", fix: "add a `redis:` section or set REDIS_HOST")
         }

@@ -1,7 +1,7 @@
-public import FerryCore
-public import Logging
+package import FerryCore
+package import Logging
 import Metrics
-public import ServiceLifecycle
+package import ServiceLifecycle
 
 /// The daemon's rule for a job that stops with an error: the job is marked failed, with its error, in the
 /// ``JobRegistry`` (so `/health/ready` answers 503 and names it) and in `ferry_job_up{job=…}` (0), the error is
@@ -9,13 +9,13 @@ public import ServiceLifecycle
 /// and fixes it, instead of a restart loop hiding it or one job's error stopping every other.
 ///
 /// A job that ends without an error (it only does so when the daemon shuts down) is marked stopped.
-public struct SupervisedJob: Service {
-    public let name: String
-    public let job: any Service
-    public let registry: JobRegistry
-    public let logger: Logger
+package struct SupervisedJob: Service {
+    package let name: String
+    package let job: any Service
+    package let registry: JobRegistry
+    package let logger: Logger
 
-    public init(name: String, job: any Service, registry: JobRegistry, logger: Logger) {
+    package init(name: String, job: any Service, registry: JobRegistry, logger: Logger) {
         self.name = name
         self.job = job
         self.registry = registry
@@ -23,7 +23,7 @@ public struct SupervisedJob: Service {
         registry.register(name)
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let up = Gauge(label: "ferry_job_up", dimensions: [("job", name)])
         registry.update(name, .running)
         up.record(1)

@@ -1,18 +1,18 @@
-public import AsyncHTTPClient
-public import FerryCore
+package import AsyncHTTPClient
+package import FerryCore
 import Foundation
 import NIOCore
 import NIOHTTP1
 
 /// A key's value in etcd with what the agent needs to reason about it.
-public struct EtcdValue: Sendable, Equatable {
-    public var value: String
-    public var modRevision: Int64
-    public var createRevision: Int64
+package struct EtcdValue: Sendable, Equatable {
+    package var value: String
+    package var modRevision: Int64
+    package var createRevision: Int64
     /// The lease the key is attached to (0: none); the key disappears when the lease expires.
-    public var lease: Int64
+    package var lease: Int64
 
-    public init(value: String, modRevision: Int64, createRevision: Int64, lease: Int64) {
+    package init(value: String, modRevision: Int64, createRevision: Int64, lease: Int64) {
         self.value = value
         self.modRevision = modRevision
         self.createRevision = createRevision
@@ -24,12 +24,12 @@ public struct EtcdValue: Sendable, Equatable {
 /// builds its leader key on. Keys and values are text; the API's base64 and its int64-as-string fields stay inside.
 ///
 /// Several endpoints may be given (the members of an etcd cluster); a request that cannot reach one tries the next.
-public struct EtcdClient: Sendable {
-    public let endpoints: [String]
-    public let timeout: Duration
+package struct EtcdClient: Sendable {
+    package let endpoints: [String]
+    package let timeout: Duration
     let http: HTTPClient
 
-    public init(endpoints: [String], timeout: Duration = .seconds(2), http: HTTPClient = .shared) {
+    package init(endpoints: [String], timeout: Duration = .seconds(2), http: HTTPClient = .shared) {
         self.endpoints = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         self.timeout = timeout
         self.http = http
@@ -38,7 +38,7 @@ public struct EtcdClient: Sendable {
     // MARK: Leases
 
     /// A new lease of `ttl` seconds; returns its id.
-    public func grantLease(ttl: Int) async throws -> Int64 {
+    package func grantLease(ttl: Int) async throws -> Int64 {
         struct Reply: Decodable {
             var id: String?
             enum CodingKeys: String, CodingKey { case id = "ID" }
@@ -49,7 +49,7 @@ public struct EtcdClient: Sendable {
     }
 
     /// Renews `lease`; returns the seconds it now has, 0 when it had already expired.
-    public func keepAlive(lease: Int64) async throws -> Int {
+    package func keepAlive(lease: Int64) async throws -> Int {
         struct Reply: Decodable {
             struct Result: Decodable {
                 var ttl: String?
@@ -62,24 +62,24 @@ public struct EtcdClient: Sendable {
     }
 
     /// Ends `lease` now: every key attached to it is deleted.
-    public func revoke(lease: Int64) async throws {
+    package func revoke(lease: Int64) async throws {
         struct Reply: Decodable {}
         let _: Reply = try await call("/v3/lease/revoke", ["ID": "\(lease)"])
     }
 
     // MARK: Keys
 
-    public func get(_ key: String) async throws -> EtcdValue? {
+    package func get(_ key: String) async throws -> EtcdValue? {
         try await range(key, prefix: false).first?.value
     }
 
     /// Every key under `prefix`, in key order.
-    public func list(prefix: String) async throws -> [(key: String, value: EtcdValue)] {
+    package func list(prefix: String) async throws -> [(key: String, value: EtcdValue)] {
         try await range(prefix, prefix: true)
     }
 
     /// Every key from `start` up to (not including) `end`, in key order.
-    public func list(from start: String, to end: String) async throws -> [(key: String, value: EtcdValue)] {
+    package func list(from start: String, to end: String) async throws -> [(key: String, value: EtcdValue)] {
         try await range(start, end: end)
     }
 
@@ -95,20 +95,20 @@ public struct EtcdClient: Sendable {
         return (reply.kvs ?? []).map { ($0.decodedKey, $0.record) }
     }
 
-    public func put(_ key: String, value: String, lease: Int64? = nil) async throws {
+    package func put(_ key: String, value: String, lease: Int64? = nil) async throws {
         struct Reply: Decodable {}
         var body = ["key": Self.encode(key), "value": Self.encode(value)]
         if let lease { body["lease"] = "\(lease)" }
         let _: Reply = try await call("/v3/kv/put", body)
     }
 
-    public func delete(_ key: String) async throws {
+    package func delete(_ key: String) async throws {
         struct Reply: Decodable {}
         let _: Reply = try await call("/v3/kv/deleterange", ["key": Self.encode(key)])
     }
 
     /// Creates `key` only if it does not exist (the leader race); true when this call created it.
-    public func create(_ key: String, value: String, lease: Int64?) async throws -> Bool {
+    package func create(_ key: String, value: String, lease: Int64?) async throws -> Bool {
         try await transaction(
             compare: ["key": .string(Self.encode(key)), "target": .string("CREATE"), "create_revision": .string("0")],
             success: put(key, value, lease))
@@ -116,14 +116,14 @@ public struct EtcdClient: Sendable {
 
     /// Replaces `key`'s value only while it is still `expected` (a renewal or a handover that must not overwrite
     /// someone else's leadership); true when it was replaced.
-    public func replace(_ key: String, expected: String, with value: String, lease: Int64?) async throws -> Bool {
+    package func replace(_ key: String, expected: String, with value: String, lease: Int64?) async throws -> Bool {
         try await transaction(
             compare: ["key": .string(Self.encode(key)), "target": .string("VALUE"), "value": .string(Self.encode(expected))],
             success: put(key, value, lease))
     }
 
     /// Deletes `key` only while its value is `expected`; true when it was deleted.
-    public func delete(_ key: String, ifValue expected: String) async throws -> Bool {
+    package func delete(_ key: String, ifValue expected: String) async throws -> Bool {
         try await transaction(
             compare: ["key": .string(Self.encode(key)), "target": .string("VALUE"), "value": .string(Self.encode(expected))],
             success: ["request_delete_range": .object(["key": .string(Self.encode(key))])])
@@ -145,7 +145,7 @@ public struct EtcdClient: Sendable {
     /// Watches every key under `prefix`, calling `changed` with the keys of each batch of events (an empty list
     /// when the watch is in place). Returns when etcd ends the stream; throws when it cannot be reached. Cancel the
     /// task to stop.
-    public func watch(prefix: String, changed: @Sendable ([String]) -> Void) async throws {
+    package func watch(prefix: String, changed: @Sendable ([String]) -> Void) async throws {
         let body: [String: JSONValue] = [
             "create_request": .object(["key": .string(Self.encode(prefix)), "range_end": .string(Self.encode(Self.prefixEnd(prefix)))])
         ]
@@ -193,7 +193,7 @@ public struct EtcdClient: Sendable {
     }
 
     /// Whether etcd answers `/health` as healthy (for `ferry check` and readiness).
-    public func isHealthy() async -> Bool {
+    package func isHealthy() async -> Bool {
         for endpoint in endpoints {
             var request = HTTPClientRequest(url: endpoint + "/health")
             request.method = .GET
@@ -207,7 +207,7 @@ public struct EtcdClient: Sendable {
 
     /// One endpoint's server version (`GET /version`) and health (`GET /health`), for `ferry check`; throws an
     /// unreachable error naming the address otherwise.
-    public func probe(_ endpoint: String) async throws(FerryError) -> (version: String, healthy: Bool) {
+    package func probe(_ endpoint: String) async throws(FerryError) -> (version: String, healthy: Bool) {
         func get(_ path: String) async throws(FerryError) -> String {
             var request = HTTPClientRequest(url: endpoint + path)
             request.method = .GET
@@ -295,7 +295,7 @@ public struct EtcdClient: Sendable {
     static func encode(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
 
     /// The smallest key after every key starting with `prefix` (etcd's `range_end` for a prefix).
-    public static func prefixEnd(_ prefix: String) -> String {
+    package static func prefixEnd(_ prefix: String) -> String {
         var bytes = Array(prefix.utf8)
         while let last = bytes.last {
             if last < 0xFF {

@@ -1,34 +1,34 @@
-public import FerryCore
+package import FerryCore
 import NIOCore
 import PostgresNIO
 
 /// Turns postgres-nio errors into messages that name the server, database or user and say what to do.
-public enum PostgresDiagnosis {
+package enum PostgresDiagnosis {
     /// The SQLSTATE of a server error, if the error is one.
-    public static func sqlState(of error: any Error) -> String? {
+    package static func sqlState(of error: any Error) -> String? {
         (error as? PSQLError)?.serverInfo?[.sqlState]
     }
 
     /// The server's own message (safe: PostgreSQL never echoes passwords in errors).
-    public static func serverMessage(of error: any Error) -> String? {
+    package static func serverMessage(of error: any Error) -> String? {
         (error as? PSQLError)?.serverInfo?[.message]
     }
 
     /// The server's detail line, when it sent one (which row or value failed).
-    public static func detail(of error: any Error) -> String? {
+    package static func detail(of error: any Error) -> String? {
         (error as? PSQLError)?.serverInfo?[.detail]
     }
 
     /// Classifies a connection or query error against `endpoint`.
     /// PostgreSQL refused the data itself (a value, a constraint), not the connection or the statement.
-    public static func isDataError(_ error: any Error) -> Bool {
+    package static func isDataError(_ error: any Error) -> Bool {
         if error is MalformedRowError { return true }
         guard let state = sqlState(of: error) else { return false }
         return state.hasPrefix("22") || state.hasPrefix("23") || state == "42804" || state == "21000"
     }
 
     /// The server's message with its SQLSTATE and detail, for dead letters and logs; other errors as they print.
-    public static func reason(_ error: any Error) -> String {
+    package static func reason(_ error: any Error) -> String {
         guard let message = serverMessage(of: error) else {
             if let error = error as? FerryError { return error.description }
             return "\(error)"
@@ -43,7 +43,7 @@ public enum PostgresDiagnosis {
     /// `postgres` section has them.
     static func variables(_ key: String, _ names: String) -> String { key == "postgres" ? " (\(names))" : "" }
 
-    public static func diagnose(_ error: any Error, endpoint: PostgresEndpoint, key: String = "postgres") -> FerryError {
+    package static func diagnose(_ error: any Error, endpoint: PostgresEndpoint, key: String = "postgres") -> FerryError {
         let address = "\(endpoint.host):\(endpoint.port)"
         if let error = error as? FerryError { return error }
         guard let psql = error as? PSQLError else {

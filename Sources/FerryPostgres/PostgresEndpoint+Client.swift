@@ -1,6 +1,6 @@
-public import FerryCore
+package import FerryCore
 import NIOSSL
-public import PostgresNIO
+package import PostgresNIO
 
 extension PostgresEndpoint {
     /// TLS as libpq's `sslmode` of the same name: `prefer` and `require` encrypt without verifying the
@@ -12,7 +12,7 @@ extension PostgresEndpoint {
     }
 
     /// A single-connection configuration (checks, one-off commands).
-    public func connectionConfiguration() throws(FerryError) -> PostgresConnection.Configuration {
+    package func connectionConfiguration() throws(FerryError) -> PostgresConnection.Configuration {
         let tls: PostgresConnection.Configuration.TLS
         do {
             switch self.tls {
@@ -31,7 +31,7 @@ extension PostgresEndpoint {
     }
 
     /// A pooled client configuration for long-running work.
-    public func clientConfiguration(maximumConnections: Int = 10) -> PostgresClient.Configuration {
+    package func clientConfiguration(maximumConnections: Int = 10) -> PostgresClient.Configuration {
         let tls: PostgresClient.Configuration.TLS
         switch self.tls {
         case .disable: tls = .disable
@@ -45,5 +45,5 @@ extension PostgresEndpoint {
         return configuration
     }
 
-    public var address: String { "\(host):\(port)" }
+    package var address: String { "\(host):\(port)" }
 }

@@ -1,27 +1,27 @@
-public import FerryCore
-public import Logging
-public import PostgresNIO
+package import FerryCore
+package import Logging
+package import PostgresNIO
 import Synchronization
 
 /// One PostgreSQL connection that reconnects on demand, with session settings that make text output
 /// deterministic (ISO dates, UTC, exact floats, hex bytea): every value Ferry moves or compares as text
 /// prints the same on both sides.
-public final class PostgresSession: Sendable {
-    public let endpoint: PostgresEndpoint
+package final class PostgresSession: Sendable {
+    package let endpoint: PostgresEndpoint
     /// Configuration key for messages (`postgres`, `sources.erp`).
-    public let key: String
+    package let key: String
     private let logger: Logger
     /// Statements run on each new connection after ``sessionSettings`` (this session's own `SET`s).
     private let settings: [String]
     private let connection = Mutex<PostgresConnection?>(nil)
     private let nextID = Atomic<Int>(1)
 
-    public static let sessionSettings = [
+    package static let sessionSettings = [
         "SET DateStyle = 'ISO, YMD'", "SET TimeZone = 'UTC'", "SET extra_float_digits = 3", "SET bytea_output = 'hex'",
         "SET IntervalStyle = 'postgres'", "SET client_min_messages = 'warning'",
     ]
 
-    public init(endpoint: PostgresEndpoint, key: String, settings: [String] = [], logger: Logger) {
+    package init(endpoint: PostgresEndpoint, key: String, settings: [String] = [], logger: Logger) {
         self.endpoint = endpoint
         self.key = key
         self.settings = settings
@@ -43,7 +43,7 @@ public final class PostgresSession: Sendable {
     /// itself to the connection in the same step. (postgres-nio drops a statement written after its channel
     /// closed without ever answering it; checking first from another thread would leave a window for that.)
     @discardableResult
-    public func withConnection<T>(_ body: (PostgresSessionConnection) async throws -> T) async throws -> T {
+    package func withConnection<T>(_ body: (PostgresSessionConnection) async throws -> T) async throws -> T {
         let connection = try await current()
         let executor = EventLoopTaskExecutor(eventLoop: connection.eventLoop)
         do {
@@ -58,7 +58,7 @@ public final class PostgresSession: Sendable {
 
     /// Runs `body` in a transaction (BEGIN … COMMIT, ROLLBACK on error).
     @discardableResult
-    public func withTransaction<T>(_ body: (PostgresSessionConnection) async throws -> T) async throws -> T {
+    package func withTransaction<T>(_ body: (PostgresSessionConnection) async throws -> T) async throws -> T {
         try await withConnection { connection in
             try await connection.query("BEGIN", logger: logger)
             do {
@@ -103,7 +103,7 @@ public final class PostgresSession: Sendable {
     }
 
     /// Runs `body` with a new session and closes it afterwards, whether `body` throws or not.
-    public static func using<T>(
+    package static func using<T>(
         _ endpoint: PostgresEndpoint, key: String, settings: [String] = [], logger: Logger, _ body: (PostgresSession) async throws -> T
     ) async throws -> T {
         let session = PostgresSession(endpoint: endpoint, key: key, settings: settings, logger: logger)
@@ -117,7 +117,7 @@ public final class PostgresSession: Sendable {
         }
     }
 
-    public func close() async {
+    package func close() async {
         let existing = connection.withLock { slot -> PostgresConnection? in
             defer { slot = nil }
             return slot
@@ -126,7 +126,7 @@ public final class PostgresSession: Sendable {
     }
 
     /// Whether `error` means the connection is unusable (rather than the statement failing).
-    public static func isConnectionLevel(_ error: any Error) -> Bool {
+    package static func isConnectionLevel(_ error: any Error) -> Bool {
         guard let psql = error as? PSQLError else { return error is FerryError }
         switch psql.code {
         case .server:
@@ -141,11 +141,11 @@ public final class PostgresSession: Sendable {
 
 /// A session's connection for one call of ``PostgresSession/withConnection(_:)``: every statement fails at once,
 /// with a clear error, when the connection has closed.
-public struct PostgresSessionConnection: Sendable {
-    public let connection: PostgresConnection
+package struct PostgresSessionConnection: Sendable {
+    package let connection: PostgresConnection
     let endpoint: PostgresEndpoint
 
-    public var isClosed: Bool { connection.isClosed }
+    package var isClosed: Bool { connection.isClosed }
 
     private func ensureOpen() throws(FerryError) {
         guard !connection.isClosed else {
@@ -156,7 +156,7 @@ public struct PostgresSessionConnection: Sendable {
     }
 
     @discardableResult
-    public func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
+    package func query(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
         try ensureOpen()
         return try await connection.query(query, logger: logger, file: file, line: line)
     }
@@ -164,7 +164,7 @@ public struct PostgresSessionConnection: Sendable {
     /// Runs `query` and hands each row to `onRow` as it arrives, on the connection's event loop, one row after
     /// another: no async step per row. (Iterating the async row sequence pays a hop check through the task's
     /// executor preference on every row — about a tenth of the producer's CPU on a 5,000-row page.)
-    public func forEachRow(_ query: PostgresQuery, logger: Logger, _ onRow: @escaping @Sendable (PostgresRow) throws -> Void) async throws {
+    package func forEachRow(_ query: PostgresQuery, logger: Logger, _ onRow: @escaping @Sendable (PostgresRow) throws -> Void) async throws {
         try ensureOpen()
         _ = try await connection.query(query, logger: logger, onRow).get()
     }

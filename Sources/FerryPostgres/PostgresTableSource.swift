@@ -1,5 +1,5 @@
-public import FerryCore
-public import Logging
+package import FerryCore
+package import Logging
 import NIOCore
 import PostgresNIO
 import Synchronization
@@ -9,8 +9,8 @@ import Synchronization
 /// Reads select every column `::text` (so values arrive exactly as PostgreSQL prints them, full precision) and
 /// page with keyset conditions on `(watermark, key)`; for large tables an index on those columns keeps every
 /// page an index range scan.
-public struct PostgresTableSource: TableSource {
-    public enum Relation: Sendable {
+package struct PostgresTableSource: TableSource {
+    package enum Relation: Sendable {
         /// `name` or `schema.name`.
         case table(String)
         case query(String)
@@ -35,7 +35,7 @@ public struct PostgresTableSource: TableSource {
         let value = Mutex<Layout?>(nil)
     }
 
-    public init(
+    package init(
         endpoint: PostgresEndpoint,
         configurationKey: String,
         relation: Relation,
@@ -78,7 +78,7 @@ public struct PostgresTableSource: TableSource {
 
     // MARK: Schema
 
-    public func describe() async throws -> SourceSchema {
+    package func describe() async throws -> SourceSchema {
         let all: [SourceColumn]
         switch relation {
         case .table(let name):
@@ -170,7 +170,7 @@ public struct PostgresTableSource: TableSource {
     /// Where the relation's rows carry `xmin`, each row also brings the read's snapshot's oldest running transaction
     /// (one more column, stripped here): a mark no later than the read's snapshot.
     @discardableResult
-    public func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws -> String? {
+    package func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws -> String? {
         let layout = try await layout()
         let withMark = rowVersions.value.withLock { $0 } == true
         var binds = PostgresBindings()
@@ -185,7 +185,7 @@ public struct PostgresTableSource: TableSource {
         return try await run(sql, binds, into: &rows, trailingMark: withMark)
     }
 
-    public func readWindow(
+    package func readWindow(
         from lowerBound: String, below upperBound: String?, through: SourcePosition, after: SourcePosition?, changedSince mark: String?,
         tailReads: [TailRead], limit: Int, into rows: inout CopyTextRows
     ) async throws {
@@ -245,7 +245,7 @@ public struct PostgresTableSource: TableSource {
 
     /// The oldest transaction still running (`pg_snapshot_xmin`), for a plain, partitioned or materialized table on
     /// PostgreSQL 13 or later, whose row versions carry the transaction that wrote them (`xmin`).
-    public func changeMark() async throws -> String? {
+    package func changeMark() async throws -> String? {
         guard case .table(let name) = relation, rowVersions.value.withLock({ $0 }) != false else { return nil }
         return try await session.withConnection { connection -> String? in
             if rowVersions.value.withLock({ $0 }) == nil {
@@ -265,7 +265,7 @@ public struct PostgresTableSource: TableSource {
         }
     }
 
-    public func watermarks(_ watermark: String, minus amounts: [Duration]) async throws -> [String]? {
+    package func watermarks(_ watermark: String, minus amounts: [Duration]) async throws -> [String]? {
         let layout = try await layout()
         let type = layout.watermark.type.lowercased()
         guard type.hasPrefix("timestamp") || type == "date" || type.hasPrefix("time") else { return nil }
@@ -287,7 +287,7 @@ public struct PostgresTableSource: TableSource {
         }
     }
 
-    public func readNullWatermarks(afterKey: [String]?, limit: Int, into rows: inout CopyTextRows) async throws {
+    package func readNullWatermarks(afterKey: [String]?, limit: Int, into rows: inout CopyTextRows) async throws {
         let layout = try await layout()
         var binds = PostgresBindings()
         var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(Self.column(layout.watermark.name)) IS NULL"
@@ -299,12 +299,12 @@ public struct PostgresTableSource: TableSource {
         try await run(sql, binds, into: &rows)
     }
 
-    public func countNullWatermarks() async throws -> Int {
+    package func countNullWatermarks() async throws -> Int {
         let layout = try await layout()
         return try await scalarInt("SELECT count(*) FROM \(fromClause) WHERE \(Self.column(layout.watermark.name)) IS NULL")
     }
 
-    public func estimatedRowCount() async throws -> Int? {
+    package func estimatedRowCount() async throws -> Int? {
         guard case .table(let name) = relation else { return nil }
         let estimate = try await session.withConnection { connection in
             let rows = try await connection.query(
@@ -318,7 +318,7 @@ public struct PostgresTableSource: TableSource {
 
     // MARK: Reconciliation
 
-    public func keyBoundaries(parts: Int, in range: KeyRange) async throws -> [[String]] {
+    package func keyBoundaries(parts: Int, in range: KeyRange) async throws -> [[String]] {
         let layout = try await layout()
         let keys = layout.keys.map { SQLIdentifier.quote($0.name) + "::text" }.joined(separator: ", ")
         let inner = layout.keys.map { Self.column($0.name) + " AS " + SQLIdentifier.quote($0.name) }.joined(separator: ", ")
@@ -336,7 +336,7 @@ public struct PostgresTableSource: TableSource {
         return (0..<collected.rowCount).map { collected.fields(ofRow: $0).map { $0 ?? "" } }
     }
 
-    public func rowHashes(in range: KeyRange, mirrorTypes: [String?]) async throws -> [(key: [String], hash: Int64)] {
+    package func rowHashes(in range: KeyRange, mirrorTypes: [String?]) async throws -> [(key: [String], hash: Int64)] {
         let layout = try await layout()
         var binds = PostgresBindings()
         let keys = layout.keys.map { "\(Self.column($0.name))::text" }.joined(separator: ", ")
@@ -350,7 +350,7 @@ public struct PostgresTableSource: TableSource {
         }
     }
 
-    public func digest(of range: KeyRange, mirrorTypes: [String?]) async throws -> RangeDigest {
+    package func digest(of range: KeyRange, mirrorTypes: [String?]) async throws -> RangeDigest {
         let layout = try await layout()
         var binds = PostgresBindings()
         let whereClause = Self.rangeCondition(range, layout: layout, binds: &binds)
@@ -363,7 +363,7 @@ public struct PostgresTableSource: TableSource {
         }
     }
 
-    public func readRange(_ range: KeyRange, into rows: inout CopyTextRows) async throws {
+    package func readRange(_ range: KeyRange, into rows: inout CopyTextRows) async throws {
         let layout = try await layout()
         var binds = PostgresBindings()
         let sql =
@@ -373,7 +373,7 @@ public struct PostgresTableSource: TableSource {
 
     /// The hash both sides of a reconciliation compute per row: values as text (after conversion to the mirror's
     /// type), NULL as a separate marker, joined with a unit separator, through `hashtextextended`.
-    public static func rowHash(_ schema: SourceSchema, mirrorTypes: [String?]) -> String {
+    package static func rowHash(_ schema: SourceSchema, mirrorTypes: [String?]) -> String {
         let parts = schema.columns.enumerated().map { index, column -> String in
             let quoted = Self.column(column.name)
             let value = (index < mirrorTypes.count ? mirrorTypes[index] : nil).map { "\(quoted)::\($0)::text" } ?? "\(quoted)::text"
@@ -390,7 +390,7 @@ public struct PostgresTableSource: TableSource {
         return conditions.joined(separator: " AND ")
     }
 
-    public func close() async {
+    package func close() async {
         await session.close()
     }
 

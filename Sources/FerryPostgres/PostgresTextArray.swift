@@ -1,6 +1,6 @@
-public import FerryCore
-public import NIOCore
-public import PostgresNIO
+package import FerryCore
+package import NIOCore
+package import PostgresNIO
 
 /// A `text[]` parameter in PostgreSQL's binary array format, built element by element: a batch's rows are bound as
 /// one array per column and read back with `unnest($1::text[], $2::text[], …)`.
@@ -8,49 +8,49 @@ public import PostgresNIO
 /// Rows are bound rather than sent with COPY because postgres-nio stops the process with a precondition failure
 /// when the server closes the connection in the middle of a COPY (a restart at that moment), whatever the caller
 /// does next; a bound statement fails with an error instead. It also saves the round trip of a separate COPY.
-public struct PostgresTextArray: PostgresNonThrowingEncodable, Sendable {
-    public static var psqlType: PostgresDataType { .textArray }
-    public static var psqlFormat: PostgresFormat { .binary }
+package struct PostgresTextArray: PostgresNonThrowingEncodable, Sendable {
+    package static var psqlType: PostgresDataType { .textArray }
+    package static var psqlFormat: PostgresFormat { .binary }
 
     /// The elements, each a 32-bit length (-1 for NULL) and its bytes.
     private var elements: ByteBuffer
-    public private(set) var count = 0
+    package private(set) var count = 0
     private var hasNulls = false
 
-    public init(capacity: Int = 1024) {
+    package init(capacity: Int = 1024) {
         elements = ByteBufferAllocator().buffer(capacity: capacity)
     }
 
-    public mutating func appendNull() {
+    package mutating func appendNull() {
         elements.writeInteger(Int32(-1))
         count += 1
         hasNulls = true
     }
 
-    public mutating func append(_ text: String) {
+    package mutating func append(_ text: String) {
         var text = text
         text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
-    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func append(_ bytes: UnsafeRawBufferPointer) {
         elements.writeInteger(Int32(bytes.count))
         elements.writeBytes(bytes)
         count += 1
     }
 
-    public mutating func append(_ bytes: ByteBuffer) {
+    package mutating func append(_ bytes: ByteBuffer) {
         elements.writeInteger(Int32(bytes.readableBytes))
         elements.writeImmutableBuffer(bytes)
         count += 1
     }
 
-    public mutating func append(_ text: String?) {
+    package mutating func append(_ text: String?) {
         guard let text else { return appendNull() }
         append(text)
     }
 
     /// Appends an element that `write` writes straight into the array (a timestamp, a number: no copy between).
-    public mutating func appendWritten(_ write: (inout ByteBuffer) -> Void) {
+    package mutating func appendWritten(_ write: (inout ByteBuffer) -> Void) {
         let lengthAt = elements.writerIndex
         elements.writeInteger(Int32(0))
         write(&elements)
@@ -122,7 +122,7 @@ public struct PostgresTextArray: PostgresNonThrowingEncodable, Sendable {
         }
     }
 
-    public func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+    package func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
         // array_recv: dimensions, flags (1: has NULLs), element type, then per dimension its length and lower bound.
         guard count > 0 else {
             byteBuffer.writeMultipleIntegers(Int32(0), Int32(0), PostgresDataType.text.rawValue)
@@ -135,15 +135,15 @@ public struct PostgresTextArray: PostgresNonThrowingEncodable, Sendable {
 
 /// A row of COPY text whose field count is not the batch's: a data error, rejected like a value PostgreSQL refuses
 /// (the bisection isolates it and it goes to the dead letters).
-public struct MalformedRowError: Error, CustomStringConvertible {
+package struct MalformedRowError: Error, CustomStringConvertible {
     /// The row's position in the batch (from 0).
-    public let row: Int
+    package let row: Int
     /// Its first field (a queue row's sequence number).
-    public let first: String
-    public let fields: Int
-    public let expected: Int
+    package let first: String
+    package let fields: Int
+    package let expected: Int
 
-    public var description: String {
+    package var description: String {
         "the row starting \"\(first)\" has \(fields) fields, not \(expected) (a malformed queue entry; only Ferry should write to the stream)"
     }
 }
@@ -151,7 +151,7 @@ public struct MalformedRowError: Error, CustomStringConvertible {
 extension CopyTextRows {
     /// The rows as one `text[]` per column, `columns` of them. A row with another number of fields throws
     /// ``MalformedRowError``; with `lenient`, it is cut or padded with NULLs instead (to record it as a dead letter).
-    public func textArrays(columns: Int, lenient: Bool = false) throws(MalformedRowError) -> [PostgresTextArray] {
+    package func textArrays(columns: Int, lenient: Bool = false) throws(MalformedRowError) -> [PostgresTextArray] {
         let perColumn = buffer.readableBytes / max(columns, 1) + rowCount * 4 + 16
         var arrays = (0..<columns).map { _ in PostgresTextArray(capacity: perColumn) }
         var failure: MalformedRowError?

@@ -1,4 +1,4 @@
-public import FerryCore
+package import FerryCore
 import Foundation
 import Logging
 
@@ -13,33 +13,33 @@ import Logging
 /// Every standby streams through its own physical replication slot (named after the node), so the primary keeps
 /// the WAL a standby has not received yet. Data checksums (from the template) and `wal_log_hints` let `pg_rewind`
 /// bring an old primary back. The layout is saved as `cluster.json` so later commands find the nodes.
-public struct LocalCluster: Sendable, Codable {
-    public struct Node: Sendable, Codable, Hashable {
-        public var name: String
-        public var instance: PostgresInstance
+package struct LocalCluster: Sendable, Codable {
+    package struct Node: Sendable, Codable, Hashable {
+        package var name: String
+        package var instance: PostgresInstance
 
-        public init(name: String, instance: PostgresInstance) {
+        package init(name: String, instance: PostgresInstance) {
             self.name = name
             self.instance = instance
         }
     }
 
-    public var directory: String
+    package var directory: String
     /// Where the nodes' data lives: `directory`, or a directory under /var/tmp when the PostgreSQL account cannot
     /// reach `directory` (see ``Sandbox``).
-    public var serverRoot: String
-    public var nodes: [Node]
-    public var replicationUser: String
-    public var replicationPassword: String
+    package var serverRoot: String
+    package var nodes: [Node]
+    package var replicationUser: String
+    package var replicationPassword: String
     /// The etcd the agents use and their key prefix (`/ferry/<scope>/`), when agents run.
-    public var etcd: [String]?
-    public var scope: String?
+    package var etcd: [String]?
+    package var scope: String?
     /// Synchronous replication for the agents: a commit waits for this many standbys (nil or 0: asynchronous), and
     /// with `synchronousStrict` also while none streams.
-    public var synchronous: Int?
-    public var synchronousStrict: Bool?
+    package var synchronous: Int?
+    package var synchronousStrict: Bool?
 
-    public init(directory: String, serverRoot: String, nodes: [Node], replicationUser: String, replicationPassword: String) {
+    package init(directory: String, serverRoot: String, nodes: [Node], replicationUser: String, replicationPassword: String) {
         self.directory = directory
         self.serverRoot = serverRoot
         self.nodes = nodes
@@ -48,11 +48,11 @@ public struct LocalCluster: Sendable, Codable {
     }
 
     /// Where the agent of `node` writes its pid (`ferry cluster down` stops the agents first).
-    public func agentPIDFile(_ node: String) -> String { directory + "/agent-\(node).pid" }
+    package func agentPIDFile(_ node: String) -> String { directory + "/agent-\(node).pid" }
 
-    public var stateFile: String { directory + "/cluster.json" }
+    package var stateFile: String { directory + "/cluster.json" }
 
-    public func save() throws(FerryError) {
+    package func save() throws(FerryError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard let data = try? encoder.encode(self) else { throw FerryError(.sandbox, "cannot encode the cluster state") }
@@ -60,25 +60,25 @@ public struct LocalCluster: Sendable, Codable {
     }
 
     /// The cluster saved under `directory`, or nil when there is none.
-    public static func load(directory: String) -> LocalCluster? {
+    package static func load(directory: String) -> LocalCluster? {
         guard let text = FileSystem.read(directory + "/cluster.json") else { return nil }
         return try? JSONDecoder().decode(LocalCluster.self, from: Data(text.utf8))
     }
 
-    public func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
+    package func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
 
     /// Starts every node that is not running.
-    public func start() async throws(FerryError) {
+    package func start() async throws(FerryError) {
         for node in nodes { try await node.instance.start() }
     }
 
     /// Stops every node (standbys first, so the primary's shutdown does not wait for them).
-    public func stop() async {
+    package func stop() async {
         for node in nodes.reversed() { await node.instance.stop() }
     }
 
     /// Stops the nodes and removes their directories.
-    public func destroy() async {
+    package func destroy() async {
         await stop()
         FileSystem.remove(serverRoot)
         FileSystem.remove(directory)

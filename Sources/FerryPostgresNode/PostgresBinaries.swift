@@ -1,21 +1,21 @@
-public import FerryCore
+package import FerryCore
 import Foundation
 
 /// Where PostgreSQL's server programs are: `FERRY_PG_BINDIR`, else Debian's `/usr/lib/postgresql/15/bin`,
 /// else the newest `/usr/lib/postgresql/*/bin`.
-public struct PostgresBinaries: Sendable {
-    public let directory: String
+package struct PostgresBinaries: Sendable {
+    package let directory: String
 
-    public init(directory: String) { self.directory = directory }
+    package init(directory: String) { self.directory = directory }
 
-    public var initdb: String { directory + "/initdb" }
-    public var pgCtl: String { directory + "/pg_ctl" }
-    public var postgres: String { directory + "/postgres" }
-    public var psql: String { directory + "/psql" }
-    public var pgBasebackup: String { directory + "/pg_basebackup" }
-    public var pgRewind: String { directory + "/pg_rewind" }
+    package var initdb: String { directory + "/initdb" }
+    package var pgCtl: String { directory + "/pg_ctl" }
+    package var postgres: String { directory + "/postgres" }
+    package var psql: String { directory + "/psql" }
+    package var pgBasebackup: String { directory + "/pg_basebackup" }
+    package var pgRewind: String { directory + "/pg_rewind" }
 
-    public static func locate(environment: [String: String]? = nil) throws(FerryError) -> PostgresBinaries {
+    package static func locate(environment: [String: String]? = nil) throws(FerryError) -> PostgresBinaries {
         let environment = environment ?? ProcessInfo.processInfo.environment
         var candidates: [String] = []
         if let explicit = environment["FERRY_PG_BINDIR"], !explicit.isEmpty { candidates.append(explicit) }

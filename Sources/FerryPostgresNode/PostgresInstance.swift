@@ -1,4 +1,4 @@
-public import FerryCore
+package import FerryCore
 import Foundation
 import Logging
 import Synchronization
@@ -13,34 +13,34 @@ import Synchronization
 /// The HA agent drives a cluster's nodes through it; the sandbox creates private servers as instances of it (see
 /// `PostgresInstance.create` in FerrySandbox). When Ferry runs as root the server runs as the `postgres` account,
 /// which PostgreSQL requires.
-public struct PostgresInstance: Sendable, Codable, Hashable {
+package struct PostgresInstance: Sendable, Codable, Hashable {
     /// Instance directory: holds `data/` and `postgres.log`.
-    public var directory: String
-    public var port: Int
-    public var user: String
-    public var password: String
-    public var database: String
-    public var binDirectory: String
+    package var directory: String
+    package var port: Int
+    package var user: String
+    package var password: String
+    package var database: String
+    package var binDirectory: String
     /// Extra `postgresql.conf` settings written at creation.
-    public var settings: [String: String]
+    package var settings: [String: String]
 
     /// A data directory elsewhere than `directory/data`: a node of a cluster defined in `ferry.yaml`, whose data
     /// directory belongs to its PostgreSQL installation. Its settings then go to `postgresql.auto.conf` (there
     /// is no `ferry.conf` include), and its own configuration files survive a rewind or a copy.
-    public var externalDataDirectory: String?
+    package var externalDataDirectory: String?
     /// Where others reach the server (default 127.0.0.1: every sandbox server listens on loopback).
-    public var host: String?
+    package var host: String?
     /// A configuration directory apart from the data (Debian's `/etc/postgresql/15/main`, whose
     /// `postgresql.conf` names the data directory): `pg_ctl` and `pg_rewind` are pointed at it.
-    public var configDirectory: String?
+    package var configDirectory: String?
 
     /// What `pg_ctl -D` is given.
     var controlDirectory: String { configDirectory ?? dataDirectory }
 
-    public var dataDirectory: String { externalDataDirectory ?? directory + "/data" }
-    public var logFile: String { directory + "/postgres.log" }
+    package var dataDirectory: String { externalDataDirectory ?? directory + "/data" }
+    package var logFile: String { directory + "/postgres.log" }
 
-    public init(
+    package init(
         directory: String, port: Int, user: String, password: String, database: String, binDirectory: String, settings: [String: String] = [:],
         externalDataDirectory: String? = nil
     ) {
@@ -55,13 +55,13 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
     }
 
     /// Connection settings for Ferry's configuration.
-    public var endpoint: PostgresEndpoint {
+    package var endpoint: PostgresEndpoint {
         var endpoint = PostgresEndpoint(host: host ?? "127.0.0.1", port: port, database: database, user: user, password: Secret(password))
         endpoint.tls = .disable
         return endpoint
     }
 
-    public var url: String { "postgresql://\(user):***@\(host ?? "127.0.0.1"):\(port)/\(database)" }
+    package var url: String { "postgresql://\(user):***@\(host ?? "127.0.0.1"):\(port)/\(database)" }
 
     /// Writes `ferry.conf` (included by the template's `postgresql.conf`) with the port and settings; for an
     /// external data directory, the settings into `postgresql.auto.conf` (the port is given to `pg_ctl`).
@@ -112,14 +112,14 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
     }
 
     /// Merges `settings` into `ferry.conf` (the server reads them on reload or restart).
-    public func updateSettings(_ settings: [String: String]) throws(FerryError) {
+    package func updateSettings(_ settings: [String: String]) throws(FerryError) {
         var copy = self
         copy.settings.merge(settings) { $1 }
         try copy.writeConfiguration()
     }
 
     /// Stops the server at once (`pg_ctl stop -m immediate`): no more writes, crash recovery at the next start.
-    public func stopImmediately() async {
+    package func stopImmediately() async {
         guard isRunning else { return }
         let binaries = PostgresBinaries(directory: binDirectory)
         let result = try? await ProcessRunner.run(
@@ -128,7 +128,7 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
     }
 
     /// Starts the server and waits until it accepts connections.
-    public func start() async throws(FerryError) {
+    package func start() async throws(FerryError) {
         if isRunning { return }
         let binaries = PostgresBinaries(directory: binDirectory)
         // A stale pid file from a killed server makes pg_ctl refuse to start; PostgreSQL handles recovery itself.
@@ -149,7 +149,7 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
     }
 
     /// Stops the server cleanly (fast shutdown), killing it if it does not stop in time.
-    public func stop() async {
+    package func stop() async {
         guard isRunning else { return }
         let binaries = PostgresBinaries(directory: binDirectory)
         let result = try? await ProcessRunner.run(
@@ -158,7 +158,7 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
     }
 
     /// Kills the postmaster with SIGKILL, as a crash would (for fault tests), and waits for its backends.
-    public func kill() async {
+    package func kill() async {
         guard let pid else { return }
         ProcessTable.signal(pid, SIGKILL)
         _ = await ProcessTable.waitForExit(pid, timeout: .seconds(10))
@@ -171,15 +171,15 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
     }
 
     /// Every process of this server (postmaster and backends).
-    public var processes: [Int32] { ProcessTable.pids(workingDirectory: dataDirectory) }
+    package var processes: [Int32] { ProcessTable.pids(workingDirectory: dataDirectory) }
 
     /// The postmaster's pid, from `postmaster.pid`.
-    public var pid: Int32? {
+    package var pid: Int32? {
         guard let text = FileSystem.read(dataDirectory + "/postmaster.pid"), let first = text.split(separator: "\n").first else { return nil }
         return Int32(first.trimmed)
     }
 
-    public var isRunning: Bool {
+    package var isRunning: Bool {
         guard let pid else { return false }
         return ProcessTable.isAlive(pid, named: "postgres")
     }
@@ -187,10 +187,10 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
     // MARK: Replication roles
 
     /// Whether the data directory starts as a standby (`standby.signal`).
-    public var hasStandbySignal: Bool { FileSystem.exists(dataDirectory + "/standby.signal") }
+    package var hasStandbySignal: Bool { FileSystem.exists(dataDirectory + "/standby.signal") }
 
     /// Makes the stopped server start as a standby streaming from `host:port` through slot `slot`.
-    public func configureStandby(host: String, port: Int, user: String, password: String, slot: String) throws(FerryError) {
+    package func configureStandby(host: String, port: Int, user: String, password: String, slot: String) throws(FerryError) {
         let standby = Self.standbySettings(host: host, port: port, user: user, password: password, slot: slot)
         if externalDataDirectory != nil { try writeAutoConf(standby) } else { try updateSettings(standby) }
         FileSystem.remove(dataDirectory + "/recovery.signal")
@@ -209,7 +209,7 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
     /// Brings the stopped server's data back in line with the primary at `host:port` with `pg_rewind` (which first
     /// finishes crash recovery when the server was killed); `pg_rewind` copies the source's configuration files, so
     /// this server's own are written again. Returns what `pg_rewind` said.
-    public func rewind(host: String, port: Int, user: String, password: String) async throws(FerryError) -> String {
+    package func rewind(host: String, port: Int, user: String, password: String) async throws(FerryError) -> String {
         let binaries = PostgresBinaries(directory: binDirectory)
         FileSystem.remove(dataDirectory + "/postmaster.pid")
         let own = ownConfigurationFiles()
@@ -232,7 +232,7 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
 
     /// Replaces the stopped server's data with a fresh copy of the primary at `host:port` streamed through slot
     /// `slot` (`pg_basebackup`). The old data stays aside until the copy is complete, and is put back if it fails.
-    public func copyFrom(host: String, port: Int, user: String, password: String, slot: String?) async throws(FerryError) {
+    package func copyFrom(host: String, port: Int, user: String, password: String, slot: String?) async throws(FerryError) {
         let owner = SystemUser.forPostgres()
         let own = ownConfigurationFiles()
         let aside = dataDirectory + ".old"
@@ -270,7 +270,7 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
 
     /// What `pg_controldata` says about the stopped (or running) server's data: its last checkpoint's position
     /// and timeline.
-    public func controlData() async -> (checkpoint: UInt64, timeline: Int)? {
+    package func controlData() async -> (checkpoint: UInt64, timeline: Int)? {
         let binaries = PostgresBinaries(directory: binDirectory)
         guard let result = try? await ProcessRunner.run(binaries.directory + "/pg_controldata", ["-D", dataDirectory], as: SystemUser.forPostgres()),
             result.succeeded
@@ -288,14 +288,14 @@ public struct PostgresInstance: Sendable, Codable, Hashable {
     }
 
     /// `16/B374D848` as a number.
-    public static func lsn(_ text: String) -> UInt64? {
+    package static func lsn(_ text: String) -> UInt64? {
         let parts = text.split(separator: "/")
         guard parts.count == 2, let high = UInt64(parts[0], radix: 16), let low = UInt64(parts[1], radix: 16) else { return nil }
         return high << 32 | low
     }
 
     /// Runs SQL through `psql` as the superuser; for set-up steps, not for data paths.
-    public func psql(_ sql: String, database: String? = nil) async throws(FerryError) -> String {
+    package func psql(_ sql: String, database: String? = nil) async throws(FerryError) -> String {
         let binaries = PostgresBinaries(directory: binDirectory)
         let result = try await ProcessRunner.run(
             binaries.psql,

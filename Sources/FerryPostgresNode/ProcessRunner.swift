@@ -1,4 +1,4 @@
-public import FerryCore
+package import FerryCore
 import Foundation
 import Subprocess
 import SystemPackage
@@ -60,10 +60,10 @@ package enum ProcessRunner {
 
 /// Starts programs that outlive this process in a session of their own (a signal to this process's group does
 /// not reach them): etcd in the sandbox, the HA agent's watchdog.
-public enum DetachedProcess {
+package enum DetachedProcess {
     /// Starts `arguments` (the program first) with its output appended to `log`; returns its pid. With
     /// `asPostgresUser`, it runs as the account PostgreSQL runs as (when this process is root).
-    public static func start(_ arguments: [String], log: String, asPostgresUser: Bool = false) async throws(FerryError) -> Int32 {
+    package static func start(_ arguments: [String], log: String, asPostgresUser: Bool = false) async throws(FerryError) -> Int32 {
         var arguments = arguments
         if asPostgresUser, let user = SystemUser.forPostgres() {
             arguments = [try SystemUser.setprivPath(), "--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups", "--"] + arguments

@@ -5,9 +5,9 @@ import Foundation
 #endif
 
 /// Looks at and signals processes by pid.
-public enum ProcessTable {
+package enum ProcessTable {
     /// Whether `pid` exists and, when `name` is given, its command line contains `name`.
-    public static func isAlive(_ pid: Int32, named name: String? = nil) -> Bool {
+    package static func isAlive(_ pid: Int32, named name: String? = nil) -> Bool {
         guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
         if let state = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = state.lastIndex(of: ")"),
@@ -20,13 +20,13 @@ public enum ProcessTable {
         return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(name)
     }
 
-    public static func signal(_ pid: Int32, _ signal: Int32) {
+    package static func signal(_ pid: Int32, _ signal: Int32) {
         guard pid > 0 else { return }
         kill(pid, signal)
     }
 
     /// Waits until `pid` is gone or `timeout` passes; returns whether it is gone.
-    public static func waitForExit(_ pid: Int32, timeout: Duration) async -> Bool {
+    package static func waitForExit(_ pid: Int32, timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if !isAlive(pid) { return true }
@@ -36,7 +36,7 @@ public enum ProcessTable {
     }
 
     /// SIGTERM, then SIGKILL after `grace`.
-    public static func terminate(_ pid: Int32, grace: Duration = .seconds(10)) async {
+    package static func terminate(_ pid: Int32, grace: Duration = .seconds(10)) async {
         guard isAlive(pid) else { return }
         signal(pid, SIGTERM)
         if await waitForExit(pid, timeout: grace) { return }
@@ -45,7 +45,7 @@ public enum ProcessTable {
     }
 
     /// Pids of processes whose command line contains `fragment`.
-    public static func pids(commandLineContaining fragment: String) -> [Int32] {
+    package static func pids(commandLineContaining fragment: String) -> [Int32] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         return entries.compactMap { entry -> Int32? in
             guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
@@ -55,7 +55,7 @@ public enum ProcessTable {
     }
 
     /// Pids of processes whose working directory is `directory` (symlinks resolved).
-    public static func pids(workingDirectory directory: String) -> [Int32] {
+    package static func pids(workingDirectory directory: String) -> [Int32] {
         let target = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         return entries.compactMap { entry -> Int32? in

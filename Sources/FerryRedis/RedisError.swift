@@ -2,8 +2,8 @@
 ///
 /// Server errors keep Redis's own prefix (`WRONGPASS`, `NOPERM`, `BUSYGROUP`…) so callers can branch on it.
 /// Messages name the command and `host:port`, never arguments (they may hold values or passwords).
-public struct RedisError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+package struct RedisError: Error, Sendable, CustomStringConvertible {
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Sendable {
             case server
             case unreachable
@@ -20,25 +20,25 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         private init(_ base: Base) { self.base = base }
 
         /// The server answered the command with an error reply; see ``RedisError/prefix``.
-        public static let server = Code(.server)
+        package static let server = Code(.server)
         /// No connection could be made to `host:port`.
-        public static let unreachable = Code(.unreachable)
+        package static let unreachable = Code(.unreachable)
         /// The connection closed before the reply arrived.
-        public static let connectionClosed = Code(.connectionClosed)
+        package static let connectionClosed = Code(.connectionClosed)
         /// The command's deadline passed; the connection was closed to stay in step.
-        public static let timeout = Code(.timeout)
+        package static let timeout = Code(.timeout)
         /// The waiting task was cancelled; the connection was closed to stay in step.
-        public static let cancelled = Code(.cancelled)
+        package static let cancelled = Code(.cancelled)
         /// The server sent bytes that are not valid RESP.
-        public static let protocolViolation = Code(.protocolViolation)
+        package static let protocolViolation = Code(.protocolViolation)
         /// The reply was valid RESP but not the shape the command expects.
-        public static let unexpectedReply = Code(.unexpectedReply)
+        package static let unexpectedReply = Code(.unexpectedReply)
         /// TLS could not be set up.
-        public static let tls = Code(.tls)
+        package static let tls = Code(.tls)
         /// The client was shut down.
-        public static let poolClosed = Code(.poolClosed)
+        package static let poolClosed = Code(.poolClosed)
 
-        public var description: String { base.rawValue }
+        package var description: String { base.rawValue }
     }
 
     /// Errors are rare and results of pipelines are many: the fields live in one reference so that
@@ -75,48 +75,48 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    public var code: Code {
+    package var code: Code {
         get { backing.code }
         set { mutableBacking.code = newValue }
     }
     /// For server errors, the first word of the reply (`ERR`, `WRONGPASS`, `NOPERM`, `WRONGTYPE`…).
-    public var prefix: String? {
+    package var prefix: String? {
         get { backing.prefix }
         set { mutableBacking.prefix = newValue }
     }
     /// What happened, safe to print.
-    public var message: String {
+    package var message: String {
         get { backing.message }
         set { mutableBacking.message = newValue }
     }
     /// The command's name (never its arguments).
-    public var command: String? {
+    package var command: String? {
         get { backing.command }
         set { mutableBacking.command = newValue }
     }
     /// `host:port` of the server.
-    public var address: String? {
+    package var address: String? {
         get { backing.address }
         set { mutableBacking.address = newValue }
     }
-    public var underlying: (any Error)? {
+    package var underlying: (any Error)? {
         get { backing.underlying }
         set { mutableBacking.underlying = newValue }
     }
 
-    public init(
+    package init(
         _ code: Code, _ message: String, prefix: String? = nil, command: String? = nil, address: String? = nil, underlying: (any Error)? = nil
     ) {
         self.backing = Backing(code: code, prefix: prefix, message: message, command: command, address: address, underlying: underlying)
     }
 
     /// Builds a server error from an error reply such as `WRONGTYPE Operation against a key…`.
-    public static func server(reply: String, command: String?, address: String?) -> RedisError {
+    package static func server(reply: String, command: String?, address: String?) -> RedisError {
         let prefix = reply.split(separator: " ", maxSplits: 1).first.map(String.init)
         return RedisError(.server, reply, prefix: prefix, command: command, address: address)
     }
 
-    public var description: String {
+    package var description: String {
         var text = ""
         if let command { text += "\(command): " }
         text += code == .server ? message : "\(code): \(message)"

@@ -1,4 +1,4 @@
-public import FerryCore
+package import FerryCore
 import FerryPostgresNode
 import Foundation
 
@@ -7,20 +7,20 @@ import Foundation
 #endif
 
 /// One private single-member etcd (Debian's `etcd-server`) on free loopback ports, for the HA cluster's leader key.
-public struct EtcdInstance: Sendable, Codable, Hashable {
-    public var directory: String
-    public var clientPort: Int
-    public var peerPort: Int
-    public var binary: String
+package struct EtcdInstance: Sendable, Codable, Hashable {
+    package var directory: String
+    package var clientPort: Int
+    package var peerPort: Int
+    package var binary: String
 
-    public var dataDirectory: String { directory + "/data" }
-    public var logFile: String { directory + "/etcd.log" }
-    public var pidFile: String { directory + "/etcd.pid" }
+    package var dataDirectory: String { directory + "/data" }
+    package var logFile: String { directory + "/etcd.log" }
+    package var pidFile: String { directory + "/etcd.pid" }
     /// The v3 JSON API and health endpoint.
-    public var url: String { "http://127.0.0.1:\(clientPort)" }
+    package var url: String { "http://127.0.0.1:\(clientPort)" }
 
     /// Creates the directory; does not start the server.
-    public static func create(directory: String) throws(FerryError) -> EtcdInstance {
+    package static func create(directory: String) throws(FerryError) -> EtcdInstance {
         let candidates = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
         guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw FerryError(.sandbox, "etcd not found in \(candidates.joined(separator: ", "))", fix: "install Debian's etcd-server (`make setup`)")
@@ -35,7 +35,7 @@ public struct EtcdInstance: Sendable, Codable, Hashable {
 
     /// Starts etcd in its own session (it outlives this process, like the other sandbox servers) and waits until
     /// `/health` says it is healthy.
-    public func start(timeout: Duration = .seconds(30)) async throws(FerryError) {
+    package func start(timeout: Duration = .seconds(30)) async throws(FerryError) {
         if isRunning { return }
         let arguments = [
             binary, "--name", "ferry", "--data-dir", dataDirectory,
@@ -61,7 +61,7 @@ public struct EtcdInstance: Sendable, Codable, Hashable {
 }
 
 extension EtcdInstance: PidFileServer {
-    public static let processName = "etcd"
+    package static let processName = "etcd"
 }
 
 /// A blocking HTTP/1.0 GET on loopback, only to wait for readiness.

@@ -1,14 +1,14 @@
-public import FerryCore
+package import FerryCore
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// Finds TCP ports on 127.0.0.1 that nothing listens on.
-public enum FreePort {
+package enum FreePort {
     /// Asks the kernel for an unused loopback port. There is a short window before the server binds it, so
     /// launchers retry on a bind failure.
-    public static func find() throws(FerryError) -> Int {
+    package static func find() throws(FerryError) -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw FerryError(.sandbox, "cannot open a socket to find a free port") }
         defer { close(fd) }
@@ -28,7 +28,7 @@ public enum FreePort {
     }
 
     /// Whether something accepts TCP connections on 127.0.0.1:`port`.
-    public static func isListening(_ port: Int) -> Bool {
+    package static func isListening(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }

@@ -1,7 +1,7 @@
-public import FerryCore
-public import FerryPostgresNode
+package import FerryCore
+package import FerryPostgresNode
 import Foundation
-public import Logging
+package import Logging
 
 extension LocalCluster {
     /// Settings every node gets (on top of the sandbox's: `wal_level=replica`, slots, `wal_log_hints`).
@@ -19,7 +19,7 @@ extension LocalCluster {
 
     /// Creates and starts a primary (`node1`) and `replicas` standbys (`node2`…), each from a base backup of the
     /// primary taken through its own slot.
-    public static func create(directory: String, replicas: Int, logger: Logger) async throws(FerryError) -> LocalCluster {
+    package static func create(directory: String, replicas: Int, logger: Logger) async throws(FerryError) -> LocalCluster {
         guard (0...8).contains(replicas) else {
             throw FerryError(.configuration, "--replicas \(replicas) is out of range", fix: "use 0 to 8 standbys")
         }

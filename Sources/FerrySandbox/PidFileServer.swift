@@ -7,7 +7,7 @@ import Foundation
 
 /// A sandbox server that records its pid in a file (Redis, etcd): stopping, killing and looking at it are the same
 /// for each.
-public protocol PidFileServer {
+package protocol PidFileServer {
     var pidFile: String { get }
     var logFile: String { get }
     /// What the server's command line contains, so a recycled pid is not taken for the server.
@@ -16,26 +16,26 @@ public protocol PidFileServer {
 
 extension PidFileServer {
     /// Stops the server with SIGTERM (Redis flushes its AOF), then SIGKILL if needed.
-    public func stop() async {
+    package func stop() async {
         guard let pid else { return }
         await ProcessTable.terminate(pid, grace: .seconds(10))
         FileSystem.remove(pidFile)
     }
 
     /// Kills the server with SIGKILL, as a crash would.
-    public func kill() async {
+    package func kill() async {
         guard let pid else { return }
         ProcessTable.signal(pid, SIGKILL)
         _ = await ProcessTable.waitForExit(pid, timeout: .seconds(10))
         FileSystem.remove(pidFile)
     }
 
-    public var pid: Int32? {
+    package var pid: Int32? {
         guard let text = FileSystem.read(pidFile) else { return nil }
         return Int32(text.trimmed)
     }
 
-    public var isRunning: Bool {
+    package var isRunning: Bool {
         guard let pid else { return false }
         return ProcessTable.isAlive(pid, named: Self.processName)
     }

@@ -1,7 +1,7 @@
-public import FerryCore
-public import FerryPostgresNode
+package import FerryCore
+package import FerryPostgresNode
 import Foundation
-public import Logging
+package import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -9,7 +9,7 @@ public import Logging
 
 extension PostgresInstance {
     /// Creates a new instance directory from the template and configures it; does not start it.
-    public static func create(
+    package static func create(
         directory: String,
         port: Int? = nil,
         durable: Bool = true,

@@ -1,9 +1,9 @@
-public import FerryCore
+package import FerryCore
 import Foundation
 
 /// Where `redis-server` is: `FERRY_REDIS_SERVER`, else the first on PATH, else `/usr/bin/redis-server`.
-public enum RedisBinaries {
-    public static func locateServer(environment: [String: String]? = nil) throws(FerryError) -> String {
+package enum RedisBinaries {
+    package static func locateServer(environment: [String: String]? = nil) throws(FerryError) -> String {
         let environment = environment ?? ProcessInfo.processInfo.environment
         var candidates: [String] = []
         if let explicit = environment["FERRY_REDIS_SERVER"], !explicit.isEmpty { candidates.append(explicit) }

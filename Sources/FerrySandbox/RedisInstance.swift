@@ -1,4 +1,4 @@
-public import FerryCore
+package import FerryCore
 import FerryPostgresNode
 import Foundation
 
@@ -7,27 +7,27 @@ import Foundation
 #endif
 
 /// One private Redis server: loopback port, password, AOF with `appendfsync everysec`, `noeviction`.
-public struct RedisInstance: Sendable, Codable, Hashable {
-    public var directory: String
-    public var port: Int
+package struct RedisInstance: Sendable, Codable, Hashable {
+    package var directory: String
+    package var port: Int
     /// `nil` for a server without `requirepass`.
-    public var password: String?
-    public var serverPath: String
+    package var password: String?
+    package var serverPath: String
     /// Extra `redis.conf` lines.
-    public var extraConfiguration: [String]
+    package var extraConfiguration: [String]
 
-    public var configFile: String { directory + "/redis.conf" }
-    public var logFile: String { directory + "/redis.log" }
-    public var pidFile: String { directory + "/redis.pid" }
+    package var configFile: String { directory + "/redis.conf" }
+    package var logFile: String { directory + "/redis.log" }
+    package var pidFile: String { directory + "/redis.pid" }
 
-    public var endpoint: RedisEndpoint {
+    package var endpoint: RedisEndpoint {
         RedisEndpoint(host: "127.0.0.1", port: port, password: password.map(Secret.init))
     }
 
-    public var url: String { "redis://\(password == nil ? "" : ":***@")127.0.0.1:\(port)/0" }
+    package var url: String { "redis://\(password == nil ? "" : ":***@")127.0.0.1:\(port)/0" }
 
     /// Creates the directory and configuration; does not start the server.
-    public static func create(
+    package static func create(
         directory: String,
         port: Int? = nil,
         password: Bool = true,
@@ -68,7 +68,7 @@ public struct RedisInstance: Sendable, Codable, Hashable {
     }
 
     /// Starts the server and waits until it answers PING (AOF loaded).
-    public func start(timeout: Duration = .seconds(30)) async throws(FerryError) {
+    package func start(timeout: Duration = .seconds(30)) async throws(FerryError) {
         if isRunning { return }
         FileSystem.remove(pidFile)
         let result = try await ProcessRunner.run(serverPath, [configFile])
@@ -85,7 +85,7 @@ public struct RedisInstance: Sendable, Codable, Hashable {
 }
 
 extension RedisInstance: PidFileServer {
-    public static let processName = "redis-server"
+    package static let processName = "redis-server"
 }
 
 /// A tiny blocking probe used only to wait for readiness, independent of Ferry's client.

@@ -1,7 +1,7 @@
-public import FerryCore
-public import FerryPostgresNode
+package import FerryCore
+package import FerryPostgresNode
 import Foundation
-public import Logging
+package import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -12,38 +12,38 @@ public import Logging
 /// State lives in `<root>/sandbox.json`, so a later process (`ferry sandbox down`) can stop what an earlier one
 /// started. A sandbox owned by a test process records that process; ``reapOrphans(under:)`` stops sandboxes whose
 /// owner died without cleaning up.
-public struct Sandbox: Sendable, Codable {
-    public struct Options: Sendable {
-        public var postgres = true
-        public var redis = true
+package struct Sandbox: Sendable, Codable {
+    package struct Options: Sendable {
+        package var postgres = true
+        package var redis = true
         /// Redis with `requirepass`. Default true.
-        public var redisPassword = true
+        package var redisPassword = true
         /// PostgreSQL with fsync. Tests turn it off for speed; a killed process loses nothing either way
         /// because the OS keeps written pages.
-        public var durable = true
-        public var redisConfiguration: [String] = []
-        public var postgresSettings: [String: String] = [:]
+        package var durable = true
+        package var redisConfiguration: [String] = []
+        package var postgresSettings: [String: String] = [:]
         /// Also a single-member etcd (for the HA cluster). Default false.
-        public var etcd = false
+        package var etcd = false
 
-        public init() {}
+        package init() {}
     }
 
     /// The sandbox directory (`.ferry/sandbox` for the CLI).
-    public var root: String
+    package var root: String
     /// Where PostgreSQL's files are: `root`, or a directory the `postgres` account can reach when `root` is under
     /// a private home directory.
-    public var serverRoot: String
+    package var serverRoot: String
     /// The test process that owns this sandbox; 0 for one started by `ferry sandbox up`.
-    public var ownerPID: Int32
-    public var postgres: PostgresInstance?
-    public var redis: RedisInstance?
-    public var etcd: EtcdInstance?
+    package var ownerPID: Int32
+    package var postgres: PostgresInstance?
+    package var redis: RedisInstance?
+    package var etcd: EtcdInstance?
 
-    public static let stateFileName = "sandbox.json"
+    package static let stateFileName = "sandbox.json"
 
     /// Creates and starts the servers. On failure, whatever was started is stopped again.
-    public static func start(root: String, options: Options = .init(), owned: Bool = false, logger: Logger) async throws(FerryError) -> Sandbox {
+    package static func start(root: String, options: Options = .init(), owned: Bool = false, logger: Logger) async throws(FerryError) -> Sandbox {
         let root = FileSystem.absolute(root)
         if let existing = load(root: root), existing.ownerPID != 0, !ProcessTable.isAlive(existing.ownerPID) {
             // Left behind by a process that died (a killed test or benchmark): clear it.
@@ -91,7 +91,7 @@ public struct Sandbox: Sendable, Codable {
     }
 
     /// Runs `body` with a fresh sandbox and always stops it afterwards, also when `body` throws.
-    public static func with<T>(
+    package static func with<T>(
         root: String? = nil,
         options: Options = .init(),
         logger: Logger = Logger(label: "ferry.sandbox"),
@@ -114,7 +114,7 @@ public struct Sandbox: Sendable, Codable {
     }
 
     /// Stops every server of this sandbox (state file stays, so `status` shows them stopped).
-    public func stop() async {
+    package func stop() async {
         async let pg: Void = postgres?.stop() ?? ()
         async let redis: Void = redis?.stop() ?? ()
         async let etcd: Void = etcd?.stop() ?? ()
@@ -122,21 +122,21 @@ public struct Sandbox: Sendable, Codable {
     }
 
     /// Deletes the sandbox's files (after ``stop()``).
-    public func removeFiles() {
+    package func removeFiles() {
         FileSystem.remove(root)
         if serverRoot != root { FileSystem.remove(serverRoot) }
     }
 
-    public var isAnyRunning: Bool { (postgres?.isRunning ?? false) || (redis?.isRunning ?? false) || (etcd?.isRunning ?? false) }
+    package var isAnyRunning: Bool { (postgres?.isRunning ?? false) || (redis?.isRunning ?? false) || (etcd?.isRunning ?? false) }
 
     /// Loads the sandbox recorded in `root`, if any.
-    public static func load(root: String) -> Sandbox? {
+    package static func load(root: String) -> Sandbox? {
         let path = FileSystem.absolute(root) + "/" + stateFileName
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         return try? JSONDecoder().decode(Sandbox.self, from: data)
     }
 
-    public func save() throws(FerryError) {
+    package func save() throws(FerryError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard let data = try? encoder.encode(self), let text = String(data: data, encoding: .utf8) else {
@@ -146,7 +146,7 @@ public struct Sandbox: Sendable, Codable {
     }
 
     /// Stops and deletes sandboxes under `base` whose owning test process is gone.
-    public static func reapOrphans(under base: String) async {
+    package static func reapOrphans(under base: String) async {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
         for entry in entries {
             let directory = base + "/" + entry
@@ -158,7 +158,7 @@ public struct Sandbox: Sendable, Codable {
     }
 
     /// A configuration file for Ferry that points at this sandbox.
-    public func configurationYAML(extra: String = "") -> String {
+    package func configurationYAML(extra: String = "") -> String {
         var text = """
             # Written by `ferry sandbox up`: Ferry's configuration for the local sandbox servers.
             # Passwords are the sandbox's own, generated at start; this file is for local use only.
@@ -197,7 +197,7 @@ public struct Sandbox: Sendable, Codable {
 
     /// `root` when the PostgreSQL account can reach it; otherwise a directory under `/var/tmp` (PostgreSQL must
     /// run unprivileged, and a root-owned home directory is usually closed to other accounts).
-    public static func reachableServerRoot(for root: String) throws(FerryError) -> String {
+    package static func reachableServerRoot(for root: String) throws(FerryError) -> String {
         guard let owner = SystemUser.forPostgres(), !FileSystem.canTraverse(root, as: owner) else { return root }
         var hasher = Hasher()
         hasher.combine(root)
@@ -213,10 +213,10 @@ public struct Sandbox: Sendable, Codable {
 
     /// Creates `path` (and its parents) owned by the account PostgreSQL runs as, mode 0700: a data directory
     /// for a server started by another tool (the HA benchmark's Patroni).
-    public static func makeServerDirectory(_ path: String) throws(FerryError) { try FileSystem.makeServerDirectory(path) }
+    package static func makeServerDirectory(_ path: String) throws(FerryError) { try FileSystem.makeServerDirectory(path) }
 
     /// Template cache shared by every sandbox of this checkout.
-    public static func cacheDirectory(serverRoot: String, root: String) -> String {
+    package static func cacheDirectory(serverRoot: String, root: String) -> String {
         if serverRoot == root {
             // `.ferry/test/<name>` and `.ferry/sandbox` share `.ferry/cache`.
             var components = root.split(separator: "/", omittingEmptySubsequences: false)

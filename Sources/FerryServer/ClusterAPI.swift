@@ -1,22 +1,22 @@
-public import FerryCluster
-public import FerryCore
+package import FerryCluster
+package import FerryCore
 import Foundation
 import Hummingbird
-public import Logging
+package import Logging
 import NIOCore
 import PostgresNIO
 
 /// The HA cluster's control API: `GET /cluster`, `POST /cluster/switchover`, `POST /cluster/failover`,
 /// `POST /cluster/rejoin/{node}`. Every request needs `Authorization: Bearer <cluster.api_token>`; every request,
 /// allowed or not, is written to the log as an audit line (`ferry.audit`), without the token.
-public struct ClusterAPI: Sendable {
-    public let token: Secret
-    public let operations: ClusterOperations
+package struct ClusterAPI: Sendable {
+    package let token: Secret
+    package let operations: ClusterOperations
     /// The nodes `GET /cluster` inspects.
-    public let nodes: [(name: String, endpoint: PostgresEndpoint)]
-    public let logger: Logger
+    package let nodes: [(name: String, endpoint: PostgresEndpoint)]
+    package let logger: Logger
 
-    public init(token: Secret, operations: ClusterOperations, nodes: [(name: String, endpoint: PostgresEndpoint)], logger: Logger) {
+    package init(token: Secret, operations: ClusterOperations, nodes: [(name: String, endpoint: PostgresEndpoint)], logger: Logger) {
         self.token = token
         self.operations = operations
         self.nodes = nodes

@@ -1,15 +1,15 @@
 import FerryCheck
 import FerryCore
-public import Hummingbird
+package import Hummingbird
 import Logging
 import NIOCore
-public import Prometheus
+package import Prometheus
 
 /// Ferry's HTTP routes: health, readiness and Prometheus metrics, and the cluster's control API when configured.
 ///
 /// FerryDaemon binds them to `http.host:http.port`; tests drive the same router without a socket (HummingbirdTesting).
-public enum FerryHTTPServer {
-    public static func buildRouter(
+package enum FerryHTTPServer {
+    package static func buildRouter(
         readiness: ReadinessMonitor, registry: PrometheusCollectorRegistry, cluster: ClusterAPI? = nil
     ) -> Router<BasicRequestContext> {
         let router = Router()

@@ -1,19 +1,19 @@
-public import FerryCheck
-public import FerryCore
-public import Logging
+package import FerryCheck
+package import FerryCore
+package import Logging
 import Metrics
-public import ServiceLifecycle
+package import ServiceLifecycle
 import Synchronization
 
 /// Checks every configured server on an interval and keeps the latest answer for `/health/ready` and metrics;
 /// readiness also needs every job of the daemon to be running (a failed one is named).
-public final class ReadinessMonitor: Service, Sendable {
-    public struct Snapshot: Sendable {
+package final class ReadinessMonitor: Service, Sendable {
+    package struct Snapshot: Sendable {
         /// `nil` until the first round finished.
-        public var checks: [EndpointCheck]?
+        package var checks: [EndpointCheck]?
         /// The daemon's jobs as they are now.
-        public var jobs: [JobRegistry.Job] = []
-        public var isReady: Bool { (checks?.allSatisfy(\.isOK) ?? false) && !jobs.contains { $0.state == .failed } }
+        package var jobs: [JobRegistry.Job] = []
+        package var isReady: Bool { (checks?.allSatisfy(\.isOK) ?? false) && !jobs.contains { $0.state == .failed } }
     }
 
     private let configuration: FerryConfiguration
@@ -25,7 +25,7 @@ public final class ReadinessMonitor: Service, Sendable {
 
     /// `etcd` adds the HA cluster's etcd endpoints, which the configuration's servers do not list; `jobs` are the
     /// daemon's jobs.
-    public init(configuration: FerryConfiguration, etcd: [String] = [], jobs: JobRegistry? = nil, interval: Duration = .seconds(5), logger: Logger) {
+    package init(configuration: FerryConfiguration, etcd: [String] = [], jobs: JobRegistry? = nil, interval: Duration = .seconds(5), logger: Logger) {
         self.configuration = configuration
         self.interval = interval
         self.logger = logger
@@ -33,9 +33,9 @@ public final class ReadinessMonitor: Service, Sendable {
         self.jobs = jobs
     }
 
-    public var snapshot: Snapshot { Snapshot(checks: checks.withLock { $0 }, jobs: jobs?.snapshot ?? []) }
+    package var snapshot: Snapshot { Snapshot(checks: checks.withLock { $0 }, jobs: jobs?.snapshot ?? []) }
 
-    public func run() async throws {
+    package func run() async throws {
         let checker = EndpointChecker(logger: logger)
         var previous: [String: EndpointCheck.Status] = [:]
         while !Task.isShuttingDownGracefully && !Task.isCancelled {

@@ -1,65 +1,65 @@
 /// The HA cluster: a local one built by `ferry cluster init --local` (`directory`), or one defined node by node
 /// here (`nodes`, with `etcd` and the credentials), whose agents run beside each PostgreSQL (`ferry agent --config
 /// … --node NAME`, or `ferry run` with `node`). `ferry run` also serves the control API when `api_token` is set.
-public struct ClusterConfiguration: Sendable {
+package struct ClusterConfiguration: Sendable {
     /// One node of a defined cluster.
-    public struct Node: Sendable, Equatable {
-        public var name: String
+    package struct Node: Sendable, Equatable {
+        package var name: String
         /// How the other nodes and Ferry reach its PostgreSQL.
-        public var host: String
-        public var port: Int = 5432
+        package var host: String
+        package var port: Int = 5432
         /// Its data directory (needed on the host whose agent runs it); an empty or missing one is filled with a
         /// copy of the primary when the agent first starts.
-        public var dataDirectory: String?
+        package var dataDirectory: String?
         /// Its configuration files, when they live apart from the data (Debian's `/etc/postgresql/15/main`, whose
         /// `postgresql.conf` sets `data_directory`).
-        public var configDirectory: String?
+        package var configDirectory: String?
         /// PostgreSQL's programs (default: found like the sandbox's, `FERRY_PG_BINDIR` or /usr/lib/postgresql/*/bin).
-        public var binDirectory: String?
+        package var binDirectory: String?
 
-        public init(name: String, host: String) {
+        package init(name: String, host: String) {
             self.name = name
             self.host = host
         }
     }
 
     /// A user name and password.
-    public struct Credentials: Sendable, Equatable {
-        public var user: String
-        public var password: Secret?
+    package struct Credentials: Sendable, Equatable {
+        package var user: String
+        package var password: Secret?
     }
 
     /// A cluster built by `ferry cluster init --local` (its nodes, etcd and scope are read from `cluster.json`
     /// there). Default `.ferry/cluster`. Ignored when `nodes` are listed.
-    public var directory: String = ".ferry/cluster"
+    package var directory: String = ".ferry/cluster"
     /// The node whose agent `ferry run` runs beside the API; none: the API only (agents run as `ferry agent`).
-    public var node: String?
+    package var node: String?
     /// Bearer token the control API requires on every `/cluster` request; without one the API is off.
-    public var apiToken: Secret?
+    package var apiToken: Secret?
 
     /// A defined cluster's nodes.
-    public var nodes: [Node] = []
+    package var nodes: [Node] = []
     /// The agents' key prefix in etcd: `/ferry/<scope>/`. Default `ferry`.
-    public var scope = "ferry"
+    package var scope = "ferry"
     /// etcd's client URLs (v3 API).
-    public var etcd: [String] = []
+    package var etcd: [String] = []
     /// The role standbys stream with (`ferry cluster init` creates it).
-    public var replication: Credentials?
+    package var replication: Credentials?
     /// The role the agents, `pg_rewind` and the commands use on every node.
-    public var superuser: Credentials?
+    package var superuser: Credentials?
     /// Where each agent keeps its pid, the watchdog's state and PostgreSQL's start log. Default `.ferry/cluster-state`.
-    public var stateDirectory = ".ferry/cluster-state"
+    package var stateDirectory = ".ferry/cluster-state"
     /// Seconds of the leader lease. Default 3.
-    public var ttl = 3
+    package var ttl = 3
     /// Synchronous replication: commits wait for this many standbys (0, the default: asynchronous).
-    public var synchronous = 0
+    package var synchronous = 0
     /// In synchronous mode, keep commits waiting while no standby streams. Default false.
-    public var synchronousStrict = false
+    package var synchronousStrict = false
 
-    public init() {}
+    package init() {}
 
     /// Whether the nodes are listed here rather than in a local cluster's directory.
-    public var isDefined: Bool { !nodes.isEmpty }
+    package var isDefined: Bool { !nodes.isEmpty }
 }
 
 extension ClusterConfiguration {

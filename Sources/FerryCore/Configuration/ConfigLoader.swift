@@ -3,17 +3,17 @@ import Yams
 
 /// Finds, reads and validates Ferry's configuration: `ferry.yaml` (or `--config`/`FERRY_CONFIG`), an optional
 /// `.env`, `${VAR}` interpolation, then the original design's environment variables on top.
-public struct ConfigLoader: Sendable {
+package struct ConfigLoader: Sendable {
     /// `--config`, when given.
-    public var explicitPath: String?
+    package var explicitPath: String?
     /// `--env-file`, when given; otherwise `./.env` is read if it exists.
-    public var envFile: String?
+    package var envFile: String?
     /// The process environment; tests pass their own.
-    public var environment: [String: String]
+    package var environment: [String: String]
     /// Where relative paths are resolved.
-    public var directory: String
+    package var directory: String
 
-    public init(
+    package init(
         explicitPath: String? = nil,
         envFile: String? = nil,
         environment: [String: String]? = nil,
@@ -26,19 +26,19 @@ public struct ConfigLoader: Sendable {
     }
 
     /// The result of loading: the typed configuration and the merged tree it was read from.
-    public struct Loaded: Sendable {
-        public var configuration: FerryConfiguration
+    package struct Loaded: Sendable {
+        package var configuration: FerryConfiguration
         /// The tree after interpolation and overrides, with origins; used by `ferry config show`.
-        public var tree: ConfigNode
+        package var tree: ConfigNode
         /// The file that was read, if any.
-        public var file: String?
+        package var file: String?
         /// The `.env` file that was read, if any.
-        public var envFile: String?
+        package var envFile: String?
         /// The environment after merging `.env` (real variables win).
-        public var environment: [String: String]
+        package var environment: [String: String]
     }
 
-    public func load() throws(ConfigurationError) -> Loaded {
+    package func load() throws(ConfigurationError) -> Loaded {
         var environment = self.environment
         var usedEnvFile: String?
         let dotenvPath = envFile.map(absolute) ?? absolute(".env")
@@ -90,7 +90,7 @@ public struct ConfigLoader: Sendable {
     }
 
     /// Parses YAML text into a tree; errors give line and column but never quote the file (it may hold secrets).
-    public static func parseYAML(_ text: String, file: String) throws(ConfigurationError) -> ConfigNode {
+    package static func parseYAML(_ text: String, file: String) throws(ConfigurationError) -> ConfigNode {
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)

@@ -1,5 +1,5 @@
 /// Where a configuration value came from, so messages can point at it.
-public enum ConfigOrigin: Sendable, Hashable, CustomStringConvertible {
+package enum ConfigOrigin: Sendable, Hashable, CustomStringConvertible {
     /// A line of the configuration file.
     case file(path: String, line: Int)
     /// An environment variable (or a `.env` entry) that overrides the file.
@@ -7,7 +7,7 @@ public enum ConfigOrigin: Sendable, Hashable, CustomStringConvertible {
     /// Not set anywhere: a built-in default.
     case builtin
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .file(let path, let line): "\(path):\(line)"
         case .environment(let name): "$\(name)"
@@ -20,26 +20,26 @@ public enum ConfigOrigin: Sendable, Hashable, CustomStringConvertible {
 ///
 /// Every value keeps its origin. Scalars stay strings until a reader asks for a type, so that a type error can
 /// quote what the user wrote.
-public indirect enum ConfigNode: Sendable {
+package indirect enum ConfigNode: Sendable {
     case scalar(String, ConfigOrigin)
     case null(ConfigOrigin)
     case mapping([(key: String, value: ConfigNode)], ConfigOrigin)
     case sequence([ConfigNode], ConfigOrigin)
 
-    public var origin: ConfigOrigin {
+    package var origin: ConfigOrigin {
         switch self {
         case .scalar(_, let origin), .null(let origin), .mapping(_, let origin), .sequence(_, let origin): origin
         }
     }
 
     /// The value under `key` of a mapping.
-    public subscript(key: String) -> ConfigNode? {
+    package subscript(key: String) -> ConfigNode? {
         guard case .mapping(let pairs, _) = self else { return nil }
         return pairs.first { $0.key == key }?.value
     }
 
     /// Returns a copy with `value` set at `path`, creating mappings on the way.
-    public func setting(_ value: ConfigNode, at path: ArraySlice<String>) -> ConfigNode {
+    package func setting(_ value: ConfigNode, at path: ArraySlice<String>) -> ConfigNode {
         guard let head = path.first else { return value }
         var pairs: [(key: String, value: ConfigNode)]
         let origin: ConfigOrigin

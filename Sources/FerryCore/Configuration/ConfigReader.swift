@@ -1,10 +1,10 @@
 /// Collects every problem found while reading a configuration tree, so all are reported at once.
-public final class ConfigIssues {
-    public private(set) var all: [ConfigIssue] = []
+package final class ConfigIssues {
+    package private(set) var all: [ConfigIssue] = []
 
-    public init() {}
+    package init() {}
 
-    public func add(_ path: String, _ problem: String, fix: String, origin: ConfigOrigin? = nil) {
+    package func add(_ path: String, _ problem: String, fix: String, origin: ConfigOrigin? = nil) {
         all.append(ConfigIssue(path: path, problem: problem, fix: fix, origin: origin))
     }
 }
@@ -13,17 +13,17 @@ public final class ConfigIssues {
 ///
 /// Each accessor marks its key as known; ``finish()`` then reports keys nobody asked for, with a suggestion
 /// when one is close to a known key (a typo like `hots` for `host`).
-public struct ConfigReader {
-    public let path: String
-    public let node: ConfigNode?
-    public let issues: ConfigIssues
+package struct ConfigReader {
+    package let path: String
+    package let node: ConfigNode?
+    package let issues: ConfigIssues
     private let known: KnownKeys
 
     private final class KnownKeys {
         var keys: [String] = []
     }
 
-    public init(node: ConfigNode?, path: String = "", issues: ConfigIssues) {
+    package init(node: ConfigNode?, path: String = "", issues: ConfigIssues) {
         self.node = node
         self.path = path
         self.issues = issues
@@ -34,12 +34,12 @@ public struct ConfigReader {
     }
 
     /// Whether the section was written at all.
-    public var isPresent: Bool {
+    package var isPresent: Bool {
         guard let node else { return false }
         return !node.isNull
     }
 
-    public func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    package func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     private func value(_ key: String) -> ConfigNode? {
         known.keys.append(key)
@@ -48,14 +48,14 @@ public struct ConfigReader {
     }
 
     /// Whether `key` is present and not null.
-    public func has(_ key: String) -> Bool {
+    package func has(_ key: String) -> Bool {
         guard let value = node?[key] else { return false }
         return !value.isNull
     }
 
-    public func origin(_ key: String) -> ConfigOrigin? { node?[key]?.origin }
+    package func origin(_ key: String) -> ConfigOrigin? { node?[key]?.origin }
 
-    public func string(_ key: String) -> String? {
+    package func string(_ key: String) -> String? {
         guard let value = value(key) else { return nil }
         guard case .scalar(let text, _) = value else {
             issues.add(keyPath(key), "expected a single value, found \(value.kindName)", fix: "write `\(key): value`", origin: value.origin)
@@ -64,7 +64,7 @@ public struct ConfigReader {
         return text
     }
 
-    public func string(_ key: String, required fix: String) -> String? {
+    package func string(_ key: String, required fix: String) -> String? {
         guard let text = string(key) else {
             if !has(key) { issues.add(keyPath(key), "missing", fix: fix, origin: nil) }
             return nil
@@ -76,9 +76,9 @@ public struct ConfigReader {
         return text
     }
 
-    public func secret(_ key: String) -> Secret? { string(key).map(Secret.init) }
+    package func secret(_ key: String) -> Secret? { string(key).map(Secret.init) }
 
-    public func int(_ key: String, range: ClosedRange<Int>? = nil, fix: String? = nil) -> Int? {
+    package func int(_ key: String, range: ClosedRange<Int>? = nil, fix: String? = nil) -> Int? {
         guard let text = string(key) else { return nil }
         guard let number = Int(text.trimmingSpaces()) else {
             issues.add(keyPath(key), "\(quoted(text)) is not a whole number", fix: fix ?? rangeFix(range), origin: origin(key))
@@ -91,7 +91,7 @@ public struct ConfigReader {
         return number
     }
 
-    public func bool(_ key: String) -> Bool? {
+    package func bool(_ key: String) -> Bool? {
         guard let text = string(key) else { return nil }
         switch text.lowercased() {
         case "true", "yes", "on", "1": return true
@@ -103,7 +103,7 @@ public struct ConfigReader {
     }
 
     /// A duration such as `250ms`, `10s`, `5m`, `1h`; a bare number means seconds (as in `SYNC_INTERVAL=60`).
-    public func duration(_ key: String, minimum: Duration = .zero) -> Duration? {
+    package func duration(_ key: String, minimum: Duration = .zero) -> Duration? {
         guard let text = string(key) else { return nil }
         guard let duration = DurationParser.parse(text) else {
             issues.add(
@@ -119,7 +119,7 @@ public struct ConfigReader {
     }
 
     /// One of a fixed set of words.
-    public func choice<T: RawRepresentable & CaseIterable>(_ key: String, as type: T.Type = T.self) -> T? where T.RawValue == String {
+    package func choice<T: RawRepresentable & CaseIterable>(_ key: String, as type: T.Type = T.self) -> T? where T.RawValue == String {
         guard let text = string(key) else { return nil }
         if let value = T(rawValue: text.lowercased()) { return value }
         let options = T.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", ")
@@ -128,7 +128,7 @@ public struct ConfigReader {
     }
 
     /// A list of strings; a single value is accepted as a list of one.
-    public func strings(_ key: String) -> [String]? {
+    package func strings(_ key: String) -> [String]? {
         guard let value = value(key) else { return nil }
         switch value {
         case .scalar(let text, _):
@@ -150,12 +150,12 @@ public struct ConfigReader {
     }
 
     /// A nested mapping.
-    public func section(_ key: String) -> ConfigReader {
+    package func section(_ key: String) -> ConfigReader {
         ConfigReader(node: value(key), path: keyPath(key), issues: issues)
     }
 
     /// A list of mappings, each read by its own reader.
-    public func sections(_ key: String) -> [ConfigReader] {
+    package func sections(_ key: String) -> [ConfigReader] {
         guard let value = value(key) else { return [] }
         guard case .sequence(let items, _) = value else {
             issues.add(keyPath(key), "expected a list", fix: "start each entry of `\(key)` with `- `", origin: value.origin)
@@ -165,7 +165,7 @@ public struct ConfigReader {
     }
 
     /// A mapping whose keys are names chosen by the user (for example named sources).
-    public func namedSections(_ key: String) -> [(name: String, reader: ConfigReader)] {
+    package func namedSections(_ key: String) -> [(name: String, reader: ConfigReader)] {
         guard let value = value(key) else { return [] }
         guard case .mapping(let pairs, _) = value else {
             issues.add(keyPath(key), "expected a mapping of names to settings", fix: "write `name:` lines under `\(key)`", origin: value.origin)
@@ -175,7 +175,7 @@ public struct ConfigReader {
     }
 
     /// A mapping of user-chosen names to raw nodes.
-    public func entries(_ key: String) -> [(name: String, node: ConfigNode)] {
+    package func entries(_ key: String) -> [(name: String, node: ConfigNode)] {
         guard let value = value(key) else { return [] }
         guard case .mapping(let pairs, _) = value else {
             issues.add(keyPath(key), "expected a mapping", fix: "write `name: value` lines under `\(key)`", origin: value.origin)
@@ -185,7 +185,7 @@ public struct ConfigReader {
     }
 
     /// Reports keys that no accessor asked for. Call once, after reading every known key.
-    public func finish() {
+    package func finish() {
         guard case .mapping(let pairs, _) = node else { return }
         for (key, value) in pairs where !known.keys.contains(key) {
             var fix = "remove it"

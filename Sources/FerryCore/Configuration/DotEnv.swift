@@ -1,7 +1,7 @@
 /// Reads `.env` files: `KEY=value` lines, `#` comments, optional `export `, single or double quotes.
-public enum DotEnv {
+package enum DotEnv {
     /// Parses `text`; a malformed line is reported with its line number (never its value, which may be secret).
-    public static func parse(_ text: String, file: String) throws(ConfigurationError) -> [String: String] {
+    package static func parse(_ text: String, file: String) throws(ConfigurationError) -> [String: String] {
         var result: [String: String] = [:]
         var issues: [ConfigIssue] = []
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

@@ -1,6 +1,6 @@
 /// Parses and prints human durations: `250ms`, `10s`, `1.5s`, `5m`, `2h`, `1d`; a bare number is seconds.
-public enum DurationParser {
-    public static func parse(_ text: String) -> Duration? {
+package enum DurationParser {
+    package static func parse(_ text: String) -> Duration? {
         let trimmed = text.trimmingSpaces().lowercased()
         guard !trimmed.isEmpty else { return nil }
         let units: [(String, Double)] = [("ms", 0.001), ("us", 0.000_001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
@@ -17,7 +17,7 @@ public enum DurationParser {
         return .nanoseconds(Int64(nanoseconds))
     }
 
-    public static func format(_ duration: Duration) -> String {
+    package static func format(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         if milliseconds % 1000 != 0 { return "\(milliseconds)ms" }

@@ -1,13 +1,13 @@
 /// Environment variables of the original design that override keys of `ferry.yaml`.
 ///
 /// The names come from the seed projects' `.env` files, so their users can keep them.
-public enum EnvironmentOverrides {
-    public struct Override: Sendable {
-        public let variable: String
-        public let path: [String]
+package enum EnvironmentOverrides {
+    package struct Override: Sendable {
+        package let variable: String
+        package let path: [String]
     }
 
-    public static let all: [Override] = [
+    package static let all: [Override] = [
         .init(variable: "MSSQL_HOST", path: ["sqlserver", "host"]),
         .init(variable: "MSSQL_PORT", path: ["sqlserver", "port"]),
         .init(variable: "MSSQL_DATABASE", path: ["sqlserver", "database"]),
@@ -54,7 +54,7 @@ public enum EnvironmentOverrides {
     ]
 
     /// Applies every override whose variable is set (and not empty) to `node`.
-    public static func apply(to node: ConfigNode, environment: [String: String]) -> ConfigNode {
+    package static func apply(to node: ConfigNode, environment: [String: String]) -> ConfigNode {
         var result = node
         for override in all {
             guard let value = environment[override.variable], !value.isEmpty else { continue }

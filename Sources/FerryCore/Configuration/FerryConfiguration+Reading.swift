@@ -1,6 +1,6 @@
 extension FerryConfiguration {
     /// Reads and validates the whole tree; problems are recorded in `reader.issues`, never thrown one by one.
-    public static func read(_ root: ConfigReader) -> FerryConfiguration {
+    package static func read(_ root: ConfigReader) -> FerryConfiguration {
         var config = FerryConfiguration()
         config.log = LogSettings.read(root.section("log"))
         config.http = HTTPSettings.read(root.section("http"))

@@ -1,7 +1,7 @@
 extension FerryConfiguration {
     /// The effective configuration as YAML, defaults included, secrets as `***`, each value annotated with
     /// where it came from when that is not the file itself (`# $PG_HOST`, `# default`).
-    public func renderYAML(tree: ConfigNode?) -> String {
+    package func renderYAML(tree: ConfigNode?) -> String {
         var out = YAMLWriter(tree: tree)
         out.section("log") {
             $0.value("level", log.level.rawValue)

@@ -1,32 +1,32 @@
 /// Everything Ferry is configured with, read from `ferry.yaml`, `.env` and the environment.
 ///
 /// Reading lives in ``ConfigLoader``; this type and its parts only hold values and their defaults.
-public struct FerryConfiguration: Sendable {
+package struct FerryConfiguration: Sendable {
     /// Logging: level, format, optional file.
-    public var log: LogSettings = .init()
+    package var log: LogSettings = .init()
     /// The HTTP server of `ferry run`: health, metrics, later the APIs.
-    public var http: HTTPSettings = .init()
+    package var http: HTTPSettings = .init()
     /// The PostgreSQL database Ferry writes to (`PG_*`).
-    public var postgres: PostgresEndpoint?
+    package var postgres: PostgresEndpoint?
     /// The Redis server used as the durable queue (`REDIS_*`).
-    public var redis: RedisEndpoint?
+    package var redis: RedisEndpoint?
     /// The SQL Server source of the original design (`MSSQL_*`).
-    public var sqlserver: SQLServerEndpoint?
+    package var sqlserver: SQLServerEndpoint?
     /// More source databases, by name, for pipelines that read from elsewhere.
-    public var sources: [String: SourceEndpoint] = [:]
+    package var sources: [String: SourceEndpoint] = [:]
     /// Defaults shared by every pipeline (`SYNC_INTERVAL`, `BATCH_SIZE`).
-    public var sync: SyncSettings = .init()
+    package var sync: SyncSettings = .init()
     /// Table sync pipelines.
-    public var pipelines: [PipelineConfiguration] = []
+    package var pipelines: [PipelineConfiguration] = []
     /// The Redis → PostgreSQL sync, when a `redis_sync:` section (or one of its variables) is present.
-    public var redisSync: RedisSyncConfiguration?
+    package var redisSync: RedisSyncConfiguration?
     /// The HA cluster's control API and agent, when a `cluster:` section is present.
-    public var cluster: ClusterConfiguration?
+    package var cluster: ClusterConfiguration?
 
-    public init() {}
+    package init() {}
 
     /// Every server this configuration talks to, named as in the file, in a stable order.
-    public var endpoints: [(name: String, endpoint: Endpoint)] {
+    package var endpoints: [(name: String, endpoint: Endpoint)] {
         var result: [(String, Endpoint)] = []
         if let postgres { result.append(("postgres", .postgres(postgres))) }
         if let redis { result.append(("redis", .redis(redis))) }
@@ -42,13 +42,13 @@ public struct FerryConfiguration: Sendable {
 }
 
 /// A server Ferry connects to.
-public enum Endpoint: Sendable {
+package enum Endpoint: Sendable {
     case postgres(PostgresEndpoint)
     case redis(RedisEndpoint)
     case sqlserver(SQLServerEndpoint)
 
     /// `host:port`, for messages.
-    public var address: String {
+    package var address: String {
         switch self {
         case .postgres(let e): "\(e.host):\(e.port)"
         case .redis(let e): "\(e.host):\(e.port)"
@@ -56,7 +56,7 @@ public enum Endpoint: Sendable {
         }
     }
 
-    public var kind: String {
+    package var kind: String {
         switch self {
         case .postgres: "postgresql"
         case .redis: "redis"
@@ -66,44 +66,44 @@ public enum Endpoint: Sendable {
 }
 
 /// A named source database for pipelines.
-public enum SourceEndpoint: Sendable {
+package enum SourceEndpoint: Sendable {
     case postgres(PostgresEndpoint)
     case sqlserver(SQLServerEndpoint)
 }
 
 /// Log output settings.
-public struct LogSettings: Sendable, Equatable {
-    public enum Format: String, Sendable, CaseIterable { case text, json }
-    public enum Level: String, Sendable, CaseIterable { case trace, debug, info, notice, warning, error, critical }
+package struct LogSettings: Sendable, Equatable {
+    package enum Format: String, Sendable, CaseIterable { case text, json }
+    package enum Level: String, Sendable, CaseIterable { case trace, debug, info, notice, warning, error, critical }
 
     /// Default `info`; `LOG_LEVEL` overrides.
-    public var level: Level = .info
+    package var level: Level = .info
     /// `text` (readable lines) or `json` (one object per line). Default `text`.
-    public var format: Format = .text
+    package var format: Format = .text
     /// Also append log lines to this file (for example `logs/sync.log`). Default: none.
-    public var file: String?
+    package var file: String?
 
-    public init() {}
+    package init() {}
 }
 
 /// Where `ferry run` serves HTTP.
-public struct HTTPSettings: Sendable, Equatable {
+package struct HTTPSettings: Sendable, Equatable {
     /// Default `127.0.0.1`: health and metrics stay local unless asked otherwise.
-    public var host: String = "127.0.0.1"
+    package var host: String = "127.0.0.1"
     /// Default 9620.
-    public var port: Int = 9620
+    package var port: Int = 9620
     /// Set `enabled: false` to run without an HTTP server.
-    public var enabled: Bool = true
+    package var enabled: Bool = true
 
-    public init() {}
+    package init() {}
 }
 
 /// Defaults shared by all pipelines.
-public struct SyncSettings: Sendable, Equatable {
+package struct SyncSettings: Sendable, Equatable {
     /// How often a producer polls its source. Default 1s; `SYNC_INTERVAL` (seconds) overrides.
-    public var interval: Duration = .seconds(1)
+    package var interval: Duration = .seconds(1)
     /// Rows per batch. Default 5000; `BATCH_SIZE` overrides.
-    public var batchSize: Int = 5000
+    package var batchSize: Int = 5000
 
-    public init() {}
+    package init() {}
 }

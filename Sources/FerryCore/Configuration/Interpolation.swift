@@ -1,11 +1,11 @@
 /// Expands `${VAR}` and `${VAR:-default}` in configuration values; `$$` is a literal `$`.
-public enum Interpolation {
-    public enum Failure: Error, Equatable {
+package enum Interpolation {
+    package enum Failure: Error, Equatable {
         case unset(String)
         case malformed
     }
 
-    public static func expand(_ text: String, environment: [String: String]) -> Result<String, Failure> {
+    package static func expand(_ text: String, environment: [String: String]) -> Result<String, Failure> {
         guard text.contains("$") else { return .success(text) }
         var out = ""
         var index = text.startIndex

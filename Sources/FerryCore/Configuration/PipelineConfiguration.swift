@@ -1,32 +1,32 @@
 /// One table sync pipeline: a source table, view or query copied into a PostgreSQL mirror through Redis.
-public struct PipelineConfiguration: Sendable, Equatable {
+package struct PipelineConfiguration: Sendable, Equatable {
     /// What to do with rows whose watermark is NULL.
-    public enum NullWatermarkPolicy: String, Sendable, CaseIterable {
+    package enum NullWatermarkPolicy: String, Sendable, CaseIterable {
         /// Load them, ordered by key (default).
         case load
         /// Stop with an error naming the pipeline and column.
         case refuse
     }
 
-    public struct Source: Sendable, Equatable {
+    package struct Source: Sendable, Equatable {
         /// `sqlserver`, `postgres`, or a name under `sources`.
-        public var connection: String
+        package var connection: String
         /// A table or view; exclusive with ``query``.
-        public var table: String?
+        package var table: String?
         /// A query; exclusive with ``table``.
-        public var query: String?
+        package var query: String?
         /// Key column(s); unique per row.
-        public var key: [String]
+        package var key: [String]
         /// Column that grows when a row changes (a modification time or row version).
-        public var watermark: String
+        package var watermark: String
         /// How far back each poll re-reads, for late commits and clock skew. Default 30s.
-        public var lookback: Duration = .seconds(30)
+        package var lookback: Duration = .seconds(30)
         /// How often the lookback window is re-read; `nil`: a tenth of ``lookback`` (at least the poll interval).
         /// A row is found when it commits no later than `lookback − lookbackEvery` after its watermark.
-        public var lookbackEvery: Duration?
-        public var nullWatermark: NullWatermarkPolicy = .load
+        package var lookbackEvery: Duration?
+        package var nullWatermark: NullWatermarkPolicy = .load
 
-        public init(connection: String, table: String?, query: String?, key: [String], watermark: String) {
+        package init(connection: String, table: String?, query: String?, key: [String], watermark: String) {
             self.connection = connection
             self.table = table
             self.query = query
@@ -35,15 +35,15 @@ public struct PipelineConfiguration: Sendable, Equatable {
         }
     }
 
-    public struct Target: Sendable, Equatable {
+    package struct Target: Sendable, Equatable {
         /// Default: `postgres.schema`.
-        public var schema: String
-        public var table: String
+        package var schema: String
+        package var table: String
         /// An optional surrogate identity column the mirror gets (the original design's `sync_id`); Ferry never
         /// writes it, PostgreSQL numbers rows as they arrive.
-        public var rowID: String?
+        package var rowID: String?
 
-        public init(schema: String, table: String, rowID: String? = nil) {
+        package init(schema: String, table: String, rowID: String? = nil) {
             self.schema = schema
             self.table = table
             self.rowID = rowID
@@ -51,16 +51,16 @@ public struct PipelineConfiguration: Sendable, Equatable {
     }
 
     /// How one source column lands in the mirror.
-    public struct ColumnMapping: Sendable, Equatable {
-        public var source: String
+    package struct ColumnMapping: Sendable, Equatable {
+        package var source: String
         /// Mirror column name. Default: the source name in lower case.
-        public var name: String?
+        package var name: String?
         /// PostgreSQL type, overriding the one derived from the source.
-        public var type: String?
+        package var type: String?
         /// Leave the column out of the mirror.
-        public var exclude: Bool = false
+        package var exclude: Bool = false
 
-        public init(source: String, name: String? = nil, type: String? = nil, exclude: Bool = false) {
+        package init(source: String, name: String? = nil, type: String? = nil, exclude: Bool = false) {
             self.source = source
             self.name = name
             self.type = type
@@ -69,51 +69,51 @@ public struct PipelineConfiguration: Sendable, Equatable {
     }
 
     /// An editable table beside the mirror, one row per mirror row, never written by the sync.
-    public struct Companion: Sendable, Equatable {
-        public var table: String
+    package struct Companion: Sendable, Equatable {
+        package var table: String
         /// Editable columns and their PostgreSQL types, in order.
-        public var columns: [(name: String, type: String)]
+        package var columns: [(name: String, type: String)]
 
-        public init(table: String, columns: [(name: String, type: String)]) {
+        package init(table: String, columns: [(name: String, type: String)]) {
             self.table = table
             self.columns = columns
         }
 
-        public static func == (lhs: Companion, rhs: Companion) -> Bool {
+        package static func == (lhs: Companion, rhs: Companion) -> Bool {
             lhs.table == rhs.table && lhs.columns.map(\.name) == rhs.columns.map(\.name)
                 && lhs.columns.map(\.type) == rhs.columns.map(\.type)
         }
     }
 
-    public var name: String
-    public var source: Source
-    public var target: Target
-    public var columns: [ColumnMapping] = []
-    public var companion: Companion?
+    package var name: String
+    package var source: Source
+    package var target: Target
+    package var columns: [ColumnMapping] = []
+    package var companion: Companion?
     /// Default: `sync.batch_size`.
-    public var batchSize: Int
+    package var batchSize: Int
     /// Default: `sync.interval`.
-    public var interval: Duration
+    package var interval: Duration
     /// Rows per queue entry. Default 500.
-    public var rowsPerEntry = 500
+    package var rowsPerEntry = 500
     /// Consumers this process runs for the pipeline (more processes may share the group). Default 2: each has
     /// its own PostgreSQL backend, and the per-row version keeps concurrent batches from undoing each other.
-    public var consumers = 2
+    package var consumers = 2
     /// Deliveries after which an entry that was never applied is applied on its own; at twice this many it goes to
     /// the dead letters whole (a consumer keeps stopping while applying it). Default 5.
-    public var maxDeliveries = 5
+    package var maxDeliveries = 5
     /// Entries pending this long on a consumer that stopped are claimed by another. Default 30s.
-    public var claimIdle: Duration = .seconds(30)
+    package var claimIdle: Duration = .seconds(30)
     /// Longest time a consumer waits to fill a batch. Default 50ms.
-    public var maxWait: Duration = .milliseconds(50)
+    package var maxWait: Duration = .milliseconds(50)
     /// Rows per PostgreSQL transaction at most. Default 10000.
-    public var applyBatchRows = 10_000
+    package var applyBatchRows = 10_000
     /// Reject writes to the mirror by anyone but Ferry (a trigger). Default true.
-    public var protectMirror = true
+    package var protectMirror = true
     /// Run `reconcile --repair` on this schedule in `ferry run`; `nil` (default) never.
-    public var reconcileEvery: Duration?
+    package var reconcileEvery: Duration?
 
-    public init(name: String, source: Source, target: Target, batchSize: Int, interval: Duration) {
+    package init(name: String, source: Source, target: Target, batchSize: Int, interval: Duration) {
         self.name = name
         self.source = source
         self.target = target

@@ -1,27 +1,27 @@
 /// How to reach a PostgreSQL database.
-public struct PostgresEndpoint: Sendable, Equatable {
+package struct PostgresEndpoint: Sendable, Equatable {
     /// TLS use, as in libpq's `sslmode` (the subset Ferry supports).
-    public enum TLSMode: String, Sendable, CaseIterable {
+    package enum TLSMode: String, Sendable, CaseIterable {
         case disable
         case prefer
         case require
     }
 
-    public var host: String = "127.0.0.1"
-    public var port: Int = 5432
-    public var database: String = "postgres"
-    public var user: String = "postgres"
-    public var password: Secret?
+    package var host: String = "127.0.0.1"
+    package var port: Int = 5432
+    package var database: String = "postgres"
+    package var user: String = "postgres"
+    package var password: Secret?
     /// Schema for the tables Ferry creates. Default `public`; `PG_SCHEMA` overrides.
-    public var schema: String = "public"
+    package var schema: String = "public"
     /// Default `prefer`: TLS when the server offers it.
-    public var tls: TLSMode = .prefer
+    package var tls: TLSMode = .prefer
     /// Default 10 seconds.
-    public var connectTimeout: Duration = .seconds(10)
+    package var connectTimeout: Duration = .seconds(10)
 
-    public init() {}
+    package init() {}
 
-    public init(host: String, port: Int, database: String, user: String, password: Secret?) {
+    package init(host: String, port: Int, database: String, user: String, password: Secret?) {
         self.host = host
         self.port = port
         self.database = database

@@ -71,7 +71,7 @@ extension RedisSyncConfiguration {
     }
 
     /// `[0, 1, 2, 5]` → `0-2,5`.
-    public static func formatDatabases(_ values: [Int]) -> String {
+    package static func formatDatabases(_ values: [Int]) -> String {
         var parts: [String] = []
         var index = 0
         while index < values.count {
@@ -84,7 +84,7 @@ extension RedisSyncConfiguration {
     }
 
     /// `0-15`, `0,2,3-5`, `3`: sorted database indexes without repeats; nil when malformed.
-    public static func parseDatabaseRange(_ text: String) -> [Int]? {
+    package static func parseDatabaseRange(_ text: String) -> [Int]? {
         var result = Set<Int>()
         for part in text.split(separator: ",") {
             let piece = String(part).trimmingSpaces()

@@ -6,8 +6,8 @@ import NIOPosix
 #endif
 
 /// Short, user-facing text for socket-level failures ("connection refused", "cannot resolve host").
-public enum NetworkErrorText {
-    public static func describe(_ error: any Error) -> String {
+package enum NetworkErrorText {
+    package static func describe(_ error: any Error) -> String {
         if let error = error as? NIOConnectionError {
             if error.connectionErrors.isEmpty, error.dnsAError != nil || error.dnsAAAAError != nil {
                 return "cannot resolve host \"\(error.host)\""

@@ -1,32 +1,32 @@
-public import Foundation
+package import Foundation
 import Synchronization
 
 /// The jobs one daemon runs (table sync pipelines, the Redis sync, the HA agent, schedules) and how each is doing.
 /// The daemon marks a job failed when it stops with an error; `/health/ready` and `ferry_job_up` read it here.
-public final class JobRegistry: Sendable {
-    public struct Job: Sendable, Equatable {
-        public enum State: String, Sendable {
+package final class JobRegistry: Sendable {
+    package struct Job: Sendable, Equatable {
+        package enum State: String, Sendable {
             case starting, running, failed, stopped
         }
 
         /// Unique in the daemon: `pipeline:ventas`, `redis_sync`, `cluster_agent:node1`.
-        public var name: String
-        public var state: State
+        package var name: String
+        package var state: State
         /// Why it failed, as the job's error describes it (no secrets: Ferry's errors never carry them).
-        public var error: String?
-        public var since: Date
+        package var error: String?
+        package var since: Date
     }
 
     private let jobs = Mutex<[Job]>([])
 
-    public init() {}
+    package init() {}
 
     /// Adds `name` in state `starting` (a name registered again keeps its place).
-    public func register(_ name: String) {
+    package func register(_ name: String) {
         update(name, .starting)
     }
 
-    public func update(_ name: String, _ state: Job.State, error: String? = nil) {
+    package func update(_ name: String, _ state: Job.State, error: String? = nil) {
         jobs.withLock { jobs in
             let job = Job(name: name, state: state, error: error, since: Date())
             if let index = jobs.firstIndex(where: { $0.name == name }) { jobs[index] = job } else { jobs.append(job) }
@@ -34,7 +34,7 @@ public final class JobRegistry: Sendable {
     }
 
     /// Every job, in the order registered.
-    public var snapshot: [Job] { jobs.withLock { $0 } }
+    package var snapshot: [Job] { jobs.withLock { $0 } }
 
-    public var failed: [Job] { snapshot.filter { $0.state == .failed } }
+    package var failed: [Job] { snapshot.filter { $0.state == .failed } }
 }

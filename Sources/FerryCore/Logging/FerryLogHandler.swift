@@ -1,4 +1,4 @@
-public import Logging
+package import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -7,27 +7,27 @@ public import Logging
 #endif
 
 /// A swift-log handler that writes readable lines (`text`) or one JSON object per line (`json`).
-public struct FerryLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
-    public var metadataProvider: Logger.MetadataProvider?
+package struct FerryLogHandler: LogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level
+    package var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let format: LogSettings.Format
     private let sink: LogSink
 
-    public init(label: String, level: Logger.Level, format: LogSettings.Format, sink: LogSink) {
+    package init(label: String, level: Logger.Level, format: LogSettings.Format, sink: LogSink) {
         self.label = label
         self.logLevel = level
         self.format = format
         self.sink = sink
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
@@ -85,7 +85,7 @@ public struct FerryLogHandler: LogHandler {
 
 extension LogSettings.Level {
     /// The swift-log level with the same name.
-    public var loggerLevel: Logger.Level {
+    package var loggerLevel: Logger.Level {
         switch self {
         case .trace: .trace
         case .debug: .debug

@@ -1,9 +1,9 @@
 import Logging
 
 /// Minimal JSON text writing for log lines and CLI output, without Foundation's coders.
-public enum JSONText {
+package enum JSONText {
     /// Appends `value` as a JSON string literal.
-    public static func appendString(_ value: String, to out: inout String) {
+    package static func appendString(_ value: String, to out: inout String) {
         out.append("\"")
         for scalar in value.unicodeScalars {
             switch scalar {
@@ -22,7 +22,7 @@ public enum JSONText {
     }
 
     /// `value` as a JSON string literal.
-    public static func string(_ value: String) -> String {
+    package static func string(_ value: String) -> String {
         var out = ""
         appendString(value, to: &out)
         return out

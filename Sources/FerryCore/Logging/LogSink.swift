@@ -7,20 +7,20 @@ import Synchronization
 #endif
 
 /// Where log lines go: standard error and, optionally, an append-only file. Writes are whole lines, serialised.
-public final class LogSink: Sendable {
+package final class LogSink: Sendable {
     private struct State {
         var fileDescriptor: Int32?
     }
 
     private let state: Mutex<State>
     /// Whether standard error is a terminal (then text lines get coloured levels).
-    public let isTerminal: Bool
+    package let isTerminal: Bool
     private let toStandardError: Bool
 
     /// - Parameters:
     ///   - file: also append to this file, creating it and its directory.
     ///   - toStandardError: write to standard error too (default).
-    public init(file: String?, toStandardError: Bool = true) throws(FerryError) {
+    package init(file: String?, toStandardError: Bool = true) throws(FerryError) {
         self.toStandardError = toStandardError
         self.isTerminal = isatty(2) == 1
         var descriptor: Int32?

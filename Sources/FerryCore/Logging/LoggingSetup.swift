@@ -1,10 +1,10 @@
 import Logging
 
 /// Installs Ferry's log handler for the whole process, once, at start-up.
-public enum LoggingSetup {
+package enum LoggingSetup {
     /// Bootstraps swift-log with `settings`. Returns the sink so callers can keep it alive.
     @discardableResult
-    public static func bootstrap(_ settings: LogSettings) throws(FerryError) -> LogSink {
+    package static func bootstrap(_ settings: LogSettings) throws(FerryError) -> LogSink {
         let sink = try LogSink(file: settings.file)
         let level = settings.level.loggerLevel
         let format = settings.format

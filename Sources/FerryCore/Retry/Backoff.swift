@@ -1,21 +1,21 @@
 /// Exponential backoff with full jitter: attempt `n` waits a random time in `[0, min(max, base·2ⁿ)]`,
 /// never less than `base / 2` so a tight loop cannot form.
-public struct Backoff: Sendable, Equatable {
+package struct Backoff: Sendable, Equatable {
     /// First delay ceiling. Default 100ms.
-    public var base: Duration
+    package var base: Duration
     /// Largest delay. Default 10s.
-    public var maximum: Duration
+    package var maximum: Duration
     /// Attempts after the first failure before giving up; `nil` retries forever.
-    public var maxRetries: Int?
+    package var maxRetries: Int?
 
-    public init(base: Duration = .milliseconds(100), maximum: Duration = .seconds(10), maxRetries: Int? = nil) {
+    package init(base: Duration = .milliseconds(100), maximum: Duration = .seconds(10), maxRetries: Int? = nil) {
         self.base = base
         self.maximum = maximum
         self.maxRetries = maxRetries
     }
 
     /// The delay before retry number `attempt` (0-based).
-    public func delay<G: RandomNumberGenerator>(attempt: Int, using generator: inout G) -> Duration {
+    package func delay<G: RandomNumberGenerator>(attempt: Int, using generator: inout G) -> Duration {
         let baseSeconds = base.seconds
         let ceiling = min(maximum.seconds, baseSeconds * Double(1 << min(attempt, 30)))
         let floor = min(baseSeconds / 2, ceiling)
@@ -23,13 +23,13 @@ public struct Backoff: Sendable, Equatable {
         return .nanoseconds(Int64(seconds * 1e9))
     }
 
-    public func delay(attempt: Int) -> Duration {
+    package func delay(attempt: Int) -> Duration {
         var generator = SystemRandomNumberGenerator()
         return delay(attempt: attempt, using: &generator)
     }
 
     /// Whether another retry is allowed after `attempt` retries.
-    public func allowsRetry(after attempt: Int) -> Bool {
+    package func allowsRetry(after attempt: Int) -> Bool {
         guard let maxRetries else { return true }
         return attempt < maxRetries
     }
@@ -37,7 +37,7 @@ public struct Backoff: Sendable, Equatable {
 
 extension Duration {
     /// The duration in seconds as a floating-point number.
-    public var seconds: Double {
+    package var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
     }

@@ -2,7 +2,7 @@ import Synchronization
 
 /// A token bucket: at most `rate` operations per second on average, bursts up to `burst`. Callers wait (without
 /// holding a lock) until their tokens are available; waiting is cancellable.
-public final class RateLimiter: Sendable {
+package final class RateLimiter: Sendable {
     private struct State {
         var rate: Double
         var burst: Double
@@ -13,13 +13,13 @@ public final class RateLimiter: Sendable {
     private let state: Mutex<State>
 
     /// `rate` tokens per second; `burst` defaults to one second's worth (at least 1).
-    public init(rate: Double, burst: Double? = nil) {
+    package init(rate: Double, burst: Double? = nil) {
         let capacity = max(1, burst ?? rate)
         state = Mutex(State(rate: rate, burst: capacity, tokens: capacity, updated: .now))
     }
 
     /// Changes the rate (a configuration reload); tokens already earned are kept up to the new burst.
-    public func update(rate: Double, burst: Double? = nil) {
+    package func update(rate: Double, burst: Double? = nil) {
         state.withLock {
             $0.rate = rate
             $0.burst = max(1, burst ?? rate)
@@ -27,11 +27,11 @@ public final class RateLimiter: Sendable {
         }
     }
 
-    public var rate: Double { state.withLock { $0.rate } }
+    package var rate: Double { state.withLock { $0.rate } }
 
     /// Takes `count` tokens, waiting as long as needed. Tokens may go negative (a debt later callers wait out), so a
     /// request larger than the burst still completes and the long-run rate holds.
-    public func acquire(_ count: Int = 1) async throws {
+    package func acquire(_ count: Int = 1) async throws {
         let wait = state.withLock { state -> Duration in
             let now = ContinuousClock.now
             let elapsed = (now - state.updated).seconds

@@ -1,39 +1,39 @@
-public import NIOCore
+package import NIOCore
 
 /// Rows in PostgreSQL's `COPY … FROM STDIN` text format: one line per row, fields separated by tabs, `\N` for
 /// NULL, and backslash, tab, newline and carriage return escaped.
 ///
 /// This is the payload of queue entries (documented in docs/QUEUE_FORMAT.md): sources write it, the consumer
 /// streams it to PostgreSQL unchanged.
-public struct CopyTextRows: Sendable {
-    public private(set) var buffer: ByteBuffer
-    public private(set) var rowCount = 0
+package struct CopyTextRows: Sendable {
+    package private(set) var buffer: ByteBuffer
+    package private(set) var rowCount = 0
     private var fieldsInRow = 0
     private var rowStart = 0
     /// Reader offsets of every row's first byte, so rows can be split off without re-parsing.
-    public private(set) var rowOffsets: [Int] = []
+    package private(set) var rowOffsets: [Int] = []
 
-    public init(capacity: Int = 64 * 1024) {
+    package init(capacity: Int = 64 * 1024) {
         buffer = ByteBufferAllocator().buffer(capacity: capacity)
     }
 
-    public init(buffer: ByteBuffer) {
+    package init(buffer: ByteBuffer) {
         self.buffer = buffer
         rowOffsets = Self.lineOffsets(buffer)
         rowCount = rowOffsets.count
     }
 
-    public var isEmpty: Bool { rowCount == 0 }
-    public var byteCount: Int { buffer.readableBytes }
+    package var isEmpty: Bool { rowCount == 0 }
+    package var byteCount: Int { buffer.readableBytes }
 
-    public mutating func beginRow() {
+    package mutating func beginRow() {
         rowStart = buffer.writerIndex
         rowOffsets.append(rowStart - buffer.readerIndex)
         fieldsInRow = 0
     }
 
     /// Appends a field already in text form (UTF-8 bytes), escaping as COPY requires.
-    public mutating func appendField(_ bytes: ByteBuffer?) {
+    package mutating func appendField(_ bytes: ByteBuffer?) {
         if fieldsInRow > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
         fieldsInRow += 1
         guard let bytes else {
@@ -72,7 +72,7 @@ public struct CopyTextRows: Sendable {
         }
     }
 
-    public mutating func appendField(_ text: String?) {
+    package mutating func appendField(_ text: String?) {
         guard var text else { return appendField(nil as ByteBuffer?) }
         // Native strings are contiguous UTF-8: escape from their bytes without a ByteBuffer in between.
         if fieldsInRow > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
@@ -82,37 +82,37 @@ public struct CopyTextRows: Sendable {
 
     /// A field whose bytes need no escaping (digits, timestamps: no tab, newline, carriage return or backslash),
     /// written by `write` straight into the buffer.
-    public mutating func appendPlainField(_ write: (inout ByteBuffer) -> Void) {
+    package mutating func appendPlainField(_ write: (inout ByteBuffer) -> Void) {
         if fieldsInRow > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
         fieldsInRow += 1
         write(&buffer)
     }
 
-    public mutating func endRow() {
+    package mutating func endRow() {
         buffer.writeInteger(UInt8(ascii: "\n"))
         rowCount += 1
     }
 
     /// Drops the row being written (after `beginRow`).
-    public mutating func cancelRow() {
+    package mutating func cancelRow() {
         buffer.moveWriterIndex(to: rowStart)
         rowOffsets.removeLast()
     }
 
     /// The bytes of row `index`, newline included.
-    public func row(_ index: Int) -> ByteBuffer {
+    package func row(_ index: Int) -> ByteBuffer {
         let start = rowOffsets[index]
         let end = index + 1 < rowOffsets.count ? rowOffsets[index + 1] : buffer.readableBytes
         return buffer.getSlice(at: buffer.readerIndex + start, length: end - start)!
     }
 
     /// The fields of row `index`, unescaped; `nil` for NULL.
-    public func fields(ofRow index: Int) -> [String?] {
+    package func fields(ofRow index: Int) -> [String?] {
         Self.fields(ofLine: row(index))
     }
 
     /// Rows `range` as a new value sharing storage.
-    public func rows(_ range: Range<Int>) -> CopyTextRows {
+    package func rows(_ range: Range<Int>) -> CopyTextRows {
         guard !range.isEmpty else { return CopyTextRows(capacity: 0) }
         let start = rowOffsets[range.lowerBound]
         let end = range.upperBound < rowOffsets.count ? rowOffsets[range.upperBound] : buffer.readableBytes
@@ -120,7 +120,7 @@ public struct CopyTextRows: Sendable {
     }
 
     /// Appends a complete line (newline included) with `sequence` as an extra first field.
-    public mutating func appendRow(sequence: Int64, line: ByteBuffer) {
+    package mutating func appendRow(sequence: Int64, line: ByteBuffer) {
         rowOffsets.append(buffer.readableBytes)
         buffer.writeString(String(sequence))
         buffer.writeInteger(UInt8(ascii: "\t"))
@@ -130,7 +130,7 @@ public struct CopyTextRows: Sendable {
     }
 
     /// Field `field` of row `index`, still escaped, without splitting the rest of the row; `nil` for NULL.
-    public func rawField(_ field: Int, ofRow index: Int) -> ByteBuffer? {
+    package func rawField(_ field: Int, ofRow index: Int) -> ByteBuffer? {
         let line = row(index)
         var start = 0
         var current = 0
@@ -156,7 +156,7 @@ public struct CopyTextRows: Sendable {
     }
 
     /// Appends every row of `other`.
-    public mutating func append(_ other: CopyTextRows) {
+    package mutating func append(_ other: CopyTextRows) {
         let base = buffer.readableBytes
         var bytes = other.buffer
         buffer.writeBuffer(&bytes)
@@ -165,7 +165,7 @@ public struct CopyTextRows: Sendable {
     }
 
     /// Splits one COPY text line into unescaped fields.
-    public static func fields(ofLine line: ByteBuffer) -> [String?] {
+    package static func fields(ofLine line: ByteBuffer) -> [String?] {
         var fields: [String?] = []
         var current: [UInt8] = []
         var isNull = false

@@ -1,30 +1,30 @@
 /// One column of a sync source, as the mirror will store it.
-public struct SourceColumn: Sendable, Hashable, Codable {
+package struct SourceColumn: Sendable, Hashable, Codable {
     /// The column's name at the source.
-    public var name: String
+    package var name: String
     /// The PostgreSQL type of its values, e.g. `timestamp without time zone`, `numeric(12,2)`, `text`.
-    public var type: String
+    package var type: String
 
-    public init(name: String, type: String) {
+    package init(name: String, type: String) {
         self.name = name
         self.type = type
     }
 }
 
 /// The columns a source delivers, in order.
-public struct SourceSchema: Sendable, Hashable, Codable {
-    public var columns: [SourceColumn]
+package struct SourceSchema: Sendable, Hashable, Codable {
+    package var columns: [SourceColumn]
 
-    public init(columns: [SourceColumn]) {
+    package init(columns: [SourceColumn]) {
         self.columns = columns
     }
 
-    public func index(of name: String) -> Int? {
+    package func index(of name: String) -> Int? {
         columns.firstIndex { $0.name == name } ?? columns.firstIndex { $0.name.lowercased() == name.lowercased() }
     }
 
     /// A short, stable identifier of the column names and types (FNV-1a, hex); entries name the schema they use.
-    public var fingerprint: String {
+    package var fingerprint: String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for column in columns {
             for byte in column.name.utf8 + [0] + column.type.utf8 + [1] {
@@ -38,36 +38,36 @@ public struct SourceSchema: Sendable, Hashable, Codable {
 }
 
 /// Where a source read stopped: the watermark and key of the last row, as text.
-public struct SourcePosition: Sendable, Hashable, Codable {
+package struct SourcePosition: Sendable, Hashable, Codable {
     /// `nil` for rows whose watermark is NULL (read by key).
-    public var watermark: String?
-    public var key: [String]
+    package var watermark: String?
+    package var key: [String]
 
-    public init(watermark: String?, key: [String]) {
+    package init(watermark: String?, key: [String]) {
         self.watermark = watermark
         self.key = key
     }
 }
 
 /// A range of keys for reconciliation: lower bound exclusive, upper bound inclusive; `nil` is open.
-public struct KeyRange: Sendable, Hashable, Codable {
-    public var after: [String]?
-    public var through: [String]?
+package struct KeyRange: Sendable, Hashable, Codable {
+    package var after: [String]?
+    package var through: [String]?
 
-    public init(after: [String]?, through: [String]?) {
+    package init(after: [String]?, through: [String]?) {
         self.after = after
         self.through = through
     }
 
-    public static let all = KeyRange(after: nil, through: nil)
+    package static let all = KeyRange(after: nil, through: nil)
 }
 
 /// Row count and an order-independent hash of the rows in a key range.
-public struct RangeDigest: Sendable, Hashable {
-    public var count: Int
-    public var hash: Int64
+package struct RangeDigest: Sendable, Hashable {
+    package var count: Int
+    package var hash: Int64
 
-    public init(count: Int, hash: Int64) {
+    package init(count: Int, hash: Int64) {
         self.count = count
         self.hash = hash
     }

@@ -3,7 +3,7 @@
 /// PostgreSQL implements it in FerryPostgres; SQL Server will implement the same protocol. Every read writes
 /// rows in PostgreSQL COPY text format (``CopyTextRows``) with the schema's columns in order, values as
 /// PostgreSQL would print them, so the consumer never parses values itself.
-public protocol TableSource: Sendable {
+package protocol TableSource: Sendable {
     /// The columns, with PostgreSQL types for the mirror.
     func describe() async throws -> SourceSchema
 
@@ -65,11 +65,11 @@ public protocol TableSource: Sendable {
 /// position past a row only by reading it. A window re-read may therefore leave such versions out, and with
 /// tail reads recorded as they happen, a re-read returns only versions no tail read can have seen — the late
 /// commits it exists for — instead of every recently changed row again.
-public struct TailRead: Sendable, Hashable {
-    public var mark: String
-    public var position: SourcePosition
+package struct TailRead: Sendable, Hashable {
+    package var mark: String
+    package var position: SourcePosition
 
-    public init(mark: String, position: SourcePosition) {
+    package init(mark: String, position: SourcePosition) {
         self.mark = mark
         self.position = position
     }

@@ -1,41 +1,41 @@
-public import FerryCore
-public import Logging
-public import NIOCore
+package import FerryCore
+package import Logging
+package import NIOCore
 import NIOPosix
-public import ServiceLifecycle
+package import ServiceLifecycle
 import Synchronization
 
 /// Ferry's Redis client: a pool per database index, dedicated connections for blocking reads, reconnection
 /// with backoff. Run it as a `Service` (it keeps pools warm and closes everything on shutdown), or call
 /// ``shutdown()`` yourself.
-public final class RedisClient: Service, Sendable {
-    public struct Configuration: Sendable {
-        public var connection: RedisConnectionConfiguration
+package final class RedisClient: Service, Sendable {
+    package struct Configuration: Sendable {
+        package var connection: RedisConnectionConfiguration
         /// Connections kept open per database. Default 1.
-        public var minimumConnections = 1
+        package var minimumConnections = 1
         /// Most connections per database. Default 8.
-        public var maximumConnections = 8
+        package var maximumConnections = 8
         /// Idle connections beyond the minimum close after this. Default 60s.
-        public var idleTimeout: Duration = .seconds(60)
+        package var idleTimeout: Duration = .seconds(60)
         /// Idle connections are pinged this often. Default 30s.
-        public var keepAliveInterval: Duration = .seconds(30)
+        package var keepAliveInterval: Duration = .seconds(30)
         /// Between connection attempts. Default 100ms doubling to 5s, with jitter.
-        public var backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
+        package var backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
         /// How long to keep trying to connect before a lease fails. Default 30s.
-        public var reconnectTimeout: Duration = .seconds(30)
+        package var reconnectTimeout: Duration = .seconds(30)
 
-        public init(connection: RedisConnectionConfiguration) {
+        package init(connection: RedisConnectionConfiguration) {
             self.connection = connection
         }
     }
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let pools = Mutex<[Int: RedisConnectionPool]>([:])
     private let dedicated = Mutex<(closed: Bool, connections: [ObjectIdentifier: RedisConnection])>((false, [:]))
 
-    public init(configuration: Configuration, eventLoopGroup: (any EventLoopGroup)? = nil, logger: Logger) {
+    package init(configuration: Configuration, eventLoopGroup: (any EventLoopGroup)? = nil, logger: Logger) {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         var logger = logger
@@ -44,7 +44,7 @@ public final class RedisClient: Service, Sendable {
     }
 
     /// The pool of `database` (default: the configured one), created on first use.
-    public func pool(database: Int? = nil) -> RedisConnectionPool {
+    package func pool(database: Int? = nil) -> RedisConnectionPool {
         let database = database ?? configuration.connection.database
         return pools.withLock { pools in
             if let pool = pools[database] { return pool }
@@ -56,19 +56,19 @@ public final class RedisClient: Service, Sendable {
 
     /// Leases a connection to `database` for pipelines and transactions.
     @discardableResult
-    public func withConnection<T>(database: Int? = nil, _ body: (RedisConnection) async throws -> T) async throws -> T {
+    package func withConnection<T>(database: Int? = nil, _ body: (RedisConnection) async throws -> T) async throws -> T {
         try await pool(database: database).withConnection(body)
     }
 
     /// Sends one command on a pooled connection.
     @discardableResult
-    public func send<Command: RedisCommand>(_ command: Command, database: Int? = nil) async throws -> Command.Response {
+    package func send<Command: RedisCommand>(_ command: Command, database: Int? = nil) async throws -> Command.Response {
         try await withConnection(database: database) { try await $0.send(command) }
     }
 
     /// Runs `body` on a connection of its own, outside the pools, for blocking reads (`XREADGROUP BLOCK`,
     /// `BLMOVE`). ``shutdown()`` closes it, which ends a blocked command at once.
-    public func withDedicatedConnection<T>(database: Int? = nil, _ body: (RedisConnection) async throws -> T) async throws -> T {
+    package func withDedicatedConnection<T>(database: Int? = nil, _ body: (RedisConnection) async throws -> T) async throws -> T {
         let connection = try await pool(database: database).open()
         let id = ObjectIdentifier(connection)
         let accepted = dedicated.withLock { state -> Bool in
@@ -92,7 +92,7 @@ public final class RedisClient: Service, Sendable {
     }
 
     /// Keeps the pools warm until a graceful shutdown, then closes every connection.
-    public func run() async throws {
+    package func run() async throws {
         _ = pool()
         while !Task.isCancelled {
             for pool in pools.withLock({ Array($0.values) }) { await pool.maintain() }
@@ -107,7 +107,7 @@ public final class RedisClient: Service, Sendable {
     }
 
     /// Closes every pooled and dedicated connection; pending commands fail, later calls fail.
-    public func shutdown() async {
+    package func shutdown() async {
         let connections = dedicated.withLock { state -> [RedisConnection] in
             state.closed = true
             return Array(state.connections.values)

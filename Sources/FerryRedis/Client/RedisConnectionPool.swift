@@ -9,7 +9,7 @@ import Synchronization
 /// A lease reuses an idle connection, opens a new one while below the maximum (retrying with exponential
 /// backoff and jitter until ``RedisClient/Configuration/reconnectTimeout``), or waits for a release. A
 /// connection that failed (closed, timed out, cancelled) is dropped on release, never handed out again.
-public final class RedisConnectionPool: Sendable {
+package final class RedisConnectionPool: Sendable {
     let configuration: RedisClient.Configuration
     let connectionConfiguration: RedisConnectionConfiguration
     let eventLoopGroup: any EventLoopGroup
@@ -54,7 +54,7 @@ public final class RedisConnectionPool: Sendable {
 
     /// Leases a connection for the duration of `body`.
     @discardableResult
-    public func withConnection<T>(_ body: (RedisConnection) async throws -> T) async throws -> T {
+    package func withConnection<T>(_ body: (RedisConnection) async throws -> T) async throws -> T {
         let connection = try await lease()
         do {
             let result = try await body(connection)
@@ -263,5 +263,5 @@ public final class RedisConnectionPool: Sendable {
     }
 
     /// Idle and busy counts, for tests and metrics.
-    public var counts: (idle: Int, busy: Int) { state.withLock { ($0.idle.count, $0.busy) } }
+    package var counts: (idle: Int, busy: Int) { state.withLock { ($0.idle.count, $0.busy) } }
 }

@@ -3,19 +3,19 @@
 /// `SCAN` may return a key more than once while the keyspace is rehashed; this sequence remembers what it
 /// returned and drops repeats (memory grows with the number of distinct keys). Each step leases a pooled
 /// connection only for that step.
-public struct RedisScanSequence: AsyncSequence, Sendable {
-    public typealias Element = String
+package struct RedisScanSequence: AsyncSequence, Sendable {
+    package typealias Element = String
 
     let pool: RedisConnectionPool
     let match: String?
     let count: Int?
     let type: RedisKeyType?
 
-    public func makeAsyncIterator() -> Iterator {
+    package func makeAsyncIterator() -> Iterator {
         Iterator(pool: pool, match: match, count: count, type: type)
     }
 
-    public struct Iterator: AsyncIteratorProtocol {
+    package struct Iterator: AsyncIteratorProtocol {
         let pool: RedisConnectionPool
         let match: String?
         let count: Int?
@@ -25,7 +25,7 @@ public struct RedisScanSequence: AsyncSequence, Sendable {
         var buffered: [String] = []
         var seen: Set<String> = []
 
-        public mutating func next() async throws -> String? {
+        package mutating func next() async throws -> String? {
             while true {
                 while let key = buffered.popLast() {
                     if seen.insert(key).inserted { return key }
@@ -43,7 +43,7 @@ public struct RedisScanSequence: AsyncSequence, Sendable {
 
 extension RedisClient {
     /// Keys of `database` matching `match` (a glob), optionally of one `type`; `count` hints the step size.
-    public func scan(database: Int? = nil, match: String? = nil, count: Int? = 1000, type: RedisKeyType? = nil) -> RedisScanSequence {
+    package func scan(database: Int? = nil, match: String? = nil, count: Int? = 1000, type: RedisKeyType? = nil) -> RedisScanSequence {
         RedisScanSequence(pool: pool(database: database), match: match, count: count, type: type)
     }
 }

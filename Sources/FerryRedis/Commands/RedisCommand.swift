@@ -1,8 +1,8 @@
-public import FerryRESP
-public import NIOCore
+package import FerryRESP
+package import NIOCore
 
 /// A typed Redis command: how it is written and how its reply is read.
-public protocol RedisCommand: Sendable {
+package protocol RedisCommand: Sendable {
     associatedtype Response: Sendable = RESPToken
 
     /// The command's name, for errors and logs (never its arguments).
@@ -17,12 +17,12 @@ public protocol RedisCommand: Sendable {
 }
 
 extension RedisCommand {
-    public var blockingTimeout: Duration? { nil }
-    public func recover(from error: RedisError) -> Response? { nil }
+    package var blockingTimeout: Duration? { nil }
+    package func recover(from error: RedisError) -> Response? { nil }
 }
 
 extension RedisCommand where Response: RESPTokenDecodable {
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         try Response(fromRESP: token)
     }
 }
@@ -55,14 +55,14 @@ extension RedisCommand {
 }
 
 /// Any command, for what the typed commands do not cover: `send(RawCommand("OBJECT", "ENCODING", key))`.
-public struct RawCommand: RedisCommand {
-    public typealias Response = RESPToken
-    public let arguments: [String]
-    public var blockingTimeout: Duration? = nil
+package struct RawCommand: RedisCommand {
+    package typealias Response = RESPToken
+    package let arguments: [String]
+    package var blockingTimeout: Duration? = nil
 
-    public init(_ arguments: String...) { self.arguments = arguments }
-    public init(arguments: [String]) { self.arguments = arguments }
+    package init(_ arguments: String...) { self.arguments = arguments }
+    package init(arguments: [String]) { self.arguments = arguments }
 
-    public var name: String { arguments.first?.uppercased() ?? "" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray(arguments) }
+    package var name: String { arguments.first?.uppercased() ?? "" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray(arguments) }
 }

@@ -1,27 +1,27 @@
-public import FerryRESP
+package import FerryRESP
 import NIOCore
 
 /// `PING` → `PONG`.
-public struct PING: RedisCommand {
-    public typealias Response = String
-    public init() {}
-    public var name: String { "PING" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("PING") }
+package struct PING: RedisCommand {
+    package typealias Response = String
+    package init() {}
+    package var name: String { "PING" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("PING") }
 }
 
 /// The type of a key, from `TYPE`.
-public enum RedisKeyType: String, Sendable, CaseIterable {
+package enum RedisKeyType: String, Sendable, CaseIterable {
     case none, string, list, set, zset, hash, stream
 }
 
 /// `TYPE key`.
-public struct TYPE: RedisCommand {
-    public typealias Response = RedisKeyType
-    public var key: String
-    public init(_ key: String) { self.key = key }
-    public var name: String { "TYPE" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("TYPE", key) }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> RedisKeyType {
+package struct TYPE: RedisCommand {
+    package typealias Response = RedisKeyType
+    package var key: String
+    package init(_ key: String) { self.key = key }
+    package var name: String { "TYPE" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("TYPE", key) }
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> RedisKeyType {
         let text = try String(fromRESP: token)
         guard let type = RedisKeyType(rawValue: text) else { throw RESPDecodeError(expected: "a key type", found: token.identifier) }
         return type
@@ -29,29 +29,29 @@ public struct TYPE: RedisCommand {
 }
 
 /// `DBSIZE` → number of keys in the selected database.
-public struct DBSIZE: RedisCommand {
-    public typealias Response = Int
-    public init() {}
-    public var name: String { "DBSIZE" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("DBSIZE") }
+package struct DBSIZE: RedisCommand {
+    package typealias Response = Int
+    package init() {}
+    package var name: String { "DBSIZE" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("DBSIZE") }
 }
 
 /// `FLUSHDB` (tests and sandboxes only).
-public struct FLUSHDB: RedisCommand {
-    public typealias Response = RESPToken
-    public init() {}
-    public var name: String { "FLUSHDB" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("FLUSHDB") }
+package struct FLUSHDB: RedisCommand {
+    package typealias Response = RESPToken
+    package init() {}
+    package var name: String { "FLUSHDB" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("FLUSHDB") }
 }
 
 /// The reply of `INFO`: sections of `key:value` lines, with the keyspace parsed.
-public struct RedisInfo: Sendable {
-    public struct Keyspace: Sendable, Equatable {
-        public var keys: Int
-        public var expires: Int
-        public var averageTTL: Int
+package struct RedisInfo: Sendable {
+    package struct Keyspace: Sendable, Equatable {
+        package var keys: Int
+        package var expires: Int
+        package var averageTTL: Int
 
-        public init(keys: Int, expires: Int, averageTTL: Int) {
+        package init(keys: Int, expires: Int, averageTTL: Int) {
             self.keys = keys
             self.expires = expires
             self.averageTTL = averageTTL
@@ -59,10 +59,10 @@ public struct RedisInfo: Sendable {
     }
 
     /// Section name (lower case, e.g. `server`, `memory`) → its fields.
-    public var sections: [String: [String: String]]
+    package var sections: [String: [String: String]]
 
     /// Database index → key counts, from the `keyspace` section.
-    public var keyspace: [Int: Keyspace] {
+    package var keyspace: [Int: Keyspace] {
         var result: [Int: Keyspace] = [:]
         for (name, value) in sections["keyspace"] ?? [:] where name.hasPrefix("db") {
             guard let index = Int(name.dropFirst(2)) else { continue }
@@ -76,9 +76,9 @@ public struct RedisInfo: Sendable {
         return result
     }
 
-    public subscript(section: String, field: String) -> String? { sections[section]?[field] }
+    package subscript(section: String, field: String) -> String? { sections[section]?[field] }
 
-    public init(text: String) {
+    package init(text: String) {
         var sections: [String: [String: String]] = [:]
         var current = "default"
         for rawLine in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
@@ -95,23 +95,23 @@ public struct RedisInfo: Sendable {
 }
 
 /// `INFO [section…]`.
-public struct INFO: RedisCommand {
-    public typealias Response = RedisInfo
-    public var sections: [String]
-    public init(_ sections: String...) { self.sections = sections }
-    public var name: String { "INFO" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("INFO", sections) }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> RedisInfo { RedisInfo(text: try String(fromRESP: token)) }
+package struct INFO: RedisCommand {
+    package typealias Response = RedisInfo
+    package var sections: [String]
+    package init(_ sections: String...) { self.sections = sections }
+    package var name: String { "INFO" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("INFO", sections) }
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> RedisInfo { RedisInfo(text: try String(fromRESP: token)) }
 }
 
 /// `CONFIG GET pattern…` → matching parameters and values.
-public struct CONFIGGET: RedisCommand {
-    public typealias Response = [String: String]
-    public var patterns: [String]
-    public init(_ patterns: String...) { self.patterns = patterns }
-    public var name: String { "CONFIG GET" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("CONFIG", "GET", patterns) }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> [String: String] {
+package struct CONFIGGET: RedisCommand {
+    package typealias Response = [String: String]
+    package var patterns: [String]
+    package init(_ patterns: String...) { self.patterns = patterns }
+    package var name: String { "CONFIG GET" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("CONFIG", "GET", patterns) }
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> [String: String] {
         var result: [String: String] = [:]
         for (key, value) in try token.pairs() { result[try String(fromRESP: key)] = try String(fromRESP: value) }
         return result
@@ -119,51 +119,51 @@ public struct CONFIGGET: RedisCommand {
 }
 
 /// `CLIENT ID` → this connection's id.
-public struct CLIENTID: RedisCommand {
-    public typealias Response = Int64
-    public init() {}
-    public var name: String { "CLIENT ID" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("CLIENT", "ID") }
+package struct CLIENTID: RedisCommand {
+    package typealias Response = Int64
+    package init() {}
+    package var name: String { "CLIENT ID" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("CLIENT", "ID") }
 }
 
 /// `CLIENT UNBLOCK id [TIMEOUT|ERROR]` → whether a blocked client was unblocked.
-public struct CLIENTUNBLOCK: RedisCommand {
-    public enum Mode: String, Sendable {
+package struct CLIENTUNBLOCK: RedisCommand {
+    package enum Mode: String, Sendable {
         /// The blocked command returns as if it timed out.
         case timeout = "TIMEOUT"
         /// The blocked command fails with `UNBLOCKED`.
         case error = "ERROR"
     }
 
-    public typealias Response = Bool
-    public var clientID: Int64
-    public var mode: Mode
-    public init(_ clientID: Int64, mode: Mode = .timeout) {
+    package typealias Response = Bool
+    package var clientID: Int64
+    package var mode: Mode
+    package init(_ clientID: Int64, mode: Mode = .timeout) {
         self.clientID = clientID
         self.mode = mode
     }
-    public var name: String { "CLIENT UNBLOCK" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("CLIENT", "UNBLOCK", clientID, mode.rawValue) }
+    package var name: String { "CLIENT UNBLOCK" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("CLIENT", "UNBLOCK", clientID, mode.rawValue) }
 }
 
 /// One `SCAN` step: the next cursor and the keys of this step.
-public struct SCAN: RedisCommand {
-    public typealias Response = (cursor: String, keys: [String])
-    public var cursor: String
-    public var match: String?
-    public var count: Int?
-    public var type: RedisKeyType?
-    public init(cursor: String, match: String? = nil, count: Int? = nil, type: RedisKeyType? = nil) {
+package struct SCAN: RedisCommand {
+    package typealias Response = (cursor: String, keys: [String])
+    package var cursor: String
+    package var match: String?
+    package var count: Int?
+    package var type: RedisKeyType?
+    package init(cursor: String, match: String? = nil, count: Int? = nil, type: RedisKeyType? = nil) {
         self.cursor = cursor
         self.match = match
         self.count = count
         self.type = type
     }
-    public var name: String { "SCAN" }
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    package var name: String { "SCAN" }
+    package func encode(into encoder: inout RESPCommandEncoder) {
         encoder.encodeArray("SCAN", cursor, RESPOption("MATCH", match), RESPOption("COUNT", count), RESPOption("TYPE", type?.rawValue))
     }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         let parts = try token.elements()
         guard parts.count == 2 else { throw RESPDecodeError(expected: "[cursor, keys]", found: token.identifier) }
         return (try String(fromRESP: parts[0]), try [String](fromRESP: parts[1]))

@@ -1,34 +1,34 @@
-public import FerryRESP
-public import NIOCore
+package import FerryRESP
+package import NIOCore
 
 /// `ZADD key score member …` → how many members were added.
-public struct ZADD<Value: RESPRenderable & Sendable>: RedisCommand {
-    public typealias Response = Int
-    public var key: String
-    public var members: [(score: Double, member: Value)]
-    public init(_ key: String, _ members: [(score: Double, member: Value)]) {
+package struct ZADD<Value: RESPRenderable & Sendable>: RedisCommand {
+    package typealias Response = Int
+    package var key: String
+    package var members: [(score: Double, member: Value)]
+    package init(_ key: String, _ members: [(score: Double, member: Value)]) {
         self.key = key
         self.members = members
     }
-    public var name: String { "ZADD" }
+    package var name: String { "ZADD" }
     @inlinable
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZADD", key, members.map { RESPPair($0.score, $0.member) }) }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZADD", key, members.map { RESPPair($0.score, $0.member) }) }
 }
 
 /// `ZRANGE key start stop WITHSCORES` → members with scores, by rank.
-public struct ZRANGE: RedisCommand {
-    public typealias Response = [(member: ByteBuffer, score: Double)]
-    public var key: String
-    public var start: Int
-    public var stop: Int
-    public init(_ key: String, _ start: Int = 0, _ stop: Int = -1) {
+package struct ZRANGE: RedisCommand {
+    package typealias Response = [(member: ByteBuffer, score: Double)]
+    package var key: String
+    package var start: Int
+    package var stop: Int
+    package init(_ key: String, _ start: Int = 0, _ stop: Int = -1) {
         self.key = key
         self.start = start
         self.stop = stop
     }
-    public var name: String { "ZRANGE" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZRANGE", key, start, stop, "WITHSCORES") }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+    package var name: String { "ZRANGE" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZRANGE", key, start, stop, "WITHSCORES") }
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         // RESP3: [[member, score], …]; RESP2: [member, score, member, score, …].
         let elements = try token.elements()
         var result: Response = []
@@ -50,38 +50,38 @@ public struct ZRANGE: RedisCommand {
 }
 
 /// `ZREM key member…` → how many members were removed.
-public struct ZREM<Value: RESPRenderable & Sendable>: RedisCommand {
-    public typealias Response = Int
-    public var key: String
-    public var members: [Value]
-    public init(_ key: String, _ members: [Value]) {
+package struct ZREM<Value: RESPRenderable & Sendable>: RedisCommand {
+    package typealias Response = Int
+    package var key: String
+    package var members: [Value]
+    package init(_ key: String, _ members: [Value]) {
         self.key = key
         self.members = members
     }
-    public var name: String { "ZREM" }
+    package var name: String { "ZREM" }
     @inlinable
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZREM", key, members) }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZREM", key, members) }
 }
 
 /// `ZCARD key`.
-public struct ZCARD: RedisCommand {
-    public typealias Response = Int
-    public var key: String
-    public init(_ key: String) { self.key = key }
-    public var name: String { "ZCARD" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZCARD", key) }
+package struct ZCARD: RedisCommand {
+    package typealias Response = Int
+    package var key: String
+    package init(_ key: String) { self.key = key }
+    package var name: String { "ZCARD" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZCARD", key) }
 }
 
 /// `ZSCORE key member` → the score, or nil.
-public struct ZSCORE<Value: RESPRenderable & Sendable>: RedisCommand {
-    public typealias Response = Double?
-    public var key: String
-    public var member: Value
-    public init(_ key: String, _ member: Value) {
+package struct ZSCORE<Value: RESPRenderable & Sendable>: RedisCommand {
+    package typealias Response = Double?
+    package var key: String
+    package var member: Value
+    package init(_ key: String, _ member: Value) {
         self.key = key
         self.member = member
     }
-    public var name: String { "ZSCORE" }
+    package var name: String { "ZSCORE" }
     @inlinable
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZSCORE", key, member) }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("ZSCORE", key, member) }
 }

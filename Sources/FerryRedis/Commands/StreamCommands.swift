@@ -1,16 +1,16 @@
-public import FerryRESP
+package import FerryRESP
 import NIOCore
 
 /// `XADD key [NOMKSTREAM] [trim] id field value …` → the new id, or nil with `NOMKSTREAM` on a missing stream.
-public struct XADD<Value: RESPRenderable & Sendable>: RedisCommand {
-    public typealias Response = RedisStreamID?
-    public var key: String
-    public var id: String
-    public var fields: [(name: String, value: Value)]
-    public var noMakeStream: Bool
-    public var trim: RedisStreamTrim?
+package struct XADD<Value: RESPRenderable & Sendable>: RedisCommand {
+    package typealias Response = RedisStreamID?
+    package var key: String
+    package var id: String
+    package var fields: [(name: String, value: Value)]
+    package var noMakeStream: Bool
+    package var trim: RedisStreamTrim?
 
-    public init(_ key: String, id: String = "*", fields: [(name: String, value: Value)], noMakeStream: Bool = false, trim: RedisStreamTrim? = nil) {
+    package init(_ key: String, id: String = "*", fields: [(name: String, value: Value)], noMakeStream: Bool = false, trim: RedisStreamTrim? = nil) {
         self.key = key
         self.id = id
         self.fields = fields
@@ -18,9 +18,9 @@ public struct XADD<Value: RESPRenderable & Sendable>: RedisCommand {
         self.trim = trim
     }
 
-    public var name: String { "XADD" }
+    package var name: String { "XADD" }
     @inlinable
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    package func encode(into encoder: inout RESPCommandEncoder) {
         // Written argument by argument: XADD is on the sync's hot path.
         let trimArguments = trim?.arguments() ?? []
         var count = 3 + trimArguments.count + (noMakeStream ? 1 : 0)
@@ -39,64 +39,64 @@ public struct XADD<Value: RESPRenderable & Sendable>: RedisCommand {
 }
 
 /// `XRANGE key start end [COUNT n]`.
-public struct XRANGE: RedisCommand {
-    public typealias Response = [RedisStreamEntry]
-    public var key: String
-    public var start: String
-    public var end: String
-    public var count: Int?
-    public init(_ key: String, start: String = "-", end: String = "+", count: Int? = nil) {
+package struct XRANGE: RedisCommand {
+    package typealias Response = [RedisStreamEntry]
+    package var key: String
+    package var start: String
+    package var end: String
+    package var count: Int?
+    package init(_ key: String, start: String = "-", end: String = "+", count: Int? = nil) {
         self.key = key
         self.start = start
         self.end = end
         self.count = count
     }
-    public var name: String { "XRANGE" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XRANGE", key, start, end, RESPOption("COUNT", count)) }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response { try RedisStreamEntry.list(fromRESP: token) }
+    package var name: String { "XRANGE" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XRANGE", key, start, end, RESPOption("COUNT", count)) }
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response { try RedisStreamEntry.list(fromRESP: token) }
 }
 
 /// `XREVRANGE key end start [COUNT n]`: newest first.
-public struct XREVRANGE: RedisCommand {
-    public typealias Response = [RedisStreamEntry]
-    public var key: String
-    public var end: String
-    public var start: String
-    public var count: Int?
-    public init(_ key: String, end: String = "+", start: String = "-", count: Int? = nil) {
+package struct XREVRANGE: RedisCommand {
+    package typealias Response = [RedisStreamEntry]
+    package var key: String
+    package var end: String
+    package var start: String
+    package var count: Int?
+    package init(_ key: String, end: String = "+", start: String = "-", count: Int? = nil) {
         self.key = key
         self.end = end
         self.start = start
         self.count = count
     }
-    public var name: String { "XREVRANGE" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XREVRANGE", key, end, start, RESPOption("COUNT", count)) }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response { try RedisStreamEntry.list(fromRESP: token) }
+    package var name: String { "XREVRANGE" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XREVRANGE", key, end, start, RESPOption("COUNT", count)) }
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response { try RedisStreamEntry.list(fromRESP: token) }
 }
 
 /// `XLEN key`.
-public struct XLEN: RedisCommand {
-    public typealias Response = Int
-    public var key: String
-    public init(_ key: String) { self.key = key }
-    public var name: String { "XLEN" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XLEN", key) }
+package struct XLEN: RedisCommand {
+    package typealias Response = Int
+    package var key: String
+    package init(_ key: String) { self.key = key }
+    package var name: String { "XLEN" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XLEN", key) }
 }
 
 /// `XREADGROUP GROUP group consumer [COUNT n] [BLOCK ms] [NOACK] STREAMS key… id…`.
 ///
 /// Ids are `>` for new entries or an id to re-read this consumer's pending entries after it. An empty
 /// result means the block timed out.
-public struct XREADGROUP: RedisCommand {
-    public typealias Response = [RedisStreamRead]
-    public var group: String
-    public var consumer: String
-    public var streams: [(key: String, id: String)]
-    public var count: Int?
-    public var block: Duration?
-    public var noAck: Bool
+package struct XREADGROUP: RedisCommand {
+    package typealias Response = [RedisStreamRead]
+    package var group: String
+    package var consumer: String
+    package var streams: [(key: String, id: String)]
+    package var count: Int?
+    package var block: Duration?
+    package var noAck: Bool
 
-    public init(group: String, consumer: String, streams: [(key: String, id: String)], count: Int? = nil, block: Duration? = nil, noAck: Bool = false)
+    package init(group: String, consumer: String, streams: [(key: String, id: String)], count: Int? = nil, block: Duration? = nil, noAck: Bool = false)
     {
         self.group = group
         self.consumer = consumer
@@ -106,10 +106,10 @@ public struct XREADGROUP: RedisCommand {
         self.noAck = noAck
     }
 
-    public var name: String { "XREADGROUP" }
-    public var blockingTimeout: Duration? { block }
+    package var name: String { "XREADGROUP" }
+    package var blockingTimeout: Duration? { block }
 
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    package func encode(into encoder: inout RESPCommandEncoder) {
         let blockMilliseconds = block.map { Int($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }
         encoder.encodeArray(
             "XREADGROUP", "GROUP", group, consumer, RESPOption("COUNT", count), RESPOption("BLOCK", blockMilliseconds), RESPFlag("NOACK", noAck),
@@ -117,7 +117,7 @@ public struct XREADGROUP: RedisCommand {
         )
     }
 
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         if token.isNull { return [] }
         var result: Response = []
         switch token.value {
@@ -137,111 +137,111 @@ public struct XREADGROUP: RedisCommand {
 }
 
 /// `XACK key group id…` → how many entries were acknowledged.
-public struct XACK: RedisCommand {
-    public typealias Response = Int
-    public var key: String
-    public var group: String
-    public var ids: [String]
-    public init(_ key: String, group: String, ids: [String]) {
+package struct XACK: RedisCommand {
+    package typealias Response = Int
+    package var key: String
+    package var group: String
+    package var ids: [String]
+    package init(_ key: String, group: String, ids: [String]) {
         self.key = key
         self.group = group
         self.ids = ids
     }
-    public var name: String { "XACK" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XACK", key, group, ids) }
+    package var name: String { "XACK" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XACK", key, group, ids) }
 }
 
 /// `XDEL key id…` → how many entries were deleted.
-public struct XDEL: RedisCommand {
-    public typealias Response = Int
-    public var key: String
-    public var ids: [String]
-    public init(_ key: String, ids: [String]) {
+package struct XDEL: RedisCommand {
+    package typealias Response = Int
+    package var key: String
+    package var ids: [String]
+    package init(_ key: String, ids: [String]) {
         self.key = key
         self.ids = ids
     }
-    public var name: String { "XDEL" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XDEL", key, ids) }
+    package var name: String { "XDEL" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XDEL", key, ids) }
 }
 
 /// `XGROUP CREATE key group id [MKSTREAM] [ENTRIESREAD n]` → true when created, false when it already existed.
-public struct XGROUPCREATE: RedisCommand {
-    public typealias Response = Bool
-    public var key: String
-    public var group: String
-    public var id: String
-    public var makeStream: Bool
-    public var entriesRead: Int?
-    public init(_ key: String, group: String, id: String = "$", makeStream: Bool = true, entriesRead: Int? = nil) {
+package struct XGROUPCREATE: RedisCommand {
+    package typealias Response = Bool
+    package var key: String
+    package var group: String
+    package var id: String
+    package var makeStream: Bool
+    package var entriesRead: Int?
+    package init(_ key: String, group: String, id: String = "$", makeStream: Bool = true, entriesRead: Int? = nil) {
         self.key = key
         self.group = group
         self.id = id
         self.makeStream = makeStream
         self.entriesRead = entriesRead
     }
-    public var name: String { "XGROUP CREATE" }
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    package var name: String { "XGROUP CREATE" }
+    package func encode(into encoder: inout RESPCommandEncoder) {
         encoder.encodeArray("XGROUP", "CREATE", key, group, id, RESPFlag("MKSTREAM", makeStream), RESPOption("ENTRIESREAD", entriesRead))
     }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Bool { true }
-    public func recover(from error: RedisError) -> Bool? { error.prefix == "BUSYGROUP" ? false : nil }
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Bool { true }
+    package func recover(from error: RedisError) -> Bool? { error.prefix == "BUSYGROUP" ? false : nil }
 }
 
 /// `XGROUP DESTROY key group` → whether the group existed.
-public struct XGROUPDESTROY: RedisCommand {
-    public typealias Response = Bool
-    public var key: String
-    public var group: String
-    public init(_ key: String, group: String) {
+package struct XGROUPDESTROY: RedisCommand {
+    package typealias Response = Bool
+    package var key: String
+    package var group: String
+    package init(_ key: String, group: String) {
         self.key = key
         self.group = group
     }
-    public var name: String { "XGROUP DESTROY" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XGROUP", "DESTROY", key, group) }
+    package var name: String { "XGROUP DESTROY" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XGROUP", "DESTROY", key, group) }
 }
 
 /// `XGROUP CREATECONSUMER key group consumer` → whether it was created.
-public struct XGROUPCREATECONSUMER: RedisCommand {
-    public typealias Response = Bool
-    public var key: String
-    public var group: String
-    public var consumer: String
-    public init(_ key: String, group: String, consumer: String) {
+package struct XGROUPCREATECONSUMER: RedisCommand {
+    package typealias Response = Bool
+    package var key: String
+    package var group: String
+    package var consumer: String
+    package init(_ key: String, group: String, consumer: String) {
         self.key = key
         self.group = group
         self.consumer = consumer
     }
-    public var name: String { "XGROUP CREATECONSUMER" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XGROUP", "CREATECONSUMER", key, group, consumer) }
+    package var name: String { "XGROUP CREATECONSUMER" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XGROUP", "CREATECONSUMER", key, group, consumer) }
 }
 
 /// `XGROUP DELCONSUMER key group consumer` → how many pending entries the consumer had.
-public struct XGROUPDELCONSUMER: RedisCommand {
-    public typealias Response = Int
-    public var key: String
-    public var group: String
-    public var consumer: String
-    public init(_ key: String, group: String, consumer: String) {
+package struct XGROUPDELCONSUMER: RedisCommand {
+    package typealias Response = Int
+    package var key: String
+    package var group: String
+    package var consumer: String
+    package init(_ key: String, group: String, consumer: String) {
         self.key = key
         self.group = group
         self.consumer = consumer
     }
-    public var name: String { "XGROUP DELCONSUMER" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XGROUP", "DELCONSUMER", key, group, consumer) }
+    package var name: String { "XGROUP DELCONSUMER" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XGROUP", "DELCONSUMER", key, group, consumer) }
 }
 
 /// `XPENDING key group` → totals per group and consumer.
-public struct XPENDING: RedisCommand {
-    public typealias Response = RedisPendingSummary
-    public var key: String
-    public var group: String
-    public init(_ key: String, group: String) {
+package struct XPENDING: RedisCommand {
+    package typealias Response = RedisPendingSummary
+    package var key: String
+    package var group: String
+    package init(_ key: String, group: String) {
         self.key = key
         self.group = group
     }
-    public var name: String { "XPENDING" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XPENDING", key, group) }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+    package var name: String { "XPENDING" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XPENDING", key, group) }
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         let parts = try token.elements()
         guard parts.count == 4 else { throw RESPDecodeError(expected: "[count, smallest, greatest, consumers]", found: token.identifier) }
         var consumers: [String: Int] = [:]
@@ -260,16 +260,16 @@ public struct XPENDING: RedisCommand {
 }
 
 /// `XPENDING key group [IDLE ms] start end count [consumer]` → pending entries with delivery counts.
-public struct XPENDINGEXTENDED: RedisCommand {
-    public typealias Response = [RedisPendingEntry]
-    public var key: String
-    public var group: String
-    public var minimumIdle: Duration?
-    public var start: String
-    public var end: String
-    public var count: Int
-    public var consumer: String?
-    public init(
+package struct XPENDINGEXTENDED: RedisCommand {
+    package typealias Response = [RedisPendingEntry]
+    package var key: String
+    package var group: String
+    package var minimumIdle: Duration?
+    package var start: String
+    package var end: String
+    package var count: Int
+    package var consumer: String?
+    package init(
         _ key: String, group: String, minimumIdle: Duration? = nil, start: String = "-", end: String = "+", count: Int, consumer: String? = nil
     ) {
         self.key = key
@@ -280,12 +280,12 @@ public struct XPENDINGEXTENDED: RedisCommand {
         self.count = count
         self.consumer = consumer
     }
-    public var name: String { "XPENDING" }
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    package var name: String { "XPENDING" }
+    package func encode(into encoder: inout RESPCommandEncoder) {
         let idle = minimumIdle.map { Int($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }
         encoder.encodeArray("XPENDING", key, group, RESPOption("IDLE", idle), start, end, count, consumer)
     }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         var result: Response = []
         for element in try token.elements() {
             let parts = try element.elements()
@@ -304,16 +304,16 @@ public struct XPENDINGEXTENDED: RedisCommand {
 }
 
 /// `XAUTOCLAIM key group consumer min-idle start [COUNT n] [JUSTID]`: takes over entries idle too long.
-public struct XAUTOCLAIM: RedisCommand {
-    public typealias Response = RedisAutoClaim
-    public var key: String
-    public var group: String
-    public var consumer: String
-    public var minimumIdle: Duration
-    public var start: String
-    public var count: Int?
-    public var justID: Bool
-    public init(_ key: String, group: String, consumer: String, minimumIdle: Duration, start: String = "0-0", count: Int? = nil, justID: Bool = false)
+package struct XAUTOCLAIM: RedisCommand {
+    package typealias Response = RedisAutoClaim
+    package var key: String
+    package var group: String
+    package var consumer: String
+    package var minimumIdle: Duration
+    package var start: String
+    package var count: Int?
+    package var justID: Bool
+    package init(_ key: String, group: String, consumer: String, minimumIdle: Duration, start: String = "0-0", count: Int? = nil, justID: Bool = false)
     {
         self.key = key
         self.group = group
@@ -323,12 +323,12 @@ public struct XAUTOCLAIM: RedisCommand {
         self.count = count
         self.justID = justID
     }
-    public var name: String { "XAUTOCLAIM" }
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    package var name: String { "XAUTOCLAIM" }
+    package func encode(into encoder: inout RESPCommandEncoder) {
         let idle = Int(minimumIdle.components.seconds * 1000 + minimumIdle.components.attoseconds / 1_000_000_000_000_000)
         encoder.encodeArray("XAUTOCLAIM", key, group, consumer, idle, start, RESPOption("COUNT", count), RESPFlag("JUSTID", justID))
     }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         let parts = try token.elements()
         guard parts.count >= 2 else { throw RESPDecodeError(expected: "[next, entries, deleted]", found: token.identifier) }
         let entries: [RedisStreamEntry]
@@ -343,17 +343,17 @@ public struct XAUTOCLAIM: RedisCommand {
 }
 
 /// `XCLAIM key group consumer min-idle id… [IDLE ms] [RETRYCOUNT n] [FORCE] [JUSTID]` → the claimed entries.
-public struct XCLAIM: RedisCommand {
-    public typealias Response = [RedisStreamEntry]
-    public var key: String
-    public var group: String
-    public var consumer: String
-    public var minimumIdle: Duration
-    public var ids: [String]
-    public var retryCount: Int?
-    public var force: Bool
-    public var justID: Bool
-    public init(
+package struct XCLAIM: RedisCommand {
+    package typealias Response = [RedisStreamEntry]
+    package var key: String
+    package var group: String
+    package var consumer: String
+    package var minimumIdle: Duration
+    package var ids: [String]
+    package var retryCount: Int?
+    package var force: Bool
+    package var justID: Bool
+    package init(
         _ key: String, group: String, consumer: String, minimumIdle: Duration, ids: [String], retryCount: Int? = nil, force: Bool = false,
         justID: Bool = false
     ) {
@@ -366,26 +366,26 @@ public struct XCLAIM: RedisCommand {
         self.force = force
         self.justID = justID
     }
-    public var name: String { "XCLAIM" }
-    public func encode(into encoder: inout RESPCommandEncoder) {
+    package var name: String { "XCLAIM" }
+    package func encode(into encoder: inout RESPCommandEncoder) {
         let idle = Int(minimumIdle.components.seconds * 1000 + minimumIdle.components.attoseconds / 1_000_000_000_000_000)
         encoder.encodeArray(
             "XCLAIM", key, group, consumer, idle, ids, RESPOption("RETRYCOUNT", retryCount), RESPFlag("FORCE", force), RESPFlag("JUSTID", justID))
     }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         if justID { return try [String](fromRESP: token).map { RedisStreamEntry(id: $0, fields: nil) } }
         return try RedisStreamEntry.list(fromRESP: token)
     }
 }
 
 /// `XINFO STREAM key`.
-public struct XINFOSTREAM: RedisCommand {
-    public typealias Response = RedisStreamInfo
-    public var key: String
-    public init(_ key: String) { self.key = key }
-    public var name: String { "XINFO STREAM" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XINFO", "STREAM", key) }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+package struct XINFOSTREAM: RedisCommand {
+    package typealias Response = RedisStreamInfo
+    package var key: String
+    package init(_ key: String) { self.key = key }
+    package var name: String { "XINFO STREAM" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XINFO", "STREAM", key) }
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         let fields = try fieldMap(token)
         func entry(_ name: String) throws(RESPDecodeError) -> RedisStreamEntry? {
             guard let token = fields[name], !token.isNull else { return nil }
@@ -405,13 +405,13 @@ public struct XINFOSTREAM: RedisCommand {
 }
 
 /// `XINFO GROUPS key`.
-public struct XINFOGROUPS: RedisCommand {
-    public typealias Response = [RedisGroupInfo]
-    public var key: String
-    public init(_ key: String) { self.key = key }
-    public var name: String { "XINFO GROUPS" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XINFO", "GROUPS", key) }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+package struct XINFOGROUPS: RedisCommand {
+    package typealias Response = [RedisGroupInfo]
+    package var key: String
+    package init(_ key: String) { self.key = key }
+    package var name: String { "XINFO GROUPS" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XINFO", "GROUPS", key) }
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         var result: Response = []
         for element in try token.elements() {
             let fields = try fieldMap(element)
@@ -431,17 +431,17 @@ public struct XINFOGROUPS: RedisCommand {
 }
 
 /// `XINFO CONSUMERS key group`.
-public struct XINFOCONSUMERS: RedisCommand {
-    public typealias Response = [RedisConsumerInfo]
-    public var key: String
-    public var group: String
-    public init(_ key: String, group: String) {
+package struct XINFOCONSUMERS: RedisCommand {
+    package typealias Response = [RedisConsumerInfo]
+    package var key: String
+    package var group: String
+    package init(_ key: String, group: String) {
         self.key = key
         self.group = group
     }
-    public var name: String { "XINFO CONSUMERS" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XINFO", "CONSUMERS", key, group) }
-    public func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
+    package var name: String { "XINFO CONSUMERS" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XINFO", "CONSUMERS", key, group) }
+    package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         var result: Response = []
         for element in try token.elements() {
             let fields = try fieldMap(element)
@@ -459,14 +459,14 @@ public struct XINFOCONSUMERS: RedisCommand {
 }
 
 /// `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT n]` → how many entries were removed.
-public struct XTRIM: RedisCommand {
-    public typealias Response = Int
-    public var key: String
-    public var trim: RedisStreamTrim
-    public init(_ key: String, _ trim: RedisStreamTrim) {
+package struct XTRIM: RedisCommand {
+    package typealias Response = Int
+    package var key: String
+    package var trim: RedisStreamTrim
+    package init(_ key: String, _ trim: RedisStreamTrim) {
         self.key = key
         self.trim = trim
     }
-    public var name: String { "XTRIM" }
-    public func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XTRIM", key, trim.arguments()) }
+    package var name: String { "XTRIM" }
+    package func encode(into encoder: inout RESPCommandEncoder) { encoder.encodeArray("XTRIM", key, trim.arguments()) }
 }

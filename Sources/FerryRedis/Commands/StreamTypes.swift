@@ -1,18 +1,18 @@
-public import FerryRESP
-public import NIOCore
+package import FerryRESP
+package import NIOCore
 
 /// A stream entry id, `milliseconds-sequence`.
-public struct RedisStreamID: Sendable, Hashable, Comparable, CustomStringConvertible, RESPTokenDecodable {
-    public var milliseconds: UInt64
-    public var sequence: UInt64
+package struct RedisStreamID: Sendable, Hashable, Comparable, CustomStringConvertible, RESPTokenDecodable {
+    package var milliseconds: UInt64
+    package var sequence: UInt64
 
-    public init(milliseconds: UInt64, sequence: UInt64) {
+    package init(milliseconds: UInt64, sequence: UInt64) {
         self.milliseconds = milliseconds
         self.sequence = sequence
     }
 
     /// Parses `1700000000000-3` (or `1700000000000`, sequence 0).
-    public init?(_ text: some StringProtocol) {
+    package init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "-", maxSplits: 1)
         guard let first = parts.first, let milliseconds = UInt64(first) else { return nil }
         let sequence = parts.count == 2 ? UInt64(parts[1]) : 0
@@ -20,10 +20,10 @@ public struct RedisStreamID: Sendable, Hashable, Comparable, CustomStringConvert
         self.init(milliseconds: milliseconds, sequence: sequence)
     }
 
-    public static let zero = RedisStreamID(milliseconds: 0, sequence: 0)
+    package static let zero = RedisStreamID(milliseconds: 0, sequence: 0)
 
     /// Reads an id straight from the reply's bytes (no intermediate string: XADD replies are on the hot path).
-    public init(fromRESP token: RESPToken) throws(RESPDecodeError) {
+    package init(fromRESP token: RESPToken) throws(RESPDecodeError) {
         let bytes = try ByteBuffer(fromRESP: token)
         var milliseconds: UInt64 = 0
         var sequence: UInt64 = 0
@@ -44,36 +44,36 @@ public struct RedisStreamID: Sendable, Hashable, Comparable, CustomStringConvert
         self.init(milliseconds: milliseconds, sequence: sequence)
     }
 
-    public static func < (lhs: Self, rhs: Self) -> Bool {
+    package static func < (lhs: Self, rhs: Self) -> Bool {
         (lhs.milliseconds, lhs.sequence) < (rhs.milliseconds, rhs.sequence)
     }
 
-    public var description: String { "\(milliseconds)-\(sequence)" }
+    package var description: String { "\(milliseconds)-\(sequence)" }
 }
 
 /// One field of a stream entry; names and values are slices of the reply, not copies.
-public struct RedisStreamField: Sendable, Hashable {
-    public var name: ByteBuffer
-    public var value: ByteBuffer
+package struct RedisStreamField: Sendable, Hashable {
+    package var name: ByteBuffer
+    package var value: ByteBuffer
 
-    public init(name: ByteBuffer, value: ByteBuffer) {
+    package init(name: ByteBuffer, value: ByteBuffer) {
         self.name = name
         self.value = value
     }
 }
 
 /// A stream entry. `fields` is nil for an entry deleted while it was pending (XREADGROUP/XAUTOCLAIM history).
-public struct RedisStreamEntry: Sendable, Hashable {
-    public var id: String
-    public var fields: [RedisStreamField]?
+package struct RedisStreamEntry: Sendable, Hashable {
+    package var id: String
+    package var fields: [RedisStreamField]?
 
-    public init(id: String, fields: [RedisStreamField]?) {
+    package init(id: String, fields: [RedisStreamField]?) {
         self.id = id
         self.fields = fields
     }
 
     /// The value of field `name`, if present.
-    public subscript(field name: String) -> ByteBuffer? {
+    package subscript(field name: String) -> ByteBuffer? {
         fields?.first { $0.name.readableBytesView.elementsEqual(name.utf8) }?.value
     }
 
@@ -144,13 +144,13 @@ public struct RedisStreamEntry: Sendable, Hashable {
 }
 
 /// Entries read from one stream by `XREADGROUP`.
-public struct RedisStreamRead: Sendable, Hashable {
-    public var stream: String
-    public var entries: [RedisStreamEntry]
+package struct RedisStreamRead: Sendable, Hashable {
+    package var stream: String
+    package var entries: [RedisStreamEntry]
 }
 
 /// How to trim a stream (`XADD`, `XTRIM`).
-public enum RedisStreamTrim: Sendable, Hashable {
+package enum RedisStreamTrim: Sendable, Hashable {
     /// Keep at most this many entries.
     case maxLength(Int, approximate: Bool = true, limit: Int? = nil)
     /// Drop entries with ids below this one.
@@ -168,65 +168,65 @@ public enum RedisStreamTrim: Sendable, Hashable {
 }
 
 /// `XPENDING key group`: totals.
-public struct RedisPendingSummary: Sendable, Hashable {
-    public var count: Int
-    public var smallestID: String?
-    public var greatestID: String?
-    public var consumers: [String: Int]
+package struct RedisPendingSummary: Sendable, Hashable {
+    package var count: Int
+    package var smallestID: String?
+    package var greatestID: String?
+    package var consumers: [String: Int]
 }
 
 /// One pending entry from the extended form of `XPENDING`.
-public struct RedisPendingEntry: Sendable, Hashable {
-    public var id: String
-    public var consumer: String
+package struct RedisPendingEntry: Sendable, Hashable {
+    package var id: String
+    package var consumer: String
     /// Time since the entry was last delivered.
-    public var idle: Duration
-    public var deliveries: Int
+    package var idle: Duration
+    package var deliveries: Int
 }
 
 /// The reply of `XAUTOCLAIM`.
-public struct RedisAutoClaim: Sendable, Hashable {
+package struct RedisAutoClaim: Sendable, Hashable {
     /// Where the next call should start; `0-0` when the scan wrapped around.
-    public var nextStart: String
+    package var nextStart: String
     /// Claimed entries (with fields, or ids only with `JUSTID`).
-    public var entries: [RedisStreamEntry]
+    package var entries: [RedisStreamEntry]
     /// Ids that were pending but whose entries no longer exist; Redis removed them from the pending list.
-    public var deletedIDs: [String]
+    package var deletedIDs: [String]
 }
 
 /// `XINFO STREAM`.
-public struct RedisStreamInfo: Sendable, Hashable {
-    public var length: Int
-    public var lastGeneratedID: String
-    public var groups: Int
-    public var firstEntry: RedisStreamEntry?
-    public var lastEntry: RedisStreamEntry?
+package struct RedisStreamInfo: Sendable, Hashable {
+    package var length: Int
+    package var lastGeneratedID: String
+    package var groups: Int
+    package var firstEntry: RedisStreamEntry?
+    package var lastEntry: RedisStreamEntry?
     /// Redis 7: every entry ever added.
-    public var entriesAdded: Int?
-    public var maxDeletedEntryID: String?
-    public var recordedFirstEntryID: String?
+    package var entriesAdded: Int?
+    package var maxDeletedEntryID: String?
+    package var recordedFirstEntryID: String?
 }
 
 /// One group from `XINFO GROUPS`.
-public struct RedisGroupInfo: Sendable, Hashable {
-    public var name: String
-    public var consumers: Int
-    public var pending: Int
-    public var lastDeliveredID: String
+package struct RedisGroupInfo: Sendable, Hashable {
+    package var name: String
+    package var consumers: Int
+    package var pending: Int
+    package var lastDeliveredID: String
     /// Redis 7: entries read by the group.
-    public var entriesRead: Int?
+    package var entriesRead: Int?
     /// Redis 7: entries not yet delivered to the group; nil when Redis cannot tell.
-    public var lag: Int?
+    package var lag: Int?
 }
 
 /// One consumer from `XINFO CONSUMERS`.
-public struct RedisConsumerInfo: Sendable, Hashable {
-    public var name: String
-    public var pending: Int
+package struct RedisConsumerInfo: Sendable, Hashable {
+    package var name: String
+    package var pending: Int
     /// Since the consumer's last attempted interaction.
-    public var idle: Duration
+    package var idle: Duration
     /// Redis 7.2: since the last successful interaction; nil on older servers.
-    public var inactive: Duration?
+    package var inactive: Duration?
 }
 
 /// Reads a RESP3 map or a RESP2 flat array of alternating names and values into a dictionary of tokens.

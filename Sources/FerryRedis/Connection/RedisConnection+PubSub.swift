@@ -1,17 +1,17 @@
-public import FerryRESP
-public import NIOCore
+package import FerryRESP
+package import NIOCore
 
 /// A message delivered to a subscribed RESP3 connection (a push frame).
-public struct RedisPushMessage: Sendable {
+package struct RedisPushMessage: Sendable {
     /// `message`, `pmessage`, `subscribe`, `psubscribe`, …
-    public var kind: String
+    package var kind: String
     /// The pattern that matched (`pmessage` only).
-    public var pattern: String?
-    public var channel: String
-    public var payload: ByteBuffer?
+    package var pattern: String?
+    package var channel: String
+    package var payload: ByteBuffer?
 
     /// Reads a push frame; nil when it is not a pub/sub message.
-    public init?(_ token: RESPToken) {
+    package init?(_ token: RESPToken) {
         guard case .push(let array) = token.value else { return nil }
         let items = array.elements
         func text(_ token: RESPToken) -> String? {
@@ -46,7 +46,7 @@ extension RedisConnection {
     /// Subscribes to channel patterns. Needs RESP3 (the default handshake): messages then arrive as pushes at the
     /// connection's `onPush` handler. The confirmations are pushes too, so a `PING` in the same write is what this
     /// call waits for.
-    public func psubscribe(_ patterns: [String]) async throws(RedisError) {
+    package func psubscribe(_ patterns: [String]) async throws(RedisError) {
         var encoder = RESPCommandEncoder(buffer: ByteBuffer())
         encoder.encodeArray("PSUBSCRIBE", patterns)
         encoder.encodeArray("PING")
@@ -54,7 +54,7 @@ extension RedisConnection {
     }
 
     /// A `PING` on a subscribed connection, to notice a dead one.
-    public func pingSubscribed() async throws(RedisError) {
+    package func pingSubscribed() async throws(RedisError) {
         var encoder = RESPCommandEncoder(buffer: ByteBuffer())
         encoder.encodeArray("PING")
         _ = try await execute(encoder.buffer, replies: 1, command: "PING", timeout: .seconds(5))

@@ -1,7 +1,7 @@
-public import FerryCore
-public import FerryRESP
-public import Logging
-public import NIOCore
+package import FerryCore
+package import FerryRESP
+package import Logging
+package import NIOCore
 import NIOPosix
 import NIOSSL
 import Synchronization
@@ -10,10 +10,10 @@ import Synchronization
 ///
 /// A timed-out or cancelled request closes the connection and fails everything pending on it, so no later
 /// command can read an earlier command's reply. Use ``RedisClient`` for pooling and reconnection.
-public final class RedisConnection: Sendable {
+package final class RedisConnection: Sendable {
     @usableFromInline let channel: any Channel
     private let handler: NIOLoopBound<RedisChannelHandler>
-    public let configuration: RedisConnectionConfiguration
+    package let configuration: RedisConnectionConfiguration
     private let nextRequestID = Atomic<UInt64>(1)
     /// Set as soon as the connection must not be used again (cancelled, timed out, closed), before the channel
     /// has finished closing, so a pool never hands it out.
@@ -21,23 +21,23 @@ public final class RedisConnection: Sendable {
     private let handshake: Mutex<HandshakeInfo>
 
     /// What the server told us while greeting.
-    public struct HandshakeInfo: Sendable {
+    package struct HandshakeInfo: Sendable {
         /// 3 when the server speaks RESP3, else 2.
-        public var protocolVersion: Int = 2
+        package var protocolVersion: Int = 2
         /// The server's version, e.g. `7.0.15`, when it said.
-        public var serverVersion: String?
+        package var serverVersion: String?
         /// This connection's `CLIENT ID`, when known.
-        public var clientID: Int64?
+        package var clientID: Int64?
     }
 
-    public var info: HandshakeInfo { handshake.withLock { $0 } }
+    package var info: HandshakeInfo { handshake.withLock { $0 } }
     /// Runs tasks on this connection's event loop; see ``EventLoopTaskExecutor``.
-    public let taskExecutor: EventLoopTaskExecutor
+    package let taskExecutor: EventLoopTaskExecutor
     /// `host:port`, computed once: replies on the hot path name it in errors.
-    public let address: String
-    public var isActive: Bool { channel.isActive && !isClosing.load(ordering: .relaxed) }
+    package let address: String
+    package var isActive: Bool { channel.isActive && !isClosing.load(ordering: .relaxed) }
     /// Completes when the channel closes.
-    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+    package var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
 
     private init(channel: any Channel, handler: NIOLoopBound<RedisChannelHandler>, configuration: RedisConnectionConfiguration) {
         self.channel = channel
@@ -49,7 +49,7 @@ public final class RedisConnection: Sendable {
     }
 
     /// Connects, greets (`HELLO`/`AUTH`/`SETNAME`/`SELECT` in one write) and returns a ready connection.
-    public static func connect(
+    package static func connect(
         _ configuration: RedisConnectionConfiguration,
         eventLoopGroup: (any EventLoopGroup)? = nil,
         logger: Logger,
@@ -104,7 +104,7 @@ public final class RedisConnection: Sendable {
     }
 
     /// Sends encoded commands in one write and returns their `replies` raw replies, in order.
-    public func execute(_ buffer: ByteBuffer, replies: Int, command: String, timeout: Duration?) async throws(RedisError) -> [RESPToken] {
+    package func execute(_ buffer: ByteBuffer, replies: Int, command: String, timeout: Duration?) async throws(RedisError) -> [RESPToken] {
         guard replies > 0 else { return [] }
         let id = nextRequestID.wrappingAdd(1, ordering: .relaxed).oldValue
         let cancellation = RedisOutboundRequest.Cancellation()
@@ -142,7 +142,7 @@ public final class RedisConnection: Sendable {
     /// Sends one command and reads its reply; an error reply is thrown as a ``RedisError``.
     @inlinable
     @discardableResult
-    public func send<Command: RedisCommand>(_ command: Command) async throws(RedisError) -> Command.Response {
+    package func send<Command: RedisCommand>(_ command: Command) async throws(RedisError) -> Command.Response {
         var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: 64))
         command.encode(into: &encoder)
         let tokens = try await execute(encoder.buffer, replies: 1, command: command.name, timeout: deadline(for: command.blockingTimeout))
@@ -152,7 +152,7 @@ public final class RedisConnection: Sendable {
     /// Sends many commands of one type in one write; each gets its own result, so one error reply fails only
     /// its own command.
     @inlinable
-    public func pipeline<Command: RedisCommand>(_ commands: [Command]) async throws(RedisError) -> [Result<Command.Response, RedisError>] {
+    package func pipeline<Command: RedisCommand>(_ commands: [Command]) async throws(RedisError) -> [Result<Command.Response, RedisError>] {
         guard !commands.isEmpty else { return [] }
         var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: commands.count * 64))
         var blocking: Duration?
@@ -171,7 +171,7 @@ public final class RedisConnection: Sendable {
 
     /// Sends commands of different types in one write and returns a result per command.
     @inlinable
-    public func pipeline<each Command: RedisCommand>(
+    package func pipeline<each Command: RedisCommand>(
         _ commands: repeat each Command
     ) async throws(RedisError) -> (repeat Result<(each Command).Response, RedisError>) {
         var encoder = RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: 256))
@@ -193,7 +193,7 @@ public final class RedisConnection: Sendable {
 
     /// Runs commands atomically in `MULTI`/`EXEC`, in one write. Throws when the transaction is discarded
     /// (a command failed to queue, or `EXECABORT`); otherwise returns each command's own result.
-    public func transaction<each Command: RedisCommand>(
+    package func transaction<each Command: RedisCommand>(
         _ commands: repeat each Command
     ) async throws(RedisError) -> (repeat Result<(each Command).Response, RedisError>) {
         var batch = RedisBatch(encoder: RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: 256)))
@@ -210,7 +210,7 @@ public final class RedisConnection: Sendable {
     /// Runs a variable list of commands atomically in `MULTI`/`EXEC`, in one write, and fails when any of them
     /// fails: for writes that must all happen or none (a queue batch and its checkpoint).
     @discardableResult
-    public func transaction(_ build: (inout RedisBatch) -> Void) async throws(RedisError) -> [RESPToken] {
+    package func transaction(_ build: (inout RedisBatch) -> Void) async throws(RedisError) -> [RESPToken] {
         var batch = RedisBatch(encoder: RESPCommandEncoder(buffer: channel.allocator.buffer(capacity: 1024)))
         build(&batch)
         let replies = try await exec(batch)
@@ -262,7 +262,7 @@ public final class RedisConnection: Sendable {
     }
 
     /// Closes the connection, failing anything still pending.
-    public func close() async {
+    package func close() async {
         isClosing.store(true, ordering: .relaxed)
         let handler = self.handler
         let error = RedisError(.connectionClosed, "the connection was closed by the client", address: address)

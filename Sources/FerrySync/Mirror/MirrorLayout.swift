@@ -1,28 +1,28 @@
-public import FerryCore
+package import FerryCore
 import FerryPostgres
 import Foundation
 
 /// How a pipeline's source columns land in its mirror and companion tables; all SQL names are quoted here.
-public struct MirrorLayout: Sendable {
-    public struct Column: Sendable, Hashable {
+package struct MirrorLayout: Sendable {
+    package struct Column: Sendable, Hashable {
         /// Name at the source.
-        public var source: String
+        package var source: String
         /// Name in the mirror.
-        public var name: String
+        package var name: String
         /// PostgreSQL type in the mirror.
-        public var type: String
+        package var type: String
         /// Whether the type was set by a column mapping rather than taken from the source.
-        public var overridden: Bool
+        package var overridden: Bool
     }
 
-    public let pipeline: PipelineConfiguration
-    public let schema: SourceSchema
-    public let columns: [Column]
+    package let pipeline: PipelineConfiguration
+    package let schema: SourceSchema
+    package let columns: [Column]
     /// Positions of the key columns in `columns`, in key order.
-    public let keyIndexes: [Int]
-    public let watermarkIndex: Int
+    package let keyIndexes: [Int]
+    package let watermarkIndex: Int
 
-    public init(pipeline: PipelineConfiguration, schema: SourceSchema) throws(FerryError) {
+    package init(pipeline: PipelineConfiguration, schema: SourceSchema) throws(FerryError) {
         self.pipeline = pipeline
         self.schema = schema
         var columns: [Column] = []
@@ -63,14 +63,14 @@ public struct MirrorLayout: Sendable {
         self.watermarkIndex = watermarkIndex
     }
 
-    public var keyColumns: [Column] { keyIndexes.map { columns[$0] } }
+    package var keyColumns: [Column] { keyIndexes.map { columns[$0] } }
 
     /// Per source column, the mirror's type when it differs by mapping (for reconciliation digests).
-    public var mirrorTypes: [String?] { columns.map { $0.overridden ? $0.type : nil } }
+    package var mirrorTypes: [String?] { columns.map { $0.overridden ? $0.type : nil } }
 
-    public var targetSchema: String { pipeline.target.schema }
-    public var mirrorTable: String { SQLIdentifier.qualified(targetSchema, pipeline.target.table) }
-    public var companionTable: String? { pipeline.companion.map { SQLIdentifier.qualified(targetSchema, $0.table) } }
+    package var targetSchema: String { pipeline.target.schema }
+    package var mirrorTable: String { SQLIdentifier.qualified(targetSchema, pipeline.target.table) }
+    package var companionTable: String? { pipeline.companion.map { SQLIdentifier.qualified(targetSchema, $0.table) } }
 
     /// A batch's rows, bound as one `text[]` per field (``stagedFieldCount``, sequence first), read as a table
     /// `staged` with text columns `s` (sequence) and `c0…`; the arrays are parameters `$first…`.

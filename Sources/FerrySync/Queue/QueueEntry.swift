@@ -1,4 +1,4 @@
-public import FerryCore
+package import FerryCore
 import FerryRedis
 import Foundation
 import NIOCore
@@ -8,16 +8,16 @@ import NIOCore
 /// Fields: `v` (format version), `schema` (fingerprint of the source columns), `rows` (row count), `data` (the
 /// rows in PostgreSQL COPY text format, each line starting with the row's sequence number), and for entries
 /// that advance the producer's position, `pos` (JSON of the last row's watermark and key).
-public struct QueueEntry: Sendable {
-    public static let version = "1"
+package struct QueueEntry: Sendable {
+    package static let version = "1"
 
-    public var schema: String
-    public var rows: CopyTextRows
-    public var position: SourcePosition?
+    package var schema: String
+    package var rows: CopyTextRows
+    package var position: SourcePosition?
     /// When the producer queued it (microseconds since 1970), for enqueue-to-commit latency.
-    public var enqueuedAt: Int64?
+    package var enqueuedAt: Int64?
 
-    public init(schema: String, rows: CopyTextRows, position: SourcePosition?) {
+    package init(schema: String, rows: CopyTextRows, position: SourcePosition?) {
         self.schema = schema
         self.rows = rows
         self.position = position

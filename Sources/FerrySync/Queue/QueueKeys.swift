@@ -1,22 +1,22 @@
 /// Redis keys of one pipeline. All share the `ferry:{name}:` prefix (the braces keep them in one cluster slot).
-public struct QueueKeys: Sendable, Hashable {
-    public let pipeline: String
+package struct QueueKeys: Sendable, Hashable {
+    package let pipeline: String
 
-    public init(pipeline: String) {
+    package init(pipeline: String) {
         self.pipeline = pipeline
     }
 
     /// The stream of change entries.
-    public var stream: String { "ferry:{\(pipeline)}:changes" }
+    package var stream: String { "ferry:{\(pipeline)}:changes" }
     /// The producer's checkpoint (hash: position, seq, null_position, schema).
-    public var checkpoint: String { "ferry:{\(pipeline)}:checkpoint" }
+    package var checkpoint: String { "ferry:{\(pipeline)}:checkpoint" }
     /// Schema definitions by fingerprint (hash: fingerprint → JSON).
-    public var schemas: String { "ferry:{\(pipeline)}:schemas" }
+    package var schemas: String { "ferry:{\(pipeline)}:schemas" }
     /// Rows that could not be applied, with the reason.
-    public var deadLetters: String { "ferry:{\(pipeline)}:dead" }
+    package var deadLetters: String { "ferry:{\(pipeline)}:dead" }
     /// Entries applied on their own after many deliveries (hash: entry id → attempts begun). An entry whose
     /// attempts keep ending with the consumer stopped is a poison entry; see `Consumer`.
-    public var attempts: String { "ferry:{\(pipeline)}:attempts" }
+    package var attempts: String { "ferry:{\(pipeline)}:attempts" }
     /// The consumer group every Ferry consumer of this pipeline joins.
-    public static let group = "ferry"
+    package static let group = "ferry"
 }

@@ -1,41 +1,41 @@
-public import FerryCore
+package import FerryCore
 import FerryPostgres
-public import FerryRedis
+package import FerryRedis
 import Foundation
-public import Logging
+package import Logging
 import NIOCore
 import PostgresNIO
 
 /// Compares a pipeline's source and mirror by key ranges with checksums (the data-diff approach) and, when asked,
 /// repairs the mirror: rows missing or different are applied again from the source (with a new version, through
 /// the same guarded upsert), rows gone from the source are soft-deleted (their companion rows stay).
-public struct Reconciler: Sendable {
-    public struct Report: Sendable {
+package struct Reconciler: Sendable {
+    package struct Report: Sendable {
         /// Keys in the source but not (or only soft-deleted) in the mirror.
-        public var missing: [[String]] = []
+        package var missing: [[String]] = []
         /// Keys whose values differ.
-        public var different: [[String]] = []
+        package var different: [[String]] = []
         /// Keys in the mirror (not deleted) but not in the source.
-        public var extra: [[String]] = []
-        public var sourceRows = 0
-        public var mirrorRows = 0
-        public var rangesCompared = 0
-        public var repaired = 0
-        public var softDeleted = 0
+        package var extra: [[String]] = []
+        package var sourceRows = 0
+        package var mirrorRows = 0
+        package var rangesCompared = 0
+        package var repaired = 0
+        package var softDeleted = 0
 
-        public var differences: Int { missing.count + different.count + extra.count }
+        package var differences: Int { missing.count + different.count + extra.count }
     }
 
     let context: PipelineContext
     /// Ranges with at most this many rows are compared row by row; larger ones are split.
     var leafSize = 2_000
 
-    public init(_ pipeline: PipelineConfiguration, configuration: FerryConfiguration, redis: RedisClient, logger: Logger) throws {
+    package init(_ pipeline: PipelineConfiguration, configuration: FerryConfiguration, redis: RedisClient, logger: Logger) throws {
         let runner = try TableSyncPipeline(pipeline, configuration: configuration, redis: redis, logger: logger)
         self.context = runner.context
     }
 
-    public func run(repair: Bool) async throws -> Report {
+    package func run(repair: Bool) async throws -> Report {
         let schema = try await context.source.describe()
         var applier = BatchApplier(context: context, slot: "reconcile")
         let (layout, statements) = try await applier.layout(for: schema)

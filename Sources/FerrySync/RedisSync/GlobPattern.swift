@@ -1,8 +1,8 @@
 /// A shell-style glob as the original service used (Python's `fnmatch`): `*` any run of characters, `?` one
 /// character, `[seq]` one of the characters (ranges like `a-z`), `[!seq]` (or `[^seq]`) one character not in it.
 /// Everything else matches itself; an unclosed `[` is a literal.
-public struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
-    public let text: String
+package struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
+    package let text: String
     private let pattern: [Character]
     /// `*` alone, or a plain prefix before one final `*` (`orders:*`, the usual pattern): matched on the bytes,
     /// without splitting every key into characters.
@@ -13,7 +13,7 @@ public struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
         case prefix(String)
     }
 
-    public init(_ text: String) {
+    package init(_ text: String) {
         self.text = text
         pattern = Array(text)
         if text == "*" {
@@ -25,10 +25,10 @@ public struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var description: String { text }
+    package var description: String { text }
 
     /// The same pattern in Redis's `MATCH` syntax (which writes negation as `[^…]`), for `SCAN … MATCH`.
-    public var redisMatch: String {
+    package var redisMatch: String {
         var out = ""
         var index = 0
         while index < pattern.count {
@@ -50,7 +50,7 @@ public struct GlobPattern: Sendable, Hashable, CustomStringConvertible {
         return out
     }
 
-    public func matches(_ name: String) -> Bool {
+    package func matches(_ name: String) -> Bool {
         switch shortcut {
         case .everything: return true
         case .prefix(let prefix): return name.utf8.starts(with: prefix.utf8)

@@ -1,10 +1,10 @@
 import CoreMetrics
-public import FerryCore
+package import FerryCore
 import FerryPostgres
-public import FerryRedis
+package import FerryRedis
 import Foundation
-public import Logging
-public import ServiceLifecycle
+package import Logging
+package import ServiceLifecycle
 import Synchronization
 
 /// The Redis → PostgreSQL sync: stream entries (configured and discovered streams, one consumer per Redis database
@@ -12,21 +12,21 @@ import Synchronization
 ///
 /// Stream entries go through the same ``StreamConsumer`` as the table sync: acknowledged after commit, pending
 /// entries recovered, abandoned ones claimed, rows PostgreSQL rejects isolated into `ferry_dead_letters`.
-public final class RedisSyncService: Service, Sendable {
+package final class RedisSyncService: Service, Sendable {
     let configuration: FerryConfiguration
     let redis: RedisClient
     let logger: Logger
     let tables: RedisSyncTables
     let target: PostgresEndpoint
     let metrics = RedisSyncMetrics()
-    public let status = RedisSyncStatus()
+    package let status = RedisSyncStatus()
     private let settings: Mutex<RedisSyncConfiguration>
     private let registry = StreamRegistry()
     let keyMemory = KeyMemory()
     let limiter: RateLimiter?
 
     /// Fails when the configuration has no `redis_sync`, `postgres` or `redis` section (validation reports those).
-    public init(configuration: FerryConfiguration, redis: RedisClient, logger: Logger) throws {
+    package init(configuration: FerryConfiguration, redis: RedisClient, logger: Logger) throws {
         guard let sync = configuration.redisSync, let postgres = configuration.postgres else {
             throw FerryError(.configuration, "redis_sync: missing", fix: "add a `redis_sync:` section (see examples/redis-sync.yaml)")
         }
@@ -115,7 +115,7 @@ public final class RedisSyncService: Service, Sendable {
     /// key-value scans. Redis and PostgreSQL outages are retried inside each part; an error a part cannot recover
     /// from (a missing permission, retries exhausted) ends the whole job at once (the other parts are cancelled), so
     /// the daemon marks it failed instead of running on half-working.
-    public func run() async throws {
+    package func run() async throws {
         try await prepare()
         try await withThrowingDiscardingTaskGroup { group in
             if config.keyValues.enabled {
@@ -162,7 +162,7 @@ public final class RedisSyncService: Service, Sendable {
 
     /// One pass (`ferry redis sync --once`): discover, apply every entry there is now, scan the keys once.
     /// Returns the entries applied and the keys written.
-    public func runOnce() async throws -> (entries: Int, keys: Int) {
+    package func runOnce() async throws -> (entries: Int, keys: Int) {
         try await prepare()
         var entries = 0
         if config.streams.enabled {
@@ -195,7 +195,7 @@ public final class RedisSyncService: Service, Sendable {
 
     /// Applies a reloaded configuration (SIGHUP): patterns, database range, rate limit and intervals. Tables and
     /// the group stay as they were.
-    public func reload(_ configuration: FerryConfiguration) {
+    package func reload(_ configuration: FerryConfiguration) {
         guard let new = configuration.redisSync else { return }
         let old = config
         settings.withLock {

@@ -1,5 +1,5 @@
 import CoreMetrics
-public import Foundation
+package import Foundation
 import Metrics
 import Synchronization
 
@@ -18,21 +18,21 @@ struct RedisSyncMetrics: Sendable {
 }
 
 /// What `ferry status` and logs show about the Redis sync: counts and the last error.
-public final class RedisSyncStatus: Sendable {
-    public struct Snapshot: Sendable {
-        public var entriesApplied = 0
-        public var keysWritten = 0
-        public var keysDeleted = 0
-        public var streams: [String] = []
-        public var lastError: String?
-        public var lastErrorAt: Date?
+package final class RedisSyncStatus: Sendable {
+    package struct Snapshot: Sendable {
+        package var entriesApplied = 0
+        package var keysWritten = 0
+        package var keysDeleted = 0
+        package var streams: [String] = []
+        package var lastError: String?
+        package var lastErrorAt: Date?
     }
 
     private let state = Mutex(Snapshot())
 
-    public init() {}
+    package init() {}
 
-    public var snapshot: Snapshot { state.withLock { $0 } }
+    package var snapshot: Snapshot { state.withLock { $0 } }
 
     func recordError(_ message: String) {
         state.withLock {

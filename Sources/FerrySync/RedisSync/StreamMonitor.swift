@@ -1,33 +1,33 @@
 import CoreMetrics
-public import FerryCore
-public import FerryRedis
+package import FerryCore
+package import FerryRedis
 import Foundation
 import Synchronization
 
 /// Per-stream figures for `ferry redis monitor` and `/metrics`: length, first and last id, and per group its
 /// consumers, pending entries, lag and idle consumers, with warnings.
-public struct StreamReport: Sendable {
-    public struct Group: Sendable {
-        public var name: String
-        public var consumers: Int
-        public var pending: Int
+package struct StreamReport: Sendable {
+    package struct Group: Sendable {
+        package var name: String
+        package var consumers: Int
+        package var pending: Int
         /// Entries not yet delivered to the group (Redis 7; nil when Redis cannot tell).
-        public var lag: Int?
+        package var lag: Int?
         /// Consumers holding pending entries that have not been active for longer than the idle threshold.
-        public var idleConsumers: [String]
+        package var idleConsumers: [String]
     }
 
-    public var database: Int
-    public var stream: String
-    public var length: Int
-    public var firstID: String?
-    public var lastID: String?
-    public var groups: [Group]
-    public var warnings: [String]
+    package var database: Int
+    package var stream: String
+    package var length: Int
+    package var firstID: String?
+    package var lastID: String?
+    package var groups: [Group]
+    package var warnings: [String]
 }
 
 /// Collects ``StreamReport``s; remembers the previous pending counts to warn when they keep growing.
-public final class StreamMonitor: Sendable {
+package final class StreamMonitor: Sendable {
     let redis: RedisClient
     let databases: [Int]
     let patterns: [GlobPattern]
@@ -35,7 +35,7 @@ public final class StreamMonitor: Sendable {
     let idleThreshold: Duration
     private let previous = Mutex<[String: Int]>([:])
 
-    public init(redis: RedisClient, configuration: FerryConfiguration, idleThreshold: Duration = .seconds(60)) {
+    package init(redis: RedisClient, configuration: FerryConfiguration, idleThreshold: Duration = .seconds(60)) {
         self.redis = redis
         let sync = configuration.redisSync ?? RedisSyncConfiguration()
         databases = sync.databases
@@ -46,7 +46,7 @@ public final class StreamMonitor: Sendable {
     }
 
     /// Every configured stream and every stream matching the patterns, in database order.
-    public func collect() async throws -> [StreamReport] {
+    package func collect() async throws -> [StreamReport] {
         var found: [Int: Set<String>] = [:]
         for key in keys { found[key.database, default: []].insert(key.stream) }
         for database in databases {
@@ -105,7 +105,7 @@ public final class StreamMonitor: Sendable {
     }
 
     /// Publishes the reports as gauges (`ferry_redis_stream_length`, `…_pending`, `…_lag`, `…_idle_consumers`).
-    public static func record(_ reports: [StreamReport]) {
+    package static func record(_ reports: [StreamReport]) {
         for report in reports {
             let base = [("redis_db", "\(report.database)"), ("stream", report.stream)]
             Gauge(label: "ferry_redis_stream_length", dimensions: base).record(report.length)

@@ -1,37 +1,37 @@
-public import FerryCore
+package import FerryCore
 import FerryPostgres
-public import FerryRedis
-public import Foundation
-public import Logging
+package import FerryRedis
+package import Foundation
+package import Logging
 import PostgresNIO
 
 /// What `ferry status` shows for one pipeline, read from Redis and the control table.
-public struct PipelineStatus: Sendable {
-    public var pipeline: String
+package struct PipelineStatus: Sendable {
+    package var pipeline: String
     /// Watermark of the producer's checkpoint.
-    public var sourceWatermark: String?
+    package var sourceWatermark: String?
     /// Entries in the stream.
-    public var queueLength: Int?
+    package var queueLength: Int?
     /// Entries delivered but not acknowledged.
-    public var pending: Int?
+    package var pending: Int?
     /// Entries not yet delivered to the group (Redis 7's lag).
-    public var lag: Int?
-    public var consumers: Int?
-    public var rowsProduced: Int64?
-    public var rowsApplied: Int64?
+    package var lag: Int?
+    package var consumers: Int?
+    package var rowsProduced: Int64?
+    package var rowsApplied: Int64?
     /// Rows per second applied over the last minute.
-    public var rowsPerSecond: Double?
-    public var lastApplied: Date?
-    public var lastError: String?
-    public var lastErrorAt: Date?
+    package var rowsPerSecond: Double?
+    package var lastApplied: Date?
+    package var lastError: String?
+    package var lastErrorAt: Date?
     /// The pipeline's last run stopped on `lastError` (an error retrying could not fix); it runs again only when
     /// restarted.
-    public var failed: Bool { lastError.map { $0.hasPrefix(ControlTables.stoppedPrefix) } ?? false }
-    public var deadLetters: Int?
+    package var failed: Bool { lastError.map { $0.hasPrefix(ControlTables.stoppedPrefix) } ?? false }
+    package var deadLetters: Int?
     /// Problems reading the status itself (a server down).
-    public var problems: [String] = []
+    package var problems: [String] = []
 
-    public static func collect(_ pipeline: PipelineConfiguration, configuration: FerryConfiguration, redis: RedisClient, logger: Logger) async
+    package static func collect(_ pipeline: PipelineConfiguration, configuration: FerryConfiguration, redis: RedisClient, logger: Logger) async
         -> PipelineStatus
     {
         var status = PipelineStatus(pipeline: pipeline.name)

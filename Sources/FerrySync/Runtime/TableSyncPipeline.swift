@@ -1,36 +1,36 @@
 import CoreMetrics
-public import FerryCore
+package import FerryCore
 import FerryPostgres
-public import FerryRedis
+package import FerryRedis
 import Foundation
-public import Logging
-public import ServiceLifecycle
+package import Logging
+package import ServiceLifecycle
 import Synchronization
 
 /// One table sync pipeline: its producer and consumers, run as a service by `ferry run` or once by `ferry sync`.
-public final class TableSyncPipeline: Service, Sendable {
-    public struct Options: Sendable {
+package final class TableSyncPipeline: Service, Sendable {
+    package struct Options: Sendable {
         /// Run even when Redis could drop queued rows (eviction policy, no persistence).
-        public var allowUnsafeRedis = false
+        package var allowUnsafeRedis = false
         /// Called with progress a few times a second.
-        public var progress: (@Sendable (SyncProgress) -> Void)?
+        package var progress: (@Sendable (SyncProgress) -> Void)?
         /// Called after each commit with every applied entry's enqueue→commit latency in microseconds and its row count
         /// (benchmarks).
-        public var commitLatency: (@Sendable ([(micros: Int64, rows: Int)]) -> Void)?
+        package var commitLatency: (@Sendable ([(micros: Int64, rows: Int)]) -> Void)?
         /// Run the producer (default) and the consumers (default); a process may run only one side.
-        public var produce = true
-        public var consume = true
+        package var produce = true
+        package var consume = true
 
-        public init() {}
+        package init() {}
     }
 
-    public let pipeline: PipelineConfiguration
+    package let pipeline: PipelineConfiguration
     let context: PipelineContext
     let options: Options
     private let consumerPrefix: String
 
     /// Builds the pipeline for `pipeline` of `configuration`, sharing `redis`.
-    public init(_ pipeline: PipelineConfiguration, configuration: FerryConfiguration, redis: RedisClient, options: Options = .init(), logger: Logger)
+    package init(_ pipeline: PipelineConfiguration, configuration: FerryConfiguration, redis: RedisClient, options: Options = .init(), logger: Logger)
         throws
     {
         guard let postgres = configuration.postgres else {
@@ -95,7 +95,7 @@ public final class TableSyncPipeline: Service, Sendable {
     /// incompatible schema change, NULL watermarks with `refuse`, a missing permission) stops the whole pipeline at
     /// once: the other side is cancelled, the error is recorded in `ferry_pipelines.last_error` (what `ferry status`
     /// shows) and thrown, for the daemon to mark the pipeline failed.
-    public func run() async throws {
+    package func run() async throws {
         try await stopping {
             try await RedisSafety.verify(
                 context.redis, allowUnsafe: options.allowUnsafeRedis, address: context.redis.configuration.connection.address)
@@ -142,7 +142,7 @@ public final class TableSyncPipeline: Service, Sendable {
 
     /// Produces until the source is caught up, then consumes until the queue is drained; returns the rows
     /// queued and applied.
-    public func runOnce() async throws -> (produced: Int, applied: Int) {
+    package func runOnce() async throws -> (produced: Int, applied: Int) {
         try await stopping { try await catchUp() }
     }
 
@@ -211,7 +211,7 @@ public final class TableSyncPipeline: Service, Sendable {
     }
 
     /// The progress so far.
-    public var progress: SyncProgress { context.progress.current }
+    package var progress: SyncProgress { context.progress.current }
 }
 
 /// Set once by the producer of `runOnce`; consumers stop when it is set and the queue is drained.
