@@ -96,8 +96,9 @@ package struct XREADGROUP: RedisCommand {
     package var block: Duration?
     package var noAck: Bool
 
-    package init(group: String, consumer: String, streams: [(key: String, id: String)], count: Int? = nil, block: Duration? = nil, noAck: Bool = false)
-    {
+    package init(
+        group: String, consumer: String, streams: [(key: String, id: String)], count: Int? = nil, block: Duration? = nil, noAck: Bool = false
+    ) {
         self.group = group
         self.consumer = consumer
         self.streams = streams
@@ -313,8 +314,9 @@ package struct XAUTOCLAIM: RedisCommand {
     package var start: String
     package var count: Int?
     package var justID: Bool
-    package init(_ key: String, group: String, consumer: String, minimumIdle: Duration, start: String = "0-0", count: Int? = nil, justID: Bool = false)
-    {
+    package init(
+        _ key: String, group: String, consumer: String, minimumIdle: Duration, start: String = "0-0", count: Int? = nil, justID: Bool = false
+    ) {
         self.key = key
         self.group = group
         self.consumer = consumer
