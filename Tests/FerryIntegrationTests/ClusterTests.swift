@@ -101,7 +101,8 @@ struct SandboxEtcdTests {
         let sandbox = try SandboxContext.require()
         let etcd = try #require(sandbox.etcd)
         let client = EtcdClient(endpoints: [etcd.url])
-        #expect(await client.isHealthy())
+        // Just started, etcd may take a moment (more on a loaded machine) to elect itself and report healthy.
+        try await eventually("etcd to report itself healthy") { await client.isHealthy() }
         let key = "/ferry/test-\(UUID().uuidString.prefix(8))/leader"
         let lease = try await client.grantLease(ttl: 5)
         #expect(try await client.create(key, value: "node1", lease: lease), "the first creator wins")

@@ -21,11 +21,11 @@ struct RedisFaultTests {
         let redis = try redis
         let client = redis.client { $0.reconnectTimeout = .seconds(30) }
         _ = try await client.send(PING())
-        // Sixty commands that keep the server busy for three seconds: the pipeline is surely in flight when the
-        // server goes away.
+        // Two hundred commands that keep the server busy for ten seconds: the pipeline is surely in flight when the
+        // server goes away (sixty, three seconds, were not always enough on a loaded machine).
         let inFlight = Task {
             try await client.withConnection { connection in
-                try await connection.pipeline((0..<60).map { _ in RawCommand("DEBUG", "SLEEP", "0.05") })
+                try await connection.pipeline((0..<200).map { _ in RawCommand("DEBUG", "SLEEP", "0.05") })
             }
         }
         try await Task.sleep(for: .milliseconds(300))

@@ -253,7 +253,7 @@ struct RedisSyncTests {
         let redis = world.client()
         let service = try RedisSyncService(configuration: world.configuration, redis: redis, logger: world.logger)
         let running = Task { try await service.run() }
-        try await Task.sleep(for: .milliseconds(800))
+        try await eventually("the sync to follow keyspace notifications") { service.status.snapshot.followingNotifications }
         try await world.redis("SET", "\(p):live", "one")
         try await world.redis("HSET", "\(p):profile", "name", "ana")
         try await eventually("the keys written through notifications", timeout: .seconds(10)) {
@@ -595,6 +595,7 @@ struct RedisSyncFaultTests {
                 ended.update { $0 = "threw \(error)" }
             }
         }
+        try await eventually("the sync to follow keyspace notifications") { service.status.snapshot.followingNotifications }
         try await world.redis("SET", "\(p):before", "1")
         try await eventually("the key written before the outage", timeout: .seconds(15)) {
             (try? await world.int("SELECT count(*) FROM \(world.keyValues)")) == 1

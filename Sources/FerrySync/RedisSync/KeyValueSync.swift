@@ -533,6 +533,7 @@ extension RedisSyncService {
             logger.notice(
                 "following keyspace notifications", metadata: ["ferry.databases": "\(RedisSyncConfiguration.formatDatabases(config.databases))"])
             if catchUp { _ = try await scanKeysOnce() }
+            status.recordFollowingNotifications(true)
             resetAttempts()
             var lastPing = ContinuousClock.now
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -555,10 +556,12 @@ extension RedisSyncService {
                 }
             }
         } catch {
+            status.recordFollowingNotifications(false)
             await connection.close()
             await session.close()
             throw error
         }
+        status.recordFollowingNotifications(false)
         await connection.close()
         await session.close()
     }

@@ -4,7 +4,7 @@ import FerryPostgres
 package import FerryRedis
 import Foundation
 package import Logging
-package import ServiceLifecycle
+import ServiceLifecycle
 import Synchronization
 
 /// The Redis → PostgreSQL sync: stream entries (configured and discovered streams, one consumer per Redis database

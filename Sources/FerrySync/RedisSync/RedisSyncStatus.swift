@@ -26,6 +26,8 @@ package final class RedisSyncStatus: Sendable {
         package var streams: [String] = []
         package var lastError: String?
         package var lastErrorAt: Date?
+        /// Subscribed to keyspace notifications right now (changes arrive within ~50 ms).
+        package var followingNotifications = false
     }
 
     private let state = Mutex(Snapshot())
@@ -51,4 +53,6 @@ package final class RedisSyncStatus: Sendable {
     }
 
     func recordStreams(_ streams: [String]) { state.withLock { $0.streams = streams } }
+
+    func recordFollowingNotifications(_ following: Bool) { state.withLock { $0.followingNotifications = following } }
 }
