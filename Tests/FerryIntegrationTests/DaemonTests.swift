@@ -118,6 +118,26 @@ struct DaemonTests {
         await bad.close()
     }
 
+    /// Four pipelines of one daemon start together on an empty schema: they create the shared control tables one at
+    /// a time (it was a unique violation in `pg_type`, and one pipeline stopped), and every row arrives.
+    @Test func pipelinesStartingTogetherShareTheirControlTables() async throws {
+        var worlds: [SyncWorld] = []
+        for index in 0..<4 { worlds.append(try await SyncWorld.make("dtogether\(index)", rows: 30)) }
+        var configuration = worlds[0].configuration
+        configuration.pipelines = worlds.map(\.pipeline)
+        let daemon = try Self.daemon(configuration)
+        let jobs = daemon.jobs
+        try await Self.running(daemon.services) {
+            for world in worlds {
+                try await eventually("\(world.name)'s rows (failed: \(jobs.failed.map { "\($0.name): \($0.error ?? "")" }))", timeout: .seconds(60)) {
+                    try await world.int("SELECT count(*) FROM \(world.mirror)") == 30
+                }
+            }
+            #expect(jobs.failed.isEmpty, "\(jobs.failed)")
+        }
+        for world in worlds { await world.close() }
+    }
+
     /// `ferry sync --once` (``TableSyncPipeline/runOnce()``) stops at once with the producer's error.
     @Test func runOnceStopsAtOnceWithTheProducersError() async throws {
         let world = try await SyncWorld.make("donce", rows: 10) { $0.source.nullWatermark = .refuse }

@@ -74,7 +74,10 @@ struct ControlTables: Sendable {
         _ = try? await session.withConnection { connection in
             try await connection.query(
                 PostgresQuery(
-                    unsafeSQL: "UPDATE \(pipelines) SET last_error = $1, last_error_at = now() WHERE pipeline = $2", binds: binds(message, pipeline)),
+                    unsafeSQL: """
+                        INSERT INTO \(pipelines) (pipeline, last_error, last_error_at) VALUES ($2, $1, now())
+                        ON CONFLICT (pipeline) DO UPDATE SET last_error = excluded.last_error, last_error_at = excluded.last_error_at
+                        """, binds: binds(message, pipeline)),
                 logger: logger)
         }
     }

@@ -203,6 +203,13 @@ enum MirrorDDL {
         return text
     }
 
+    /// Takes, until the transaction ends, the database-wide lock every Ferry process holds while it creates or alters
+    /// its tables. Two pipelines of one daemon, or a pipeline and the Redis sync, create the shared schema and control
+    /// tables; without it their `CREATE … IF NOT EXISTS` race (a unique violation in the catalog) and one job stops.
+    static func lock(_ connection: PostgresSessionConnection, _ logger: Logger) async throws {
+        try await connection.query("SELECT pg_advisory_xact_lock(hashtext('ferry:ddl'))", logger: logger)
+    }
+
     static func run(_ sql: String, _ connection: PostgresSessionConnection, _ logger: Logger, what: String) async throws {
         do {
             try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)

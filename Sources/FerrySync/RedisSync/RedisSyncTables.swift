@@ -102,7 +102,8 @@ struct RedisSyncTables: Sendable {
     /// Creates what is missing when this user may; uses existing tables when it may not (and says so); otherwise
     /// throws an error whose fix is the SQL an owner must run.
     func ensure(_ session: PostgresSession, logger: Logger) async throws {
-        try await session.withConnection { connection in
+        try await session.withTransaction { connection in
+            try await MirrorDDL.lock(connection, logger)
             var user = ""
             var schemaExists = false
             var mayCreateSchema = false

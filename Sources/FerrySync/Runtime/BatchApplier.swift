@@ -46,10 +46,9 @@ struct BatchApplier {
             )
         }
         let layout = try MirrorLayout(pipeline: context.pipeline, schema: schema)
-        let pipelineName = context.pipeline.name
         try await session.withTransaction { connection in
-            // Consumers of one pipeline may start together; one of them migrates at a time.
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("ferry:ddl:" + pipelineName)))", logger: logger)
+            // Consumers (and other jobs) may start together; one of them migrates at a time.
+            try await MirrorDDL.lock(connection, logger)
             try await context.control.ensure(connection, logger: logger)
             try await MirrorDDL.ensure(layout, connection: connection, logger: logger)
         }
@@ -77,9 +76,8 @@ struct BatchApplier {
     mutating func layout(for schema: SourceSchema) async throws -> (layout: MirrorLayout, statements: MirrorStatements) {
         if let known = prepared[schema.fingerprint] { return known }
         let layout = try MirrorLayout(pipeline: context.pipeline, schema: schema)
-        let pipelineName = context.pipeline.name
         try await session.withTransaction { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("ferry:ddl:" + pipelineName)))", logger: logger)
+            try await MirrorDDL.lock(connection, logger)
             try await context.control.ensure(connection, logger: logger)
             try await MirrorDDL.ensure(layout, connection: connection, logger: logger)
         }

@@ -102,7 +102,8 @@ struct Producer {
         sweep = nil
         restart = nil
         tailReads = []
-        let stored = try await context.target.withConnection { connection in
+        let stored = try await context.target.withTransaction { connection in
+            try await MirrorDDL.lock(connection, logger)
             try await context.control.ensure(connection, logger: logger)
             return try await context.control.load(connection, logger: logger)
         }

@@ -4,7 +4,8 @@ import FerryPostgres
 package import FerryRedis
 import Foundation
 package import Logging
-package import ServiceLifecycle
+import PostgresNIO
+import ServiceLifecycle
 import Synchronization
 
 /// One table sync pipeline: its producer and consumers, run as a service by `ferry run` or once by `ferry sync`.
@@ -200,13 +201,17 @@ package final class TableSyncPipeline: Service, Sendable {
             await context.source.close()
             await context.target.close()
             return result
-        } catch {
-            if !(error is CancellationError) {
-                await context.control.recordError(ControlTables.stoppedPrefix + "\(error)", session: context.target, logger: context.logger)
-            }
+        } catch is CancellationError {
             await context.source.close()
             await context.target.close()
-            throw error
+            throw CancellationError()
+        } catch {
+            // postgres-nio's errors describe themselves generically (to keep SQL out of logs): say what the server said.
+            let stop = error is PSQLError ? PostgresDiagnosis.diagnose(error, endpoint: context.targetEndpoint) : error
+            await context.control.recordError(ControlTables.stoppedPrefix + "\(stop)", session: context.target, logger: context.logger)
+            await context.source.close()
+            await context.target.close()
+            throw stop
         }
     }
 
