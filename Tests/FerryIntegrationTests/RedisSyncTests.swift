@@ -560,11 +560,7 @@ struct RedisSyncFaultTests {
         try await writer.waitForProgress(world, "after the restart")
         writer.stop()
         _ = await writing
-        try await eventually("the sync to catch up after the restart", timeout: .seconds(30)) {
-            let count = try? await world.redis("XLEN", stream).decode(as: Int.self)
-            let stored = try? await world.int("SELECT count(*) FROM \(world.streams)")
-            return count != nil && stored != nil && stored! >= count!
-        }
+        try await Self.waitForCatchUp(world, stream: stream, service: service)
         running.cancel()
         _ = await running.result
         await redis.shutdown()
@@ -638,15 +634,27 @@ struct RedisSyncFaultTests {
         try await writer.waitForProgress(world, "after the last restart")
         writer.stop()
         _ = await writing
-        try await eventually("the sync to catch up after the restart", timeout: .seconds(30)) {
-            let count = try? await world.redis("XLEN", stream).decode(as: Int.self)
-            let stored = try? await world.int("SELECT count(*) FROM \(world.streams)")
-            return count != nil && stored != nil && stored! >= count!
-        }
+        try await Self.waitForCatchUp(world, stream: stream, service: service)
         running.cancel()
         _ = await running.result
         await redis.shutdown()
         try await Self.expectStreamInPostgres(world, stream: stream)
         await world.close()
+    }
+
+    /// Waits until PostgreSQL holds as many entries as the stream; on a timeout, says where the sync stood.
+    static func waitForCatchUp(_ world: RedisSyncWorld, stream: String, service: RedisSyncService) async throws {
+        let seen = Shared("nothing read yet")
+        try await eventually(
+            "the sync to catch up after the restart", timeout: .seconds(60),
+            diagnostics: "last seen: \(seen.value); sync status: \(service.status.snapshot)"
+        ) {
+            let count = try await world.redis("XLEN", stream).decode(as: Int.self)
+            let stored = try await world.int("SELECT count(*) FROM \(world.streams)")
+            let dead = try await world.int("SELECT count(*) FROM \"\(world.schema)\".ferry_dead_letters")
+            let pending = try await world.redis("XPENDING", stream, world.sync.streams.group).description
+            seen.update { $0 = "XLEN \(count), stored \(stored), dead letters \(dead), XPENDING \(pending)" }
+            return stored >= count
+        }
     }
 }

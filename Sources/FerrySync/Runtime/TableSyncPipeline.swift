@@ -96,17 +96,25 @@ package final class TableSyncPipeline: Service, Sendable {
     /// incompatible schema change, NULL watermarks with `refuse`, a missing permission) stops the whole pipeline at
     /// once: the other side is cancelled, the error is recorded in `ferry_pipelines.last_error` (what `ferry status`
     /// shows) and thrown, for the daemon to mark the pipeline failed.
+    /// Retry delays while a server is unreachable as the pipeline starts.
+    static let startBackoff = Backoff(base: .milliseconds(200), maximum: .seconds(10))
+
     package func run() async throws {
         try await stopping {
-            try await RedisSafety.verify(
-                context.redis, allowUnsafe: options.allowUnsafeRedis, address: context.redis.configuration.connection.address)
-            let schema = try await context.source.describe()
+            let metadata: Logger.Metadata = ["ferry.pipeline": "\(pipeline.name)"]
+            let schema = try await retryingOutages("starting the pipeline", backoff: Self.startBackoff, logger: context.logger, metadata: metadata) {
+                try await RedisSafety.verify(
+                    context.redis, allowUnsafe: options.allowUnsafeRedis, address: context.redis.configuration.connection.address)
+                return try await context.source.describe()
+            }
             await context.control.clearStop(session: context.target, logger: context.logger)
             try await withThrowingDiscardingTaskGroup { group in
                 if options.produce {
                     group.addTask { [context, pipeline] in
                         var producer = try Producer(context: context, schema: schema)
-                        try await producer.prepare()
+                        try await retryingOutages("preparing the producer", backoff: Self.startBackoff, logger: context.logger, metadata: metadata) {
+                            try await producer.prepare()
+                        }
                         while !Task.isCancelled && !Task.isShuttingDownGracefully {
                             do {
                                 _ = try await producer.poll()
