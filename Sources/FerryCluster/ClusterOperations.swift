@@ -36,7 +36,17 @@ package struct ClusterOperations: Sendable {
     package func members() async throws -> [MemberState] { try await etcd.members(keys) }
 
     /// A planned switchover to `target` (nil: the healthiest standby); returns once the new primary takes writes.
+    /// The request's lease: the operation's timeout plus 5 s, in whole seconds from 1 to a day (callers check the
+    /// timeout they are given; this never overflows whatever it is given).
+    static func bounded(_ timeout: Duration) -> Duration { min(max(timeout, .seconds(1)), .seconds(86_400)) }
+
+    static func leaseSeconds(for timeout: Duration) -> Int {
+        let seconds = timeout.components.seconds
+        return Int(min(max(seconds, 1), 86_400)) + 5
+    }
+
     package func switchover(to target: String?, timeout: Duration = .seconds(30)) async throws -> OperationResult {
+        let timeout = Self.bounded(timeout)
         guard let leader = try await etcd.get(keys.leader)?.value else {
             throw FerryError(
                 .conflict, "no node leads the cluster: there is no primary to switch over from", fix: "use `ferry cluster failover --to NODE`")
@@ -63,7 +73,7 @@ package struct ClusterOperations: Sendable {
             }
         }
         let started = ContinuousClock.now
-        let lease = try await etcd.grantLease(ttl: Int(timeout.seconds) + 5)
+        let lease = try await etcd.grantLease(ttl: Self.leaseSeconds(for: timeout))
         guard try await etcd.create(keys.switchover, value: etcd.encode(OperationRequest(from: leader, to: target)), lease: lease) else {
             try? await etcd.revoke(lease: lease)
             throw FerryError(.conflict, "a switchover is already in progress", fix: "wait for it to finish (`ferry cluster status`)")
@@ -83,6 +93,7 @@ package struct ClusterOperations: Sendable {
 
     /// Promotes `target` when the primary is gone (a healthy primary is refused: that is a switchover).
     package func failover(to target: String, timeout: Duration = .seconds(30)) async throws -> OperationResult {
+        let timeout = Self.bounded(timeout)
         let members = try await etcd.members(keys)
         guard let member = members.first(where: { $0.node == target }) else {
             throw FerryError(
@@ -98,7 +109,7 @@ package struct ClusterOperations: Sendable {
                 fix: "use `ferry cluster switchover --to \(target)`")
         }
         let started = ContinuousClock.now
-        let lease = try await etcd.grantLease(ttl: Int(timeout.seconds) + 5)
+        let lease = try await etcd.grantLease(ttl: Self.leaseSeconds(for: timeout))
         try await etcd.put(keys.failover, value: etcd.encode(OperationRequest(from: leader, to: target)), lease: lease)
         do {
             let newLeader = try await waitForWritableLeader(other: nil, expected: target, request: keys.failover, deadline: started + timeout)
@@ -114,6 +125,7 @@ package struct ClusterOperations: Sendable {
 
     /// Makes `node` rewind (or, with `copy`, copy the primary again) and follow the leader; returns once it streams.
     package func rejoin(_ node: String, copy: Bool = false, timeout: Duration = .seconds(120)) async throws -> OperationResult {
+        let timeout = Self.bounded(timeout)
         let members = try await etcd.members(keys)
         guard members.contains(where: { $0.node == node }) else {
             throw FerryError(
@@ -125,7 +137,7 @@ package struct ClusterOperations: Sendable {
         }
         guard leader != node else { throw FerryError(.invalidInput, "\(node) is the primary", fix: "name a standby or a stopped node") }
         let started = ContinuousClock.now
-        let lease = try await etcd.grantLease(ttl: Int(timeout.seconds) + 5)
+        let lease = try await etcd.grantLease(ttl: Self.leaseSeconds(for: timeout))
         var request = OperationRequest(from: node, to: leader)
         request.state = copy ? .copy : .rewind
         try await etcd.put(keys.rejoin(node), value: etcd.encode(request), lease: lease)
@@ -142,7 +154,8 @@ package struct ClusterOperations: Sendable {
         }
         try? await etcd.revoke(lease: lease)
         throw FerryError(
-            .timeout, "\(node) did not rejoin within \(Int(timeout.seconds)) s", fix: "read the agent's log on \(node) (`ferry agent --node \(node)`)"
+            .timeout, "\(node) did not rejoin within \(DurationParser.format(timeout))",
+            fix: "read the agent's log on \(node) (`ferry agent --node \(node)`)"
         )
     }
 

@@ -6,6 +6,7 @@ package import FerryServer
 package import FerrySync
 package import Hummingbird
 package import Logging
+import NIOCore
 package import Prometheus
 package import ServiceLifecycle
 import UnixSignals
@@ -29,6 +30,9 @@ package struct Daemon {
         package var watchdogExecutable: String?
         /// How often readiness checks every server.
         package var readinessInterval: Duration = .seconds(5)
+        /// A connection that sends no complete request head for this long (an idle keep-alive, or a client dribbling
+        /// its headers) is closed.
+        package var httpIdleTimeout: Duration = .seconds(30)
 
         package init() {}
     }
@@ -42,6 +46,7 @@ package struct Daemon {
     /// Clients, jobs and readiness, in start order; the HTTP server is not among them (see ``run()``).
     package let services: [any Service]
     let logger: Logger
+    let options: Options
 
     /// Builds every part; nothing connects or starts until the services run. `file` names the configuration file in
     /// messages.
@@ -106,18 +111,23 @@ package struct Daemon {
         self.services = services
         self.router = FerryHTTPServer.buildRouter(readiness: readiness, registry: registry, cluster: clusterAPI)
         self.logger = logger
+        self.options = options
+    }
+
+    /// The HTTP server (when `http.enabled`): the routes, with the idle timeout of ``Options/httpIdleTimeout``.
+    package var httpServer: Application<RouterResponder<BasicRequestContext>>? {
+        guard configuration.http.enabled else { return nil }
+        let http = configuration.http
+        return Application(
+            router: router, server: .http1(configuration: .init(idleTimeout: TimeAmount(options.httpIdleTimeout))),
+            configuration: .init(address: .hostname(http.host, port: http.port), serverName: "ferry"),
+            logger: Logger(label: "ferry.http"))
     }
 
     /// Runs every service and the HTTP server (when `http.enabled`) until SIGTERM or SIGINT.
     package func run() async throws {
         var services = services
-        if configuration.http.enabled {
-            let http = configuration.http
-            services.append(
-                Application(
-                    router: router, configuration: .init(address: .hostname(http.host, port: http.port), serverName: "ferry"),
-                    logger: Logger(label: "ferry.http")))
-        }
+        if let httpServer { services.append(httpServer) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

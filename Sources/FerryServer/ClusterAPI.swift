@@ -5,6 +5,7 @@ import Hummingbird
 package import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// The HA cluster's control API: `GET /cluster`, `POST /cluster/switchover`, `POST /cluster/failover`,
 /// `POST /cluster/rejoin/{node}`. Every request needs `Authorization: Bearer <cluster.api_token>`; every request,
@@ -15,6 +16,7 @@ package struct ClusterAPI: Sendable {
     /// The nodes `GET /cluster` inspects.
     package let nodes: [(name: String, endpoint: PostgresEndpoint)]
     package let logger: Logger
+    let unauthorizedAudit = AuditThrottle(linesPerWindow: 20, window: .seconds(60))
 
     package init(token: Secret, operations: ClusterOperations, nodes: [(name: String, endpoint: PostgresEndpoint)], logger: Logger) {
         self.token = token
@@ -39,7 +41,25 @@ package struct ClusterAPI: Sendable {
             case to, copy
             case timeoutSeconds = "timeout_seconds"
         }
+
+        /// The longest `timeout_seconds` an operation takes: a day (a rejoin that copies a large node).
+        static let maximumTimeout = 86_400
+
+        /// `timeout_seconds`, range-checked before it becomes a duration.
+        func timeout(default value: Int) throws -> Duration {
+            guard let seconds = timeoutSeconds else { return .seconds(value) }
+            guard (1...Self.maximumTimeout).contains(seconds) else {
+                throw FerryError(
+                    .invalidInput, "timeout_seconds is \(seconds); it must be between 1 and \(Self.maximumTimeout)",
+                    fix: "send a timeout in seconds, e.g. {\"timeout_seconds\": 60}, or leave it out for the default (\(value))")
+            }
+            return .seconds(seconds)
+        }
     }
+
+    /// The largest request body the API reads, and how long a client may take to send it.
+    static let maximumBody = 64 * 1024
+    static let bodyTimeout: Duration = .seconds(10)
 
     func add(to router: Router<BasicRequestContext>) {
         let group = router.group("cluster")
@@ -52,7 +72,7 @@ package struct ClusterAPI: Sendable {
         group.post("switchover") { request, context in
             try await audited(request, action: "switchover") {
                 let body = try await Self.body(request, context: context)
-                let result = try await operations.switchover(to: body.to, timeout: .seconds(body.timeoutSeconds ?? 30))
+                let result = try await operations.switchover(to: body.to, timeout: try body.timeout(default: 30))
                 return try Self.json(.ok, result)
             }
         }
@@ -62,7 +82,7 @@ package struct ClusterAPI: Sendable {
                 guard let target = body.to else {
                     throw FerryError(.invalidInput, "the body names no standby", fix: "send {\"to\": \"node2\"}")
                 }
-                let result = try await operations.failover(to: target, timeout: .seconds(body.timeoutSeconds ?? 30))
+                let result = try await operations.failover(to: target, timeout: try body.timeout(default: 30))
                 return try Self.json(.ok, result)
             }
         }
@@ -70,7 +90,7 @@ package struct ClusterAPI: Sendable {
             try await audited(request, action: "rejoin") {
                 let node = try context.parameters.require("node")
                 let body = try await Self.body(request, context: context)
-                let result = try await operations.rejoin(node, copy: body.copy ?? false, timeout: .seconds(body.timeoutSeconds ?? 120))
+                let result = try await operations.rejoin(node, copy: body.copy ?? false, timeout: try body.timeout(default: 120))
                 return try Self.json(.ok, result)
             }
         }
@@ -89,12 +109,32 @@ package struct ClusterAPI: Sendable {
         } else {
             do {
                 response = try await work()
+            } catch is BodyTimeout {
+                outcome = "error: body timeout"
+                response = Self.error(
+                    .requestTimeout,
+                    FerryError(
+                        .timeout, "the request body did not arrive within \(DurationParser.format(Self.bodyTimeout))",
+                        fix: "send the whole body at once"))
             } catch let error as FerryError {
                 outcome = "error: \(error.code)"
                 response = Self.error(Self.status(for: error), error)
             } catch {
+                // Internals (a type name, a stack of causes) stay in the log; the client learns where to look.
                 outcome = "error"
-                response = Self.error(.internalServerError, FerryError(.server, "\(error)"))
+                logger.error("cluster API request failed", metadata: ["ferry.action": "\(action)", "ferry.error": "\(error)"])
+                response = Self.error(
+                    .internalServerError,
+                    FerryError(.server, "the \(action) request failed inside Ferry", fix: "read the daemon's log (ferry.cluster.api)"))
+            }
+        }
+        if outcome == "unauthorized" {
+            // A client without the token cannot flood the log: a few lines a minute, then one line with the count.
+            guard let suppressed = unauthorizedAudit.admit() else { return response }
+            if suppressed > 0 {
+                logger.notice(
+                    "cluster API: more requests without a valid token were refused than were logged",
+                    metadata: ["ferry.audit": "true", "ferry.outcome": "unauthorized", "ferry.not_logged": "\(suppressed)"])
             }
         }
         logger.notice(
@@ -119,7 +159,21 @@ package struct ClusterAPI: Sendable {
     }
 
     static func body(_ request: Request, context: BasicRequestContext) async throws -> OperationBody {
-        let buffer = try await request.body.collect(upTo: 64 * 1024)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+                group.addTask { try await request.body.collect(upTo: maximumBody) }
+                group.addTask {
+                    try await Task.sleep(for: bodyTimeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let buffer = first else { throw BodyTimeout() }
+                return buffer
+            }
+        } catch is NIOTooManyBytesError {
+            throw FerryError(.tooLarge, "the request body is over \(maximumBody / 1024) KiB", fix: "send the small JSON body this endpoint takes")
+        }
         guard buffer.readableBytes > 0 else { return OperationBody() }
         do {
             return try JSONDecoder().decode(OperationBody.self, from: Data(buffer.readableBytesView))
@@ -132,6 +186,7 @@ package struct ClusterAPI: Sendable {
         switch error.code {
         case .invalidInput, .configuration: .badRequest
         case .conflict: .conflict
+        case .tooLarge: .contentTooLarge
         case .timeout: .gatewayTimeout
         case .unreachable: .serviceUnavailable
         case .permission, .authentication: .forbidden
@@ -150,5 +205,45 @@ package struct ClusterAPI: Sendable {
         var body = "{\"error\":\(JSONText.string(error.code.description)),\"message\":\(JSONText.string(error.message))"
         if let fix = error.fix { body += ",\"fix\":\(JSONText.string(fix))" }
         return FerryHTTPServer.jsonResponse(status, body + "}")
+    }
+}
+
+/// A request body that did not arrive in time (408).
+struct BodyTimeout: Error {}
+
+/// Admits a few audit lines per time window; counts the rest, so the next admitted line can say how many were not
+/// written.
+package final class AuditThrottle: Sendable {
+    private struct State {
+        var windowStart: ContinuousClock.Instant
+        var admitted = 0
+        var suppressed = 0
+    }
+
+    let linesPerWindow: Int
+    let window: Duration
+    private let state: Mutex<State>
+
+    package init(linesPerWindow: Int, window: Duration) {
+        self.linesPerWindow = linesPerWindow
+        self.window = window
+        state = Mutex(State(windowStart: .now))
+    }
+
+    /// nil: do not log this one. Otherwise log it, after a line saying how many were not logged (when not 0).
+    package func admit(now: ContinuousClock.Instant = .now) -> Int? {
+        state.withLock { state in
+            if now - state.windowStart >= window {
+                state.windowStart = now
+                state.admitted = 0
+            }
+            guard state.admitted < linesPerWindow else {
+                state.suppressed += 1
+                return nil
+            }
+            state.admitted += 1
+            defer { state.suppressed = 0 }
+            return state.suppressed
+        }
     }
 }

@@ -245,7 +245,7 @@ struct RedisCommandTests {
             _ = try await connection.send(SET("other", "v"))
         }
         var strings: [String] = []
-        for try await key in client.scan(database: database, match: "scan:*", count: 100, type: .string) { strings.append(key) }
+        for try await key in client.scan(database: database, match: "scan:*", count: 100, type: .string) { strings.append(key.description) }
         #expect(strings.count == 2500)
         #expect(Set(strings).count == 2500)
         var streams = 0

@@ -166,7 +166,7 @@ struct RedisConnectionTests {
         #expect(try await client.send(GET(key), database: 5) == nil)
         #expect(try await client.send(GET(key)) == nil, "the default database is 0")
         var seen: [String] = []
-        for try await found in client.scan(database: 3, match: key) { seen.append(found) }
+        for try await found in client.scan(database: 3, match: key) { seen.append(found.description) }
         #expect(seen == [key])
         await client.shutdown()
     }

@@ -286,6 +286,7 @@ extension YAMLWriter {
             $0.raw("consumers", "\(streams.consumers)")
             $0.value("claim_idle", DurationParser.format(streams.claimIdle))
             $0.raw("max_deliveries", "\(streams.maxDeliveries)")
+            $0.raw("metrics_stream_limit", "\(streams.metricsStreamLimit)")
             if !streams.mappings.isEmpty {
                 $0.list("mappings", streams.mappings) { writer, mapping in
                     writer.value("stream", mapping.stream)

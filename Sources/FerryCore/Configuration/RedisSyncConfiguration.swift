@@ -49,6 +49,10 @@ package struct RedisSyncConfiguration: Sendable, Equatable {
         package var claimIdle: Duration = .seconds(30)
         /// Deliveries before an entry is applied alone, and solo attempts before it is a poison entry. Default 5.
         package var maxDeliveries = 5
+        /// Streams that get their own series on `/metrics` (length, pending, lag, idle consumers); the others are
+        /// summed into `stream="_other"`, so a client creating streams cannot grow the metrics without bound.
+        /// Default 100.
+        package var metricsStreamLimit = 100
         /// Streams whose fields go to the columns of a typed table instead of `redis_streams`.
         package var mappings: [StreamMapping] = []
 

@@ -21,6 +21,7 @@ package struct FerryError: Error, Sendable, CustomStringConvertible {
             case closed
             case cancelled
             case conflict
+            case tooLarge = "too_large"
         }
 
         private let base: Base
@@ -54,6 +55,8 @@ package struct FerryError: Error, Sendable, CustomStringConvertible {
         package static let cancelled = Code(.cancelled)
         /// The system's state does not allow the operation now (another one is in progress, no leader…).
         package static let conflict = Code(.conflict)
+        /// Input (a request body, a file, an expanded document) is over its size limit.
+        package static let tooLarge = Code(.tooLarge)
 
         package var description: String { base.rawValue }
     }

@@ -34,8 +34,9 @@ package struct FerryLogHandler: LogHandler {
         let timestamp = Self.timestamp()
         switch format {
         case .text:
-            var line = "\(timestamp) \(levelText(event.level)) \(label): \(event.message)"
-            for key in merged.keys.sorted() { line += " \(key)=\(merged[key]!)" }
+            // One event, one line: names from outside (a stream called "x\n… ERROR …") cannot forge another.
+            var line = "\(timestamp) \(levelText(event.level)) \(label): \(PrintableText.escaped(event.message.description))"
+            for key in merged.keys.sorted() { line += " \(key)=\(PrintableText.escaped(merged[key]!.description))" }
             sink.write(line + "\n")
         case .json:
             var line = "{\"ts\":\"\(timestamp)\",\"level\":\"\(event.level.rawValue)\",\"logger\":"

@@ -2,9 +2,10 @@
 ///
 /// `SCAN` may return a key more than once while the keyspace is rehashed; this sequence remembers what it
 /// returned and drops repeats (memory grows with the number of distinct keys). Each step leases a pooled
-/// connection only for that step.
+/// connection only for that step. Names are bytes (``RedisName``): a name that is not text is returned as it is,
+/// for the caller to report.
 package struct RedisScanSequence: AsyncSequence, Sendable {
-    package typealias Element = String
+    package typealias Element = RedisName
 
     let pool: RedisConnectionPool
     let match: String?
@@ -22,10 +23,10 @@ package struct RedisScanSequence: AsyncSequence, Sendable {
         let type: RedisKeyType?
         var cursor = "0"
         var started = false
-        var buffered: [String] = []
-        var seen: Set<String> = []
+        var buffered: [RedisName] = []
+        var seen: Set<RedisName> = []
 
-        package mutating func next() async throws -> String? {
+        package mutating func next() async throws -> RedisName? {
             while true {
                 while let key = buffered.popLast() {
                     if seen.insert(key).inserted { return key }

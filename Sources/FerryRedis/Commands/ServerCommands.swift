@@ -148,7 +148,7 @@ package struct CLIENTUNBLOCK: RedisCommand {
 
 /// One `SCAN` step: the next cursor and the keys of this step.
 package struct SCAN: RedisCommand {
-    package typealias Response = (cursor: String, keys: [String])
+    package typealias Response = (cursor: String, keys: [RedisName])
     package var cursor: String
     package var match: String?
     package var count: Int?
@@ -166,6 +166,6 @@ package struct SCAN: RedisCommand {
     package func decode(_ token: RESPToken) throws(RESPDecodeError) -> Response {
         let parts = try token.elements()
         guard parts.count == 2 else { throw RESPDecodeError(expected: "[cursor, keys]", found: token.identifier) }
-        return (try String(fromRESP: parts[0]), try [String](fromRESP: parts[1]))
+        return (try String(fromRESP: parts[0]), try [RedisName](fromRESP: parts[1]))
     }
 }

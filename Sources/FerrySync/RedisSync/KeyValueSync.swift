@@ -110,7 +110,13 @@ extension RedisSyncService {
                         var pending: [String] = []
                         pending.reserveCapacity(batchSize)
                         for pattern in patterns {
-                            for try await key in redis.scan(database: database, match: pattern.redisMatch, count: batchSize) {
+                            for try await name in redis.scan(database: database, match: pattern.redisMatch, count: batchSize) {
+                                guard let key = name.text else {
+                                    if let problem = name.problem, !rejected.isRecorded(name, kind: .key, database: database) {
+                                        await rejected.report(name, kind: .key, database: database, problem: problem)
+                                    }
+                                    continue
+                                }
                                 guard !key.hasPrefix("ferry:"), pattern.matches(key), seen.insert(key).inserted else { continue }
                                 pending.append(key)
                                 if pending.count >= batchSize {
@@ -467,12 +473,15 @@ final class KeyChanges: Sendable {
         }
     }
 
-    /// `__keyspace@3__:user:1` → (3, "user:1").
+    /// `__keyspace@3__:user:1` → (3, "user:1"). A key with a NUL byte is left to the scan, which records it in the
+    /// dead letters with its exact bytes (``RejectedNames``): PostgreSQL text cannot hold it.
     static func parse(channel: String) -> (database: Int, key: String)? {
         guard channel.hasPrefix("__keyspace@"), let end = channel.range(of: "__:") else { return nil }
         let number = channel[channel.index(channel.startIndex, offsetBy: 11)..<end.lowerBound]
         guard let database = Int(number) else { return nil }
-        return (database, String(channel[end.upperBound...]))
+        let key = String(channel[end.upperBound...])
+        guard !key.unicodeScalars.contains("\u{0}") else { return nil }
+        return (database, key)
     }
 }
 

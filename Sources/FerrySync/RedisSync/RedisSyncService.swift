@@ -24,6 +24,7 @@ package final class RedisSyncService: Service, Sendable {
     private let registry = StreamRegistry()
     let keyMemory = KeyMemory()
     let limiter: RateLimiter?
+    let rejected: RejectedNames
 
     /// Fails when the configuration has no `redis_sync`, `postgres` or `redis` section (validation reports those).
     package init(configuration: FerryConfiguration, redis: RedisClient, logger: Logger) throws {
@@ -37,6 +38,7 @@ package final class RedisSyncService: Service, Sendable {
         tables = RedisSyncTables(schema: postgres.schema, config: sync)
         settings = Mutex(sync)
         limiter = sync.rateLimit.map { RateLimiter(rate: $0) }
+        rejected = RejectedNames(target: postgres, deadLetters: tables.deadLetters, logger: logger)
     }
 
     var config: RedisSyncConfiguration { settings.withLock { $0 } }
@@ -66,8 +68,14 @@ package final class RedisSyncService: Service, Sendable {
             let patterns = config.streams.patterns.map(GlobPattern.init)
             for database in config.databases {
                 for pattern in patterns {
-                    for try await key in redis.scan(database: database, match: pattern.redisMatch, count: 1000, type: .stream) {
+                    for try await name in redis.scan(database: database, match: pattern.redisMatch, count: 1000, type: .stream) {
                         try await limiter?.acquire()
+                        guard let key = name.text else {
+                            if let problem = name.problem, !rejected.isRecorded(name, kind: .stream, database: database) {
+                                await rejected.report(name, kind: .stream, database: database, problem: problem)
+                            }
+                            continue
+                        }
                         if !key.hasPrefix("ferry:") && pattern.matches(key) { found[database, default: []].insert(key) }
                     }
                 }
@@ -116,7 +124,8 @@ package final class RedisSyncService: Service, Sendable {
     /// from (a missing permission, retries exhausted) ends the whole job at once (the other parts are cancelled), so
     /// the daemon marks it failed instead of running on half-working.
     package func run() async throws {
-        try await prepare()
+        // PostgreSQL restarting while the daemon starts is waited out, as it is once the sync runs.
+        try await retryingOutages("creating or checking the tables", backoff: config.postgresRetry, logger: logger) { try await prepare() }
         try await withThrowingDiscardingTaskGroup { group in
             if config.keyValues.enabled {
                 group.addTask { try await self.keyValueLoop() }
@@ -146,7 +155,9 @@ package final class RedisSyncService: Service, Sendable {
                     }
                     attempt = 0
                     // The monitor's figures (length, pending, lag, idle consumers per stream) on /metrics.
-                    if let reports = try? await monitor.collect() { StreamMonitor.record(reports) }
+                    if let reports = try? await monitor.collect() {
+                        monitor.record(reports, limit: config.streams.metricsStreamLimit, logger: logger)
+                    }
                 } catch let error as RedisError where error.code != .poolClosed {
                     metrics.retries.increment()
                     status.recordError("Redis: \(error)")

@@ -74,7 +74,6 @@ struct RedisSyncTables: Sendable {
                             """
                         ], updates: config.streams.conflict == .overwrite))
             }
-            result.append(Table(name: deadLetters, statements: ControlTables.deadLetterStatements(deadLetters), updates: false))
         }
         if config.keyValues.enabled {
             result.append(
@@ -95,6 +94,10 @@ struct RedisSyncTables: Sendable {
                         )
                         """
                     ], updates: true))
+        }
+        if config.streams.enabled || config.keyValues.enabled {
+            // Rows PostgreSQL rejects, and stream or key names it cannot store (``RejectedNames``).
+            result.append(Table(name: deadLetters, statements: ControlTables.deadLetterStatements(deadLetters), updates: false))
         }
         return result
     }

@@ -2,6 +2,7 @@ import CoreMetrics
 package import FerryCore
 package import FerryRedis
 import Foundation
+package import Logging
 import Synchronization
 
 /// Per-stream figures for `ferry redis monitor` and `/metrics`: length, first and last id, and per group its
@@ -34,6 +35,7 @@ package final class StreamMonitor: Sendable {
     let keys: [(database: Int, stream: String)]
     let idleThreshold: Duration
     private let previous = Mutex<[String: Int]>([:])
+    private let warnedOverLimit = Atomic(false)
 
     package init(redis: RedisClient, configuration: FerryConfiguration, idleThreshold: Duration = .seconds(60)) {
         self.redis = redis
@@ -51,8 +53,9 @@ package final class StreamMonitor: Sendable {
         for key in keys { found[key.database, default: []].insert(key.stream) }
         for database in databases {
             for pattern in patterns {
-                for try await key in redis.scan(database: database, match: pattern.redisMatch, count: 1000, type: .stream)
-                where !key.hasPrefix("ferry:") && pattern.matches(key) {
+                // Names PostgreSQL cannot store are left out (the sync records them in the dead letters).
+                for try await name in redis.scan(database: database, match: pattern.redisMatch, count: 1000, type: .stream) {
+                    guard let key = name.text, !key.hasPrefix("ferry:"), pattern.matches(key) else { continue }
                     found[database, default: []].insert(key)
                 }
             }
@@ -104,17 +107,49 @@ package final class StreamMonitor: Sendable {
         }
     }
 
-    /// Publishes the reports as gauges (`ferry_redis_stream_length`, `…_pending`, `…_lag`, `…_idle_consumers`).
-    package static func record(_ reports: [StreamReport]) {
-        for report in reports {
-            let base = [("redis_db", "\(report.database)"), ("stream", report.stream)]
+    /// Publishes the reports as gauges (`ferry_redis_stream_length`, `…_pending`, `…_lag`, `…_idle_consumers`): the
+    /// first `limit` streams (in database and name order) one series each, the others summed per database and group
+    /// into `stream="_other"` (with a warning the first time). Names are printed escaped.
+    package func record(_ reports: [StreamReport], limit: Int, logger: Logger) {
+        let own = reports.prefix(limit)
+        let rest = reports.dropFirst(limit)
+        for report in own {
+            let base = [("redis_db", "\(report.database)"), ("stream", PrintableText.escaped(report.stream))]
             Gauge(label: "ferry_redis_stream_length", dimensions: base).record(report.length)
             for group in report.groups {
-                let dimensions = base + [("group", group.name)]
+                let dimensions = base + [("group", PrintableText.escaped(group.name))]
                 Gauge(label: "ferry_redis_stream_pending", dimensions: dimensions).record(group.pending)
                 Gauge(label: "ferry_redis_stream_lag", dimensions: dimensions).record(group.lag ?? 0)
                 Gauge(label: "ferry_redis_stream_idle_consumers", dimensions: dimensions).record(group.idleConsumers.count)
             }
+        }
+        guard !rest.isEmpty else { return }
+        if warnedOverLimit.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            logger.warning(
+                "more streams than redis_sync.streams.metrics_stream_limit: the others are summed as stream=\"_other\" on /metrics",
+                metadata: ["ferry.streams": "\(reports.count)", "ferry.limit": "\(limit)"])
+        }
+        var lengths: [Int: Int] = [:]
+        var groups: [String: (database: Int, group: String, pending: Int, lag: Int, idle: Int)] = [:]
+        for report in rest {
+            lengths[report.database, default: 0] += report.length
+            for group in report.groups {
+                let key = "\(report.database)\u{0}\(group.name)"
+                var sum = groups[key] ?? (report.database, group.name, 0, 0, 0)
+                sum.pending += group.pending
+                sum.lag += group.lag ?? 0
+                sum.idle += group.idleConsumers.count
+                groups[key] = sum
+            }
+        }
+        for (database, length) in lengths {
+            Gauge(label: "ferry_redis_stream_length", dimensions: [("redis_db", "\(database)"), ("stream", "_other")]).record(length)
+        }
+        for sum in groups.values {
+            let dimensions = [("redis_db", "\(sum.database)"), ("stream", "_other"), ("group", PrintableText.escaped(sum.group))]
+            Gauge(label: "ferry_redis_stream_pending", dimensions: dimensions).record(sum.pending)
+            Gauge(label: "ferry_redis_stream_lag", dimensions: dimensions).record(sum.lag)
+            Gauge(label: "ferry_redis_stream_idle_consumers", dimensions: dimensions).record(sum.idle)
         }
     }
 }

@@ -132,12 +132,13 @@ struct RedisMonitorCommand: AsyncParsableCommand {
             let groups = report.groups.isEmpty ? [nil] : report.groups.map(Optional.some)
             for group in groups {
                 table.add([
-                    "\(report.database)", report.stream, "\(report.length)", report.firstID ?? "-", report.lastID ?? "-", group?.name ?? "-",
+                    "\(report.database)", PrintableText.escaped(report.stream), "\(report.length)", report.firstID ?? "-", report.lastID ?? "-",
+                    group.map { PrintableText.escaped($0.name) } ?? "-",
                     group.map { "\($0.consumers)" } ?? "-", group.map { "\($0.pending)" } ?? "-", group?.lag.map { "\($0)" } ?? "-",
                     group.map { $0.idleConsumers.isEmpty ? "0" : Terminal.paint("\($0.idleConsumers.count)", .yellow) } ?? "-",
                 ])
             }
-            warnings += report.warnings.map { "db\(report.database):\(report.stream): \($0)" }
+            warnings += report.warnings.map { "db\(report.database):\(PrintableText.escaped(report.stream)): \(PrintableText.escaped($0))" }
         }
         return table.render() + (warnings.isEmpty ? "" : "\n\n" + warnings.map { Terminal.paint("warning: ", .yellow) + $0 }.joined(separator: "\n"))
     }
