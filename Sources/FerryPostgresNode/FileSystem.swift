@@ -22,12 +22,38 @@ package enum FileSystem {
         chmod(path, 0o700)
     }
 
+    /// Writes `text` to `path` atomically, with `mode` from the moment the file exists: a temporary file beside it is
+    /// created with that mode (never world-readable first and narrowed after), written, synced and renamed over
+    /// `path`. A failure leaves `path` as it was.
     package static func write(_ text: String, to path: String, mode: Int = 0o644) throws(FerryError) {
-        do {
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
-            chmod(path, mode_t(mode))
-        } catch {
-            throw FerryError(.sandbox, "cannot write \(path)", fix: "check the permissions of its directory", underlying: error)
+        let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode))
+        guard descriptor >= 0 else {
+            throw FerryError(.sandbox, "cannot write \(path): \(String(cString: strerror(errno)))", fix: "check the permissions of its directory")
+        }
+        let failure: String? = {
+            defer { close(descriptor) }
+            // Exactly `mode`, whatever the umask (an umask can only have narrowed it).
+            fchmod(descriptor, mode_t(mode))
+            var bytes = Array(text.utf8)[...]
+            while !bytes.isEmpty {
+                let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return String(cString: strerror(errno))
+                }
+                bytes = bytes.dropFirst(written)
+            }
+            return fsync(descriptor) == 0 ? nil : String(cString: strerror(errno))
+        }()
+        if let failure {
+            unlink(temporary)
+            throw FerryError(.sandbox, "cannot write \(path): \(failure)", fix: "check free space and the permissions of its directory")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw FerryError(.sandbox, "cannot write \(path): \(reason)", fix: "check the permissions of its directory")
         }
     }
 

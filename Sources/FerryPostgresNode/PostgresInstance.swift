@@ -302,9 +302,11 @@ package struct PostgresInstance: Sendable, Codable, Hashable {
             [
                 "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", host ?? "127.0.0.1", "-p", "\(port)", "-U", user, "-d",
                 database ?? self.database,
-                "-c", sql,
+                "-f", "-",
             ],
-            environment: ["PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10"]
+            environment: ["PGPASSWORD": password, "PGCONNECT_TIMEOUT": "10"],
+            // The statement goes through standard input: it may hold a password, and `ps` shows command lines.
+            input: Array(sql.utf8)
         )
         guard result.succeeded else {
             throw FerryError(.sandbox, "psql on 127.0.0.1:\(port) failed: \(result.standardError.trimmed)")

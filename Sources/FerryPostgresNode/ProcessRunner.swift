@@ -22,7 +22,8 @@ package enum ProcessRunner {
         _ arguments: [String],
         as user: SystemUser? = nil,
         environment: [String: String] = [:],
-        workingDirectory: String? = nil
+        workingDirectory: String? = nil,
+        input: [UInt8]? = nil
     ) async throws(FerryError) -> Output {
         // Dropping privileges is left to util-linux's setpriv, exec'd as a single-threaded process: setting the
         // user in a child forked from this multithreaded process (swift-subprocess's `userID`) can deadlock in
@@ -37,14 +38,18 @@ package enum ProcessRunner {
         for (key, value) in environment { updates[Environment.Key(stringLiteral: key)] = value }
         if let user { updates["HOME"] = user.home }
         do {
-            let result = try await Subprocess.run(
-                .path(FilePath(executable)),
-                arguments: Arguments(arguments),
-                environment: .inherit.updating(updates),
-                workingDirectory: (workingDirectory ?? (user != nil ? "/" : nil)).map { FilePath($0) },
-                output: .string(limit: 1 << 20),
-                error: .string(limit: 1 << 20)
-            )
+            let directory = (workingDirectory ?? (user != nil ? "/" : nil)).map { FilePath($0) }
+            // Secrets (a password in SQL) go through standard input, never the command line `ps` shows.
+            let result =
+                if let input {
+                    try await Subprocess.run(
+                        .path(FilePath(executable)), arguments: Arguments(arguments), environment: .inherit.updating(updates),
+                        workingDirectory: directory, input: .array(input), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
+                } else {
+                    try await Subprocess.run(
+                        .path(FilePath(executable)), arguments: Arguments(arguments), environment: .inherit.updating(updates),
+                        workingDirectory: directory, output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
+                }
             let status: Int32
             switch result.terminationStatus {
             case .exited(let code): status = code

@@ -26,6 +26,11 @@ struct CLITests {
 
         let yaml = try String(contentsOfFile: directory + "/ferry.yaml", encoding: .utf8)
         #expect(yaml.contains("port: \(sandbox.postgres!.port)"))
+        // Both passwords are in it: private to the user, as is the sandbox's copy.
+        for file in [directory + "/ferry.yaml", directory + "/.ferry/sandbox/ferry.yaml"] {
+            let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(file): \(String(mode ?? 0, radix: 8))")
+        }
 
         let check = try await FerryProcess.run(["check", "--json"], in: directory)
         #expect(check.status == 0, "\(check.stdout) \(check.stderr)")

@@ -209,8 +209,8 @@ struct DemoCommand: AsyncParsableCommand {
         let path = directory + "/ferry.yaml"
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try sandbox.configurationYAML(extra: extra).replacingOccurrences(of: "`ferry sandbox up`", with: "`ferry demo`")
-                .write(toFile: path, atomically: true, encoding: .utf8)
+            try FileSystem.write(
+                sandbox.configurationYAML(extra: extra).replacingOccurrences(of: "`ferry sandbox up`", with: "`ferry demo`"), to: path, mode: 0o600)
         } catch {
             throw FerryError(.sandbox, "cannot write \(path)", fix: "check the permissions of .ferry/", underlying: error)
         }

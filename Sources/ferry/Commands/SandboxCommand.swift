@@ -186,12 +186,13 @@ enum SandboxConfigFile {
     /// Returns whether `path` was written.
     static func write(_ sandbox: Sandbox, to path: String) throws -> Bool {
         let text = sandbox.configurationYAML()
-        try text.write(toFile: sandbox.root + "/ferry.yaml", atomically: true, encoding: .utf8)
+        // It holds both passwords: private (0600) from the moment it exists.
+        try FileSystem.write(text, to: sandbox.root + "/ferry.yaml", mode: 0o600)
         if let existing = try? String(contentsOfFile: path, encoding: .utf8), !existing.hasPrefix(marker) {
             return false
         }
         do {
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            try FileSystem.write(text, to: path, mode: 0o600)
         } catch {
             throw FerryError(.sandbox, "cannot write \(path)", fix: "check the directory's permissions or pass --write-config", underlying: error)
         }
