@@ -143,6 +143,26 @@ struct ConfigLoaderTests {
         #expect(overridden.postgres?.password?.value == "from-env")
     }
 
+    /// A 400-byte "billion laughs" (anchors nested nine deep) used to take 4.8 GB: it is refused at a bound, fast.
+    @Test func nestedAliasesAreRefusedAtABound() throws {
+        var text = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+        let names = ["b", "c", "d", "e", "f", "g", "h", "i"]
+        var previous = "a"
+        for name in names {
+            text += "\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ",") + "]\n"
+            previous = name
+        }
+        text += "redis_sync:\n  streams:\n    patterns: *i\n"
+        let started = ContinuousClock.now
+        do {
+            _ = try ConfigLoader.parseYAML(text, file: "bomb.yaml")
+            Issue.record("the bomb was accepted")
+        } catch {
+            #expect(error.description.contains("expands to more than 100000 values"), "\(error)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
     @Test func reportsEveryProblemAtOnceWithKeyPathAndFix() {
         let found = issues([
             "ferry.yaml": """

@@ -99,6 +99,17 @@ struct CLITests {
         #expect(result.stdout.isEmpty)
     }
 
+    /// Numbers from the command line are range-checked like the YAML's: a wrapped port is never listened on.
+    @Test func anOutOfRangeHTTPPortIsRefused() async throws {
+        let directory = try FerryProcess.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for port in ["99999", "0", "-1", "9223372036854775808"] {
+            let result = try await FerryProcess.run(["run", "--http-port", port], in: directory)
+            #expect(result.status == 64, "--http-port \(port): \(result.status) \(result.stderr)")
+            #expect(result.stderr.contains("--http-port") && !result.stderr.contains("Fatal error"), "\(result.stderr)")
+        }
+    }
+
     @Test func configShowRedactsSecrets() async throws {
         let directory = try FerryProcess.scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

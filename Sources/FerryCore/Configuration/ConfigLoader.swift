@@ -107,10 +107,25 @@ package struct ConfigLoader: Sendable {
         }
         guard let node else { return .mapping([], .file(path: file, line: 1)) }
         let issues = ConfigIssues()
-        let tree = convert(node, file: file, path: "", issues: issues)
+        var budget = maximumNodes
+        let tree = convert(node, file: file, path: "", issues: issues, budget: &budget)
+        if budget < 0 {
+            // Anchors and aliases nested in each other expand exponentially (a 400-byte "billion laughs" reached
+            // 4.8 GB): the walk stops at the bound instead.
+            throw ConfigurationError(
+                file: file,
+                issues: [
+                    ConfigIssue(
+                        path: file, problem: "expands to more than \(maximumNodes) values (nested YAML anchors and aliases?)",
+                        fix: "write the configuration out without aliases; a real one has a few hundred values")
+                ])
+        }
         if !issues.all.isEmpty { throw ConfigurationError(file: file, issues: issues.all) }
         return tree
     }
+
+    /// The most values (scalars, mappings, sequences) a configuration may expand to.
+    static let maximumNodes = 100_000
 
     static func parseYAML(file: String) throws(ConfigurationError) -> ConfigNode {
         let text: String
@@ -135,8 +150,10 @@ package struct ConfigLoader: Sendable {
         }
     }
 
-    private static func convert(_ node: Node, file: String, path: String, issues: ConfigIssues) -> ConfigNode {
+    private static func convert(_ node: Node, file: String, path: String, issues: ConfigIssues, budget: inout Int) -> ConfigNode {
         let origin = ConfigOrigin.file(path: file, line: node.mark?.line ?? 0)
+        budget -= 1
+        guard budget >= 0 else { return .null(origin) }
         switch node {
         case .scalar(let scalar):
             if scalar.style == .plain, ["", "~", "null", "Null", "NULL"].contains(scalar.string) { return .null(origin) }
@@ -144,6 +161,7 @@ package struct ConfigLoader: Sendable {
         case .mapping(let mapping):
             var pairs: [(key: String, value: ConfigNode)] = []
             for (key, value) in mapping {
+                guard budget >= 0 else { break }
                 guard case .scalar(let keyScalar) = key else {
                     issues.add(path, "has a key that is not a plain name", fix: "use `name: value`", origin: origin)
                     continue
@@ -153,11 +171,16 @@ package struct ConfigLoader: Sendable {
                     issues.add(childPath, "appears twice", fix: "keep one of them", origin: .file(path: file, line: key.mark?.line ?? 0))
                     continue
                 }
-                pairs.append((keyScalar.string, convert(value, file: file, path: childPath, issues: issues)))
+                pairs.append((keyScalar.string, convert(value, file: file, path: childPath, issues: issues, budget: &budget)))
             }
             return .mapping(pairs, origin)
         case .sequence(let sequence):
-            return .sequence(sequence.enumerated().map { convert($0.element, file: file, path: "\(path)[\($0.offset)]", issues: issues) }, origin)
+            var items: [ConfigNode] = []
+            for (offset, element) in sequence.enumerated() {
+                guard budget >= 0 else { break }
+                items.append(convert(element, file: file, path: "\(path)[\(offset)]", issues: issues, budget: &budget))
+            }
+            return .sequence(items, origin)
         case .alias:
             issues.add(path, "uses a YAML alias", fix: "write the value out in full", origin: origin)
             return .null(origin)
