@@ -163,6 +163,24 @@ struct ConfigLoaderTests {
         #expect(ContinuousClock.now - started < .seconds(10))
     }
 
+    /// Column types go into DDL: one that is not a type name is a configuration error, never SQL.
+    @Test func columnTypesThatAreNotTypeNamesAreRefused() {
+        let found = issues([
+            "ferry.yaml": """
+            redis_sync:
+              streams:
+                mappings:
+                  - stream: "orders:*"
+                    table: orders
+                    columns:
+                      amount: {column: amount, type: "text, x int); DROP TABLE orders; --"}
+            """
+        ])
+        #expect(
+            found.contains { $0.contains("redis_sync.streams.mappings[0].columns.amount.type") && $0.contains("is not a PostgreSQL type name") },
+            "\(found)")
+    }
+
     @Test func reportsEveryProblemAtOnceWithKeyPathAndFix() {
         let found = issues([
             "ferry.yaml": """

@@ -23,6 +23,24 @@ struct ParsingTests {
         #expect(DurationParser.format(.seconds(3600)) == "1h")
     }
 
+    @Test(arguments: [
+        "text", "bigint", "citext", "public.my_enum", "\"Odd \"\"Type\"\"\"", "double precision", "character varying(20)", "varchar(255)",
+        "numeric(12, 2)", "timestamp(3) with time zone", "timestamp without time zone", "interval day to second", "int[]", "text[3][]",
+        "integer ARRAY", "integer ARRAY[4]", "bit varying(8)", "jsonb",
+    ])
+    func postgresTypeNames(text: String) {
+        #expect(PostgresTypeName.problem(text) == nil, "\(PostgresTypeName.problem(text) ?? "")")
+    }
+
+    @Test(arguments: [
+        "", "text, x int); DROP TABLE t; --", "text NOT NULL", "text DEFAULT 1", "int)", "numeric(a)", "numeric(1,)", "text[", "1text",
+        "text -- comment", "text; SELECT 1", "\"\"", "\"un\u{0}closed", "text[] x", "public.", "text collate \"C\"",
+        String(repeating: "a", count: 201),
+    ])
+    func notPostgresTypeNames(text: String) {
+        #expect(PostgresTypeName.problem(text) != nil)
+    }
+
     @Test func dotEnv() throws {
         let parsed = try DotEnv.parse("A=1\n# c\n\nexport B = two \nC=\"x\\ny\"\nD='#not comment'\nE=v # comment\r\n", file: ".env")
         #expect(parsed == ["A": "1", "B": "two", "C": "x\ny", "D": "#not comment", "E": "v"])

@@ -64,6 +64,18 @@ package struct ConfigReader {
         return text
     }
 
+    /// A PostgreSQL column type (it goes into DDL): checked against the grammar of type names.
+    package func typeName(_ key: String) -> String? {
+        guard let text = string(key) else { return nil }
+        if let problem = PostgresTypeName.problem(text) {
+            issues.add(
+                keyPath(key), "\"\(PrintableText.escaped(text))\" is not a PostgreSQL type name: it \(problem)",
+                fix: "write a type such as text, bigint, numeric(12,2), timestamp with time zone or text[]", origin: origin(key))
+            return nil
+        }
+        return text
+    }
+
     package func string(_ key: String, required fix: String) -> String? {
         guard let text = string(key) else {
             if !has(key) { issues.add(keyPath(key), "missing", fix: fix, origin: nil) }

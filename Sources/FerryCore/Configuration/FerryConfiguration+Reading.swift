@@ -216,7 +216,7 @@ extension PipelineConfiguration {
                 let mapping = ColumnMapping(
                     source: sourceName,
                     name: columnReader.string("name"),
-                    type: columnReader.string("type"),
+                    type: columnReader.typeName("type"),
                     exclude: columnReader.bool("exclude") ?? false
                 )
                 columnReader.finish()
@@ -237,6 +237,13 @@ extension PipelineConfiguration {
                     companionReader.issues.add(
                         "\(companionReader.keyPath("columns")).\(column)", "missing type", fix: "write `\(column): text` (any PostgreSQL type)",
                         origin: node.origin)
+                    continue
+                }
+                if let problem = PostgresTypeName.problem(type) {
+                    companionReader.issues.add(
+                        "\(companionReader.keyPath("columns")).\(column)",
+                        "\"\(PrintableText.escaped(type))\" is not a PostgreSQL type name: it \(problem)",
+                        fix: "write a type such as text, bigint, numeric(12,2), timestamp with time zone or text[]", origin: node.origin)
                     continue
                 }
                 editable.append((column, type))

@@ -119,7 +119,7 @@ extension StreamMapping {
                 columns.append(Column(field: field))
             default:
                 let column = ConfigReader(node: node, path: "\(reader.keyPath("columns")).\(field)", issues: reader.issues)
-                columns.append(Column(field: field, column: column.string("column"), type: column.string("type") ?? "text"))
+                columns.append(Column(field: field, column: column.string("column"), type: column.typeName("type") ?? "text"))
                 column.finish()
             }
         }
