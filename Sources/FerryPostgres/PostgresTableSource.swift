@@ -322,14 +322,14 @@ package struct PostgresTableSource: TableSource {
         let layout = try await layout()
         let keys = layout.keys.map { SQLIdentifier.quote($0.name) + "::text" }.joined(separator: ", ")
         let inner = layout.keys.map { Self.column($0.name) + " AS " + SQLIdentifier.quote($0.name) }.joined(separator: ", ")
-        let outerOrder = layout.keys.map { SQLIdentifier.quote($0.name) }.joined(separator: ", ")
         var binds = PostgresBindings()
         let condition = Self.rangeCondition(range, layout: layout, binds: &binds)
+        // In the keys' own order (ferry_rn), never the text output's: "10" < "9" made ranges overlap.
         let sql = """
             SELECT \(keys) FROM (
               SELECT \(inner), row_number() OVER (ORDER BY \(layout.keyOrder)) AS ferry_rn, count(*) OVER () AS ferry_total
               FROM \(fromClause) WHERE \(condition)) AS numbered
-            WHERE ferry_rn % greatest(ferry_total / \(max(parts, 1)), 1) = 0 AND ferry_rn < ferry_total ORDER BY \(outerOrder)
+            WHERE ferry_rn % greatest(ferry_total / \(max(parts, 1)), 1) = 0 AND ferry_rn < ferry_total ORDER BY ferry_rn
             """
         var collected = CopyTextRows()
         try await run(sql, binds, into: &collected)
