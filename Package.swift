@@ -21,8 +21,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "ferry", targets: ["ferry"]),
-        // For the fuzzing package in Fuzz/.
+        // For the fuzzing package in Fuzz/ (FerryCore's public surface is FerryFuzzEntry only).
         .library(name: "FerryRESP", targets: ["FerryRESP"]),
+        .library(name: "FerryCore", targets: ["FerryCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),

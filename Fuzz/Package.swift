@@ -16,6 +16,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
-        )
+        ),
+        // The YAML loader and the configuration reader: any file gives a configuration or issues, never a crash.
+        .executableTarget(
+            name: "FuzzConfigLoader",
+            dependencies: [.product(name: "FerryCore", package: "main")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // The cluster API's request bodies: any bytes give a checked body or a 4xx error, never a crash.
+        .executableTarget(
+            name: "FuzzClusterRequest",
+            dependencies: [.product(name: "FerryCore", package: "main")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )

@@ -6,9 +6,11 @@ package import FerryServer
 package import FerrySync
 package import Hummingbird
 package import Logging
+import Metrics
 import NIOCore
 package import Prometheus
 package import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// `ferry run`, as a library: a configuration in, the daemon's services and its HTTP router out.
@@ -86,6 +88,20 @@ package struct Daemon {
             services.append(redis)
             let sync = try RedisSyncService(configuration: configuration, redis: redis, logger: Logger(label: "ferry.redis_sync"))
             supervise("redis_sync", sync)
+            let stalled = Gauge(label: "ferry_job_stalled", dimensions: [("job", "redis_sync")])
+            stalled.record(0)
+            let wasStalled = Atomic(false)
+            sync.reportStalls { [jobs, logger] message in
+                jobs.reportStall("redis_sync", message)
+                stalled.record(message == nil ? 0 : 1)
+                // Said once when it stalls and once when it moves again, not at every check.
+                guard wasStalled.exchange(message != nil, ordering: .relaxed) != (message != nil) else { return }
+                if let message {
+                    logger.warning("job stalled", metadata: ["ferry.job": "redis_sync", "ferry.stall": "\(message)"])
+                } else {
+                    logger.notice("job making progress again", metadata: ["ferry.job": "redis_sync"])
+                }
+            }
             if let loader = options.reload {
                 services.append(ConfigurationReloader(loader: loader, logger: logger) { sync.reload($0) })
             }

@@ -32,33 +32,7 @@ package struct ClusterAPI: Sendable {
         ("POST", "/cluster/rejoin/{node}", "rewind (or copy, body {\"copy\": true}) a node and make it follow"),
     ]
 
-    struct OperationBody: Decodable {
-        var to: String?
-        var copy: Bool?
-        var timeoutSeconds: Int?
-
-        enum CodingKeys: String, CodingKey {
-            case to, copy
-            case timeoutSeconds = "timeout_seconds"
-        }
-
-        /// The longest `timeout_seconds` an operation takes: a day (a rejoin that copies a large node).
-        static let maximumTimeout = 86_400
-
-        /// `timeout_seconds`, range-checked before it becomes a duration.
-        func timeout(default value: Int) throws -> Duration {
-            guard let seconds = timeoutSeconds else { return .seconds(value) }
-            guard (1...Self.maximumTimeout).contains(seconds) else {
-                throw FerryError(
-                    .invalidInput, "timeout_seconds is \(seconds); it must be between 1 and \(Self.maximumTimeout)",
-                    fix: "send a timeout in seconds, e.g. {\"timeout_seconds\": 60}, or leave it out for the default (\(value))")
-            }
-            return .seconds(seconds)
-        }
-    }
-
-    /// The largest request body the API reads, and how long a client may take to send it.
-    static let maximumBody = 64 * 1024
+    /// The longest a client may take to send a request body.
     static let bodyTimeout: Duration = .seconds(10)
 
     func add(to router: Router<BasicRequestContext>) {
@@ -158,11 +132,12 @@ package struct ClusterAPI: Sendable {
         return difference == 0
     }
 
-    static func body(_ request: Request, context: BasicRequestContext) async throws -> OperationBody {
+    /// The request's body (at most 64 KiB, within ``bodyTimeout``), parsed and checked (``ClusterRequestBody``).
+    static func body(_ request: Request, context: BasicRequestContext) async throws -> ClusterRequestBody {
         let buffer: ByteBuffer
         do {
             buffer = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
-                group.addTask { try await request.body.collect(upTo: maximumBody) }
+                group.addTask { try await request.body.collect(upTo: ClusterRequestBody.maximumBytes) }
                 group.addTask {
                     try await Task.sleep(for: bodyTimeout)
                     return nil
@@ -172,14 +147,11 @@ package struct ClusterAPI: Sendable {
                 return buffer
             }
         } catch is NIOTooManyBytesError {
-            throw FerryError(.tooLarge, "the request body is over \(maximumBody / 1024) KiB", fix: "send the small JSON body this endpoint takes")
+            throw FerryError(
+                .tooLarge, "the request body is over \(ClusterRequestBody.maximumBytes / 1024) KiB",
+                fix: "send the small JSON body this endpoint takes")
         }
-        guard buffer.readableBytes > 0 else { return OperationBody() }
-        do {
-            return try JSONDecoder().decode(OperationBody.self, from: Data(buffer.readableBytesView))
-        } catch {
-            throw FerryError(.invalidInput, "the request body is not the JSON this endpoint takes", fix: "send e.g. {\"to\": \"node2\"}")
-        }
+        return try ClusterRequestBody.parse(buffer.readableBytesView)
     }
 
     static func status(for error: FerryError) -> HTTPResponse.Status {

@@ -13,7 +13,7 @@ package final class ReadinessMonitor: Service, Sendable {
         package var checks: [EndpointCheck]?
         /// The daemon's jobs as they are now.
         package var jobs: [JobRegistry.Job] = []
-        package var isReady: Bool { (checks?.allSatisfy(\.isOK) ?? false) && !jobs.contains { $0.state == .failed } }
+        package var isReady: Bool { (checks?.allSatisfy(\.isOK) ?? false) && !jobs.contains { $0.state == .failed || $0.state == .stalled } }
     }
 
     private let configuration: FerryConfiguration

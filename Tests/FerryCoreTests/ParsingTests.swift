@@ -77,3 +77,74 @@ struct ParsingTests {
         #expect(!backoff.allowsRetry(after: 3))
     }
 }
+
+@Suite("The cluster API's request bodies")
+struct ClusterRequestBodyTests {
+    @Test func aBodyIsParsedAndItsTimeoutRangeChecked() throws {
+        #expect(try ClusterRequestBody.parse([UInt8]()) == ClusterRequestBody())
+        let body = try ClusterRequestBody.parse(Array(#"{"to":"node2","copy":true,"timeout_seconds":60}"#.utf8))
+        #expect(body == ClusterRequestBody(to: "node2", copy: true, timeoutSeconds: 60))
+        #expect(try body.timeout(default: 30) == .seconds(60))
+        #expect(try ClusterRequestBody().timeout(default: 30) == .seconds(30))
+    }
+
+    @Test(arguments: [
+        #"{"timeout_seconds":9223372036854775807}"#, #"{"timeout_seconds":0}"#, #"{"timeout_seconds":-5}"#, #"{"timeout_seconds":86401}"#,
+    ])
+    func timeoutsOutOfRangeAreRefused(text: String) throws {
+        let body = try ClusterRequestBody.parse(Array(text.utf8))
+        #expect(throws: FerryError.self) { try body.timeout(default: 30) }
+    }
+
+    @Test(arguments: [
+        "{", "[]", #"{"to":5}"#, #"{"timeout_seconds":1e400}"#, #"{"timeout_seconds":18446744073709551616}"#, #"{"to":""}"#,
+        #"{"to":"a b"}"#, #"{"to":"n\u0000"}"#, #"{"to":"\#(String(repeating: "x", count: 64))"}"#, "\u{0}",
+    ])
+    func bodiesThatAreNotTheJSONAreRefusedWithAFix(text: String) {
+        do {
+            _ = try ClusterRequestBody.parse(Array(text.utf8))
+            Issue.record("accepted \(text)")
+        } catch {
+            #expect(error.code == .invalidInput && error.fix != nil)
+        }
+    }
+
+    @Test func anOversizedBodyIsTooLarge() {
+        do {
+            _ = try ClusterRequestBody.parse([UInt8](repeating: 0x20, count: 70_000))
+            Issue.record("accepted")
+        } catch {
+            #expect(error.code == .tooLarge)
+        }
+    }
+}
+
+@Suite("Stalls")
+struct StallTests {
+    @Test func aJobWithWorkWaitingAndNoProgressStalls() {
+        var watch = StallWatch(after: .seconds(60))
+        let start = ContinuousClock.now
+        #expect(watch.observe(progress: 10, backlog: 5, what: "entry applied", now: start) == nil)
+        #expect(watch.observe(progress: 10, backlog: 5, what: "entry applied", now: start + .seconds(59)) == nil)
+        let message = watch.observe(progress: 10, backlog: 5, what: "entry applied", now: start + .seconds(61))
+        #expect(message?.hasPrefix("no entry applied for 61s while 5 wait") == true, "\(message ?? "")")
+        #expect(watch.observe(progress: 11, backlog: 5, what: "entry applied", now: start + .seconds(62)) == nil, "progress clears it")
+        #expect(watch.observe(progress: 11, backlog: 0, what: "entry applied", now: start + .seconds(500)) == nil, "nothing to do is no stall")
+        #expect(watch.observe(progress: 11, backlog: 3, what: "entry applied", now: start + .seconds(530)) == nil, "the clock starts when work waits")
+    }
+
+    @Test func onlyARunningJobCanStallAndAFailedOneStaysFailed() {
+        let jobs = JobRegistry()
+        jobs.register("redis_sync")
+        jobs.reportStall("redis_sync", "no entry")
+        #expect(jobs.snapshot[0].state == .starting, "not running yet")
+        jobs.update("redis_sync", .running)
+        jobs.reportStall("redis_sync", "no entry")
+        #expect(jobs.snapshot[0].state == .stalled && jobs.snapshot[0].error == "no entry")
+        jobs.reportStall("redis_sync", nil)
+        #expect(jobs.snapshot[0].state == .running && jobs.snapshot[0].error == nil)
+        jobs.update("redis_sync", .failed, error: "boom")
+        jobs.reportStall("redis_sync", nil)
+        #expect(jobs.snapshot[0].state == .failed)
+    }
+}

@@ -1,5 +1,6 @@
 import FerryCore
 import FerryDaemon
+import FerryPostgres
 import FerryPostgresNode
 import FerryRedis
 import FerrySandbox
@@ -9,6 +10,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import PostgresNIO
 import Prometheus
 import ServiceLifecycle
 import Testing
@@ -116,6 +118,58 @@ struct DaemonTests {
         #expect(status.lastError?.contains("NULL ULTIMA_MODIFICACION") == true)
         await good.close()
         await bad.close()
+    }
+
+    /// Entries wait and none is applied (a transaction holds the table locked): the Redis sync is reported stalled
+    /// (`/health/ready` 503 naming it, `ferry_job_stalled` 1); when the lock goes, it catches up and is running again.
+    @Test func aRedisSyncThatStopsMakingProgressIsReportedStalled() async throws {
+        let world = try await RedisSyncWorld.make("stall") { sync, _ in
+            sync.keyValues.enabled = false
+            sync.stallAfter = .seconds(1)
+        }
+        let stream = "\(world.prefix)-s"
+        try await world.redis("XADD", stream, "*", "n", "0")
+        let daemon = try Self.daemon(world.configuration)
+        let (services, jobs) = (daemon.services, daemon.jobs)
+        let release = AsyncStream<Void>.makeStream()
+        try await Application(router: daemon.router).test(.router) { client in
+            try await Self.running(services) {
+                try await eventually("the first entry", timeout: .seconds(30)) {
+                    (try? await world.int("SELECT count(*) FROM \(world.streams)")) == 1
+                }
+                let locked = Shared(false)
+                let lockSession = PostgresSession(endpoint: try #require(world.sandbox.postgres).endpoint, key: "postgres", logger: world.logger)
+                let holder = Task {
+                    try await lockSession.withConnection { connection in
+                        try await connection.query("BEGIN", logger: world.logger)
+                        try await connection.query(
+                            PostgresQuery(unsafeSQL: "LOCK TABLE \(world.streams) IN ACCESS EXCLUSIVE MODE"), logger: world.logger)
+                        locked.update { $0 = true }
+                        for await _ in release.stream { break }
+                        try await connection.query("ROLLBACK", logger: world.logger)
+                    }
+                }
+                try await eventually("the lock") { locked.value }
+                for index in 1...20 { try await world.redis("XADD", stream, "*", "n", "\(index)") }
+                try await eventually("the sync to be reported stalled", timeout: .seconds(30)) {
+                    let ready = try await Self.get(client, "/health/ready")
+                    return ready.status == 503 && ready.body.contains("\"name\":\"redis_sync\",\"state\":\"stalled\"")
+                }
+                let stalled = try #require(jobs.snapshot.first { $0.name == "redis_sync" })
+                #expect(stalled.error?.contains("no stream entry applied for") == true, "\(stalled.error ?? "")")
+                release.continuation.yield()
+                release.continuation.finish()
+                try await holder.value
+                await lockSession.close()
+                try await eventually("every entry after the lock", timeout: .seconds(30)) {
+                    (try? await world.int("SELECT count(*) FROM \(world.streams)")) == 21
+                }
+                try await eventually("the sync running again", timeout: .seconds(30)) {
+                    jobs.snapshot.first { $0.name == "redis_sync" }?.state == .running
+                }
+            }
+        }
+        await world.close()
     }
 
     /// Four pipelines of one daemon start together on an empty schema: they create the shared control tables one at

@@ -269,6 +269,7 @@ extension YAMLWriter {
                 $0.value("backoff_max", DurationParser.format(backoff.maximum))
             }
         }
+        value("stall_after", DurationParser.format(config.stallAfter))
         let streams = config.streams
         section("streams") {
             $0.raw("enabled", "\(streams.enabled)")

@@ -23,6 +23,7 @@ extension RedisSyncConfiguration {
         }
         config.redisRetry = readRetry(reader.section("redis_retry"), default: config.redisRetry)
         config.postgresRetry = readRetry(reader.section("postgres_retry"), default: config.postgresRetry)
+        if let stall = reader.duration("stall_after", minimum: .seconds(1)) { config.stallAfter = stall }
 
         let streams = reader.section("streams")
         if let enabled = streams.bool("enabled") { config.streams.enabled = enabled }

@@ -9,6 +9,9 @@ package struct RedisSyncConfiguration: Sendable, Equatable {
     /// the `PG_` ones). Default: backoff 1s up to 30s, retrying for as long as the process runs.
     package var redisRetry = Backoff(base: .seconds(1), maximum: .seconds(30))
     package var postgresRetry = Backoff(base: .seconds(1), maximum: .seconds(30))
+    /// Entries waiting and none applied (or key scans not completing) for this long: the job is reported stalled
+    /// (`/health/ready` 503, `ferry_job_stalled` 1) until it moves again. Default 2m.
+    package var stallAfter: Duration = .seconds(120)
     package var streams = Streams()
     package var keyValues = KeyValues()
 

@@ -6,7 +6,8 @@ import Synchronization
 package final class JobRegistry: Sendable {
     package struct Job: Sendable, Equatable {
         package enum State: String, Sendable {
-            case starting, running, failed, stopped
+            /// `stalled`: running, with work waiting, but no progress for a while (``StallWatch``).
+            case starting, running, stalled, failed, stopped
         }
 
         /// Unique in the daemon: `pipeline:ventas`, `redis_sync`, `cluster_agent:node1`.
@@ -30,6 +31,17 @@ package final class JobRegistry: Sendable {
         jobs.withLock { jobs in
             let job = Job(name: name, state: state, error: error, since: Date())
             if let index = jobs.firstIndex(where: { $0.name == name }) { jobs[index] = job } else { jobs.append(job) }
+        }
+    }
+
+    /// Marks a running job stalled with `message`, or running again when `message` is nil; a job that failed or
+    /// stopped stays so.
+    package func reportStall(_ name: String, _ message: String?) {
+        jobs.withLock { jobs in
+            guard let index = jobs.firstIndex(where: { $0.name == name }), [.running, .stalled].contains(jobs[index].state) else { return }
+            let state: Job.State = message == nil ? .running : .stalled
+            guard jobs[index].state != state || jobs[index].error != message else { return }
+            jobs[index] = Job(name: name, state: state, error: message, since: state == jobs[index].state ? jobs[index].since : Date())
         }
     }
 

@@ -13,7 +13,10 @@ package struct RedisName: Sendable, Hashable, CustomStringConvertible {
     package init(_ text: String) { bytes = Array(text.utf8) }
 
     /// The name as text, when PostgreSQL can store it.
-    package var text: String? { problem == nil ? String(decoding: bytes, as: UTF8.self) : nil }
+    package var text: String? {
+        guard !bytes.contains(0) else { return nil }
+        return String(validating: bytes, as: UTF8.self)
+    }
 
     /// Why the name cannot be stored as text ("contains a NUL byte (at byte 3)"), or nil.
     package var problem: String? { PrintableText.textProblem(bytes) }

@@ -23,10 +23,15 @@ extension RedisSyncService {
     /// Scans every `interval` until shutdown; Redis and PostgreSQL errors are retried with backoff.
     func keyValueLoop() async throws {
         var attempt = 0
+        // A scan that keeps failing is a stall: none completed for stall_after past two intervals.
+        var watch = StallWatch(after: config.stallAfter + config.keyValues.interval * 2)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            recordStall(keys: .some(watch.observe(progress: status.snapshot.keyScans, backlog: 1, what: "key scan completed", countsBacklog: false)))
             do {
                 _ = try await scanKeysOnce()
                 attempt = 0
+                recordStall(
+                    keys: .some(watch.observe(progress: status.snapshot.keyScans, backlog: 1, what: "key scan completed", countsBacklog: false)))
                 await pause(for: config.keyValues.interval)
             } catch let error as RedisError where error.code == .poolClosed {
                 return

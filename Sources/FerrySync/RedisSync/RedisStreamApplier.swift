@@ -212,7 +212,10 @@ struct RedisStreamApplier: StreamApplying {
 
     func countRetry() { metrics.retries.increment() }
 
-    func countDeadLetters(_ rows: Int) { metrics.deadLetters.increment(by: Int64(rows)) }
+    func countDeadLetters(_ rows: Int) {
+        metrics.deadLetters.increment(by: Int64(rows))
+        status.recordDeadLettered(rows)
+    }
 
     func close() async { await session.close() }
 }

@@ -25,6 +25,8 @@ package final class RedisSyncService: Service, Sendable {
     let keyMemory = KeyMemory()
     let limiter: RateLimiter?
     let rejected: RejectedNames
+    private let stallReporter = Mutex<(@Sendable (String?) -> Void)?>(nil)
+    private let stalls = Mutex<(streams: String?, keys: String?)>((nil, nil))
 
     /// Fails when the configuration has no `redis_sync`, `postgres` or `redis` section (validation reports those).
     package init(configuration: FerryConfiguration, redis: RedisClient, logger: Logger) throws {
@@ -42,6 +44,21 @@ package final class RedisSyncService: Service, Sendable {
     }
 
     var config: RedisSyncConfiguration { settings.withLock { $0 } }
+
+    /// Called with a description when the sync stops making progress (entries waiting, none applied; key scans not
+    /// completing) for `stall_after`, and with nil when it moves again: the daemon marks the job stalled.
+    package func reportStalls(_ reporter: @escaping @Sendable (String?) -> Void) { stallReporter.withLock { $0 = reporter } }
+
+    /// Records the streams' or the keys' stall (nil: moving) and tells the reporter what the whole job's is.
+    func recordStall(streams: String?? = nil, keys: String?? = nil) {
+        let message = stalls.withLock { stalls -> String? in
+            if let streams { stalls.streams = streams }
+            if let keys { stalls.keys = keys }
+            let parts = [stalls.streams, stalls.keys].compactMap { $0 }
+            return parts.isEmpty ? nil : parts.joined(separator: "; ")
+        }
+        stallReporter.withLock { $0 }?(message)
+    }
 
     /// The consumer name: configured, or this host's name (several hosts can then share the group).
     var consumerName: String {
@@ -137,6 +154,7 @@ package final class RedisSyncService: Service, Sendable {
             var running: Set<Int> = []
             var attempt = 0
             let monitor = StreamMonitor(redis: redis, configuration: configuration, idleThreshold: config.streams.claimIdle)
+            var streamWatch = StallWatch(after: config.stallAfter)
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
                     for database in try await discover() where running.insert(database).inserted {
@@ -154,9 +172,20 @@ package final class RedisSyncService: Service, Sendable {
                         }
                     }
                     attempt = 0
-                    // The monitor's figures (length, pending, lag, idle consumers per stream) on /metrics.
+                    // The monitor's figures (length, pending, lag, idle consumers per stream) on /metrics, and whether
+                    // entries wait while none is applied.
                     if let reports = try? await monitor.collect() {
                         monitor.record(reports, limit: config.streams.metricsStreamLimit, logger: logger)
+                        let group = config.streams.group
+                        let backlog = reports.reduce(0) { sum, report in
+                            sum + report.groups.filter { $0.name == group }.reduce(0) { $0 + $1.pending + ($1.lag ?? 0) }
+                        }
+                        let snapshot = status.snapshot
+                        recordStall(
+                            streams: .some(
+                                streamWatch.observe(
+                                    progress: snapshot.entriesApplied + snapshot.entriesDeadLettered, backlog: backlog, what: "stream entry applied"))
+                        )
                     }
                 } catch let error as RedisError where error.code != .poolClosed {
                     metrics.retries.increment()

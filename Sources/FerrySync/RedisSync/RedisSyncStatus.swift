@@ -28,6 +28,9 @@ package final class RedisSyncStatus: Sendable {
         package var lastErrorAt: Date?
         /// Subscribed to keyspace notifications right now (changes arrive within ~50 ms).
         package var followingNotifications = false
+        /// Entries moved to the dead letters, and key scans completed (with entriesApplied: what progress is).
+        package var entriesDeadLettered = 0
+        package var keyScans = 0
     }
 
     private let state = Mutex(Snapshot())
@@ -45,10 +48,13 @@ package final class RedisSyncStatus: Sendable {
 
     func recordApplied(_ count: Int) { state.withLock { $0.entriesApplied += count } }
 
+    func recordDeadLettered(_ count: Int) { state.withLock { $0.entriesDeadLettered += count } }
+
     func recordKeys(written: Int, deleted: Int) {
         state.withLock {
             $0.keysWritten += written
             $0.keysDeleted += deleted
+            $0.keyScans += 1
         }
     }
 
