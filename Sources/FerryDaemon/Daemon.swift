@@ -73,9 +73,9 @@ package struct Daemon {
             pipelineOptions.allowUnsafeRedis = options.allowUnsafeRedis
             pipelineOptions.progress = options.progress
             for pipeline in configuration.pipelines {
-                supervise(
-                    "pipeline:\(pipeline.name)",
-                    try TableSyncPipeline(pipeline, configuration: configuration, redis: redis, options: pipelineOptions, logger: logger))
+                let job = try TableSyncPipeline(pipeline, configuration: configuration, redis: redis, options: pipelineOptions, logger: logger)
+                supervise("pipeline:\(pipeline.name)", job)
+                job.reportStalls(Self.stallReporter("pipeline:\(pipeline.name)", jobs: jobs, logger: logger))
                 if let every = pipeline.reconcileEvery {
                     supervise(
                         "reconcile:\(pipeline.name)",
@@ -88,20 +88,7 @@ package struct Daemon {
             services.append(redis)
             let sync = try RedisSyncService(configuration: configuration, redis: redis, logger: Logger(label: "ferry.redis_sync"))
             supervise("redis_sync", sync)
-            let stalled = Gauge(label: "ferry_job_stalled", dimensions: [("job", "redis_sync")])
-            stalled.record(0)
-            let wasStalled = Atomic(false)
-            sync.reportStalls { [jobs, logger] message in
-                jobs.reportStall("redis_sync", message)
-                stalled.record(message == nil ? 0 : 1)
-                // Said once when it stalls and once when it moves again, not at every check.
-                guard wasStalled.exchange(message != nil, ordering: .relaxed) != (message != nil) else { return }
-                if let message {
-                    logger.warning("job stalled", metadata: ["ferry.job": "redis_sync", "ferry.stall": "\(message)"])
-                } else {
-                    logger.notice("job making progress again", metadata: ["ferry.job": "redis_sync"])
-                }
-            }
+            sync.reportStalls(Self.stallReporter("redis_sync", jobs: jobs, logger: logger))
             if let loader = options.reload {
                 services.append(ConfigurationReloader(loader: loader, logger: logger) { sync.reload($0) })
             }
@@ -128,6 +115,24 @@ package struct Daemon {
         self.router = FerryHTTPServer.buildRouter(readiness: readiness, registry: registry, cluster: clusterAPI)
         self.logger = logger
         self.options = options
+    }
+
+    /// What a job calls when it stalls (a description) or moves again (nil): the registry (`/health/ready`),
+    /// `ferry_job_stalled{job}`, and one log line each way, not one per check.
+    static func stallReporter(_ name: String, jobs: JobRegistry, logger: Logger) -> @Sendable (String?) -> Void {
+        let gauge = Gauge(label: "ferry_job_stalled", dimensions: [("job", name)])
+        gauge.record(0)
+        let wasStalled = Atomic(false)
+        return { message in
+            jobs.reportStall(name, message)
+            gauge.record(message == nil ? 0 : 1)
+            guard wasStalled.exchange(message != nil, ordering: .relaxed) != (message != nil) else { return }
+            if let message {
+                logger.warning("job stalled", metadata: ["ferry.job": "\(name)", "ferry.stall": "\(message)"])
+            } else {
+                logger.notice("job making progress again", metadata: ["ferry.job": "\(name)"])
+            }
+        }
     }
 
     /// The HTTP server (when `http.enabled`): the routes, with the idle timeout of ``Options/httpIdleTimeout``.

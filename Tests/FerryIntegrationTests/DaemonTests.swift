@@ -172,6 +172,44 @@ struct DaemonTests {
         await world.close()
     }
 
+    /// The same for a table sync pipeline: its mirror locked while changes are queued.
+    @Test func aPipelineThatStopsMakingProgressIsReportedStalled() async throws {
+        let world = try await SyncWorld.make("dstall", rows: 10) { $0.stallAfter = .seconds(1) }
+        let daemon = try Self.daemon(world.configuration)
+        let (services, jobs) = (daemon.services, daemon.jobs)
+        let name = "pipeline:\(world.name)"
+        let release = AsyncStream<Void>.makeStream()
+        try await Self.running(services) {
+            try await eventually("the first rows", timeout: .seconds(30)) { (try? await world.int("SELECT count(*) FROM \(world.mirror)")) == 10 }
+            let locked = Shared(false)
+            let lockSession = PostgresSession(endpoint: try #require(world.sandbox.postgres).endpoint, key: "postgres", logger: world.logger)
+            let holder = Task {
+                try await lockSession.withConnection { connection in
+                    try await connection.query("BEGIN", logger: world.logger)
+                    try await connection.query(PostgresQuery(unsafeSQL: "LOCK TABLE \(world.mirror) IN ACCESS EXCLUSIVE MODE"), logger: world.logger)
+                    locked.update { $0 = true }
+                    for await _ in release.stream { break }
+                    try await connection.query("ROLLBACK", logger: world.logger)
+                }
+            }
+            try await eventually("the lock") { locked.value }
+            try await world.insert(11...40)
+            try await eventually("the pipeline to be reported stalled", timeout: .seconds(30)) {
+                jobs.snapshot.first { $0.name == name }?.state == .stalled
+            }
+            #expect(jobs.snapshot.first { $0.name == name }?.error?.contains("no row applied for") == true)
+            release.continuation.yield()
+            release.continuation.finish()
+            try await holder.value
+            await lockSession.close()
+            try await eventually("every row after the lock", timeout: .seconds(30)) {
+                (try? await world.int("SELECT count(*) FROM \(world.mirror)")) == 40
+            }
+            try await eventually("the pipeline running again", timeout: .seconds(30)) { jobs.snapshot.first { $0.name == name }?.state == .running }
+        }
+        await world.close()
+    }
+
     /// Four pipelines of one daemon start together on an empty schema: they create the shared control tables one at
     /// a time (it was a unique violation in `pg_type`, and one pipeline stopped), and every row arrives.
     @Test func pipelinesStartingTogetherShareTheirControlTables() async throws {

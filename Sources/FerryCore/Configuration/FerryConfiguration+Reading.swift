@@ -262,6 +262,7 @@ extension PipelineConfiguration {
         let consumers = reader.int("consumers", range: 1...64)
         let maxDeliveries = reader.int("max_deliveries", range: 1...1000)
         let claimIdle = reader.duration("claim_idle", minimum: .milliseconds(100))
+        let stallAfter = reader.duration("stall_after", minimum: .seconds(1))
         let maxWait = reader.duration("max_wait", minimum: .milliseconds(1))
         let applyBatchRows = reader.int("apply_batch_rows", range: 1...1_000_000)
         let protectMirror = reader.bool("protect_mirror")
@@ -282,6 +283,7 @@ extension PipelineConfiguration {
         if let consumers { pipeline.consumers = consumers }
         if let maxDeliveries { pipeline.maxDeliveries = maxDeliveries }
         if let claimIdle { pipeline.claimIdle = claimIdle }
+        if let stallAfter { pipeline.stallAfter = stallAfter }
         if let maxWait { pipeline.maxWait = maxWait }
         if let applyBatchRows { pipeline.applyBatchRows = applyBatchRows }
         if let protectMirror { pipeline.protectMirror = protectMirror }

@@ -128,6 +128,7 @@ extension FerryConfiguration {
                 writer.raw("consumers", "\(pipeline.consumers)")
                 writer.raw("max_deliveries", "\(pipeline.maxDeliveries)")
                 writer.value("claim_idle", DurationParser.format(pipeline.claimIdle))
+                writer.value("stall_after", DurationParser.format(pipeline.stallAfter))
                 writer.value("max_wait", DurationParser.format(pipeline.maxWait))
                 writer.raw("apply_batch_rows", "\(pipeline.applyBatchRows)")
                 writer.raw("protect_mirror", "\(pipeline.protectMirror)")

@@ -104,6 +104,9 @@ package struct PipelineConfiguration: Sendable, Equatable {
     package var maxDeliveries = 5
     /// Entries pending this long on a consumer that stopped are claimed by another. Default 30s.
     package var claimIdle: Duration = .seconds(30)
+    /// Queued entries waiting and none applied for this long: the pipeline is reported stalled (`/health/ready`
+    /// 503, `ferry_job_stalled` 1) until it moves again. Default 2m.
+    package var stallAfter: Duration = .seconds(120)
     /// Longest time a consumer waits to fill a batch. Default 50ms.
     package var maxWait: Duration = .milliseconds(50)
     /// Rows per PostgreSQL transaction at most. Default 10000.

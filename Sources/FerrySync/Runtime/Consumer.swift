@@ -125,7 +125,10 @@ struct TableSyncApplier: StreamApplying {
         context.metrics.errors.increment()
     }
 
-    func countDeadLetters(_ rows: Int) { context.metrics.deadLetters.increment(by: Int64(rows)) }
+    func countDeadLetters(_ rows: Int) {
+        context.metrics.deadLetters.increment(by: Int64(rows))
+        context.progress.recordDeadLettered(rows)
+    }
 
     mutating func finished(_ entries: [Consumed<QueueEntry>], stream: String, rows count: Int, elapsed: Duration) {
         context.metrics.rowsApplied.increment(by: Int64(count))

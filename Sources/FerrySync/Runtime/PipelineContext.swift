@@ -31,6 +31,7 @@ final class ProgressTracker: Sendable {
         var phase: SyncProgress.Phase = .incremental
         var produced = 0
         var applied = 0
+        var deadLettered = 0
         var estimatedTotal: Int?
         var samples: [(time: ContinuousClock.Instant, applied: Int)] = []
         var lastReport = ContinuousClock.now - .seconds(1)
@@ -62,6 +63,11 @@ final class ProgressTracker: Sendable {
     }
 
     var current: SyncProgress { state.withLock { snapshot($0) } }
+
+    func recordDeadLettered(_ rows: Int) { state.withLock { $0.deadLettered += rows } }
+
+    /// Rows applied or moved to the dead letters: what the pipeline's progress is (``StallWatch``).
+    var handled: Int { state.withLock { $0.applied + $0.deadLettered } }
 
     private func snapshot(_ state: State) -> SyncProgress {
         var rate = 0.0

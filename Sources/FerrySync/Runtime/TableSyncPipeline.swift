@@ -29,6 +29,11 @@ package final class TableSyncPipeline: Service, Sendable {
     let context: PipelineContext
     let options: Options
     private let consumerPrefix: String
+    private let stallReporter = Mutex<(@Sendable (String?) -> Void)?>(nil)
+
+    /// Called with a description when queued entries wait and none is applied for the pipeline's `stall_after`, and
+    /// with nil while it makes progress: the daemon marks the job stalled.
+    package func reportStalls(_ reporter: @escaping @Sendable (String?) -> Void) { stallReporter.withLock { $0 = reporter } }
 
     /// Builds the pipeline for `pipeline` of `configuration`, sharing `redis`.
     package init(_ pipeline: PipelineConfiguration, configuration: FerryConfiguration, redis: RedisClient, options: Options = .init(), logger: Logger)
@@ -131,6 +136,20 @@ package final class TableSyncPipeline: Service, Sendable {
                     }
                 }
                 if options.consume {
+                    group.addTask { [context, pipeline, self] in
+                        // Whether entries wait while none is applied (read from the queue's group every few seconds).
+                        var watch = StallWatch(after: pipeline.stallAfter)
+                        let every = min(pipeline.stallAfter / 4, .seconds(5))
+                        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                            await pause(for: every)
+                            guard let groups = try? await context.redis.send(XINFOGROUPS(context.keys.stream)),
+                                let group = groups.first(where: { $0.name == QueueKeys.group })
+                            else { continue }
+                            let stall = watch.observe(
+                                progress: context.progress.handled, backlog: group.pending + (group.lag ?? 0), what: "row applied")
+                            self.stallReporter.withLock { $0 }?(stall)
+                        }
+                    }
                     for index in 0..<pipeline.consumers {
                         let name = "\(consumerPrefix)-\(index)"
                         group.addTask { [context] in
