@@ -4,6 +4,15 @@ import FerryEtcd
 /// ``ClusterAgent`` reads its PostgreSQL and etcd, asks these rules, and carries the answer out; the rules do no I/O,
 /// so every one of them is covered by table-driven unit tests (`AgentRulesTests`) without a server.
 enum AgentRules {
+    /// A standby's lag in bytes behind `primaryLSN` (what the primary's agent published in etcd) plus its own
+    /// replay lag, never negative and never trapping whatever the values (an odd or hostile etcd value once could
+    /// overflow `Int64(UInt64)`).
+    static func lagBytes(primaryLSN: UInt64, localLSN: UInt64, replayLag: Int64?) -> Int64 {
+        let behind = Int64(clamping: primaryLSN >= localLSN ? primaryLSN - localLSN : 0)
+        let (sum, overflow) = behind.addingReportingOverflow(max(0, replayLag ?? 0))
+        return overflow ? .max : sum
+    }
+
     // MARK: What goes in
 
     /// etcd's view of the cluster at one step; `nil` where etcd could not be read.

@@ -15,7 +15,7 @@ extension ClusterAgent {
         let cluster = try await clusterView()
         var published = local
         if let leader = state.following, let primary = cluster.members.first(where: { $0.node == leader }), primary.role == .primary {
-            published.lagBytes = max(0, Int64(primary.lsn) - Int64(local.lsn) + (local.lagBytes ?? 0))
+            published.lagBytes = AgentRules.lagBytes(primaryLSN: primary.lsn, localLSN: local.lsn, replayLag: local.lagBytes)
         }
         try await publish(published, lease: lease)
         let step = AgentRules.StandbyStep(

@@ -98,6 +98,15 @@ import Testing
         #expect(AgentRules.standby(step) == election.expected)
     }
 
+    /// Values from etcd are range-checked before arithmetic: no LSN another agent publishes can trap this one.
+    @Test func lagArithmeticNeverTraps() {
+        #expect(AgentRules.lagBytes(primaryLSN: 1_000, localLSN: 400, replayLag: 100) == 700)
+        #expect(AgentRules.lagBytes(primaryLSN: 400, localLSN: 1_000, replayLag: nil) == 0, "a standby ahead of a stale report")
+        #expect(AgentRules.lagBytes(primaryLSN: .max, localLSN: 0, replayLag: 5) == .max)
+        #expect(AgentRules.lagBytes(primaryLSN: .max, localLSN: .max - 1, replayLag: .max) == .max)
+        #expect(AgentRules.lagBytes(primaryLSN: 10, localLSN: 0, replayLag: -50) == 10, "a negative replay lag counts as none")
+    }
+
     @Test func aStandbyThatStillStreamsNeverPromotes() {
         for sync in [nil, SyncState(leader: "node1", quorum: 1, members: ["node2"])] {
             let step = Self.leaderless("node2", members: [Self.member("node2", .standby, lsn: 500, streaming: true)], sync: sync)

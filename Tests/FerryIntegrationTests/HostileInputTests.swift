@@ -266,3 +266,41 @@ struct RawSocket {
 
     func close() { _ = Glibc.close(descriptor) }
 }
+
+/// The table sync with hostile names and values at the source: identifiers that are SQL, quotes, spaces and
+/// Unicode; values with control characters, CR/LF, backslashes, a megabyte of text. Everything arrives exactly, and
+/// reconcile finds no difference.
+@Suite("Hostile input: the table sync", .timeLimit(.minutes(3)), .sandbox)
+struct HostileTableSyncTests {
+    @Test func hostileIdentifiersAndValuesArriveExactly() async throws {
+        let world = try await SyncWorld.make("hostile", companion: false) { pipeline in
+            pipeline.source.table = "src_\(pipeline.name).we\"ird; DROP TABLE x; --"
+            pipeline.source.key = ["Key \"Col\""]
+            pipeline.source.watermark = "select"
+            pipeline.target.table = "mirror \"of\" weird"
+        }
+        let table = "\"\(world.sourceSchema)\".\"we\"\"ird; DROP TABLE x; --\""
+        try await world.sql(
+            #"""
+            CREATE TABLE \#(table) ("Key ""Col""" text PRIMARY KEY, "select" timestamp(6) NOT NULL DEFAULT now(), "ünï ✓" text,
+              "x); DROP TABLE y; --" text, "Mixed Case" integer);
+            INSERT INTO \#(table) ("Key ""Col""", "ünï ✓", "x); DROP TABLE y; --", "Mixed Case") VALUES
+              (E'k\r\n1', E'line\nbreak\ttab\u001b[31mesc', E'back\\slash \\N '' "', 1),
+              ('k2''quote', repeat('x', 1000000), '🚀 ünïcödé', -2147483648),
+              ('k3', '', NULL, NULL)
+            """#)
+        _ = try await world.runOnce()
+        let mirror = "\"\(world.targetSchema)\".\"mirror \"\"of\"\" weird\""
+        let source = try await world.strings(
+            "SELECT md5(string_agg(concat_ws('|', \"Key \"\"Col\"\"\", \"ünï ✓\", \"x); DROP TABLE y; --\", \"Mixed Case\"), ',' ORDER BY \"Key \"\"Col\"\"\")) FROM \(table)"
+        )
+        let mirrored = try await world.strings(
+            "SELECT md5(string_agg(concat_ws('|', \"key \"\"col\"\"\", \"ünï ✓\", \"x); drop table y; --\", \"mixed case\"), ',' ORDER BY \"key \"\"col\"\"\")) FROM \(mirror)"
+        )
+        #expect(source == mirrored && source.first != nil, "source \(source), mirror \(mirrored)")
+        let report = try await world.reconcile()
+        #expect(report.differences == 0 && report.sourceRows == 3)
+        #expect(try await world.int("SELECT count(*) FROM \"\(world.sourceSchema)\".\"we\"\"ird; DROP TABLE x; --\"") == 3, "nothing was dropped")
+        await world.close()
+    }
+}
