@@ -51,7 +51,7 @@ package enum PostgresDiagnosis {
                 .unreachable, "PostgreSQL at \(address): \(describe(error))", fix: "check \(key).host and \(key).port", underlying: error)
         }
         switch psql.code {
-        case .connectionError, .serverClosedConnection, .uncleanShutdown:
+        case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection:
             let reason = psql.underlying.map(describe) ?? "connection failed"
             return FerryError(
                 .unreachable,
@@ -97,6 +97,12 @@ package enum PostgresDiagnosis {
                     underlying: error)
             case "57P03":
                 return FerryError(.unreachable, "PostgreSQL at \(address) is starting up or shutting down", fix: "wait and retry", underlying: error)
+            case let state where state.hasPrefix("57P") || state.hasPrefix("08"):
+                // Shut down, crashed or restarting while the connection was set up: an outage, retried like one (as a
+                // server error it stopped a consumer that connected the moment PostgreSQL was killed).
+                return FerryError(
+                    .unreachable, "PostgreSQL at \(address) ended the connection: \(message) (SQLSTATE \(state))",
+                    fix: "Ferry reconnects by itself; check the server if this repeats", underlying: error)
             default:
                 return FerryError(.server, "PostgreSQL at \(address): \(message) (SQLSTATE \(state))", underlying: error)
             }

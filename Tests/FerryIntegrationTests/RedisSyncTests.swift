@@ -306,6 +306,32 @@ struct RedisSyncTests {
     }
 }
 
+extension RedisSyncTests {
+    /// A key-values-only sync of a user who may not create tables keeps working without `ferry_dead_letters` (which
+    /// earlier versions did not need for keys): it says so, and syncs.
+    @Test func aKeyOnlySyncRunsWithoutTheDeadLettersTableWhenItMayNotCreateIt() async throws {
+        let world = try await RedisSyncWorld.make("permkv") { sync, _ in sync.streams.enabled = false }
+        let role = "limitedkv_\(world.prefix)"
+        // An owner's pass creates the tables; the dead letters are dropped again (a schema made by an earlier version).
+        _ = try await world.runOnce()
+        try await world.sql("DROP TABLE \"\(world.schema)\".ferry_dead_letters")
+        try await world.sql("CREATE ROLE \"\(role)\" LOGIN PASSWORD 'pw'")
+        try await world.sql("GRANT USAGE ON SCHEMA \"\(world.schema)\" TO \"\(role)\"")
+        try await world.sql("GRANT SELECT, INSERT, UPDATE ON \(world.keyValues) TO \"\(role)\"")
+        try await world.sql("GRANT USAGE ON ALL SEQUENCES IN SCHEMA \"\(world.schema)\" TO \"\(role)\"")
+        var configuration = world.configuration
+        configuration.postgres?.user = role
+        configuration.postgres?.password = Secret("pw")
+        try await world.redis("SET", "\(world.prefix):a", "1")
+        let redis = world.client()
+        let result = try await RedisSyncService(configuration: configuration, redis: redis, logger: world.logger).runOnce()
+        await redis.shutdown()
+        #expect(result.keys == 1)
+        #expect(try await world.int("SELECT count(*) FROM \(world.keyValues)") == 1)
+        await world.close()
+    }
+}
+
 extension RedisSyncWorld {
     /// A `ferry.yaml` for a `ferry` process, with `patterns` for streams and keys.
     func writeConfiguration(
@@ -550,7 +576,15 @@ struct RedisSyncFaultTests {
         configuration.reconnectTimeout = .seconds(60)
         let redis = RedisClient(configuration: configuration, logger: world.logger)
         let service = try RedisSyncService(configuration: world.configuration, redis: redis, logger: world.logger)
-        let running = Task { try await service.run() }
+        let ended = Shared<String?>(nil)
+        let running = Task {
+            do {
+                try await service.run()
+                ended.update { $0 = "returned" }
+            } catch {
+                ended.update { $0 = "threw \(error)" }
+            }
+        }
         try await writer.waitForProgress(world, "before the restart")
         let pid = try #require(redisInstance.pid)
         ProcessTable.signal(pid, signal)
@@ -560,7 +594,8 @@ struct RedisSyncFaultTests {
         try await writer.waitForProgress(world, "after the restart")
         writer.stop()
         _ = await writing
-        try await Self.waitForCatchUp(world, stream: stream, service: service)
+        try await Self.waitForCatchUp(world, stream: stream, service: service, ended: ended)
+        #expect(ended.value == nil, "the sync stopped: \(ended.value ?? "")")
         running.cancel()
         _ = await running.result
         await redis.shutdown()
@@ -622,7 +657,15 @@ struct RedisSyncFaultTests {
         async let writing: Void = writer.run(stream: stream)
         let redis = world.client()
         let service = try RedisSyncService(configuration: world.configuration, redis: redis, logger: world.logger)
-        let running = Task { try await service.run() }
+        let ended = Shared<String?>(nil)
+        let running = Task {
+            do {
+                try await service.run()
+                ended.update { $0 = "returned" }
+            } catch {
+                ended.update { $0 = "threw \(error)" }
+            }
+        }
         // Killed three times, each after the sync made progress again: batches in flight fail with an error and are
         // applied again (they are bound statements, not COPYs, which postgres-nio could not survive).
         for round in 1...3 {
@@ -634,7 +677,8 @@ struct RedisSyncFaultTests {
         try await writer.waitForProgress(world, "after the last restart")
         writer.stop()
         _ = await writing
-        try await Self.waitForCatchUp(world, stream: stream, service: service)
+        try await Self.waitForCatchUp(world, stream: stream, service: service, ended: ended)
+        #expect(ended.value == nil, "the sync stopped: \(ended.value ?? "")")
         running.cancel()
         _ = await running.result
         await redis.shutdown()
@@ -643,12 +687,13 @@ struct RedisSyncFaultTests {
     }
 
     /// Waits until PostgreSQL holds as many entries as the stream; on a timeout, says where the sync stood.
-    static func waitForCatchUp(_ world: RedisSyncWorld, stream: String, service: RedisSyncService) async throws {
+    static func waitForCatchUp(_ world: RedisSyncWorld, stream: String, service: RedisSyncService, ended: Shared<String?>) async throws {
         let seen = Shared("nothing read yet")
         try await eventually(
             "the sync to catch up after the restart", timeout: .seconds(60),
-            diagnostics: "last seen: \(seen.value); sync status: \(service.status.snapshot)"
+            diagnostics: "last seen: \(seen.value); the sync \(ended.value ?? "runs"); status: \(service.status.snapshot)"
         ) {
+            if let how = ended.value { throw TimedOut(description: "the sync stopped: \(how)") }
             let count = try await world.redis("XLEN", stream).decode(as: Int.self)
             let stored = try await world.int("SELECT count(*) FROM \(world.streams)")
             let dead = try await world.int("SELECT count(*) FROM \"\(world.schema)\".ferry_dead_letters")

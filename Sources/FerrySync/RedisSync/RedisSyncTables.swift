@@ -15,6 +15,9 @@ struct RedisSyncTables: Sendable {
         let statements: [String]
         /// Whether the sync needs UPDATE (upserts) besides SELECT and INSERT.
         let updates: Bool
+        /// Used when it exists or can be created; otherwise the sync runs without it and says so (the dead letters
+        /// of a key-values-only sync, which earlier versions did not create).
+        var optional = false
     }
 
     var streams: String { SQLIdentifier.qualified(schema, config.streams.table) }
@@ -97,7 +100,10 @@ struct RedisSyncTables: Sendable {
         }
         if config.streams.enabled || config.keyValues.enabled {
             // Rows PostgreSQL rejects, and stream or key names it cannot store (``RejectedNames``).
-            result.append(Table(name: deadLetters, statements: ControlTables.deadLetterStatements(deadLetters), updates: false))
+            result.append(
+                Table(
+                    name: deadLetters, statements: ControlTables.deadLetterStatements(deadLetters), updates: false,
+                    optional: !config.streams.enabled))
         }
         return result
     }
@@ -141,6 +147,14 @@ struct RedisSyncTables: Sendable {
                 for try await name in found.decode(String?.self) where name != nil { exists = true }
                 if exists { existing.append(table) } else { missing.append(table) }
             }
+            if !mayCreate {
+                for table in missing where table.optional {
+                    logger.warning(
+                        "cannot create \(table.name): key names PostgreSQL cannot store are logged but not recorded in it",
+                        metadata: ["ferry.fix": "run as an owner: \(table.statements.first?.split(separator: "\n").first ?? "")"])
+                }
+                missing.removeAll { $0.optional }
+            }
             if !missing.isEmpty && !mayCreate {
                 throw FerryError(
                     .permission,
@@ -158,6 +172,11 @@ struct RedisSyncTables: Sendable {
                 let privileges = table.updates ? "SELECT,INSERT,UPDATE" : "SELECT,INSERT"
                 let granted = try await connection.query("SELECT has_table_privilege(\(table.name), \(privileges))", logger: logger)
                 for try await value in granted.decode(Bool.self) where !value { lacking.append(table) }
+            }
+            lacking.removeAll { table in
+                guard table.optional else { return false }
+                logger.warning("no INSERT on \(table.name): key names PostgreSQL cannot store are logged but not recorded in it")
+                return true
             }
             if !lacking.isEmpty {
                 throw FerryError(
