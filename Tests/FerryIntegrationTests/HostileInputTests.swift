@@ -63,12 +63,13 @@ struct HostileInputTests {
                 ended.update { $0 = "threw \(error)" }
             }
         }
-        // Written while the sync runs, after the bad streams: every good stream arrives whole.
+        // Written while the sync runs, after the bad streams: every good stream arrives whole, one entry 10 MB.
         for name in good {
             for index in 1...3 { try await world.redis("XADD", name, "*", "n", "\(index)", "nul\u{0}field", "value\u{0}with NUL") }
         }
+        try await world.redis("XADD", good[0], "*", "n", "big", "nul\u{0}field", "x", "payload", String(repeating: "y", count: 10_000_000))
         try await eventually("every entry of the good streams", timeout: .seconds(30)) {
-            (try? await world.int("SELECT count(*) FROM \(world.streams)")) == good.count * 3
+            (try? await world.int("SELECT count(*) FROM \(world.streams)")) == good.count * 3 + 1
         }
         try await eventually("a dead letter for each bad stream name", timeout: .seconds(30)) {
             (try? await Self.deadLetterNames(world, kind: "stream").count) == bad.count
@@ -78,8 +79,10 @@ struct HostileInputTests {
         #expect(stored == Set(good))
         // A NUL inside a field name or value survives as base64, not as a failed batch.
         let field = "base64:" + Data("nul\u{0}field".utf8).base64EncodedString()
+        #expect(try await world.int("SELECT length(data->>'payload') FROM \(world.streams) WHERE data->>'n' = 'big'") == 10_000_000)
         #expect(
-            try await world.int("SELECT count(*) FROM \(world.streams) WHERE data ? '\(field)' AND data->'\(field)' ? 'base64'") == good.count * 3)
+            try await world.int("SELECT count(*) FROM \(world.streams) WHERE data ? '\(field)' AND data->'\(field)' ? 'base64'") == good.count * 3,
+            "the values with a NUL")
         let reasons = try await world.strings("SELECT reason FROM \"\(world.schema)\".ferry_dead_letters ORDER BY id").compactMap { $0 }
         #expect(reasons.allSatisfy { $0.contains("RENAME") }, "\(reasons)")
         #expect(reasons.contains { $0.contains("NUL byte") } && reasons.contains { $0.contains("not valid UTF-8") })
@@ -118,7 +121,7 @@ struct HostileInputTests {
         try await world.redis("ZADD", "\(p)-zset", "1.5", "a", "-inf", "b")
         try await world.redis("HSET", "\(p)-hash", "field", "value", "nul\u{0}", "x")
         try await world.redis("XADD", "\(p)-stream", "*", "f", "v")
-        try await world.redis("SET", "\(p)-big", String(repeating: "x", count: 1_000_000))
+        try await world.redis("SET", "\(p)-big", String(repeating: "x", count: 10_000_000))
         try await RedisAdmin.send(redisInstance, bytes: [Array("SET".utf8), Array("\(p)-binary-value".utf8), [0xFF, 0x00, 0xFE]])
         // Streams are the stream sync's (not key values): the key scan passes over them.
         let others = ["\(p)-list", "\(p)-set", "\(p)-zset", "\(p)-hash", "\(p)-big", "\(p)-binary-value"]
