@@ -16,10 +16,6 @@ package struct RedisName: Sendable, Hashable, CustomStringConvertible {
     package let buffer: ByteBuffer
 
     package init(buffer: ByteBuffer) { self.buffer = buffer }
-    package init(bytes: [UInt8]) { buffer = ByteBuffer(bytes: bytes) }
-    package init(_ text: String) { buffer = ByteBuffer(string: text) }
-
-    package var bytes: [UInt8] { Array(buffer.readableBytesView) }
 
     /// The name as text, when PostgreSQL can store it.
     package var text: String? {
