@@ -79,46 +79,52 @@ package struct PostgresTableSource: TableSource {
     // MARK: Schema
 
     package func describe() async throws -> SourceSchema {
+        let schema = try await session.withConnection { connection in try await currentSchema(connection) }
+        if case .table(let name) = relation, schema.columns.isEmpty {
+            throw FerryError(
+                .invalidInput,
+                "source table \"\(name)\" does not exist on \(session.endpoint.address)/\(session.endpoint.database) (or has no columns visible to \"\(session.endpoint.user)\")",
+                fix: "check the pipeline's source.table (schema.name) and the user's privileges"
+            )
+        }
+        cachedLayout.value.withLock { $0 = nil }
+        let layout = try layout(for: schema)
+        cachedLayout.value.withLock { $0 = layout }
+        return schema
+    }
+
+    /// The relation's columns now, without the excluded ones (a query's through a temporary view, inside the
+    /// caller's transaction when there is one).
+    private func currentSchema(_ connection: PostgresSessionConnection) async throws -> SourceSchema {
         let all: [SourceColumn]
         switch relation {
         case .table(let name):
-            all = try await session.withConnection { connection in
-                try await Self.columns(of: Self.quoteQualified(name), connection: connection, logger: logger)
-            }
-            guard !all.isEmpty else {
-                throw FerryError(
-                    .invalidInput,
-                    "source table \"\(name)\" does not exist on \(session.endpoint.address)/\(session.endpoint.database) (or has no columns visible to \"\(session.endpoint.user)\")",
-                    fix: "check the pipeline's source.table (schema.name) and the user's privileges"
-                )
-            }
+            all = try await Self.columns(of: Self.quoteQualified(name), connection: connection, logger: logger)
         case .query(let sql):
-            all = try await session.withTransaction { connection in
-                try await connection.query(PostgresQuery(unsafeSQL: "CREATE TEMP VIEW ferry_describe AS \(sql)"), logger: logger)
-                let columns = try await Self.columns(of: "ferry_describe", connection: connection, logger: logger)
-                try await connection.query("DROP VIEW ferry_describe", logger: logger)
-                return columns
-            }
+            try await connection.query(PostgresQuery(unsafeSQL: "CREATE TEMP VIEW ferry_describe AS \(sql)"), logger: logger)
+            all = try await Self.columns(of: "ferry_describe", connection: connection, logger: logger)
+            try await connection.query("DROP VIEW ferry_describe", logger: logger)
         }
-        let columns = all.filter { !excludedColumns.contains($0.name.lowercased()) }
-        let schema = SourceSchema(columns: columns)
+        return SourceSchema(columns: all.filter { !excludedColumns.contains($0.name.lowercased()) })
+    }
+
+    /// How rows of `schema` are read: its columns in order, and the key and watermark among them.
+    func layout(for schema: SourceSchema) throws -> Layout {
+        if let cached = cachedLayout.value.withLock({ $0 }), cached.schema == schema { return cached }
         for name in keyColumns + [watermarkColumn] where schema.index(of: name) == nil {
-            let available = columns.map(\.name).joined(separator: ", ")
+            let available = schema.columns.map(\.name).joined(separator: ", ")
             throw FerryError(
                 .invalidInput,
                 "column \"\(name)\" is not in \(displayName) (columns: \(available))",
                 fix: "fix the pipeline's source.key / source.watermark, or stop excluding it"
             )
         }
-        let select = schema.columns.map { "\(Self.column($0.name))::text" }.joined(separator: ", ")
-        let layout = Layout(
+        return Layout(
             schema: schema,
-            select: select,
+            select: schema.columns.map { "\(Self.column($0.name))::text" }.joined(separator: ", "),
             watermark: schema.columns[schema.index(of: watermarkColumn)!],
             keys: keyColumns.map { schema.columns[schema.index(of: $0)!] }
         )
-        cachedLayout.value.withLock { $0 = layout }
-        return schema
     }
 
     static func columns(of relation: String, connection: PostgresSessionConnection, logger: Logger) async throws -> [SourceColumn] {
@@ -170,8 +176,10 @@ package struct PostgresTableSource: TableSource {
     /// Where the relation's rows carry `xmin`, each row also brings the read's snapshot's oldest running transaction
     /// (one more column, stripped here): a mark no later than the read's snapshot.
     @discardableResult
-    package func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws -> String? {
-        let layout = try await layout()
+    package func readChanges(after position: SourcePosition?, limit: Int, schema: SourceSchema, into rows: inout CopyTextRows) async throws
+        -> String?
+    {
+        let layout = try layout(for: schema)
         let withMark = rowVersions.value.withLock { $0 } == true
         var binds = PostgresBindings()
         var sql = "SELECT \(layout.select)\(withMark ? ", pg_snapshot_xmin(pg_current_snapshot())::text" : "") FROM \(fromClause)"
@@ -182,14 +190,14 @@ package struct PostgresTableSource: TableSource {
         }
         binds.append(limit)
         sql += " ORDER BY \(layout.orderBy) LIMIT $\(binds.count)"
-        return try await run(sql, binds, into: &rows, trailingMark: withMark)
+        return try await run(sql, binds, into: &rows, trailingMark: withMark, verifying: schema)
     }
 
     package func readWindow(
         from lowerBound: String, below upperBound: String?, through: SourcePosition, after: SourcePosition?, changedSince mark: String?,
-        tailReads: [TailRead], limit: Int, into rows: inout CopyTextRows
+        tailReads: [TailRead], limit: Int, schema: SourceSchema, into rows: inout CopyTextRows
     ) async throws {
-        let layout = try await layout()
+        let layout = try layout(for: schema)
         guard let upper = through.watermark else { return }
         let types = ([layout.watermark] + layout.keys).map(\.type)
         var binds = PostgresBindings()
@@ -240,7 +248,7 @@ package struct PostgresTableSource: TableSource {
         }
         binds.append(limit)
         sql += " ORDER BY \(layout.orderBy) LIMIT $\(binds.count)"
-        try await run(sql, binds, into: &rows)
+        try await run(sql, binds, into: &rows, verifying: schema)
     }
 
     /// The oldest transaction still running (`pg_snapshot_xmin`), for a plain, partitioned or materialized table on
@@ -287,8 +295,8 @@ package struct PostgresTableSource: TableSource {
         }
     }
 
-    package func readNullWatermarks(afterKey: [String]?, limit: Int, into rows: inout CopyTextRows) async throws {
-        let layout = try await layout()
+    package func readNullWatermarks(afterKey: [String]?, limit: Int, schema: SourceSchema, into rows: inout CopyTextRows) async throws {
+        let layout = try layout(for: schema)
         var binds = PostgresBindings()
         var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(Self.column(layout.watermark.name)) IS NULL"
         if let afterKey {
@@ -296,7 +304,7 @@ package struct PostgresTableSource: TableSource {
         }
         binds.append(limit)
         sql += " ORDER BY \(layout.keyOrder) LIMIT $\(binds.count)"
-        try await run(sql, binds, into: &rows)
+        try await run(sql, binds, into: &rows, verifying: schema)
     }
 
     package func countNullWatermarks() async throws -> Int {
@@ -363,12 +371,26 @@ package struct PostgresTableSource: TableSource {
         }
     }
 
-    package func readRange(_ range: KeyRange, into rows: inout CopyTextRows) async throws {
-        let layout = try await layout()
+    package func readRange(_ range: KeyRange, schema: SourceSchema, into rows: inout CopyTextRows) async throws {
+        let layout = try layout(for: schema)
         var binds = PostgresBindings()
         let sql =
             "SELECT \(layout.select) FROM \(fromClause) WHERE \(Self.rangeCondition(range, layout: layout, binds: &binds)) ORDER BY \(layout.keyOrder)"
-        try await run(sql, binds, into: &rows)
+        try await run(sql, binds, into: &rows, verifying: schema)
+    }
+
+    package func readKeys(_ keys: [[String]], schema: SourceSchema, into rows: inout CopyTextRows) async throws {
+        guard !keys.isEmpty else { return }
+        let layout = try layout(for: schema)
+        var binds = PostgresBindings()
+        var arrays: [String] = []
+        for (index, column) in layout.keys.enumerated() {
+            binds.append(keys.map { index < $0.count ? $0[index] : "" })
+            arrays.append("$\(binds.count)::text[]::\(column.type)[]")
+        }
+        let sql =
+            "SELECT \(layout.select) FROM \(fromClause) WHERE \(layout.keyTuple) IN (SELECT * FROM unnest(\(arrays.joined(separator: ", ")))) ORDER BY \(layout.keyOrder)"
+        try await run(sql, binds, into: &rows, verifying: schema)
     }
 
     /// The hash both sides of a reconciliation compute per row: values as text (after conversion to the mirror's
@@ -398,38 +420,68 @@ package struct PostgresTableSource: TableSource {
 
     /// Runs `sql` and appends its rows; with `trailingMark`, the last column of each row is not a row field: returns it
     /// (from the first row).
+    ///
+    /// `verifying` a schema, the read and a look at the relation's columns share a transaction: the read's lock on
+    /// the relation (held to the end) keeps out any `ALTER TABLE` from the moment it began, so the columns seen
+    /// after it are those the rows were read with. When they are not `schema`'s, nothing is returned and
+    /// ``SourceSchemaChanged`` thrown; so too when the read failed because a column it names is gone or changed.
     @discardableResult
-    private func run(_ sql: String, _ binds: PostgresBindings, into rows: inout CopyTextRows, trailingMark: Bool = false) async throws -> String? {
+    private func run(
+        _ sql: String, _ binds: PostgresBindings, into rows: inout CopyTextRows, trailingMark: Bool = false, verifying schema: SourceSchema? = nil
+    ) async throws -> String? {
         let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+        let start = rows.rowCount
         do {
             let collector = RowCollector()
             swap(&collector.rows, &rows)
             defer { swap(&collector.rows, &rows) }
-            try await session.withConnection { connection in
-                try await connection.forEachRow(query, logger: logger) { row in
-                    collector.rows.beginRow()
-                    if trailingMark {
-                        let fields = row.count - 1
-                        var index = 0
-                        for cell in row {
-                            if index < fields {
-                                collector.rows.appendField(cell.bytes)
-                            } else if collector.mark == nil, let bytes = cell.bytes {
-                                collector.mark = String(buffer: bytes)
-                            }
-                            index += 1
-                        }
-                    } else {
-                        for cell in row { collector.rows.appendField(cell.bytes) }
-                    }
-                    collector.rows.endRow()
+            guard let schema else {
+                try await session.withConnection { connection in try await collect(query, trailingMark: trailingMark, into: collector, connection) }
+                return collector.mark
+            }
+            do {
+                let current = try await session.withTransaction { connection in
+                    try await collect(query, trailingMark: trailingMark, into: collector, connection)
+                    return try await currentSchema(connection)
                 }
+                guard current == schema else { throw SourceSchemaChanged(current: current) }
+            } catch let error where PostgresDiagnosis.sqlState(of: error)?.hasPrefix("42") == true {
+                // An undefined column or operator: the relation changed under the cached column list.
+                let current = try await session.withConnection { connection in try await currentSchema(connection) }
+                if current != schema { throw SourceSchemaChanged(current: current) }
+                throw error
             }
             return collector.mark
+        } catch let changed as SourceSchemaChanged {
+            rows = rows.rowCount > start ? rows.rows(0..<start) : rows
+            throw changed
         } catch let error as FerryError {
             throw error
         } catch {
             throw describe(error)
+        }
+    }
+
+    private func collect(_ query: PostgresQuery, trailingMark: Bool, into collector: RowCollector, _ connection: PostgresSessionConnection)
+        async throws
+    {
+        try await connection.forEachRow(query, logger: logger) { row in
+            collector.rows.beginRow()
+            if trailingMark {
+                let fields = row.count - 1
+                var index = 0
+                for cell in row {
+                    if index < fields {
+                        collector.rows.appendField(cell.bytes)
+                    } else if collector.mark == nil, let bytes = cell.bytes {
+                        collector.mark = String(buffer: bytes)
+                    }
+                    index += 1
+                }
+            } else {
+                for cell in row { collector.rows.appendField(cell.bytes) }
+            }
+            collector.rows.endRow()
         }
     }
 

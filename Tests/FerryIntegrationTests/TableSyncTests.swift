@@ -171,12 +171,13 @@ struct TableSyncTests {
         let world = try await SyncWorld.make("mark", rows: 100)
         let postgres = try #require(world.sandbox.postgres)
         let source = try world.tableSource()
-        _ = try await source.describe()
+        let schema = try await source.describe()
         let upper = SourcePosition(watermark: "2030-01-01 00:00:00", key: ["Z"])
         func keys(since mark: String?) async throws -> [String] {
             var rows = CopyTextRows()
             try await source.readWindow(
-                from: "2020-01-01", below: nil, through: upper, after: nil, changedSince: mark, tailReads: [], limit: 10_000, into: &rows)
+                from: "2020-01-01", below: nil, through: upper, after: nil, changedSince: mark, tailReads: [], limit: 10_000, schema: schema,
+                into: &rows)
             return (0..<rows.rowCount).map { rows.fields(ofRow: $0)[0] ?? "" }
         }
         #expect(try await keys(since: nil).count == 100)
@@ -213,10 +214,11 @@ struct TableSyncTests {
         let world = try await SyncWorld.make("tailread", rows: 100)
         let postgres = try #require(world.sandbox.postgres)
         let source = try world.tableSource()
-        _ = try await source.describe()
+        let schema = try await source.describe()
         let base = try #require(try await source.changeMark())
         var all = CopyTextRows()
-        #expect(try await source.readChanges(after: nil, limit: 1_000, into: &all) != nil, "a table's read brings its snapshot's mark")
+        #expect(
+            try await source.readChanges(after: nil, limit: 1_000, schema: schema, into: &all) != nil, "a table's read brings its snapshot's mark")
         #expect(all.rowCount == 100 && all.fields(ofRow: 0).count == 7, "the mark is not a row field")
         let last = all.fields(ofRow: 99)
         let tailStart = SourcePosition(watermark: last[6], key: [last[0] ?? ""])
@@ -239,7 +241,7 @@ struct TableSyncTests {
             var mark = ""
             for _ in 0..<100 {
                 var tail = CopyTextRows()
-                mark = try #require(try await source.readChanges(after: tailStart, limit: 1_000, into: &tail))
+                mark = try #require(try await source.readChanges(after: tailStart, limit: 1_000, schema: schema, into: &tail))
                 #expect((0..<tail.rowCount).map { tail.fields(ofRow: $0)[0] ?? "" } == ["C-0000090"])
                 if let value = Int64(mark), value % 4_294_967_296 > updatedXID { break }
                 try await Task.sleep(for: .milliseconds(100))
@@ -250,7 +252,7 @@ struct TableSyncTests {
                 var rows = CopyTextRows()
                 try await source.readWindow(
                     from: "2020-01-01", below: nil, through: SourcePosition(watermark: "2030-01-01 00:00:00", key: ["Z"]), after: nil,
-                    changedSince: base, tailReads: reads, limit: 10_000, into: &rows)
+                    changedSince: base, tailReads: reads, limit: 10_000, schema: schema, into: &rows)
                 return Set((0..<rows.rowCount).map { rows.fields(ofRow: $0)[0] ?? "" })
             }
             #expect(try await keys([]) == ["C-0000010", "C-0000020", "C-0000090"])

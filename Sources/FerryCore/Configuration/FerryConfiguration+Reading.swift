@@ -266,6 +266,7 @@ extension PipelineConfiguration {
         let maxWait = reader.duration("max_wait", minimum: .milliseconds(1))
         let applyBatchRows = reader.int("apply_batch_rows", range: 1...1_000_000)
         let protectMirror = reader.bool("protect_mirror")
+        let widenColumns = reader.bool("widen_columns")
         let reconcileEvery = reader.duration("reconcile_every", minimum: .seconds(1))
         reader.finish()
 
@@ -287,6 +288,7 @@ extension PipelineConfiguration {
         if let maxWait { pipeline.maxWait = maxWait }
         if let applyBatchRows { pipeline.applyBatchRows = applyBatchRows }
         if let protectMirror { pipeline.protectMirror = protectMirror }
+        if let widenColumns { pipeline.widenColumns = widenColumns }
         pipeline.reconcileEvery = reconcileEvery
         return pipeline
     }

@@ -132,6 +132,7 @@ extension FerryConfiguration {
                 writer.value("max_wait", DurationParser.format(pipeline.maxWait))
                 writer.raw("apply_batch_rows", "\(pipeline.applyBatchRows)")
                 writer.raw("protect_mirror", "\(pipeline.protectMirror)")
+                writer.raw("widen_columns", "\(pipeline.widenColumns)")
                 writer.value("reconcile_every", pipeline.reconcileEvery.map(DurationParser.format))
             }
         }

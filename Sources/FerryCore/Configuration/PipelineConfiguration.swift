@@ -113,6 +113,10 @@ package struct PipelineConfiguration: Sendable, Equatable {
     package var applyBatchRows = 10_000
     /// Reject writes to the mirror by anyone but Ferry (a trigger). Default true.
     package var protectMirror = true
+    /// When a source column widens without losing anything (int → bigint, varchar(10) → varchar(50),
+    /// timestamp(3) → timestamp(6), numeric(10,2) → numeric(12,2)), widen the mirror column too. Default true; when
+    /// false, or for any other type change, the pipeline stops and names the column.
+    package var widenColumns = true
     /// Run `reconcile --repair` on this schedule in `ferry run`; `nil` (default) never.
     package var reconcileEvery: Duration?
 

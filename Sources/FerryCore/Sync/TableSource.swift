@@ -10,8 +10,12 @@ package protocol TableSource: Sendable {
     /// Rows with a non-NULL watermark, ordered by (watermark, key), strictly after `position` (or from the
     /// start), at most `limit`. Returns, when the source can tell and rows were read, a change mark no later than
     /// the read's own snapshot (see ``TailRead``).
+    ///
+    /// Every read that returns rows takes `schema`, the schema its caller labels the rows with: the rows come in its
+    /// columns, and a source whose columns changed (so the rows would be read under another schema) throws
+    /// ``SourceSchemaChanged`` instead of returning them.
     @discardableResult
-    func readChanges(after position: SourcePosition?, limit: Int, into rows: inout CopyTextRows) async throws -> String?
+    func readChanges(after position: SourcePosition?, limit: Int, schema: SourceSchema, into rows: inout CopyTextRows) async throws -> String?
 
     /// Rows with watermark at or above `lowerBound` (text), below `upperBound` when given, and at or before
     /// `through`, ordered by (watermark, key), strictly after `after` when given; for re-reading the lookback
@@ -19,7 +23,7 @@ package protocol TableSource: Sendable {
     /// out: every row written since is in, except rows that `tailReads` prove were read (a source may ignore them).
     func readWindow(
         from lowerBound: String, below upperBound: String?, through: SourcePosition, after: SourcePosition?, changedSince mark: String?,
-        tailReads: [TailRead], limit: Int, into rows: inout CopyTextRows
+        tailReads: [TailRead], limit: Int, schema: SourceSchema, into rows: inout CopyTextRows
     ) async throws
 
     /// A mark to pass to a later ``readWindow(from:through:after:changedSince:limit:into:)``: taken before a window
@@ -32,7 +36,7 @@ package protocol TableSource: Sendable {
     func watermarks(_ watermark: String, minus amounts: [Duration]) async throws -> [String]?
 
     /// Rows whose watermark is NULL, ordered by key, strictly after `afterKey`, at most `limit`.
-    func readNullWatermarks(afterKey: [String]?, limit: Int, into rows: inout CopyTextRows) async throws
+    func readNullWatermarks(afterKey: [String]?, limit: Int, schema: SourceSchema, into rows: inout CopyTextRows) async throws
 
     /// How many rows have a NULL watermark.
     func countNullWatermarks() async throws -> Int
@@ -51,7 +55,10 @@ package protocol TableSource: Sendable {
     func rowHashes(in range: KeyRange, mirrorTypes: [String?]) async throws -> [(key: [String], hash: Int64)]
 
     /// Every row in `range`, ordered by key.
-    func readRange(_ range: KeyRange, into rows: inout CopyTextRows) async throws
+    func readRange(_ range: KeyRange, schema: SourceSchema, into rows: inout CopyTextRows) async throws
+
+    /// The rows with these keys (each in the key columns' order) that still exist, ordered by key.
+    func readKeys(_ keys: [[String]], schema: SourceSchema, into rows: inout CopyTextRows) async throws
 
     /// Releases connections.
     func close() async
@@ -73,4 +80,14 @@ package struct TailRead: Sendable, Hashable {
         self.mark = mark
         self.position = position
     }
+}
+
+/// Thrown by a read when the source's columns are no longer those of the schema the caller passed: the read
+/// returned nothing, and `current` is what the source has now.
+package struct SourceSchemaChanged: Error, Sendable, CustomStringConvertible {
+    package var current: SourceSchema
+
+    package init(current: SourceSchema) { self.current = current }
+
+    package var description: String { "the source's columns changed while it was read" }
 }

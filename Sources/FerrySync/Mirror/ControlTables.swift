@@ -6,7 +6,9 @@ import PostgresNIO
 
 /// The sync's own state in the target database: `ferry_pipelines` (one row per pipeline: the producer's position,
 /// sequence and counters, last error), `ferry_applied` (one row per pipeline and consumer slot: what it applied)
-/// and `ferry_dead_letters` (rows that could not be applied, with the reason).
+/// `ferry_dead_letters` (rows that could not be applied, with the reason) and `ferry_pipeline_events` (what was done
+/// to a pipeline's queue other than applying it: entries read again after a schema change, entries an operator
+/// skipped, resets).
 ///
 /// The producer's position is also kept here so that a Redis that lost its data can be recovered from. Each
 /// consumer records what it applied in its own row, in the transaction that applies it: with one shared row, every
@@ -19,6 +21,7 @@ struct ControlTables: Sendable {
     var pipelines: String { SQLIdentifier.qualified(schema, "ferry_pipelines") }
     var applied: String { SQLIdentifier.qualified(schema, "ferry_applied") }
     var deadLetters: String { SQLIdentifier.qualified(schema, "ferry_dead_letters") }
+    var events: String { SQLIdentifier.qualified(schema, "ferry_pipeline_events") }
 
     func ensure(_ connection: PostgresSessionConnection, logger: Logger) async throws {
         try await MirrorDDL.run("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quote(schema))", connection, logger, what: "create schema \(schema)")
@@ -58,12 +61,36 @@ struct ControlTables: Sendable {
             )
             """,
             connection, logger, what: "create the control table ferry_applied")
+        try await MirrorDDL.run(
+            """
+            CREATE TABLE IF NOT EXISTS \(events) (
+              id bigserial PRIMARY KEY,
+              pipeline text NOT NULL,
+              event text NOT NULL,
+              entries text[] NOT NULL DEFAULT '{}',
+              rows bigint NOT NULL DEFAULT 0,
+              detail text,
+              created_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            connection, logger, what: "create the control table ferry_pipeline_events")
         for statement in Self.deadLetterStatements(deadLetters) {
             try await MirrorDDL.run(statement, connection, logger, what: "create the control table ferry_dead_letters")
         }
         try await connection.query(
             PostgresQuery(unsafeSQL: "INSERT INTO \(pipelines) (pipeline) VALUES ($1) ON CONFLICT DO NOTHING", binds: binds(pipeline)), logger: logger
         )
+    }
+
+    /// Records something done to the pipeline's queue besides applying it (`event`: `read_again`, `skipped`…).
+    func recordEvent(_ event: String, entries: [String], rows: Int, detail: String, session: PostgresSession, logger: Logger) async throws {
+        try await session.withConnection { connection in
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: "INSERT INTO \(events) (pipeline, event, entries, rows, detail) VALUES ($1, $2, $3, $4, $5)",
+                    binds: binds(pipeline, event, entries, Int64(rows), detail)),
+                logger: logger)
+        }
     }
 
     /// What `last_error` starts with when the pipeline itself stopped on the error (not a retried one).

@@ -9,8 +9,10 @@ import PostgresNIO
 /// The mirror gets the source columns plus `ferry_seq` (the version of the row last written, so an older
 /// version never overwrites a newer one), `created_at`, `updated_at` (a trigger keeps it for writes made outside
 /// Ferry) and `deleted_at` (soft delete). The companion gets its own `id`, the key as a UNIQUE foreign key to
-/// the mirror, the editable columns and timestamps. New source columns are added to the mirror (nullable); a
-/// source column whose type changed stops the pipeline with an error naming it.
+/// the mirror, the editable columns and timestamps. New source columns are added to the mirror (nullable). A source
+/// column whose type widened (``ColumnType/widens(to:)``) widens the mirror column with it (`widen_columns`); rows
+/// of a narrower type than the mirror's are taken as they are (entries queued before a widening); any other type
+/// change throws ``IncompatibleMirror``, naming the column.
 enum MirrorDDL {
     static func ensure(_ layout: MirrorLayout, connection: PostgresSessionConnection, logger: Logger) async throws {
         let schema = SQLIdentifier.quote(layout.targetSchema)
@@ -67,14 +69,25 @@ enum MirrorDDL {
                         metadata: ["ferry.pipeline": "\(layout.pipeline.name)", "ferry.column": "\(column.name)"])
                     continue
                 }
-                if normalize(current.type) != normalize(column.type) {
-                    throw FerryError(
-                        .invalidInput,
-                        "pipelines \(layout.pipeline.name): source column \"\(column.source)\" is now \(column.type) but the mirror column \(table).\(column.name) is \(current.type)",
-                        fix:
-                            "change the mirror column (`ALTER TABLE \(layout.mirrorTable) ALTER COLUMN \(layout.quoted(column)) TYPE \(column.type)`) or keep the mirror's type with a column mapping (`\(column.source): {type: \(current.type)}`)"
-                    )
+                let mirrorType = ColumnType(current.type)
+                let sourceType = ColumnType(column.type)
+                if sourceType.widens(to: mirrorType) { continue }
+                let widening = mirrorType.widens(to: sourceType)
+                if widening && layout.pipeline.widenColumns {
+                    try await widen(column, in: layout, from: current.type, connection: connection, logger: logger)
+                    continue
                 }
+                let alter = "ALTER TABLE \(layout.mirrorTable) ALTER COLUMN \(layout.quoted(column)) TYPE \(column.type)"
+                throw IncompatibleMirror(
+                    column: column.name,
+                    error: FerryError(
+                        .invalidInput,
+                        "pipelines \(layout.pipeline.name): source column \"\(column.source)\" is now \(column.type) but the mirror column \(table).\(column.name) is \(current.type)"
+                            + (widening ? " (a widening, and widen_columns is false)" : ", which cannot hold every value of the new type"),
+                        fix: widening
+                            ? "set `widen_columns: true` for this pipeline, or widen the mirror yourself (`\(alter)`)"
+                            : "change the mirror column (`\(alter)`), or keep the mirror's type with a column mapping (`\(column.source): {type: \(current.type)}`); the queued entries are applied once the mirror takes them"
+                    ))
             }
             for required in ["ferry_seq", "created_at", "updated_at", "deleted_at"] where !existing.contains(where: { $0.name == required }) {
                 let definition =
@@ -145,6 +158,25 @@ enum MirrorDDL {
         }
     }
 
+    /// Widens a mirror column (and the companion's copy of a key column) to the source's new type: nothing it holds
+    /// changes, so the rows already there stay as they are.
+    private static func widen(
+        _ column: MirrorLayout.Column, in layout: MirrorLayout, from old: String, connection: PostgresSessionConnection, logger: Logger
+    ) async throws {
+        var tables = [layout.mirrorTable]
+        if layout.keyColumns.contains(column), let companion = layout.companionTable { tables.append(companion) }
+        for table in tables {
+            try await run(
+                "ALTER TABLE \(table) ALTER COLUMN \(layout.quoted(column)) TYPE \(column.type)", connection, logger,
+                what: "widen column \(column.name) of \(table) to \(column.type)")
+        }
+        logger.notice(
+            "a source column widened; widened the mirror column with it",
+            metadata: [
+                "ferry.pipeline": "\(layout.pipeline.name)", "ferry.column": "\(column.name)", "ferry.from": "\(old)", "ferry.to": "\(column.type)",
+            ])
+    }
+
     struct ExistingColumn {
         var name: String
         var type: String
@@ -191,18 +223,6 @@ enum MirrorDDL {
         try await run("CREATE TRIGGER \(name) \(definition)", connection, logger, what: "create trigger \(name)")
     }
 
-    /// `character varying(10)` and `varchar(10)` are the same type; format_type prints the long form.
-    static func normalize(_ type: String) -> String {
-        var text = type.lowercased().replacingOccurrences(of: " ", with: "")
-        let aliases = [
-            "int8": "bigint", "int4": "integer", "int": "integer", "int2": "smallint", "float8": "doubleprecision", "float4": "real",
-            "bool": "boolean", "varchar": "charactervarying", "timestamptz": "timestampwithtimezone", "timestamp": "timestampwithouttimezone",
-            "decimal": "numeric", "char": "character",
-        ]
-        for (short, long) in aliases where text == short || text.hasPrefix(short + "(") { text = long + text.dropFirst(short.count) }
-        return text
-    }
-
     /// Takes, until the transaction ends, the database-wide lock every Ferry process holds while it creates or alters
     /// its tables. Two pipelines of one daemon, or a pipeline and the Redis sync, create the shared schema and control
     /// tables; without it their `CREATE … IF NOT EXISTS` race (a unique violation in the catalog) and one job stops.
@@ -225,4 +245,13 @@ enum MirrorDDL {
             throw error
         }
     }
+}
+
+/// A mirror column that cannot take the values of a source column's type (see ``MirrorDDL``); `error` says which
+/// and what to do.
+struct IncompatibleMirror: Error, CustomStringConvertible {
+    var column: String
+    var error: FerryError
+
+    var description: String { error.description }
 }

@@ -38,7 +38,12 @@ package struct Reconciler: Sendable {
     package func run(repair: Bool) async throws -> Report {
         let schema = try await context.source.describe()
         var applier = BatchApplier(context: context, slot: "reconcile")
-        let (layout, statements) = try await applier.layout(for: schema)
+        let (layout, statements): (MirrorLayout, MirrorStatements)
+        do {
+            (layout, statements) = try await applier.layout(for: schema)
+        } catch let incompatible as IncompatibleMirror {
+            throw incompatible.error
+        }
         let mirror = MirrorSide(layout: layout, session: applier.session, logger: context.logger)
         var report = Report()
         let boundaries = try await context.source.keyBoundaries(parts: 32, in: .all)
@@ -88,7 +93,7 @@ package struct Reconciler: Sendable {
                 let wanted = Set(report.missing + report.different)
                 if !wanted.isEmpty {
                     var rows = CopyTextRows()
-                    try await context.source.readRange(range, into: &rows)
+                    try await context.source.readRange(range, schema: schema, into: &rows)
                     var fresh = CopyTextRows(capacity: rows.byteCount)
                     var sequence = Int64(Date().timeIntervalSince1970 * 1_000_000)
                     for index in 0..<rows.rowCount {

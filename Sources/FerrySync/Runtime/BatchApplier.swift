@@ -33,9 +33,15 @@ struct BatchApplier {
 
     var logger: Logger { context.logger }
 
-    /// The layout for entries of schema `fingerprint`, creating or migrating the mirror the first time.
+    /// The layout for entries of schema `fingerprint`, creating or migrating the mirror the first time; throws
+    /// ``IncompatibleMirror`` when the mirror cannot take rows of that schema.
     mutating func layout(for fingerprint: String) async throws -> (layout: MirrorLayout, statements: MirrorStatements) {
         if let known = prepared[fingerprint] { return known }
+        return try await layout(for: try await registeredSchema(fingerprint))
+    }
+
+    /// The schema the producer registered under `fingerprint`.
+    func registeredSchema(_ fingerprint: String) async throws -> SourceSchema {
         guard let json = try await context.redis.send(HGET(context.keys.schemas, fingerprint)),
             let schema = try? JSONDecoder().decode(SourceSchema.self, from: Data(buffer: json))
         else {
@@ -45,17 +51,7 @@ struct BatchApplier {
                 fix: "restart the producer so it registers its schema; entries stay queued meanwhile"
             )
         }
-        let layout = try MirrorLayout(pipeline: context.pipeline, schema: schema)
-        try await session.withTransaction { connection in
-            // Consumers (and other jobs) may start together; one of them migrates at a time.
-            try await MirrorDDL.lock(connection, logger)
-            try await context.control.ensure(connection, logger: logger)
-            try await MirrorDDL.ensure(layout, connection: connection, logger: logger)
-        }
-        let entry = (layout, MirrorStatements(layout: layout, control: context.control))
-        prepared[fingerprint] = entry
-        if skipCompanionCheck == nil { skipCompanionCheck = try await mayUseReplicaRole() }
-        return entry
+        return schema
     }
 
     private func mayUseReplicaRole() async throws -> Bool {
@@ -72,11 +68,12 @@ struct BatchApplier {
         }
     }
 
-    /// The layout for `schema` (reconciliation, which reads the source directly).
+    /// The layout for rows of `schema`, creating or migrating the mirror the first time.
     mutating func layout(for schema: SourceSchema) async throws -> (layout: MirrorLayout, statements: MirrorStatements) {
         if let known = prepared[schema.fingerprint] { return known }
         let layout = try MirrorLayout(pipeline: context.pipeline, schema: schema)
         try await session.withTransaction { connection in
+            // Consumers (and other jobs) may start together; one of them migrates at a time.
             try await MirrorDDL.lock(connection, logger)
             try await context.control.ensure(connection, logger: logger)
             try await MirrorDDL.ensure(layout, connection: connection, logger: logger)
@@ -85,6 +82,25 @@ struct BatchApplier {
         prepared[schema.fingerprint] = entry
         if skipCompanionCheck == nil { skipCompanionCheck = try await mayUseReplicaRole() }
         return entry
+    }
+
+    /// Reads the rows with `keys` from the source now, under `schema`, and applies them as new versions, numbered by
+    /// the wall clock as a reconcile's repairs are (the producer numbers what it reads later above the wall clock too);
+    /// returns how many the source still had. Throws ``IncompatibleMirror`` when the mirror cannot take `schema`, ``SourceSchemaChanged`` when
+    /// the source changed again.
+    mutating func readAgain(keys: [[String]], schema: SourceSchema) async throws -> Int {
+        let (layout, statements) = try await layout(for: schema)
+        var rows = CopyTextRows()
+        try await context.source.readKeys(keys, schema: schema, into: &rows)
+        guard !rows.isEmpty else { return 0 }
+        var sequence = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        var fresh = CopyTextRows(capacity: rows.byteCount + rows.rowCount * 20)
+        for index in 0..<rows.rowCount {
+            fresh.appendRow(sequence: sequence, line: rows.row(index))
+            sequence += 1
+        }
+        try await apply(fresh, layout: layout, statements: statements, maxSeq: sequence - 1, position: nil, tryPlainInsert: false)
+        return fresh.rowCount
     }
 
     /// Forgets prepared layouts (after the mirror was changed under us).

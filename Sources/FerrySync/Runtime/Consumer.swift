@@ -65,11 +65,68 @@ struct TableSyncApplier: StreamApplying {
 
     mutating func apply(_ entries: [Consumed<QueueEntry>], stream: String) async throws {
         committedAt = nil
-        let (layout, statements) = try await batches.layout(for: entries[0].entry.schema)
+        let layout: MirrorLayout
+        let statements: MirrorStatements
+        do {
+            (layout, statements) = try await batches.layout(for: entries[0].entry.schema)
+        } catch let incompatible as IncompatibleMirror {
+            try await readAgain(entries, because: incompatible)
+            committedAt = Self.wallMicroseconds()
+            return
+        }
         let position = entries.last { $0.entry.position != nil }?.entry.position
         let maxSeq = entries.map { Self.lastSequence($0.entry.rows) }.max() ?? 0
         try await batches.apply(Self.rows(of: entries), layout: layout, statements: statements, maxSeq: maxSeq, position: position)
         committedAt = Self.wallMicroseconds()
+    }
+
+    /// Entries the mirror cannot take. When the source no longer has their schema (its column changed again, or
+    /// back), the rows they carried are stale: they are read again from the source under its current schema and
+    /// applied, and the entries count as applied; this is recorded in `ferry_pipeline_events`. When the source still
+    /// has their schema, the pipeline stops with the error naming the column and the fix.
+    private mutating func readAgain(_ entries: [Consumed<QueueEntry>], because incompatible: IncompatibleMirror) async throws {
+        let fingerprint = entries[0].entry.schema
+        let ids = entries.map(\.id)
+        let current = try await context.source.describe()
+        guard current.fingerprint != fingerprint else {
+            var error = incompatible.error
+            error.message += "; queue entries from \(ids[0]) wait for it"
+            throw error
+        }
+        let schema = try await batches.registeredSchema(fingerprint)
+        let keys = Self.keys(of: entries, layout: try MirrorLayout(pipeline: context.pipeline, schema: schema))
+        let rows: Int
+        do {
+            rows = try await batches.readAgain(keys: keys, schema: current)
+        } catch let other as IncompatibleMirror {
+            var error = other.error
+            error.message += "; queue entries from \(ids[0]) wait for it"
+            throw error
+        }
+        let detail =
+            "read under schema \(fingerprint), which the mirror cannot take (\(incompatible.column)) and the source no longer has; \(keys.count) keys read again under schema \(current.fingerprint)"
+        logger.notice(
+            "queue entries of an outdated schema the mirror cannot take; their rows were read again from the source",
+            metadata: [
+                "ferry.pipeline": "\(context.pipeline.name)", "ferry.entries": "\(ids.joined(separator: ","))",
+                "ferry.column": "\(incompatible.column)",
+                "ferry.keys": "\(keys.count)", "ferry.rows": "\(rows)",
+            ])
+        try await context.control.recordEvent("read_again", entries: ids, rows: rows, detail: detail, session: batches.session, logger: logger)
+    }
+
+    /// The distinct keys of the rows in `entries` (their fields after the sequence number, in `layout`).
+    static func keys(of entries: [Consumed<QueueEntry>], layout: MirrorLayout) -> [[String]] {
+        var seen: Set<[String]> = []
+        var keys: [[String]] = []
+        for item in entries {
+            for index in 0..<item.entry.rows.rowCount {
+                let fields = item.entry.rows.fields(ofRow: index)
+                let key = layout.keyIndexes.map { $0 + 1 < fields.count ? fields[$0 + 1] ?? "" : "" }
+                if seen.insert(key).inserted { keys.append(key) }
+            }
+        }
+        return keys
     }
 
     static func wallMicroseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }

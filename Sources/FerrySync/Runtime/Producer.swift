@@ -161,7 +161,11 @@ struct Producer {
 
     /// Notices new (or changed) source columns between polls.
     mutating func refreshSchema() async throws {
-        let current = try await context.source.describe()
+        try await adopt(try await context.source.describe())
+    }
+
+    /// Makes `current` the schema of the entries queued from now on.
+    private mutating func adopt(_ current: SourceSchema) async throws {
         guard current != schema else { return }
         let added = current.columns.filter { column in !schema.columns.contains { $0.name == column.name } }.map(\.name)
         logger.notice(
@@ -177,17 +181,31 @@ struct Producer {
 
     /// One poll: the tail after the checkpoint, NULL-watermark rows, then the lookback window's next slices
     /// (with `wholeWindow`, the rest of its sweep). Returns the rows queued.
+    ///
+    /// Every page is read under the schema its entries name: a read that finds the source's columns changed returns
+    /// nothing, and the poll adopts the new schema and goes on from where it was (see ``TableSource``).
     mutating func poll(wholeWindow: Bool = false) async throws -> Int {
         var queued = 0
         try await verifyCheckpoint()
         try await refreshSchema()
+        while true {
+            do {
+                try await pollOnce(wholeWindow: wholeWindow, queued: &queued)
+                return queued
+            } catch let changed as SourceSchemaChanged {
+                try await adopt(changed.current)
+            }
+        }
+    }
+
+    private mutating func pollOnce(wholeWindow: Bool, queued: inout Int) async throws {
         // The tail: everything after the checkpoint, page by page.
         var firstPage = true
         while true {
             try Task.checkCancellation()
             var rows = CopyTextRows()
             let start = position
-            let mark = try await context.source.readChanges(after: position, limit: pipeline.batchSize, into: &rows)
+            let mark = try await context.source.readChanges(after: position, limit: pipeline.batchSize, schema: schema, into: &rows)
             if rows.isEmpty { break }
             if firstPage, let mark, let start, start.watermark != nil { recordTailRead(TailRead(mark: mark, position: start)) }
             firstPage = false
@@ -202,7 +220,7 @@ struct Producer {
             while true {
                 try Task.checkCancellation()
                 var rows = CopyTextRows()
-                try await context.source.readNullWatermarks(afterKey: nullPosition, limit: pipeline.batchSize, into: &rows)
+                try await context.source.readNullWatermarks(afterKey: nullPosition, limit: pipeline.batchSize, schema: schema, into: &rows)
                 if rows.isEmpty { break }
                 let last = rows.fields(ofRow: rows.rowCount - 1)
                 let newNullPosition = layout.keyIndexes.map { last[$0] ?? "" }
@@ -228,7 +246,6 @@ struct Producer {
             lastTrim = .now
             try await trimStream()
         }
-        return queued
     }
 
     /// Re-reads the lookback window below the checkpoint and queues rows not queued with this content.
@@ -298,7 +315,7 @@ struct Producer {
             var rows = CopyTextRows()
             try await context.source.readWindow(
                 from: lower, below: below, through: upper, after: after, changedSince: mark, tailReads: mark == nil ? [] : tailReads,
-                limit: pipeline.batchSize, into: &rows)
+                limit: pipeline.batchSize, schema: schema, into: &rows)
             if rows.isEmpty { break }
             let last = rows.fields(ofRow: rows.rowCount - 1)
             after = SourcePosition(watermark: last[layout.watermarkIndex], key: layout.keyIndexes.map { last[$0] ?? "" })
