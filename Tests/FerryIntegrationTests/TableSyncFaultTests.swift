@@ -198,6 +198,64 @@ struct TableSyncFaultTests {
         await world.close()
     }
 
+    /// Issue 18's schema-change run: a writer changes rows throughout while the source's columns widen, a column is
+    /// added, one becomes text with values the mirror cannot hold (the pipeline stops on its own) and goes back, with
+    /// `ferry sync` killed at random moments in between. It ends with the mirror equal to the source, reconcile
+    /// finding nothing, and no row in the dead letters.
+    @Test func schemaChangesBetweenKillNinesLoseNothing() async throws {
+        let rows = 20_000
+        let world = try await SyncWorld.make("schemakill", rows: rows)
+        let directory = try FerryProcess.scratchDirectory()
+        _ = try Self.configurationFile(world, directory: directory)
+        let seed = UInt64.random(in: 0..<UInt64.max)
+        print("schema change kill -9 test seed: \(seed)")
+        var generator = SeededRandom(seed: seed)
+        let writer = SourceWriter(world: world)
+        async let writing: Void = writer.run(rows: rows, seed: seed &+ 1)
+        let changes: [Int: String] = [
+            2: #"ALTER TABLE \#(world.table) ALTER COLUMN "CODIGO_CLIENTE" TYPE varchar(60), ALTER COLUMN "NUMERO_FACTURA" TYPE text"#,
+            4: #"ALTER TABLE \#(world.table) ADD COLUMN "ZONA" text"#,
+            6: #"ALTER TABLE \#(world.table) ALTER COLUMN "FECHA_EMISION" TYPE text USING 'X' || "FECHA_EMISION""#,
+            9: #"""
+            ALTER TABLE \#(world.table) ALTER COLUMN "FECHA_EMISION" TYPE date
+              USING (CASE WHEN "FECHA_EMISION" LIKE 'X%' THEN substr("FECHA_EMISION", 2) ELSE "FECHA_EMISION" END)::date
+            """#,
+        ]
+        var stoppedOnTheirOwn = 0
+        for round in 0..<13 {
+            if let change = changes[round] { try await world.sql(change) }
+            let process = try FerryProcess.start(["sync", world.pipeline.name], in: directory)
+            if round == 7 {
+                // The column is text now: the pipeline stops on its own once it reaches the rows read since.
+                let status = try await process.wait(timeout: .seconds(120))
+                #expect(status == 1, "\(process.errors().suffix(1500))")
+                #expect(process.errors().contains(#"source column "FECHA_EMISION" is now text"#), "\(process.errors().suffix(1500))")
+                stoppedOnTheirOwn += 1
+                continue
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 500...2_000, using: &generator)))
+            process.signal(SIGKILL)
+            _ = try await process.wait(timeout: .seconds(10))
+            #expect(!process.errors().contains("Fatal error"), "\(process.errors().suffix(2000))")
+        }
+        writer.stop()
+        _ = await writing
+        #expect(stoppedOnTheirOwn >= 1, "while the column was text the pipeline stopped, naming it")
+        let drain = try await FerryProcess.run(["sync", world.pipeline.name, "--once", "--quiet"], in: directory, timeout: .seconds(300))
+        #expect(drain.status == 0, "\(drain.stderr.suffix(3000))")
+        try await world.expectMirrorEqualsSource()
+        let report = try await world.reconcile()
+        #expect(report.differences == 0)
+        #expect(try await world.int("SELECT count(*) FROM \(world.deadLetters)") == 0, "no row went to the dead letters")
+        #expect(try await world.int("SELECT count(*) FROM \(world.events) WHERE event = 'read_again'") >= 1, "the text entries were read again")
+        #expect(
+            try await world.strings(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '\(world.mirror)'::regclass AND attname = 'codigo_cliente'"
+            ) == ["character varying(60)"])
+        if report.differences == 0 { try? FileManager.default.removeItem(atPath: directory) }
+        await world.close()
+    }
+
     @Test(arguments: [SIGKILL, SIGTERM])
     func redisRestartedMidRunLosesNothing(signal: Int32) async throws {
         let world = try await SyncWorld.make("redisrestart", rows: 30_000)

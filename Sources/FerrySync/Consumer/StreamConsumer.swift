@@ -272,6 +272,7 @@ struct StreamConsumer<Applier: StreamApplying> {
                     "unreadable stream entry moved to the dead letters",
                     metadata: metadata.merging(["ferry.stream": "\(stream)", "ferry.entry": "\(raw.id)", "ferry.error": "\(error)"]) { $1 })
                 try await applier.deadLetter(id: raw.id, stream: stream, entry: nil, reason: "\(error)", deliveries: deliveries[raw.id])
+                applier.countDeadLetters(1)
                 done.append(raw.id)
                 continue
             }

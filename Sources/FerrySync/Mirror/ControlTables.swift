@@ -120,6 +120,18 @@ struct ControlTables: Sendable {
         }
     }
 
+    /// Clears an error recorded while retrying (a stop is cleared only by a new run, ``clearStop(session:logger:)``).
+    func clearRetriedError(session: PostgresSession, logger: Logger) async {
+        _ = try? await session.withConnection { connection in
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL:
+                        "UPDATE \(pipelines) SET last_error = NULL, last_error_at = NULL WHERE pipeline = $1 AND NOT starts_with(last_error, $2)",
+                    binds: binds(pipeline, Self.stoppedPrefix)),
+                logger: logger)
+        }
+    }
+
     /// The statements that create `ferry_dead_letters` (shared by the table sync and the Redis sync).
     static func deadLetterStatements(_ table: String) -> [String] {
         [

@@ -205,6 +205,7 @@ struct BatchApplier {
     }
 
     func recordError(_ message: String) async {
+        context.errorToClear.set()
         await context.control.recordError(message, session: session, logger: logger)
     }
 }

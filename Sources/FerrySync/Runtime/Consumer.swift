@@ -78,6 +78,10 @@ struct TableSyncApplier: StreamApplying {
         let maxSeq = entries.map { Self.lastSequence($0.entry.rows) }.max() ?? 0
         try await batches.apply(Self.rows(of: entries), layout: layout, statements: statements, maxSeq: maxSeq, position: position)
         committedAt = Self.wallMicroseconds()
+        if context.errorToClear.take() {
+            // Applying again: the pipeline recovered from the error recorded while it retried.
+            await context.control.clearRetriedError(session: batches.session, logger: logger)
+        }
     }
 
     /// Entries the mirror cannot take. When the source no longer has their schema (its column changed again, or

@@ -19,6 +19,9 @@ struct PipelineContext: Sendable {
     let logger: Logger
     let progress: ProgressTracker
     let commitLatency: (@Sendable ([(micros: Int64, rows: Int)]) -> Void)?
+    /// Whether `ferry_pipelines.last_error` may hold a retried error that the next applied batch clears (set when
+    /// one is recorded, and at the start: an earlier process may have left one).
+    let errorToClear = ProducerFlag(true)
 
     func reportProgress(phase: SyncProgress.Phase, producedDelta: Int = 0, appliedDelta: Int = 0, estimatedTotal: Int? = nil) {
         progress.record(phase: phase, produced: producedDelta, applied: appliedDelta, estimatedTotal: estimatedTotal)
@@ -74,8 +77,10 @@ final class ProgressTracker: Sendable {
         if let first = state.samples.first, let last = state.samples.last, last.time > first.time {
             rate = Double(last.applied - first.applied) / (last.time - first.time).seconds
         }
-        return SyncProgress(
+        var progress = SyncProgress(
             pipeline: pipeline, phase: state.phase, produced: state.produced, applied: state.applied, estimatedTotal: state.estimatedTotal, rate: rate
         )
+        progress.deadLettered = state.deadLettered
+        return progress
     }
 }

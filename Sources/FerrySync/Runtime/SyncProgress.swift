@@ -15,6 +15,8 @@ package struct SyncProgress: Sendable {
     package var estimatedTotal: Int?
     /// Rows per second applied over the last few seconds.
     package var rate: Double
+    /// Rows moved to the dead letters since the start of this run.
+    package var deadLettered = 0
 
     package init(pipeline: String, phase: Phase, produced: Int, applied: Int, estimatedTotal: Int?, rate: Double) {
         self.pipeline = pipeline

@@ -242,13 +242,19 @@ package final class TableSyncPipeline: Service, Sendable {
         }
     }
 
+    /// Where rows that could not be applied go: `schema.ferry_dead_letters`.
+    package var deadLetterTable: String { context.control.deadLetters }
+
     /// The progress so far.
     package var progress: SyncProgress { context.progress.current }
 }
 
 /// Set once by the producer of `runOnce`; consumers stop when it is set and the queue is drained.
 final class ProducerFlag: Sendable {
-    private let flag = Atomic(false)
+    private let flag: Atomic<Bool>
+    init(_ value: Bool = false) { flag = Atomic(value) }
     func set() { flag.store(true, ordering: .releasing) }
+    /// Clears the flag; returns whether it was set.
+    func take() -> Bool { flag.exchange(false, ordering: .acquiringAndReleasing) }
     var isSet: Bool { flag.load(ordering: .acquiring) }
 }

@@ -46,7 +46,7 @@ struct StatusCommand: AsyncParsableCommand {
                 status.rowsPerSecond.map { String(Int($0)) } ?? "-", status.deadLetters.map(String.init) ?? "-", error,
             ])
             for problem in status.problems { notes.append("\(status.pipeline): \(Terminal.paint("warning:", .yellow)) \(problem)") }
-            if let lastError = status.lastError, lastError.count > 60 || status.failed {
+            if let lastError = status.lastError {
                 let at = status.lastErrorAt.map { " (\(ISO8601DateFormatter().string(from: $0)))" } ?? ""
                 notes.append("\(status.pipeline): last error\(at): \(lastError)")
             }

@@ -13,7 +13,12 @@ struct SyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync",
         abstract: "Run one pipeline: with --once, catch up with the source, drain the queue into the mirror and exit.",
-        discussion: "Without --once the pipeline runs until SIGTERM/SIGINT, like `ferry run` does for every pipeline."
+        discussion: """
+            Without --once the pipeline runs until SIGTERM/SIGINT, like `ferry run` does for every pipeline.
+
+            Exit status with --once: 0 when every row was applied, 3 when it finished but rows went to the dead letters \
+            (how many and where are printed, and in --json), 2 for a configuration error, 1 for any other error.
+            """
     )
 
     @OptionGroup var options: GlobalOptions
@@ -30,12 +35,18 @@ struct SyncCommand: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON (no progress bar).")
     var json = false
 
+    @Flag(name: .shortAndLong, help: "No progress lines (by default a bar on a terminal, a plain line every 5 seconds otherwise).")
+    var quiet = false
+
+    /// `--once` finished but moved rows to the dead letters.
+    static let deadLetteredExitCode: Int32 = 3
+
     func run() async throws {
         let loaded = try options.load()
         let pipeline = try PipelineLookup.find(self.pipeline, in: loaded.configuration)
         let logger = Logger(label: "ferry.sync")
         let redis = try PipelineLookup.redisClient(loaded.configuration, logger: logger)
-        let bar = ProgressBar()
+        let bar = ProgressBar(quiet: quiet)
         var syncOptions = TableSyncPipeline.Options()
         syncOptions.allowUnsafeRedis = allowUnsafeRedis
         if !json { syncOptions.progress = { bar.update($0) } }
@@ -48,15 +59,26 @@ struct SyncCommand: AsyncParsableCommand {
                 let elapsed = clock.now - start
                 bar.finish()
                 let rate = elapsed.seconds > 0 ? Double(applied) / elapsed.seconds : 0
+                let deadLettered = runner.progress.deadLettered
+                let look =
+                    "SELECT * FROM \(runner.deadLetterTable) WHERE pipeline = '\(pipeline.name.replacingOccurrences(of: "'", with: "''"))' ORDER BY id DESC"
                 if json {
                     Terminal.print(
-                        "{\"pipeline\":\(JSONText.string(pipeline.name)),\"queued\":\(produced),\"applied\":\(applied),\"seconds\":\(elapsed.seconds),\"rows_per_second\":\(Int(rate))}"
+                        "{\"pipeline\":\(JSONText.string(pipeline.name)),\"queued\":\(produced),\"applied\":\(applied),\"dead_lettered\":\(deadLettered),"
+                            + "\"dead_letters\":\(JSONText.string(runner.deadLetterTable)),\"seconds\":\(elapsed.seconds),\"rows_per_second\":\(Int(rate))}"
                     )
                 } else {
                     Terminal.print(
                         "\(pipeline.name): queued \(produced) rows, applied \(applied) in \(String(format: "%.1f", elapsed.seconds))s (\(Int(rate)) rows/s)"
                     )
+                    if deadLettered > 0 {
+                        Terminal.error("\(deadLettered) rows went to the dead letters (\(runner.deadLetterTable)), each with PostgreSQL's reason")
+                        Terminal.hint(
+                            "see them with `\(look)` (or `ferry status \(pipeline.name)`); fix the cause, then `ferry reconcile \(pipeline.name) --repair` applies them again"
+                        )
+                    }
                 }
+                if deadLettered > 0 { throw ExitCode(Self.deadLetteredExitCode) }
             } else {
                 let group = ServiceGroup(
                     configuration: .init(services: [runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

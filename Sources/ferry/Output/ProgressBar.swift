@@ -1,12 +1,17 @@
 import FerrySync
 import Synchronization
 
-/// Draws sync progress: a bar with rows, rows/s and ETA on a terminal, a line every few seconds otherwise.
+/// Draws sync progress on standard error: a bar with rows, rows/s and ETA on a terminal, a plain line every 5 seconds
+/// at most otherwise (a log file or a CI job), nothing when quiet.
 final class ProgressBar: Sendable {
     private let lastLine = Mutex<ContinuousClock.Instant?>(nil)
     private let drawn = Atomic(false)
+    private let quiet: Bool
+
+    init(quiet: Bool = false) { self.quiet = quiet }
 
     func update(_ progress: SyncProgress) {
+        if quiet { return }
         if Terminal.stderrIsTTY {
             drawn.store(true, ordering: .relaxed)
             Terminal.writeStandardError("\r\u{1B}[K" + Self.render(progress))

@@ -1,0 +1,77 @@
+import FerryCore
+import FerrySync
+import Foundation
+import Testing
+
+@Suite("Table sync for operators: exit codes, progress, errors that clear", .timeLimit(.minutes(5)), .sandbox)
+struct TableSyncOperationsTests {
+    /// `ferry sync --once` that moved rows to the dead letters exits 3 and says how many and where, in text and
+    /// in --json; with --quiet (and no terminal) it prints no progress.
+    @Test func deadLettersMakeSyncOnceExitThree() async throws {
+        let world = try await SyncWorld.make("exit3", rows: 50)
+        let directory = try FerryProcess.scratchDirectory()
+        _ = try TableSyncFaultTests.configurationFile(world, directory: directory)
+        let first = try await FerryProcess.run(["sync", world.pipeline.name, "--once", "--quiet"], in: directory)
+        #expect(first.status == 0, "\(first.stderr.suffix(2000))")
+        #expect(!first.stderr.contains("rows/s"), "--quiet prints no progress")
+
+        try await world.sql(
+            """
+            ALTER TABLE \(world.mirror) ADD CONSTRAINT no_poison CHECK (cliente <> 'poison');
+            UPDATE \(world.table) SET "CLIENTE" = 'poison', "ULTIMA_MODIFICACION" = now() WHERE "CONDUCE" = 'C-0000007';
+            UPDATE \(world.table) SET "CLIENTE" = 'fine', "ULTIMA_MODIFICACION" = now() WHERE "CONDUCE" = 'C-0000008'
+            """)
+        let text = try await FerryProcess.run(["sync", world.pipeline.name, "--once"], in: directory)
+        #expect(text.status == 3, "\(text.stderr.suffix(2000))")
+        #expect(text.stderr.contains("1 rows went to the dead letters (\"\(world.targetSchema)\".\"ferry_dead_letters\")"), "\(text.stderr)")
+        #expect(text.stderr.contains("ferry reconcile \(world.pipeline.name) --repair"))
+        #expect(try await world.strings("SELECT cliente FROM \(world.mirror) WHERE conduce = 'C-0000008'") == ["fine"], "the rest applied")
+
+        try await world.sql(
+            #"UPDATE \#(world.table) SET "CLIENTE" = 'poison', "ULTIMA_MODIFICACION" = now() WHERE "CONDUCE" = 'C-0000009'"#)
+        let json = try await FerryProcess.run(["sync", world.pipeline.name, "--once", "--json"], in: directory)
+        #expect(json.status == 3)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], "\(json.stdout)")
+        // The earlier poison row is in the lookback window, so it may be read (and refused) again.
+        #expect((object["dead_lettered"] as? Int ?? 0) >= 1, "\(json.stdout)")
+        #expect((object["dead_letters"] as? String)?.contains("ferry_dead_letters") == true)
+        try? FileManager.default.removeItem(atPath: directory)
+        await world.close()
+    }
+
+    /// Without a terminal, progress is a plain line at most every 5 seconds: no carriage returns or escapes.
+    @Test func progressWithoutATerminalIsPlainLines() async throws {
+        let world = try await SyncWorld.make("plainprogress", rows: 20_000)
+        let directory = try FerryProcess.scratchDirectory()
+        _ = try TableSyncFaultTests.configurationFile(world, directory: directory)
+        let started = ContinuousClock.now
+        let run = try await FerryProcess.run(["sync", world.pipeline.name, "--once"], in: directory)
+        let seconds = (ContinuousClock.now - started).components.seconds
+        #expect(run.status == 0, "\(run.stderr.suffix(2000))")
+        let progress = run.stderr.split(separator: "\n").filter { $0.contains("rows/s") }
+        #expect(progress.count >= 1 && progress.count <= 1 + Int(seconds) / 5, "\(seconds)s: \(run.stderr)")
+        #expect(!run.stderr.contains("\r") && !run.stderr.contains("\u{1B}["), "no terminal control on a pipe")
+        try? FileManager.default.removeItem(atPath: directory)
+        await world.close()
+    }
+
+    /// A retried error shows in `ferry status` with its time and is cleared once the pipeline applies rows again.
+    @Test func aRetriedErrorClearsOnceRowsApplyAgain() async throws {
+        let world = try await SyncWorld.make("clearerror", rows: 10)
+        _ = try await world.runOnce()
+        try await world.sql(
+            #"UPDATE "\#(world.targetSchema)".ferry_pipelines SET last_error = 'Connection reset by peer', last_error_at = now() WHERE pipeline = '\#(world.pipeline.name)'"#
+        )
+        let directory = try FerryProcess.scratchDirectory()
+        _ = try TableSyncFaultTests.configurationFile(world, directory: directory)
+        let before = try await FerryProcess.run(["status"], in: directory)
+        #expect(before.stdout.contains("last error ("), "shown with its time: \(before.stdout)")
+        try await world.sql(#"UPDATE \#(world.table) SET "CLIENTE" = 'x', "ULTIMA_MODIFICACION" = now() WHERE "CONDUCE" = 'C-0000001'"#)
+        _ = try await world.runOnce()
+        #expect(try await world.strings(#"SELECT last_error FROM "\#(world.targetSchema)".ferry_pipelines"#) == [nil])
+        let after = try await FerryProcess.run(["status", "--json"], in: directory)
+        #expect(after.stdout.contains(#""last_error":null"#), "\(after.stdout)")
+        try? FileManager.default.removeItem(atPath: directory)
+        await world.close()
+    }
+}
