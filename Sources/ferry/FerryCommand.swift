@@ -26,7 +26,8 @@ struct FerryCommand: AsyncParsableCommand {
         version: FerryVersion.current,
         subcommands: [
             CheckCommand.self, RunCommand.self, SyncCommand.self, StatusCommand.self, ReconcileCommand.self, SandboxCommand.self, ConfigCommand.self,
-            RedisCommand.self, ClusterCommand.self, AgentCommand.self, WatchdogCommand.self, BenchCommand.self, DemoCommand.self,
+            RedisCommand.self, PipelineCommand.self, ClusterCommand.self, AgentCommand.self, WatchdogCommand.self, BenchCommand.self,
+            DemoCommand.self,
         ]
     )
 }

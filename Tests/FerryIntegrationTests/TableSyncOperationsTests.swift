@@ -75,3 +75,50 @@ struct TableSyncOperationsTests {
         await world.close()
     }
 }
+
+extension TableSyncOperationsTests {
+    /// `ferry pipeline reset` asks (and refuses on a pipe without --yes), then starts over from the whole source,
+    /// keeping the mirror and the companion's edits; `ferry pipeline drop` removes everything.
+    @Test func resetStartsOverAndDropRemovesEverything() async throws {
+        let world = try await SyncWorld.make("reset", rows: 300)
+        let directory = try FerryProcess.scratchDirectory()
+        _ = try TableSyncFaultTests.configurationFile(world, directory: directory)
+        let name = world.pipeline.name
+        #expect(try await FerryProcess.run(["sync", name, "--once", "--quiet"], in: directory).status == 0)
+        try await world.sql("UPDATE \(world.companion) SET nota = 'kept' WHERE conduce = 'C-0000001'")
+
+        let unconfirmed = try await FerryProcess.run(["pipeline", "reset", name], in: directory)
+        #expect(unconfirmed.status == 1 && unconfirmed.stderr.contains("add --yes"), "\(unconfirmed.stderr)")
+        #expect(try await world.int(#"SELECT count(*) FROM "\#(world.targetSchema)".ferry_pipelines"#) == 1, "nothing changed")
+
+        let reset = try await FerryProcess.run(["pipeline", "reset", name, "--yes", "--json"], in: directory)
+        #expect(reset.status == 0, "\(reset.stderr)")
+        #expect(reset.stdout.contains(#""redis_keys_deleted":"#) && reset.stdout.contains(#""tables_dropped":[]"#), "\(reset.stdout)")
+        #expect(try await world.int(#"SELECT count(*) FROM "\#(world.targetSchema)".ferry_pipelines"#) == 0)
+        #expect(try await world.int("SELECT count(*) FROM \(world.events) WHERE event = 'reset'") == 1, "recorded")
+
+        let again = try await FerryProcess.run(["sync", name, "--once", "--json"], in: directory)
+        #expect(again.status == 0, "\(again.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any], "\(again.stdout)")
+        #expect((object["queued"] as? Int ?? 0) >= 300, "the whole source was read again: \(again.stdout)")
+        try await world.expectMirrorEqualsSource()
+        #expect(try await world.strings("SELECT nota FROM \(world.companion) WHERE conduce = 'C-0000001'") == ["kept"], "edits kept")
+
+        let running = try FerryProcess.start(["sync", name], in: directory)
+        try await world.sql(#"UPDATE \#(world.table) SET "CLIENTE" = 'live', "ULTIMA_MODIFICACION" = now() WHERE "CONDUCE" = 'C-0000002'"#)
+        try await eventually("the running pipeline applies a change", timeout: .seconds(60), diagnostics: running.errors()) {
+            try await world.strings("SELECT cliente FROM \(world.mirror) WHERE conduce = 'C-0000002'") == ["live"]
+        }
+        let refused = try await FerryProcess.run(["pipeline", "drop", name, "--yes"], in: directory)
+        #expect(refused.status == 1 && refused.stderr.contains("is running"), "\(refused.stderr)")
+        running.signal(SIGTERM)
+        _ = try await running.wait(timeout: .seconds(30))
+
+        let drop = try await FerryProcess.run(["pipeline", "drop", name, "--yes"], in: directory)
+        #expect(drop.status == 0, "\(drop.stderr)")
+        #expect(try await world.int("SELECT count(*) FROM pg_tables WHERE schemaname = '\(world.targetSchema)' AND tablename LIKE 'datos_%'") == 0)
+        #expect(try await world.int("SELECT count(*) FROM \(world.events)") == 0)
+        try? FileManager.default.removeItem(atPath: directory)
+        await world.close()
+    }
+}

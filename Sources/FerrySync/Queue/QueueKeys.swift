@@ -17,6 +17,9 @@ package struct QueueKeys: Sendable, Hashable {
     /// Entries applied on their own after many deliveries (hash: entry id → attempts begun). An entry whose
     /// attempts keep ending with the consumer stopped is a poison entry; see `Consumer`.
     package var attempts: String { "ferry:{\(pipeline)}:attempts" }
+    /// Set while a process runs the pipeline (its host and pid), with a short expiry it keeps renewing: `ferry
+    /// pipeline reset` refuses while it exists.
+    package var running: String { "ferry:{\(pipeline)}:running" }
     /// The consumer group every Ferry consumer of this pipeline joins.
     package static let group = "ferry"
 }

@@ -135,6 +135,7 @@ package final class TableSyncPipeline: Service, Sendable {
                         }
                     }
                 }
+                group.addTask { await self.markRunning() }
                 if options.consume {
                     group.addTask { [context, pipeline, self] in
                         // Whether entries wait while none is applied (read from the queue's group every few seconds).
@@ -171,7 +172,33 @@ package final class TableSyncPipeline: Service, Sendable {
     /// Produces until the source is caught up, then consumes until the queue is drained; returns the rows
     /// queued and applied.
     package func runOnce() async throws -> (produced: Int, applied: Int) {
-        try await stopping { try await catchUp() }
+        try await stopping {
+            let mark = Task { await markRunning() }
+            do {
+                let result = try await catchUp()
+                mark.cancel()
+                await mark.value
+                _ = try? await context.redis.send(DEL(context.keys.running))
+                return result
+            } catch {
+                mark.cancel()
+                throw error
+            }
+        }
+    }
+
+    /// How long the running mark lasts unless renewed (renewed every third of it).
+    static let runningMarkLifetime: Duration = .seconds(15)
+
+    /// Keeps `QueueKeys.running` set while the task runs; deletes it after a graceful shutdown.
+    private func markRunning() async {
+        let key = context.keys.running
+        let owner = "\(consumerPrefix)"
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            _ = try? await context.redis.send(SET(key, owner, expiration: .milliseconds(Int(Self.runningMarkLifetime.seconds * 1000))))
+            await pause(for: Self.runningMarkLifetime / 3)
+        }
+        if !Task.isCancelled { _ = try? await context.redis.send(DEL(key)) }
     }
 
     private func catchUp() async throws -> (produced: Int, applied: Int) {
