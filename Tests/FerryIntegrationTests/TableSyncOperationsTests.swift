@@ -1,4 +1,6 @@
 import FerryCore
+import FerryRedis
+import FerrySandbox
 import FerrySync
 import Foundation
 import Testing
@@ -118,6 +120,36 @@ extension TableSyncOperationsTests {
         #expect(drop.status == 0, "\(drop.stderr)")
         #expect(try await world.int("SELECT count(*) FROM pg_tables WHERE schemaname = '\(world.targetSchema)' AND tablename LIKE 'datos_%'") == 0)
         #expect(try await world.int("SELECT count(*) FROM \(world.events)") == 0)
+        try? FileManager.default.removeItem(atPath: directory)
+        await world.close()
+    }
+}
+
+extension TableSyncOperationsTests {
+    /// `ferry sync NAME --skip-entry ID` takes an entry out of the queue, reads its rows again from the source,
+    /// applies them and records it; the rest of the queue is applied as usual.
+    @Test func aSkippedEntryIsReadAgainAndRecorded() async throws {
+        let world = try await SyncWorld.make("skip", rows: 300)
+        var produceOnly = TableSyncPipeline.Options()
+        produceOnly.consume = false
+        _ = try await world.runOnce(options: produceOnly)
+        let redis = RedisClient(configuration: .init(connection: RedisConnectionConfiguration(world.sandbox.redis!.endpoint)), logger: world.logger)
+        let stream = QueueKeys(pipeline: world.pipeline.name).stream
+        let first = try #require(try await redis.send(XRANGE(stream, count: 1)).first?.id)
+        let directory = try FerryProcess.scratchDirectory()
+        _ = try TableSyncFaultTests.configurationFile(world, directory: directory)
+
+        let missing = try await FerryProcess.run(["sync", world.pipeline.name, "--once", "--skip-entry", "1-1"], in: directory)
+        #expect(missing.status == 1 && missing.stderr.contains("there is no entry 1-1"), "\(missing.stderr)")
+
+        let run = try await FerryProcess.run(["sync", world.pipeline.name, "--once", "--quiet", "--skip-entry", first], in: directory)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("skipped entry \(first) (100 keys, 100 rows read again from the source)"), "\(run.stderr)")
+        #expect(try await redis.send(XRANGE(stream, start: first, end: first)).isEmpty, "deleted from the stream")
+        #expect(
+            try await world.int("SELECT count(*) FROM \(world.events) WHERE event = 'skipped' AND rows = 100 AND entries = ARRAY['\(first)']") == 1)
+        try await world.expectMirrorEqualsSource()
+        await redis.shutdown()
         try? FileManager.default.removeItem(atPath: directory)
         await world.close()
     }

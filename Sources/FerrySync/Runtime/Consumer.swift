@@ -92,20 +92,14 @@ struct TableSyncApplier: StreamApplying {
         let fingerprint = entries[0].entry.schema
         let ids = entries.map(\.id)
         let current = try await context.source.describe()
-        guard current.fingerprint != fingerprint else {
-            var error = incompatible.error
-            error.message += "; queue entries from \(ids[0]) wait for it"
-            throw error
-        }
+        guard current.fingerprint != fingerprint else { throw waiting(incompatible.error, at: ids[0]) }
         let schema = try await batches.registeredSchema(fingerprint)
         let keys = Self.keys(of: entries, layout: try MirrorLayout(pipeline: context.pipeline, schema: schema))
         let rows: Int
         do {
             rows = try await batches.readAgain(keys: keys, schema: current)
         } catch let other as IncompatibleMirror {
-            var error = other.error
-            error.message += "; queue entries from \(ids[0]) wait for it"
-            throw error
+            throw waiting(other.error, at: ids[0])
         }
         let detail =
             "read under schema \(fingerprint), which the mirror cannot take (\(incompatible.column)) and the source no longer has; \(keys.count) keys read again under schema \(current.fingerprint)"
@@ -117,6 +111,16 @@ struct TableSyncApplier: StreamApplying {
                 "ferry.keys": "\(keys.count)", "ferry.rows": "\(rows)",
             ])
         try await context.control.recordEvent("read_again", entries: ids, rows: rows, detail: detail, session: batches.session, logger: logger)
+    }
+
+    /// The mirror's error, saying which entry waits and how an operator can take it out of the way instead.
+    private func waiting(_ error: FerryError, at id: String) -> FerryError {
+        var error = error
+        error.message += "; queue entries from \(id) wait for it"
+        error.fix =
+            (error.fix.map { $0 + "; " } ?? "")
+            + "or, to go on without them, `ferry sync \(context.pipeline.name) --skip-entry \(id)` (recorded; their keys are left for `ferry reconcile --repair`)"
+        return error
     }
 
     /// The distinct keys of the rows in `entries` (their fields after the sequence number, in `layout`).

@@ -35,6 +35,13 @@ struct SyncCommand: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON (no progress bar).")
     var json = false
 
+    @Option(
+        name: .customLong("skip-entry"),
+        help: ArgumentHelp(
+            "Before syncing, take this queue entry out of the way (repeatable): its rows are read again from the source when the mirror takes them, else left for `reconcile --repair`; recorded in ferry_pipeline_events.",
+            valueName: "id"))
+    var skipEntries: [String] = []
+
     @Flag(name: .shortAndLong, help: "No progress lines (by default a bar on a terminal, a plain line every 5 seconds otherwise).")
     var quiet = false
 
@@ -52,6 +59,12 @@ struct SyncCommand: AsyncParsableCommand {
         if !json { syncOptions.progress = { bar.update($0) } }
         let runner = try TableSyncPipeline(pipeline, configuration: loaded.configuration, redis: redis, options: syncOptions, logger: logger)
         do {
+            for skipped in try await runner.skip(entries: skipEntries) {
+                let what =
+                    skipped.readAgain.map { "\($0) rows read again from the source" }
+                    ?? "not read again: the mirror cannot take the source's schema yet; run `ferry reconcile \(pipeline.name) --repair` once it can"
+                Terminal.writeStandardError("\(pipeline.name): skipped entry \(skipped.id) (\(skipped.keys) keys, \(what))\n")
+            }
             if once {
                 let clock = ContinuousClock()
                 let start = clock.now
