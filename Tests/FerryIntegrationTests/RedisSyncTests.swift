@@ -147,7 +147,9 @@ struct RedisSyncTests {
         var world = try await RedisSyncWorld.make("conf") { sync, _ in sync.keyValues.enabled = false }
         let stream = "\(world.prefix)-orders"
         for index in 1...20 { try await world.redis("XADD", stream, "*", "order", "\(index)", "amount", "\(index * 10)") }
-        #expect(try await world.runOnce().entries == 20)
+        // At least once: on a starved machine a consumer may claim entries another is still applying (claim_idle is 1s
+        // here), and both count them; the row counts below prove each landed once.
+        #expect(try await world.runOnce().entries >= 20)
         #expect(try await world.int("SELECT count(*) FROM \(world.streams)") == 20)
         // Someone changed stored rows; the entries are delivered again (the group is rewound).
         try await world.sql("UPDATE \(world.streams) SET data = '{\"edited\": true}' WHERE (data->>'order')::int <= 5")
