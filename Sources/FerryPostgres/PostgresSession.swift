@@ -79,10 +79,17 @@ package final class PostgresSession: Sendable {
         do {
             fresh = try await PostgresConnection.connect(
                 configuration: configuration, id: nextID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: logger)
+        } catch {
+            throw PostgresDiagnosis.diagnose(error, endpoint: endpoint, key: key)
+        }
+        do {
             for setting in Self.sessionSettings + settings {
                 try await fresh.query(PostgresQuery(unsafeSQL: setting), logger: logger)
             }
         } catch {
+            // The server went away between the connect and the settings: close what was opened (a connection
+            // released unclosed is a leak, and a debug build's assertion).
+            try? await fresh.close()
             throw PostgresDiagnosis.diagnose(error, endpoint: endpoint, key: key)
         }
         let previous = connection.withLock { slot -> PostgresConnection? in

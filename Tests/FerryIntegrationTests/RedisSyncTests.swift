@@ -301,9 +301,10 @@ struct RedisSyncTests {
         }
         try await world.redis("XADD", "\(world.prefix)-s", "*", "k", "v")
         let result = try await RedisSyncService(configuration: configuration, redis: redis, logger: world.logger).runOnce()
-        #expect(result.entries == 1)
+        // At least once: under load a consumer may claim an entry another applied but had not acknowledged yet.
+        #expect(result.entries >= 1)
         await redis.shutdown()
-        #expect(try await world.int("SELECT count(*) FROM \(world.streams)") == 1)
+        #expect(try await world.int("SELECT count(*) FROM \(world.streams)") == 1, "stored once")
         await world.close()
     }
 }

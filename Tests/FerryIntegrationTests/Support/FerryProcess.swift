@@ -92,6 +92,8 @@ enum FerryProcess {
         _ = FileManager.default.createFile(atPath: stderrFile, contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: stdoutFile)
         process.standardError = FileHandle(forWritingAtPath: stderrFile)
+        // Never the test runner's own input: on a CI runner with a terminal, a prompt would wait on it.
+        process.standardInput = FileHandle.nullDevice
         try process.run()
         return Running(process: process, stdoutFile: stdoutFile, stderrFile: stderrFile)
     }
