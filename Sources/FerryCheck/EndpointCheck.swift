@@ -6,6 +6,8 @@ package struct EndpointCheck: Sendable {
         case authenticationFailed = "authentication_failed"
         case databaseMissing = "database_missing"
         case permissionMissing = "permission_missing"
+        /// A protected mirror that roles other than Ferry's can write.
+        case mirrorWritable = "mirror_writable"
         case error
     }
 

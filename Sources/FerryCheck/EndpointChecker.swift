@@ -17,8 +17,12 @@ package struct EndpointChecker: Sendable {
                 let sourceTables = configuration.pipelines.filter { pipeline in
                     pipeline.source.connection == entry.name || "sources.\(pipeline.source.connection)" == entry.name
                 }.compactMap(\.source.table)
+                // Mirrors live in the target database (`postgres`); protected ones must be writable by Ferry alone.
+                let mirrors =
+                    entry.name == "postgres"
+                    ? configuration.pipelines.filter(\.protectMirror).map { (schema: $0.target.schema, table: $0.target.table) } : []
                 group.addTask {
-                    (index, await check(name: entry.name, endpoint: entry.endpoint, sourceTables: sourceTables))
+                    (index, await check(name: entry.name, endpoint: entry.endpoint, sourceTables: sourceTables, mirrors: mirrors))
                 }
             }
             var results = [EndpointCheck?](repeating: nil, count: endpoints.count)
@@ -28,10 +32,12 @@ package struct EndpointChecker: Sendable {
     }
 
     /// Checks one endpoint.
-    package func check(name: String, endpoint: Endpoint, sourceTables: [String] = []) async -> EndpointCheck {
+    package func check(name: String, endpoint: Endpoint, sourceTables: [String] = [], mirrors: [(schema: String, table: String)] = []) async
+        -> EndpointCheck
+    {
         switch endpoint {
         case .postgres(let postgres):
-            return await PostgresCheck(name: name, endpoint: postgres, sourceTables: sourceTables, logger: logger).run()
+            return await PostgresCheck(name: name, endpoint: postgres, sourceTables: sourceTables, mirrors: mirrors, logger: logger).run()
         case .redis(let redis):
             return await RedisCheck(name: name, endpoint: redis, logger: logger).run()
         case .sqlserver(let sqlserver):

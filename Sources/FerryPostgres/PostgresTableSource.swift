@@ -72,7 +72,7 @@ package struct PostgresTableSource: TableSource {
     /// `ferry_src."name"`.
     static func column(_ name: String) -> String { "ferry_src." + SQLIdentifier.quote(name) }
 
-    static func quoteQualified(_ name: String) -> String {
+    package static func quoteQualified(_ name: String) -> String {
         name.split(separator: ".", omittingEmptySubsequences: false).map { SQLIdentifier.quote(String($0)) }.joined(separator: ".")
     }
 
@@ -296,12 +296,25 @@ package struct PostgresTableSource: TableSource {
     }
 
     package func readNullWatermarks(afterKey: [String]?, limit: Int, schema: SourceSchema, into rows: inout CopyTextRows) async throws {
+        try await readKeyOrdered(afterKey: afterKey, limit: limit, nullWatermarksOnly: true, schema: schema, into: &rows)
+    }
+
+    package func readByKey(afterKey: [String]?, limit: Int, schema: SourceSchema, into rows: inout CopyTextRows) async throws {
+        try await readKeyOrdered(afterKey: afterKey, limit: limit, nullWatermarksOnly: false, schema: schema, into: &rows)
+    }
+
+    private func readKeyOrdered(afterKey: [String]?, limit: Int, nullWatermarksOnly: Bool, schema: SourceSchema, into rows: inout CopyTextRows)
+        async throws
+    {
         let layout = try layout(for: schema)
         var binds = PostgresBindings()
-        var sql = "SELECT \(layout.select) FROM \(fromClause) WHERE \(Self.column(layout.watermark.name)) IS NULL"
+        var conditions: [String] = []
+        if nullWatermarksOnly { conditions.append("\(Self.column(layout.watermark.name)) IS NULL") }
         if let afterKey {
-            sql += " AND \(layout.keyTuple) > " + Self.tuple(afterKey, types: layout.keys.map(\.type), binds: &binds)
+            conditions.append("\(layout.keyTuple) > " + Self.tuple(afterKey, types: layout.keys.map(\.type), binds: &binds))
         }
+        var sql = "SELECT \(layout.select) FROM \(fromClause)"
+        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
         binds.append(limit)
         sql += " ORDER BY \(layout.keyOrder) LIMIT $\(binds.count)"
         try await run(sql, binds, into: &rows, verifying: schema)

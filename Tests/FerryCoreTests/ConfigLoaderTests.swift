@@ -62,6 +62,7 @@ struct ConfigLoaderTests {
               lookback: 2m
             target:
               table: datos_vista
+              readers: [reporting, "Analysts"]
             columns:
               CONDUCE: conduce
               FECHA_EMISION: {name: fecha_emision, type: date}
@@ -71,6 +72,7 @@ struct ConfigLoaderTests {
               columns:
                 nota: text
                 trabajado: boolean
+              editors: [sales_app]
         """
 
     @Test func readsEveryKey() throws {
@@ -101,6 +103,8 @@ struct ConfigLoaderTests {
         #expect(pipeline.columns.first { $0.source == "FECHA_EMISION" }?.type == "date")
         #expect(pipeline.columns.first { $0.source == "INTERNAL_NOTE" }?.exclude == true)
         #expect(pipeline.companion?.columns.map(\.name) == ["nota", "trabajado"])
+        #expect(pipeline.target.readers == ["reporting", "Analysts"])
+        #expect(pipeline.companion?.editors == ["sales_app"])
         #expect(config.endpoints.map(\.name) == ["postgres", "redis", "sqlserver"])
     }
 

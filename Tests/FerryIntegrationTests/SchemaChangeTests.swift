@@ -115,7 +115,49 @@ struct SchemaChangeTests {
     }
 }
 
+extension SchemaChangeTests {
+    /// A column added at the source with values for every row (none of which changed its watermark) is backfilled:
+    /// the source is read again by key, the rows the mirror had get the column's values, reconcile finds nothing,
+    /// and `ferry status` shows the backfill. While it runs, reconcile says the differences are the new column.
+    @Test func aNewColumnIsBackfilledForTheRowsTheMirrorHas() async throws {
+        let world = try await SyncWorld.make("backfill", rows: 3_000)
+        _ = try await world.runOnce()
+        try await world.sql(#"ALTER TABLE \#(world.table) ADD COLUMN "ZONA" text NOT NULL DEFAULT 'sur'"#)
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE zona = 'sur'") == 3_000, "every row backfilled")
+        #expect(try await world.reconcile().differences == 0)
+        #expect(try await world.int("SELECT rows FROM \(world.backfills) WHERE finished_at IS NOT NULL AND columns = '{ZONA}'") == 3_000)
+        #expect(try await world.strings("SELECT event FROM \(world.events) ORDER BY id") == ["backfill_started", "backfill_done"])
+
+        let directory = try FerryProcess.scratchDirectory()
+        _ = try TableSyncFaultTests.configurationFile(world, directory: directory)
+        let status = try await FerryProcess.run(["status", "--json"], in: directory)
+        #expect(status.stdout.contains(#""backfill":{"columns":["ZONA"],"rows":3000"#), "\(status.stdout)")
+        #expect(!status.stdout.contains(#""finished_at":null"#), "\(status.stdout)")
+
+        // Another column, seen while the mirror lags behind it: reconcile names the backfill as the cause.
+        var produceOnly = TableSyncPipeline.Options()
+        produceOnly.consume = false
+        try await world.sql(#"ALTER TABLE \#(world.table) ADD COLUMN "RUTA" integer NOT NULL DEFAULT 7"#)
+        _ = try await world.runOnce(options: produceOnly)
+        try await world.sql("UPDATE \(world.backfills) SET finished_at = NULL")
+        let text = try await FerryProcess.run(["reconcile", world.pipeline.name], in: directory)
+        #expect(text.status == 1)
+        #expect(text.stdout.contains("a backfill of new column(s) RUTA is under way"), "\(text.stdout)")
+        let running = try await FerryProcess.run(["status"], in: directory)
+        #expect(running.stdout.contains("backfilling new column(s) RUTA: 3,000"), "\(running.stdout)")
+        // Resumed where Redis says it got to (the end): the queued entries are applied and it finishes.
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE ruta = 7") == 3_000)
+        #expect(try await world.reconcile().differences == 0)
+        #expect(try await world.int("SELECT count(*) FROM \(world.backfills) WHERE finished_at IS NOT NULL") == 1)
+        try? FileManager.default.removeItem(atPath: directory)
+        await world.close()
+    }
+}
+
 extension SyncWorld {
     var deadLetters: String { "\"\(targetSchema)\".ferry_dead_letters" }
     var events: String { "\"\(targetSchema)\".ferry_pipeline_events" }
+    var backfills: String { "\"\(targetSchema)\".ferry_backfills" }
 }

@@ -199,7 +199,7 @@ struct TableSyncFaultTests {
     }
 
     /// Issue 18's schema-change run: a writer changes rows throughout while the source's columns widen, a column is
-    /// added, one becomes text with values the mirror cannot hold (the pipeline stops on its own) and goes back, with
+    /// added (with a value for every row: backfilled), one becomes text with values the mirror cannot hold (the pipeline stops on its own) and goes back, with
     /// `ferry sync` killed at random moments in between. It ends with the mirror equal to the source, reconcile
     /// finding nothing, and no row in the dead letters.
     @Test func schemaChangesBetweenKillNinesLoseNothing() async throws {
@@ -214,7 +214,7 @@ struct TableSyncFaultTests {
         async let writing: Void = writer.run(rows: rows, seed: seed &+ 1)
         let changes: [Int: String] = [
             2: #"ALTER TABLE \#(world.table) ALTER COLUMN "CODIGO_CLIENTE" TYPE varchar(60), ALTER COLUMN "NUMERO_FACTURA" TYPE text"#,
-            4: #"ALTER TABLE \#(world.table) ADD COLUMN "ZONA" text"#,
+            4: #"ALTER TABLE \#(world.table) ADD COLUMN "ZONA" text NOT NULL DEFAULT 'sur'"#,
             6: #"ALTER TABLE \#(world.table) ALTER COLUMN "FECHA_EMISION" TYPE text USING 'X' || "FECHA_EMISION""#,
             9: #"""
             ALTER TABLE \#(world.table) ALTER COLUMN "FECHA_EMISION" TYPE date
@@ -248,6 +248,9 @@ struct TableSyncFaultTests {
         #expect(report.differences == 0)
         #expect(try await world.int("SELECT count(*) FROM \(world.deadLetters)") == 0, "no row went to the dead letters")
         #expect(try await world.int("SELECT count(*) FROM \(world.events) WHERE event = 'read_again'") >= 1, "the text entries were read again")
+        #expect(
+            try await world.int("SELECT count(*) FROM \(world.mirror) WHERE zona IS DISTINCT FROM 'sur' AND deleted_at IS NULL") == 0,
+            "the column added at round 4 was backfilled for every row, across the kills")
         #expect(
             try await world.strings(
                 "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '\(world.mirror)'::regclass AND attname = 'codigo_cliente'"

@@ -1,8 +1,11 @@
 import FerryCore
+import FerryPostgres
+import FerryPostgresNode
 import FerryRedis
 import FerrySandbox
 import FerrySync
 import Foundation
+import PostgresNIO
 import Testing
 
 @Suite("Table sync for operators: exit codes, progress, errors that clear", .timeLimit(.minutes(5)), .sandbox)
@@ -150,6 +153,85 @@ extension TableSyncOperationsTests {
             try await world.int("SELECT count(*) FROM \(world.events) WHERE event = 'skipped' AND rows = 100 AND entries = ARRAY['\(first)']") == 1)
         try await world.expectMirrorEqualsSource()
         await redis.shutdown()
+        try? FileManager.default.removeItem(atPath: directory)
+        await world.close()
+    }
+}
+
+extension TableSyncOperationsTests {
+    /// With `protect_mirror`, privileges keep other roles off the mirror: readers read it, editors edit only the
+    /// companion, `SET ferry.sync = on` lets no one else through the trigger, `ferry check` names a role that was
+    /// granted writes by hand, and the next start revokes the grant.
+    @Test func privilegesKeepOtherRolesOffTheMirror() async throws {
+        let suffix = UInt32.random(in: 0..<UInt32.max)
+        let (reader, editor, rogue) = ("reader_\(suffix)", "editor_\(suffix)", "rogue_\(suffix)")
+        let world = try await SyncWorld.make("privileges", rows: 5) {
+            $0.target.readers = [reader]
+            $0.companion?.editors = [editor]
+        }
+        await #expect {
+            _ = try await world.runOnce()
+        } throws: { error in
+            "\(error)".contains("target.readers names role \"\(reader)\", which does not exist") && "\(error)".contains("CREATE ROLE")
+        }
+        try await world.sql(
+            """
+            CREATE ROLE "\(reader)" LOGIN PASSWORD 'pw';
+            CREATE ROLE "\(editor)" LOGIN PASSWORD 'pw';
+            CREATE ROLE "\(rogue)" LOGIN PASSWORD 'pw'
+            """)
+        _ = try await world.runOnce()
+
+        func run(as role: String, _ sql: String) async throws {
+            var endpoint = try #require(world.sandbox.postgres).endpoint
+            endpoint.user = role
+            endpoint.password = Secret("pw")
+            let session = PostgresSession(endpoint: endpoint, key: "postgres", logger: world.logger)
+            do {
+                try await session.withConnection { connection in
+                    for statement in sql.split(separator: ";\n") {
+                        try await connection.query(PostgresQuery(unsafeSQL: String(statement)), logger: world.logger)
+                    }
+                }
+            } catch {
+                await session.close()
+                throw error
+            }
+            await session.close()
+        }
+        func refused(_ role: String, _ sql: String, saying: String) async {
+            await #expect("\(role): \(sql)") {
+                try await run(as: role, sql)
+            } throws: { error in
+                let message = PostgresDiagnosis.serverMessage(of: error) ?? String(reflecting: error)
+                if !message.contains(saying) { Issue.record("\(role): \(message)") }
+                return message.contains(saying)
+            }
+        }
+        let write = "SET ferry.sync = 'on';\nUPDATE \(world.mirror) SET cliente = 'manual'"
+        try await run(as: reader, "SELECT count(*) FROM \(world.mirror);\nSELECT count(*) FROM \(world.companion)")
+        await refused(reader, "UPDATE \(world.companion) SET nota = 'x'", saying: "permission denied")
+        try await run(as: editor, "UPDATE \(world.companion) SET nota = 'edited' WHERE conduce = 'C-0000001'")
+        await refused(editor, write, saying: "permission denied")
+        #expect(try await world.strings("SELECT nota FROM \(world.companion) WHERE conduce = 'C-0000001'") == ["edited"])
+
+        // A write grant made by hand: the trigger still refuses the role, and `ferry check` names it.
+        try await world.sql("GRANT USAGE ON SCHEMA \"\(world.targetSchema)\" TO \"\(rogue)\";\nGRANT UPDATE ON \(world.mirror) TO \"\(rogue)\"")
+        await refused(rogue, write, saying: "is written only by Ferry")
+        let directory = try FerryProcess.scratchDirectory()
+        _ = try TableSyncFaultTests.configurationFile(world, directory: directory)
+        let check = try await FerryProcess.run(["check", "--json"], in: directory)
+        #expect(check.status == 1, "\(check.stdout) \(check.stderr)")
+        #expect(check.stdout.contains(#""status":"mirror_writable""#) && check.stdout.contains(rogue), "\(check.stdout)")
+        #expect(
+            check.stdout.contains("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON \\\"\(world.targetSchema)\\\".\\\"datos_vista\\\""), "\(check.stdout)")
+
+        // The next start revokes it.
+        _ = try await world.runOnce()
+        #expect(try await world.strings("SELECT has_table_privilege('\(rogue)', '\(world.mirror)', 'UPDATE')::text") == ["false"])
+        let clean = try await FerryProcess.run(["check", "--json"], in: directory)
+        #expect(clean.status == 0, "\(clean.stdout)")
+        #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE cliente = 'manual'") == 0)
         try? FileManager.default.removeItem(atPath: directory)
         await world.close()
     }

@@ -197,6 +197,7 @@ extension PipelineConfiguration {
         let targetTable = targetReader.string("table", required: "name the mirror table to write, e.g. `table: datos_vista`")
         let schema = targetReader.string("schema") ?? config.postgres?.schema ?? "public"
         let rowID = targetReader.string("row_id")
+        let readers = Self.roles(targetReader, "readers")
         targetReader.finish()
 
         var columns: [ColumnMapping] = []
@@ -248,12 +249,16 @@ extension PipelineConfiguration {
                 }
                 editable.append((column, type))
             }
+            let editors = Self.roles(companionReader, "editors")
             if editable.isEmpty, !companionReader.has("columns") {
                 companionReader.issues.add(
                     companionReader.keyPath("columns"), "missing", fix: "list the editable columns and their types, e.g. `nota: text`")
             }
             companionReader.finish()
-            if let companionTable { companion = Companion(table: companionTable, columns: editable) }
+            if let companionTable {
+                companion = Companion(table: companionTable, columns: editable)
+                companion?.editors = editors
+            }
         }
 
         let batchSize = reader.int("batch_size", range: 1...1_000_000) ?? config.sync.batchSize
@@ -278,6 +283,7 @@ extension PipelineConfiguration {
             batchSize: batchSize,
             interval: interval
         )
+        pipeline.target.readers = readers
         pipeline.columns = columns
         pipeline.companion = companion
         if let rowsPerEntry { pipeline.rowsPerEntry = rowsPerEntry }
@@ -291,5 +297,20 @@ extension PipelineConfiguration {
         if let widenColumns { pipeline.widenColumns = widenColumns }
         pipeline.reconcileEvery = reconcileEvery
         return pipeline
+    }
+
+    /// A list of PostgreSQL role names (`target.readers`, `companion.editors`).
+    static func roles(_ reader: ConfigReader, _ key: String) -> [String] {
+        var roles: [String] = []
+        for (index, role) in (reader.strings(key) ?? []).enumerated() {
+            if role.utf8.count > 63 || role.contains("\0") {
+                reader.issues.add(
+                    "\(reader.keyPath(key))[\(index)]", "\"\(PrintableText.escaped(role))\" is not a PostgreSQL role name (at most 63 bytes)",
+                    fix: "name an existing role", origin: reader.origin(key))
+                continue
+            }
+            if !roles.contains(role) { roles.append(role) }
+        }
+        return roles
     }
 }

@@ -97,6 +97,9 @@ extension FerryConfiguration {
                     $0.value("schema", pipeline.target.schema)
                     $0.value("table", pipeline.target.table)
                     $0.value("row_id", pipeline.target.rowID)
+                    if !pipeline.target.readers.isEmpty {
+                        $0.raw("readers", "[" + pipeline.target.readers.map(JSONText.string).joined(separator: ", ") + "]")
+                    }
                 }
                 if !pipeline.columns.isEmpty {
                     writer.section("columns") { columns in
@@ -119,6 +122,9 @@ extension FerryConfiguration {
                         section.value("table", companion.table)
                         section.section("columns") { columns in
                             for column in companion.columns { columns.value(column.name, column.type) }
+                        }
+                        if !companion.editors.isEmpty {
+                            section.raw("editors", "[" + companion.editors.map(JSONText.string).joined(separator: ", ") + "]")
                         }
                     }
                 }

@@ -42,6 +42,9 @@ package struct PipelineConfiguration: Sendable, Equatable {
         /// An optional surrogate identity column the mirror gets (the original design's `sync_id`); Ferry never
         /// writes it, PostgreSQL numbers rows as they arrive.
         package var rowID: String?
+        /// Roles granted SELECT on the mirror (and the companion): with `protect_mirror`, no role but Ferry's may
+        /// write the mirror, so readers are named here rather than granted by hand.
+        package var readers: [String] = []
 
         package init(schema: String, table: String, rowID: String? = nil) {
             self.schema = schema
@@ -73,6 +76,8 @@ package struct PipelineConfiguration: Sendable, Equatable {
         package var table: String
         /// Editable columns and their PostgreSQL types, in order.
         package var columns: [(name: String, type: String)]
+        /// Roles that edit the companion: SELECT on the mirror; SELECT, INSERT, UPDATE, DELETE on the companion.
+        package var editors: [String] = []
 
         package init(table: String, columns: [(name: String, type: String)]) {
             self.table = table
@@ -81,7 +86,7 @@ package struct PipelineConfiguration: Sendable, Equatable {
 
         package static func == (lhs: Companion, rhs: Companion) -> Bool {
             lhs.table == rhs.table && lhs.columns.map(\.name) == rhs.columns.map(\.name)
-                && lhs.columns.map(\.type) == rhs.columns.map(\.type)
+                && lhs.columns.map(\.type) == rhs.columns.map(\.type) && lhs.editors == rhs.editors
         }
     }
 
@@ -111,7 +116,9 @@ package struct PipelineConfiguration: Sendable, Equatable {
     package var maxWait: Duration = .milliseconds(50)
     /// Rows per PostgreSQL transaction at most. Default 10000.
     package var applyBatchRows = 10_000
-    /// Reject writes to the mirror by anyone but Ferry (a trigger). Default true.
+    /// Only Ferry writes the mirror: write privileges other roles hold on it are revoked as the pipeline starts
+    /// (readers and editors get what they need from `target.readers` and `companion.editors`), and a trigger
+    /// refuses writes by any role that is not the mirror's owner. Default true.
     package var protectMirror = true
     /// When a source column widens without losing anything (int → bigint, varchar(10) → varchar(50),
     /// timestamp(3) → timestamp(6), numeric(10,2) → numeric(12,2)), widen the mirror column too. Default true; when

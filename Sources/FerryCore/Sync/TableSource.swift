@@ -38,6 +38,10 @@ package protocol TableSource: Sendable {
     /// Rows whose watermark is NULL, ordered by key, strictly after `afterKey`, at most `limit`.
     func readNullWatermarks(afterKey: [String]?, limit: Int, schema: SourceSchema, into rows: inout CopyTextRows) async throws
 
+    /// Every row, whatever its watermark, ordered by key, strictly after `afterKey`, at most `limit`: the pages of a
+    /// backfill (columns added to the mirror, filled for the rows it already had).
+    func readByKey(afterKey: [String]?, limit: Int, schema: SourceSchema, into rows: inout CopyTextRows) async throws
+
     /// How many rows have a NULL watermark.
     func countNullWatermarks() async throws -> Int
 

@@ -8,7 +8,8 @@ import PostgresNIO
 /// sequence and counters, last error), `ferry_applied` (one row per pipeline and consumer slot: what it applied)
 /// `ferry_dead_letters` (rows that could not be applied, with the reason) and `ferry_pipeline_events` (what was done
 /// to a pipeline's queue other than applying it: entries read again after a schema change, entries an operator
-/// skipped, resets).
+/// skipped, resets) and `ferry_backfills` (one row per pipeline: the last backfill of columns added at the
+/// source, and how far it got).
 ///
 /// The producer's position is also kept here so that a Redis that lost its data can be recovered from. Each
 /// consumer records what it applied in its own row, in the transaction that applies it: with one shared row, every
@@ -22,6 +23,7 @@ struct ControlTables: Sendable {
     var applied: String { SQLIdentifier.qualified(schema, "ferry_applied") }
     var deadLetters: String { SQLIdentifier.qualified(schema, "ferry_dead_letters") }
     var events: String { SQLIdentifier.qualified(schema, "ferry_pipeline_events") }
+    var backfills: String { SQLIdentifier.qualified(schema, "ferry_backfills") }
 
     func ensure(_ connection: PostgresSessionConnection, logger: Logger) async throws {
         try await MirrorDDL.run("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quote(schema))", connection, logger, what: "create schema \(schema)")
@@ -74,6 +76,21 @@ struct ControlTables: Sendable {
             )
             """,
             connection, logger, what: "create the control table ferry_pipeline_events")
+        try await MirrorDDL.run(
+            """
+            CREATE TABLE IF NOT EXISTS \(backfills) (
+              pipeline text PRIMARY KEY,
+              id bigint NOT NULL,
+              columns text[] NOT NULL,
+              after_key jsonb,
+              rows bigint NOT NULL DEFAULT 0,
+              total bigint,
+              last_seq bigint NOT NULL DEFAULT 0,
+              started_at timestamptz NOT NULL DEFAULT now(),
+              finished_at timestamptz
+            )
+            """,
+            connection, logger, what: "create the control table ferry_backfills")
         for statement in Self.deadLetterStatements(deadLetters) {
             try await MirrorDDL.run(statement, connection, logger, what: "create the control table ferry_dead_letters")
         }
@@ -91,6 +108,61 @@ struct ControlTables: Sendable {
                     binds: binds(pipeline, event, entries, Int64(rows), detail)),
                 logger: logger)
         }
+    }
+
+    /// A backfill: source columns added to a mirror that already had rows, filled by reading the whole source again
+    /// by key, in pages queued between the live polls (see ``Producer``).
+    struct Backfill: Sendable, Equatable {
+        /// Identifies this backfill (the producer's sequence number when it began); Redis's checkpoint names it.
+        var id: Int64
+        var columns: [String]
+        /// The last key queued.
+        var after: [String]?
+        var rows: Int64 = 0
+        /// The source's estimated row count when it began.
+        var total: Int64?
+        /// The sequence number of the last row queued.
+        var lastSeq: Int64 = 0
+        var startedAt: Date?
+        var finishedAt: Date?
+    }
+
+    /// The pipeline's last backfill, if any (`nil` too when `ferry_backfills` does not exist yet: status only reads).
+    func loadBackfill(_ connection: PostgresSessionConnection, logger: Logger) async throws -> Backfill? {
+        for try await exists in try await connection.query("SELECT to_regclass(\(backfills)) IS NOT NULL", logger: logger).decode(Bool.self)
+        where !exists {
+            return nil
+        }
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL:
+                    "SELECT id, columns, after_key::text, rows, total, last_seq, started_at, finished_at FROM \(backfills) WHERE pipeline = $1",
+                binds: binds(pipeline)),
+            logger: logger)
+        for try await row in rows.decode((Int64, [String], String?, Int64, Int64?, Int64, Date, Date?).self) {
+            let after = row.2.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
+            return Backfill(
+                id: row.0, columns: row.1, after: after, rows: row.3, total: row.4, lastSeq: row.5, startedAt: row.6, finishedAt: row.7)
+        }
+        return nil
+    }
+
+    /// Records a backfill's start (replacing the previous one), progress or end.
+    func saveBackfill(_ backfill: Backfill, connection: PostgresSessionConnection, logger: Logger) async throws {
+        try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO \(backfills) AS b (pipeline, id, columns, after_key, rows, total, last_seq, started_at, finished_at)
+                    VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, coalesce($8, now()), CASE WHEN $9 THEN now() END)
+                    ON CONFLICT (pipeline) DO UPDATE SET id = excluded.id, columns = excluded.columns, after_key = excluded.after_key,
+                      rows = excluded.rows, total = excluded.total, last_seq = excluded.last_seq,
+                      started_at = CASE WHEN b.id = excluded.id THEN b.started_at ELSE excluded.started_at END,
+                      finished_at = CASE WHEN $9 THEN coalesce(b.finished_at, now()) END
+                    """,
+                binds: binds(
+                    pipeline, backfill.id, backfill.columns, Self.json(backfill.after), backfill.rows, backfill.total, backfill.lastSeq,
+                    backfill.startedAt, backfill.finishedAt != nil)),
+            logger: logger)
     }
 
     /// What `last_error` starts with when the pipeline itself stopped on the error (not a retried one).

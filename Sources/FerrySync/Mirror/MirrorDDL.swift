@@ -12,7 +12,7 @@ import PostgresNIO
 /// the mirror, the editable columns and timestamps. New source columns are added to the mirror (nullable). A source
 /// column whose type widened (``ColumnType/widens(to:)``) widens the mirror column with it (`widen_columns`); rows
 /// of a narrower type than the mirror's are taken as they are (entries queued before a widening); any other type
-/// change throws ``IncompatibleMirror``, naming the column.
+/// change throws ``IncompatibleMirror``, naming the column. Privileges on both tables: ``MirrorPrivileges``.
 enum MirrorDDL {
     static func ensure(_ layout: MirrorLayout, connection: PostgresSessionConnection, logger: Logger) async throws {
         let schema = SQLIdentifier.quote(layout.targetSchema)
@@ -27,10 +27,8 @@ enum MirrorDDL {
         try await run(
             """
             CREATE OR REPLACE FUNCTION \(schema).ferry_protect_mirror() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-              RAISE EXCEPTION 'table %.% is written only by Ferry''s sync', TG_TABLE_SCHEMA, TG_TABLE_NAME
-                USING HINT = 'edit the companion table instead, or disable protection with protect_mirror: false';
-            END $$
+            \(MirrorPrivileges.protectFunctionBody)
+            $$
             """,
             connection, logger, what: "create function ferry_protect_mirror"
         )
@@ -116,7 +114,7 @@ enum MirrorDDL {
             try await trigger(
                 name: "ferry_protect", on: layout.mirrorTable,
                 definition:
-                    "BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON \(layout.mirrorTable) FOR EACH STATEMENT WHEN (current_setting('ferry.sync', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION \(schema).ferry_protect_mirror()",
+                    "BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON \(layout.mirrorTable) FOR EACH STATEMENT EXECUTE FUNCTION \(schema).ferry_protect_mirror()",
                 connection, logger)
         } else {
             try await run("DROP TRIGGER IF EXISTS ferry_protect ON \(layout.mirrorTable)", connection, logger, what: "drop the protection trigger")
@@ -156,6 +154,7 @@ enum MirrorDDL {
                 "INSERT INTO \(companionTable) (\(layout.keyList)) SELECT \(layout.keyList) FROM \(layout.mirrorTable) ON CONFLICT (\(layout.keyList)) DO NOTHING",
                 connection, logger, what: "fill the companion table")
         }
+        try await MirrorPrivileges.apply(layout, connection: connection, logger: logger)
     }
 
     /// Widens a mirror column (and the companion's copy of a key column) to the source's new type: nothing it holds

@@ -22,6 +22,9 @@ package struct Reconciler: Sendable {
         package var rangesCompared = 0
         package var repaired = 0
         package var softDeleted = 0
+        /// A backfill of columns added at the source was under way (columns, rows queued, estimated total): rows it
+        /// had not reached yet differ in those columns until it does.
+        package var backfill: (columns: [String], rows: Int64, total: Int64?)?
 
         package var differences: Int { missing.count + different.count + extra.count }
     }
@@ -111,6 +114,12 @@ package struct Reconciler: Sendable {
         }
         if repair, !report.extra.isEmpty {
             report.softDeleted = try await mirror.softDelete(report.extra)
+        }
+        let control = context.control
+        let logger = context.logger
+        if let backfill = try await applier.session.withConnection({ try await control.loadBackfill($0, logger: logger) }), backfill.finishedAt == nil
+        {
+            report.backfill = (backfill.columns, backfill.rows, backfill.total)
         }
         await context.source.close()
         await applier.session.close()

@@ -58,7 +58,7 @@ package struct PipelineReset {
             for try await value in exists.decode(Bool.self) { hasControl = value }
             if hasControl {
                 try await control.ensure(connection, logger: logger)
-                var cleared = [control.applied, control.pipelines]
+                var cleared = [control.applied, control.pipelines, control.backfills]
                 if forget { cleared += [control.deadLetters, control.events] }
                 for table in cleared {
                     try await connection.query(

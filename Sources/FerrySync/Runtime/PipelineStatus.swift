@@ -28,8 +28,20 @@ package struct PipelineStatus: Sendable {
     /// restarted.
     package var failed: Bool { lastError.map { $0.hasPrefix(ControlTables.stoppedPrefix) } ?? false }
     package var deadLetters: Int?
+    /// The last backfill of columns added at the source (running, or finished).
+    package var backfill: Backfill?
     /// Problems reading the status itself (a server down).
     package var problems: [String] = []
+
+    package struct Backfill: Sendable {
+        package var columns: [String]
+        /// Rows queued so far.
+        package var rows: Int64
+        /// The source's estimated row count when it began.
+        package var total: Int64?
+        package var startedAt: Date?
+        package var finishedAt: Date?
+    }
 
     package static func collect(_ pipeline: PipelineConfiguration, configuration: FerryConfiguration, redis: RedisClient, logger: Logger) async
         -> PipelineStatus
@@ -66,6 +78,11 @@ package struct PipelineStatus: Sendable {
                     status.lastError = state.lastError
                     status.lastErrorAt = state.lastErrorAt
                     if status.sourceWatermark == nil { status.sourceWatermark = state.producedPosition?.watermark }
+                }
+                if let backfill = try await control.loadBackfill(connection, logger: logger) {
+                    status.backfill = Backfill(
+                        columns: backfill.columns, rows: backfill.rows, total: backfill.total, startedAt: backfill.startedAt,
+                        finishedAt: backfill.finishedAt)
                 }
                 let dead = try await connection.query(
                     PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(control.deadLetters) WHERE pipeline = $1", binds: control.binds(pipeline.name)),

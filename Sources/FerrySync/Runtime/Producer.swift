@@ -15,6 +15,11 @@ import PostgresNIO
 /// also re-reads the lookback window below the checkpoint (late commits, clock skew) and queues only rows it has
 /// not queued with the same content. Rows get increasing sequence numbers: a later read of a row is never older
 /// than an earlier one, so the mirror keeps the highest.
+///
+/// Source columns added to a mirror that already has rows are backfilled: the whole source is read again by key,
+/// a page at a time between polls (at most half a second of reading per poll, so the live tail stays fresh), under
+/// the current schema; how far it got is in Redis's checkpoint (atomically with the pages queued) and in
+/// `ferry_backfills` (for `ferry status`).
 struct Producer {
     let context: PipelineContext
     private(set) var position: SourcePosition?
@@ -47,6 +52,19 @@ struct Producer {
     private var tailReads: [TailRead] = []
     /// At most this many tail reads are kept (the oldest go first; any subset is correct, only less selective).
     static let tailReadLimit = 4_096
+    /// The backfill in progress, if any.
+    private var backfill: ControlTables.Backfill?
+    /// What Redis's checkpoint says of the backfill (id and last key queued), as last loaded.
+    private var queuedBackfill: QueuedBackfill?
+    /// Redis had lost the queue when the checkpoint was last loaded (resumed from PostgreSQL's applied position).
+    private var queueLost = false
+    /// Reading time per poll for a backfill.
+    static let backfillSlice: Duration = .milliseconds(500)
+
+    struct QueuedBackfill: Codable, Equatable {
+        var id: Int64
+        var after: [String]?
+    }
 
     struct WindowSweep {
         /// Taken as this sweep began; the next sweep reads rows written since.
@@ -78,6 +96,9 @@ struct Producer {
         let keys = context.keys
         let stored = try await loadCheckpoint()
         initialLoadDone = stored?.initialLoadDone ?? false
+        // Columns the source gained while no producer ran (the schema registered last lacks them).
+        let added = stored?.sourceSchema.map { Self.added(to: $0, in: schema) } ?? []
+        try await resumeBackfill(added: added, appliedSeq: stored?.appliedSeq ?? 0)
         try await registerSchema()
         _ = try await context.redis.send(XGROUPCREATE(keys.stream, group: QueueKeys.group, id: "0", makeStream: true))
 
@@ -112,6 +133,8 @@ struct Producer {
         for (field, value) in checkpoint { fields[String(buffer: field)] = String(buffer: value) }
         let decoder = JSONDecoder()
         var redisSeq: Int64 = 0
+        queueLost = false
+        queuedBackfill = fields["backfill"].flatMap { try? decoder.decode(QueuedBackfill.self, from: Data($0.utf8)) }
         if !fields.isEmpty {
             position = fields["position"].flatMap { try? decoder.decode(SourcePosition.self, from: Data($0.utf8)) }
             nullPosition = fields["null_position"].flatMap { try? decoder.decode([String].self, from: Data($0.utf8)) }
@@ -121,6 +144,7 @@ struct Producer {
             // Rows between that and the old checkpoint are read again; the mirror ignores versions it has.
             position = stored.appliedPosition
             nullPosition = nil
+            queueLost = true
             logger.warning(
                 "Redis has no checkpoint for this pipeline but PostgreSQL has: Redis lost its data; resuming from the last applied position",
                 metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.position": "\(stored.appliedPosition?.watermark ?? "start")"]
@@ -142,7 +166,8 @@ struct Producer {
         logger.warning(
             "Redis lost recent queue writes (its checkpoint went back); reading the source again from the checkpoint it has",
             metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.written_seq": "\(writtenSeq)", "ferry.redis_seq": "\(stored)"])
-        try await loadCheckpoint()
+        let state = try await loadCheckpoint()
+        try await resumeBackfill(added: [], appliedSeq: state?.appliedSeq ?? 0)
         try await registerSchema()
         _ = try await context.redis.send(XGROUPCREATE(context.keys.stream, group: QueueKeys.group, id: "0", makeStream: true))
     }
@@ -167,15 +192,18 @@ struct Producer {
     /// Makes `current` the schema of the entries queued from now on.
     private mutating func adopt(_ current: SourceSchema) async throws {
         guard current != schema else { return }
-        let added = current.columns.filter { column in !schema.columns.contains { $0.name == column.name } }.map(\.name)
+        let added = Self.added(to: schema, in: current)
         logger.notice(
             "source columns changed; new entries use the new schema",
             metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.added": "\(added.joined(separator: ","))"])
         layout = try MirrorLayout(pipeline: pipeline, schema: current)
-        schema = current
         // Rows the tail read just before this poll noticed the change may lack the new columns: the next sweep reads
         // every version written since it began again, and queues those whose row now differs.
         tailReads = []
+        schema = current
+        // The backfill is recorded before the new schema is: a producer killed between the two still sees the
+        // columns as new when it starts again.
+        if !added.isEmpty { try await startBackfill(columns: added) }
         try await registerSchema()
     }
 
@@ -242,6 +270,7 @@ struct Producer {
             logger.info("initial load queued", metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.rows": "\(produced)"])
         }
         queued += try await sweepWindow(whole: wholeWindow)
+        queued += try await backfillStep()
         if ContinuousClock.now - lastTrim > .seconds(10) {
             lastTrim = .now
             try await trimStream()
@@ -337,7 +366,9 @@ struct Producer {
 
     /// Queues `rows` (in entries of `rows_per_entry`) and moves the checkpoint, atomically in Redis; then records
     /// the checkpoint in PostgreSQL.
-    private mutating func emit(_ rows: CopyTextRows, advancing newPosition: SourcePosition?, nullPosition newNullPosition: [String]?) async throws {
+    private mutating func emit(
+        _ rows: CopyTextRows, advancing newPosition: SourcePosition?, nullPosition newNullPosition: [String]?, backfill queued: QueuedBackfill? = nil
+    ) async throws {
         // Sequence numbers follow the wall clock (microseconds) when it is ahead, so versions written by
         // another process (a reconcile repair) never outrank what this producer reads later.
         nextSeq = max(nextSeq, Int64(Date().timeIntervalSince1970 * 1_000_000))
@@ -367,6 +398,7 @@ struct Producer {
         var checkpoint: [(field: String, value: String)] = [("seq", String(nextSeq - 1)), ("schema", schema.fingerprint)]
         if let json = ControlTables.json(newPosition ?? position) { checkpoint.append(("position", json)) }
         if let json = ControlTables.json(newNullPosition) { checkpoint.append(("null_position", json)) }
+        if let json = ControlTables.json(queued) { checkpoint.append(("backfill", json)) }
         let stream = context.keys.stream
         let checkpointKey = context.keys.checkpoint
         let now = String(Int64(Date().timeIntervalSince1970 * 1_000_000))
@@ -397,6 +429,118 @@ struct Producer {
         context.metrics.rowsProduced.increment(by: Int64(rows.rowCount))
         context.metrics.lastProduced.record(Date().timeIntervalSince1970)
         context.reportProgress(phase: initialLoadDone ? .incremental : .initialLoad, producedDelta: rows.rowCount, estimatedTotal: estimatedTotal)
+    }
+
+    // MARK: Backfill
+
+    /// The columns of `current` that `previous` did not have.
+    static func added(to previous: SourceSchema, in current: SourceSchema) -> [String] {
+        current.columns.filter { column in !previous.columns.contains { $0.name == column.name } }.map(\.name)
+    }
+
+    /// Whether rows may already be queued or applied (a backfill is needed for columns added now).
+    private var hasQueuedRows: Bool { position != nil || nullPosition != nil || writtenSeq > 0 || produced > 0 }
+
+    /// Picks up the backfill recorded in PostgreSQL: from the key Redis's checkpoint says was queued last, or from the
+    /// start when Redis does not know it (it lost the queue). A finished backfill whose last rows may have been lost
+    /// with the queue (not applied yet) runs again. Columns added while no producer ran start one.
+    private mutating func resumeBackfill(added: [String], appliedSeq: Int64) async throws {
+        let control = context.control
+        let logger = self.logger
+        let stored = try await context.target.withConnection { connection in try await control.loadBackfill(connection, logger: logger) }
+        backfill = nil
+        if !added.isEmpty, hasQueuedRows {
+            try await startBackfill(columns: added, previous: stored)
+            return
+        }
+        guard let stored else { return }
+        if stored.finishedAt != nil {
+            guard queueLost, stored.lastSeq > appliedSeq else { return }
+            logger.warning(
+                "Redis lost the queue before a backfill's last rows were applied; backfilling again",
+                metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.columns": "\(stored.columns.joined(separator: ","))"])
+            try await startBackfill(columns: stored.columns, previous: nil)
+            return
+        }
+        var resumed = stored
+        if queuedBackfill?.id == stored.id {
+            resumed.after = queuedBackfill?.after
+        } else {
+            resumed.after = nil
+            resumed.rows = 0
+        }
+        backfill = resumed
+        logger.info(
+            "resuming a backfill of new source columns",
+            metadata: [
+                "ferry.pipeline": "\(pipeline.name)", "ferry.columns": "\(resumed.columns.joined(separator: ","))", "ferry.rows": "\(resumed.rows)",
+            ])
+    }
+
+    /// Starts a backfill of `columns` (with those of an unfinished one, which this one replaces) when rows were
+    /// queued before the source had them.
+    private mutating func startBackfill(columns: [String], previous: ControlTables.Backfill? = nil) async throws {
+        guard hasQueuedRows else { return }
+        var all = (previous ?? backfill).flatMap { $0.finishedAt == nil ? $0.columns : nil } ?? []
+        for column in columns where !all.contains(column) { all.append(column) }
+        let total = (try? await context.source.estimatedRowCount()).map(Int64.init)
+        let started = ControlTables.Backfill(id: nextSeq, columns: all, after: nil, total: total, lastSeq: 0)
+        let control = context.control
+        let logger = self.logger
+        try await context.target.withConnection { connection in try await control.saveBackfill(started, connection: connection, logger: logger) }
+        try await control.recordEvent(
+            "backfill_started", entries: [], rows: 0,
+            detail: "columns \(all.joined(separator: ", ")) added at the source; reading every row again by key",
+            session: context.target, logger: logger)
+        backfill = started
+        logger.notice(
+            "new source columns: backfilling them for the rows the mirror has (the source is read again by key, between polls)",
+            metadata: [
+                "ferry.pipeline": "\(pipeline.name)", "ferry.columns": "\(all.joined(separator: ","))",
+                "ferry.estimated_rows": "\(total.map(String.init) ?? "unknown")",
+            ])
+    }
+
+    /// Queues the backfill's next pages, for at most ``backfillSlice``; returns the rows queued.
+    private mutating func backfillStep() async throws -> Int {
+        guard var current = backfill else { return 0 }
+        let started = ContinuousClock.now
+        var queued = 0
+        let control = context.control
+        let logger = self.logger
+        while true {
+            try Task.checkCancellation()
+            var rows = CopyTextRows()
+            try await context.source.readByKey(afterKey: current.after, limit: pipeline.batchSize, schema: schema, into: &rows)
+            if !rows.isEmpty {
+                let last = rows.fields(ofRow: rows.rowCount - 1)
+                let after = layout.keyIndexes.map { last[$0] ?? "" }
+                try await emit(rows, advancing: nil, nullPosition: nullPosition, backfill: QueuedBackfill(id: current.id, after: after))
+                current.after = after
+                current.rows += Int64(rows.rowCount)
+                current.lastSeq = nextSeq - 1
+                queued += rows.rowCount
+            }
+            let done = rows.rowCount < pipeline.batchSize
+            if done { current.finishedAt = Date() }
+            let progress = current
+            try await context.target.withConnection { connection in try await control.saveBackfill(progress, connection: connection, logger: logger) }
+            backfill = done ? nil : current
+            if done {
+                try await control.recordEvent(
+                    "backfill_done", entries: [], rows: Int(current.rows), detail: "columns \(current.columns.joined(separator: ", "))",
+                    session: context.target, logger: logger)
+                logger.notice(
+                    "backfill of new source columns queued every row",
+                    metadata: [
+                        "ferry.pipeline": "\(pipeline.name)", "ferry.columns": "\(current.columns.joined(separator: ","))",
+                        "ferry.rows": "\(current.rows)",
+                    ])
+                break
+            }
+            if ContinuousClock.now - started >= Self.backfillSlice { break }
+        }
+        return queued
     }
 
     /// Keeps a tail read for the sweeps; the marks of successive reads never decrease.

@@ -11,7 +11,7 @@ struct CheckCommand: AsyncParsableCommand {
         commandName: "check",
         abstract: "Try every configured server: reachable, logged in, database present, permissions enough.",
         discussion: """
-            For each endpoint prints ok with the round-trip latency, or one of: unreachable (host:port), authentication_failed, database_missing, permission_missing — with what to do about it. With a `cluster:` section it also tries every etcd endpoint (version and health) and every node's PostgreSQL with the cluster's superuser. Exits 1 when any endpoint fails, 2 when the configuration itself is invalid.
+            For each endpoint prints ok with the round-trip latency, or one of: unreachable (host:port), authentication_failed, database_missing, permission_missing, mirror_writable (a protected mirror that roles other than Ferry's can write) — with what to do about it. With a `cluster:` section it also tries every etcd endpoint (version and health) and every node's PostgreSQL with the cluster's superuser. Exits 1 when any endpoint fails, 2 when the configuration itself is invalid.
             """
     )
 

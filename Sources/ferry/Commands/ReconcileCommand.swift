@@ -46,7 +46,8 @@ struct ReconcileCommand: AsyncParsableCommand {
             Terminal.print(
                 "{\"pipeline\":\(JSONText.string(pipeline.name)),\"differences\":\(report.differences),\"missing\":\(keys(report.missing)),"
                     + "\"different\":\(keys(report.different)),\"extra\":\(keys(report.extra)),\"source_rows\":\(report.sourceRows),"
-                    + "\"mirror_rows\":\(report.mirrorRows),\"ranges\":\(report.rangesCompared),\"repaired\":\(report.repaired),\"soft_deleted\":\(report.softDeleted)}"
+                    + "\"mirror_rows\":\(report.mirrorRows),\"ranges\":\(report.rangesCompared),\"repaired\":\(report.repaired),\"soft_deleted\":\(report.softDeleted),"
+                    + "\"backfill_in_progress\":\(report.backfill.map { "{\"columns\":[\($0.columns.map(JSONText.string).joined(separator: ","))],\"rows\":\($0.rows),\"estimated_total\":\($0.total.map(String.init) ?? "null")}" } ?? "null")}"
             )
         } else {
             Terminal.print(Self.text(report, pipeline: pipeline.name, repaired: repair))
@@ -69,6 +70,12 @@ struct ReconcileCommand: AsyncParsableCommand {
         if !report.missing.isEmpty { lines.append("missing from the mirror: \(report.missing.count) (\(sample(report.missing)))") }
         if !report.different.isEmpty { lines.append("different: \(report.different.count) (\(sample(report.different)))") }
         if !report.extra.isEmpty { lines.append("gone from the source: \(report.extra.count) (\(sample(report.extra)))") }
+        if let backfill = report.backfill, !report.different.isEmpty {
+            let total = backfill.total.map { " of about \(ProgressBar.grouped(Int($0)))" } ?? ""
+            lines.append(
+                "a backfill of new column(s) \(backfill.columns.joined(separator: ", ")) is under way (\(ProgressBar.grouped(Int(backfill.rows)))\(total) rows queued): rows it has not reached yet differ in those columns until it gets there; `ferry status` shows its progress"
+            )
+        }
         if repaired {
             lines.append(Terminal.paint("repaired: \(report.repaired) rows applied again, \(report.softDeleted) soft-deleted", .green))
         } else {

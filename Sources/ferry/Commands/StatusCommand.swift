@@ -46,6 +46,20 @@ struct StatusCommand: AsyncParsableCommand {
                 status.rowsPerSecond.map { String(Int($0)) } ?? "-", status.deadLetters.map(String.init) ?? "-", error,
             ])
             for problem in status.problems { notes.append("\(status.pipeline): \(Terminal.paint("warning:", .yellow)) \(problem)") }
+            if let backfill = status.backfill {
+                let columns = backfill.columns.joined(separator: ", ")
+                if let finished = backfill.finishedAt {
+                    notes.append(
+                        "\(status.pipeline): backfill of new column(s) \(columns) queued all \(ProgressBar.grouped(Int(backfill.rows))) rows (\(ISO8601DateFormatter().string(from: finished)))"
+                    )
+                } else {
+                    let share = backfill.total.flatMap { $0 > 0 ? " (\(min(99, Int(backfill.rows * 100 / $0)))%)" : nil } ?? ""
+                    let total = backfill.total.map { " of about \(ProgressBar.grouped(Int($0)))" } ?? ""
+                    notes.append(
+                        "\(status.pipeline): backfilling new column(s) \(columns): \(ProgressBar.grouped(Int(backfill.rows)))\(total) rows queued\(share); until it ends, older rows show NULL there"
+                    )
+                }
+            }
             if let lastError = status.lastError {
                 let at = status.lastErrorAt.map { " (\(ISO8601DateFormatter().string(from: $0)))" } ?? ""
                 notes.append("\(status.pipeline): last error\(at): \(lastError)")
@@ -65,8 +79,16 @@ struct StatusCommand: AsyncParsableCommand {
                 + "\"last_applied\":\(status.lastApplied.map { JSONText.string(formatter.string(from: $0)) } ?? "null"),"
                 + "\"last_error\":\(status.lastError.map(JSONText.string) ?? "null"),"
                 + "\"last_error_at\":\(status.lastErrorAt.map { JSONText.string(formatter.string(from: $0)) } ?? "null"),"
+                + "\"backfill\":\(status.backfill.map { backfillJSON($0, formatter) } ?? "null"),"
                 + "\"problems\":[\(status.problems.map(JSONText.string).joined(separator: ","))]}"
         }
         return "{\"pipelines\":[" + items.joined(separator: ",") + "]}"
+    }
+
+    static func backfillJSON(_ backfill: PipelineStatus.Backfill, _ formatter: ISO8601DateFormatter) -> String {
+        func date(_ value: Date?) -> String { value.map { JSONText.string(formatter.string(from: $0)) } ?? "null" }
+        return "{\"columns\":[\(backfill.columns.map(JSONText.string).joined(separator: ","))],\"rows\":\(backfill.rows),"
+            + "\"estimated_total\":\(backfill.total.map(String.init) ?? "null"),\"started_at\":\(date(backfill.startedAt)),"
+            + "\"finished_at\":\(date(backfill.finishedAt))}"
     }
 }
