@@ -61,6 +61,9 @@ extension RedisSyncService {
         let batchSize = 2_000
         var sessions = (0..<writers).map { _ in PostgresSession(endpoint: target, key: "postgres", logger: logger) }
         let started = ContinuousClock.now
+        // Keys notified while this scan runs are written again after it (see ``KeyChanges``).
+        let recording = keyChanges.beginRecording()
+        defer { keyChanges.endRecording(recording) }
         var written = 0
         var deleted = 0
         do {
@@ -464,10 +467,36 @@ final class KeyMemory: Sendable {
 }
 
 /// Keys reported changed by keyspace notifications, per database, until the next flush.
+///
+/// A scan also records the keys notified while it runs (``beginRecording()``): it may have read such a key before
+/// the change and write that older value after the notification's newer one was written, or mark deleted a key
+/// created since. Once the scan is done those keys are flushed again, so the last write is always a read made after
+/// the last change.
 final class KeyChanges: Sendable {
     private let state = Mutex<[Int: Set<String>]>([:])
+    private let recordings = Mutex<(next: Int, keys: [Int: [Int: Set<String>]])>((0, [:]))
 
-    func add(database: Int, key: String) { _ = state.withLock { $0[database, default: []].insert(key) } }
+    func add(database: Int, key: String) {
+        _ = state.withLock { $0[database, default: []].insert(key) }
+        recordings.withLock { recordings in
+            for id in recordings.keys.keys { recordings.keys[id]![database, default: []].insert(key) }
+        }
+    }
+
+    /// Starts recording the keys notified from now on; returns the recording's id for ``endRecording(_:)``.
+    func beginRecording() -> Int {
+        recordings.withLock { recordings in
+            recordings.next += 1
+            recordings.keys[recordings.next] = [:]
+            return recordings.next
+        }
+    }
+
+    /// Stops a recording and queues the keys notified during it for the next flush again.
+    func endRecording(_ id: Int) {
+        let noted = recordings.withLock { $0.keys.removeValue(forKey: id) } ?? [:]
+        for (database, keys) in noted where !keys.isEmpty { add(database: database, keys: keys) }
+    }
 
     func add(database: Int, keys: Set<String>) { state.withLock { $0[database, default: []].formUnion(keys) } }
 
@@ -497,7 +526,7 @@ extension RedisSyncService {
     func notificationLoop() async throws {
         var attempt = 0
         // Changes outlive a reconnection: keys whose write failed (PostgreSQL down) are written after it.
-        let changes = KeyChanges()
+        let changes = keyChanges
         var reconnecting = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {

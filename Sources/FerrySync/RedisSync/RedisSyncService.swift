@@ -23,6 +23,8 @@ package final class RedisSyncService: Service, Sendable {
     private let settings: Mutex<RedisSyncConfiguration>
     private let registry = StreamRegistry()
     let keyMemory = KeyMemory()
+    /// Keys named by keyspace notifications, waiting to be written (see ``notificationLoop()``).
+    let keyChanges = KeyChanges()
     let limiter: RateLimiter?
     let rejected: RejectedNames
     private let stallReporter = Mutex<(@Sendable (String?) -> Void)?>(nil)
