@@ -144,13 +144,31 @@ struct TableSyncFaultTests {
         return path
     }
 
-    @Test func killNineAtTwentyRandomMomentsLosesNothing() async throws {
-        let rows = 200_000
-        let world = try await SyncWorld.make("kill9", rows: rows)
+    /// What the kill -9 tests start from: a world of `rows` rows, a scratch directory with its ferry.yaml, and a seed
+    /// for the random moments (printed: a failure can be replayed).
+    static func killTest(_ name: String, rows: Int) async throws -> (world: SyncWorld, directory: String, seed: UInt64) {
+        let world = try await SyncWorld.make(name, rows: rows)
         let directory = try FerryProcess.scratchDirectory()
         _ = try Self.configurationFile(world, directory: directory)
         let seed = UInt64.random(in: 0..<UInt64.max)
-        print("kill -9 test seed: \(seed)")
+        print("\(name): kill -9 test seed \(seed)")
+        return (world, directory, seed)
+    }
+
+    /// How the kill -9 tests end: one `ferry sync --once` applies what the kills left, then the mirror must equal the
+    /// source and reconcile find nothing. Returns reconcile's differences.
+    static func drainAndCompare(_ world: SyncWorld, directory: String, timeout: Duration) async throws -> Int {
+        let drain = try await FerryProcess.run(["sync", world.pipeline.name, "--once", "--quiet"], in: directory, timeout: timeout)
+        #expect(drain.status == 0, "\(drain.stderr.suffix(3000))")
+        try await world.expectMirrorEqualsSource()
+        let differences = try await world.reconcile().differences
+        #expect(differences == 0)
+        return differences
+    }
+
+    @Test func killNineAtTwentyRandomMomentsLosesNothing() async throws {
+        let rows = 200_000
+        let (world, directory, seed) = try await Self.killTest("kill9", rows: rows)
         var generator = SeededRandom(seed: seed)
 
         let writer = SourceWriter(world: world)
@@ -180,11 +198,7 @@ struct TableSyncFaultTests {
         #expect(kills >= 20)
         #expect(writer.changes.load(ordering: .relaxed) > 20, "the source changed while ferry was killed")
 
-        let drain = try await FerryProcess.run(["sync", world.pipeline.name, "--once"], in: directory, timeout: .seconds(600))
-        #expect(drain.status == 0, "\(drain.stderr.suffix(3000))")
-        try await world.expectMirrorEqualsSource()
-        let differences = try await world.reconcile().differences
-        #expect(differences == 0)
+        let differences = try await Self.drainAndCompare(world, directory: directory, timeout: .seconds(600))
         #expect(try await world.int("SELECT count(*) FROM \(world.companion)") == world.int("SELECT count(*) FROM \(world.mirror)"))
         try await editor.verify(world)
         // Nothing in this load is poison: a dead letter here would be a good row a crash pushed aside.
@@ -204,11 +218,7 @@ struct TableSyncFaultTests {
     /// finding nothing, and no row in the dead letters.
     @Test func schemaChangesBetweenKillNinesLoseNothing() async throws {
         let rows = 20_000
-        let world = try await SyncWorld.make("schemakill", rows: rows)
-        let directory = try FerryProcess.scratchDirectory()
-        _ = try Self.configurationFile(world, directory: directory)
-        let seed = UInt64.random(in: 0..<UInt64.max)
-        print("schema change kill -9 test seed: \(seed)")
+        let (world, directory, seed) = try await Self.killTest("schemakill", rows: rows)
         var generator = SeededRandom(seed: seed)
         let writer = SourceWriter(world: world)
         async let writing: Void = writer.run(rows: rows, seed: seed &+ 1)
@@ -241,11 +251,7 @@ struct TableSyncFaultTests {
         writer.stop()
         _ = await writing
         #expect(stoppedOnTheirOwn >= 1, "while the column was text the pipeline stopped, naming it")
-        let drain = try await FerryProcess.run(["sync", world.pipeline.name, "--once", "--quiet"], in: directory, timeout: .seconds(300))
-        #expect(drain.status == 0, "\(drain.stderr.suffix(3000))")
-        try await world.expectMirrorEqualsSource()
-        let report = try await world.reconcile()
-        #expect(report.differences == 0)
+        let differences = try await Self.drainAndCompare(world, directory: directory, timeout: .seconds(300))
         #expect(try await world.int("SELECT count(*) FROM \(world.deadLetters)") == 0, "no row went to the dead letters")
         #expect(try await world.int("SELECT count(*) FROM \(world.events) WHERE event = 'read_again'") >= 1, "the text entries were read again")
         #expect(
@@ -255,7 +261,7 @@ struct TableSyncFaultTests {
             try await world.strings(
                 "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '\(world.mirror)'::regclass AND attname = 'codigo_cliente'"
             ) == ["character varying(60)"])
-        if report.differences == 0 { try? FileManager.default.removeItem(atPath: directory) }
+        if differences == 0 { try? FileManager.default.removeItem(atPath: directory) }
         await world.close()
     }
 
