@@ -212,7 +212,7 @@ struct HATests {
             initialize.arguments = ["-i", "-s", "2", "-q"] + base
             initialize.environment = environment
             try initialize.run()
-            initialize.waitUntilExit()
+            try await FerryProcess.finish(initialize, within: .seconds(120), what: "pgbench -i")
             #expect(initialize.terminationStatus == 0)
             let load = Process()
             load.executableURL = URL(fileURLWithPath: pgbench)

@@ -63,6 +63,7 @@ struct HostileInputTests {
                 ended.update { $0 = "threw \(error)" }
             }
         }
+        defer { running.cancel() }  // a failing test leaves nothing running
         // Written while the sync runs, after the bad streams: every good stream arrives whole, one entry 10 MB.
         for name in good {
             for index in 1...3 { try await world.redis("XADD", name, "*", "n", "\(index)", "nul\u{0}field", "value\u{0}with NUL") }
@@ -210,8 +211,8 @@ struct HostileAPITests {
             defer { socket.close() }
             try socket.send("GET /health/live HTTP/1.1\r\nHost: x\r\n")  // the head never ends
             let started = ContinuousClock.now
-            #expect(socket.readUntilClosed(timeout: .seconds(10)), "the server closed the connection")
-            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(socket.readUntilClosed(timeout: .seconds(20)), "the server closed the connection")
+            #expect(ContinuousClock.now - started < .seconds(15), "closed for idling, not by chance")
             // Others are served (on a new connection: the test client's idle one was closed too).
             let other = try RawSocket(port: port)
             defer { other.close() }

@@ -34,7 +34,7 @@ struct RedisConnectionTests {
             let elapsed = clock.now - start
             #expect(read.isEmpty)
             #expect(elapsed >= .milliseconds(280))
-            #expect(elapsed < .seconds(2))
+            #expect(elapsed < .seconds(10), "the 300 ms block ended it, not something else")
             #expect(try await connection.send(PING()) == "PONG")
         }
     }
@@ -51,7 +51,7 @@ struct RedisConnectionTests {
         let start = clock.now
         task.cancel()
         let result = await task.result
-        #expect(clock.now - start < .seconds(1))
+        #expect(clock.now - start < .seconds(5), "cancelled, not left blocked forever")
         guard case .failure(let error as RedisError) = result else {
             Issue.record("a cancelled read must fail, got \(result)")
             return

@@ -68,9 +68,10 @@ struct RedisFaultTests {
             guard let error = error as? RedisError else { return false }
             return error.code == .unreachable && error.description.contains("127.0.0.1:\(port)") && error.message.contains("connection refused")
         }
+        // Gave up after the 1 s deadline, not the default 30 s; the upper bound leaves room for a loaded machine.
         let elapsed = clock.now - start
         #expect(elapsed >= .milliseconds(500))
-        #expect(elapsed < .seconds(3))
+        #expect(elapsed < .seconds(15))
         await client.shutdown()
     }
 

@@ -30,7 +30,7 @@ struct TableSyncFaultTests {
         func run(rows: Int, seed: UInt64) async {
             var generator = SeededRandom(seed: seed)
             var next = rows + 1
-            while !stopped.load(ordering: .relaxed) {
+            while !stopped.load(ordering: .relaxed), !Task.isCancelled {  // a test that fails cancels its writers: they must end
                 let low = Int.random(in: 1...max(1, rows - 40), using: &generator)
                 let value = Int.random(in: 0..<1_000_000, using: &generator)
                 do {
@@ -65,7 +65,7 @@ struct TableSyncFaultTests {
         func run(rows: Int, seed: UInt64) async {
             var generator = SeededRandom(seed: seed)
             var edit = 0
-            while !stopped.load(ordering: .relaxed) {
+            while !stopped.load(ordering: .relaxed), !Task.isCancelled {  // a test that fails cancels its writers: they must end
                 let key = SyncWorld.key(Int.random(in: 1...rows, using: &generator))
                 edit += 1
                 let note = "edit-\(edit)"
@@ -272,6 +272,7 @@ struct TableSyncFaultTests {
         let writer = SourceWriter(world: world)
         async let writing: Void = writer.run(rows: 30_000, seed: 7)
         let running = Task { try await Self.runPipeline(world) }
+        defer { running.cancel() }  // a failing test leaves nothing running
         try await Task.sleep(for: .seconds(2))
         let pid = try #require(redisInstance.pid)
         ProcessTable.signal(pid, signal)
@@ -304,6 +305,7 @@ struct TableSyncFaultTests {
                 ended.update { $0 = "threw \(error)" }
             }
         }
+        defer { running.cancel() }  // a failing test leaves nothing running
         let writer = SourceWriter(world: world)
         async let writing: Void = writer.run(rows: 60_000, seed: 11)
         var generator = SeededRandom(seed: 29)

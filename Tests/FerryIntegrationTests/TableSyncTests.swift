@@ -131,6 +131,7 @@ struct TableSyncTests {
         let redis = RedisClient(configuration: .init(connection: RedisConnectionConfiguration(world.sandbox.redis!.endpoint)), logger: world.logger)
         let pipeline = try TableSyncPipeline(world.pipeline, configuration: world.configuration, redis: redis, logger: world.logger)
         let running = Task { try await pipeline.run() }
+        defer { running.cancel() }  // a failing test leaves nothing running
         defer { running.cancel() }
         func waitFor(_ query: String, _ expected: Int, _ what: String) async throws {
             try await eventually(what, timeout: .seconds(60), every: .milliseconds(50)) { try await world.int(query) == expected }

@@ -30,17 +30,27 @@ enum FerryProcess {
         -> Result
     {
         let process = try start(arguments, in: directory, environment: environment)
+        try await finish(process.process, within: timeout, what: "ferry \(arguments.joined(separator: " "))")
+        return Result(status: process.process.terminationStatus, stdout: process.output(), stderr: process.errors())
+    }
+
+    /// Waits for `process` to exit; past `timeout` records an issue and stops it (SIGTERM, then SIGKILL after 5 s).
+    /// Never blocks a thread on a process that might not exit: a blocked thread of the two a 2-core machine's
+    /// concurrency pool has would stall every other test.
+    static func finish(_ process: Process, within timeout: Duration, what: @autoclosure () -> String) async throws {
         let deadline = ContinuousClock.now + timeout
-        while process.process.isRunning {
-            if ContinuousClock.now > deadline {
-                process.process.terminate()
-                Issue.record("ferry \(arguments.joined(separator: " ")) did not finish within \(timeout)")
-                break
+        var terminated: ContinuousClock.Instant?
+        while process.isRunning {
+            if terminated == nil, ContinuousClock.now > deadline {
+                process.terminate()
+                terminated = .now
+                Issue.record("\(what()) did not finish within \(timeout)")
+            } else if let terminated, ContinuousClock.now - terminated > .seconds(5) {
+                kill(process.processIdentifier, SIGKILL)
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        process.process.waitUntilExit()
-        return Result(status: process.process.terminationStatus, stdout: process.output(), stderr: process.errors())
+        process.waitUntilExit()
     }
 
     final class Running: @unchecked Sendable {
