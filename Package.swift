@@ -258,6 +258,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A SQL Server as far as a TDS client can tell, answering from PostgreSQL: the SQL Server connector's tests
+        // run against it (SQL Server cannot run here). Test code only; FreeTDS's tsql and python-tds check it.
+        .target(
+            name: "TDSEmulator",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Tests/TDSEmulator",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "FerryCoreTests",
             dependencies: ["FerryCore"],
@@ -312,6 +325,7 @@ let package = Package(
                 "FerryRedis",
                 "FerrySandbox",
                 "FerryServer",
+                "TDSEmulator",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -8,6 +8,7 @@ packages=(
   redis-server redis-tools             # Redis 7: the durable queue
   etcd-server etcd-client              # consensus for the HA cluster
   python3 python3-redis python3-psycopg2  # the original Python design, measured beside Ferry in benchmarks
+  python3-pip freetds-bin              # the TDS emulator's independent clients in the tests: FreeTDS's tsql, python-tds
   ca-certificates git make
 )
 
@@ -35,6 +36,13 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# python-tds (PyPI; Debian has no package): with FreeTDS's tsql, the client that is not Ferry's and checks the TDS
+# emulator the SQL Server tests run against.
+if ! python3 -c "import pytds" 2>/dev/null; then
+  echo "setup: installing python-tds (PyPI)"
+  python3 -m pip install -q python-tds 2>/dev/null || python3 -m pip install -q --break-system-packages python-tds
 fi
 
 if ! command -v swift >/dev/null; then

@@ -1,0 +1,247 @@
+import NIOCore
+import PostgresNIO
+
+/// ROW values ([MS-TDS] 2.2.5.5) from PostgreSQL's binary values.
+extension TDSColumn.SQLType {
+    /// Days from 0001-01-01 to 2000-01-01 (PostgreSQL's epoch), and from 1900-01-01 (datetime's).
+    static let daysTo2000From0001 = 730_119
+    static let daysTo2000From1900 = 36_524
+    static let microsecondsPerDay: Int64 = 86_400_000_000
+
+    /// Writes `bytes` (PostgreSQL's binary form of a value of `pgType`) as this type's ROW value.
+    func writeValue(_ bytes: ByteBuffer, pgType: PostgresDataType, into buffer: inout ByteBuffer) throws {
+        var bytes = bytes
+        switch self {
+        case .bit:
+            buffer.writeBytes([1, try Self.integer(&bytes, pgType) != 0 ? 1 : 0])
+        case .tinyint, .smallint, .int, .bigint:
+            let value = try Self.integer(&bytes, pgType)
+            switch self {
+            case .tinyint:
+                guard let byte = UInt8(exactly: value) else { throw TDSValueError(description: "\(value) is not a tinyint") }
+                buffer.writeBytes([1, byte])
+            case .smallint:
+                guard let small = Int16(exactly: value) else { throw TDSValueError(description: "\(value) is not a smallint") }
+                buffer.writeInteger(UInt8(2))
+                buffer.writeInteger(small, endianness: .little)
+            case .int:
+                guard let int = Int32(exactly: value) else { throw TDSValueError(description: "\(value) is not an int") }
+                buffer.writeInteger(UInt8(4))
+                buffer.writeInteger(int, endianness: .little)
+            default:
+                buffer.writeInteger(UInt8(8))
+                buffer.writeInteger(value, endianness: .little)
+            }
+        case .decimal(let precision, let scale):
+            let (negative, magnitude) = try Self.numeric(&bytes, pgType, scale: scale)
+            let length = Self.decimalLength(precision)
+            buffer.writeInteger(UInt8(length))
+            buffer.writeInteger(UInt8(negative ? 0 : 1))
+            // The magnitude takes 4, 8, 12 or 16 bytes, little-endian.
+            for i in 0..<(length - 1) { buffer.writeInteger(UInt8(truncatingIfNeeded: magnitude >> (8 * i))) }
+        case .money, .smallmoney:
+            let (negative, magnitude) = try Self.numeric(&bytes, pgType, scale: 4)
+            guard magnitude <= UInt128(Int64.max) else { throw TDSValueError(description: "a money value is out of range") }
+            let value = negative ? -Int64(magnitude) : Int64(magnitude)
+            if self == .money {
+                buffer.writeInteger(UInt8(8))
+                buffer.writeInteger(Int32(truncatingIfNeeded: value >> 32), endianness: .little)
+                buffer.writeInteger(UInt32(truncatingIfNeeded: value), endianness: .little)
+            } else {
+                guard let small = Int32(exactly: value) else { throw TDSValueError(description: "a smallmoney value is out of range") }
+                buffer.writeInteger(UInt8(4))
+                buffer.writeInteger(small, endianness: .little)
+            }
+        case .real, .float:
+            let value: Double
+            switch pgType {
+            case .float4: value = Double(Float(bitPattern: bytes.readInteger(as: UInt32.self) ?? 0))
+            case .float8: value = Double(bitPattern: bytes.readInteger(as: UInt64.self) ?? 0)
+            default: value = Double(try Self.integer(&bytes, pgType))
+            }
+            if self == .real {
+                buffer.writeInteger(UInt8(4))
+                buffer.writeInteger(Float(value).bitPattern, endianness: .little)
+            } else {
+                buffer.writeInteger(UInt8(8))
+                buffer.writeInteger(value.bitPattern, endianness: .little)
+            }
+        case .nvarchar(let length), .varchar(let length):
+            let text = String(buffer: bytes)
+            var encoded = ByteBuffer()
+            if case .nvarchar = self { encoded.writeUTF16(text) } else { encoded.writeBytes(Self.latin1(text)) }
+            if length == nil {
+                Self.writePLP(encoded, into: &buffer)
+            } else {
+                buffer.writeInteger(UInt16(encoded.readableBytes), endianness: .little)
+                buffer.writeImmutableBuffer(encoded)
+            }
+        case .nchar, .char:
+            let text = String(buffer: bytes)
+            var encoded = ByteBuffer()
+            if case .nchar = self { encoded.writeUTF16(text) } else { encoded.writeBytes(Self.latin1(text)) }
+            buffer.writeInteger(UInt16(encoded.readableBytes), endianness: .little)
+            buffer.writeImmutableBuffer(encoded)
+        case .varbinary(let length):
+            if length == nil {
+                Self.writePLP(bytes, into: &buffer)
+            } else {
+                buffer.writeInteger(UInt16(bytes.readableBytes), endianness: .little)
+                buffer.writeImmutableBuffer(bytes)
+            }
+        case .binary(let length):
+            // Fixed length: padded with zero bytes, as SQL Server stores binary(n).
+            buffer.writeInteger(UInt16(length), endianness: .little)
+            buffer.writeImmutableBuffer(bytes.getSlice(at: bytes.readerIndex, length: min(bytes.readableBytes, length)) ?? ByteBuffer())
+            buffer.writeRepeatingByte(0, count: max(0, length - bytes.readableBytes))
+        case .date:
+            guard pgType == .date, let days = bytes.readInteger(as: Int32.self) else { throw Self.mismatch(self, pgType) }
+            buffer.writeInteger(UInt8(3))
+            Self.writeUInt24(UInt32(Int(days) + Self.daysTo2000From0001), into: &buffer)
+        case .time(let scale):
+            guard pgType == .time, let micros = bytes.readInteger(as: Int64.self) else { throw Self.mismatch(self, pgType) }
+            let length = Self.timeLength(scale)
+            buffer.writeInteger(UInt8(length))
+            Self.writeTime(micros, scale: scale, length: length, into: &buffer)
+        case .datetime2(let scale), .datetimeoffset(let scale):
+            guard pgType == .timestamp || pgType == .timestamptz, let micros = bytes.readInteger(as: Int64.self) else {
+                throw Self.mismatch(self, pgType)
+            }
+            let (days, ofDay) = Self.split(micros)
+            let length = Self.timeLength(scale)
+            let offset = self == .datetimeoffset(scale)
+            buffer.writeInteger(UInt8(length + 3 + (offset ? 2 : 0)))
+            Self.writeTime(ofDay, scale: scale, length: length, into: &buffer)
+            Self.writeUInt24(UInt32(days + Self.daysTo2000From0001), into: &buffer)
+            if offset { buffer.writeInteger(Int16(0), endianness: .little) }
+        case .datetime, .smalldatetime:
+            guard pgType == .timestamp || pgType == .timestamptz, let micros = bytes.readInteger(as: Int64.self) else {
+                throw Self.mismatch(self, pgType)
+            }
+            var (days, ofDay) = Self.split(micros)
+            if self == .datetime {
+                // 1/300 s ticks, rounded as SQL Server rounds a value it stores (.000, .003, .007).
+                var ticks = (ofDay * 3 + 5_000) / 10_000
+                if ticks == 25_920_000 {
+                    ticks = 0
+                    days += 1
+                }
+                buffer.writeInteger(UInt8(8))
+                buffer.writeInteger(Int32(days + Self.daysTo2000From1900), endianness: .little)
+                buffer.writeInteger(UInt32(ticks), endianness: .little)
+            } else {
+                var minutes = (ofDay + 30_000_000) / 60_000_000
+                if minutes == 1440 {
+                    minutes = 0
+                    days += 1
+                }
+                guard let day = UInt16(exactly: days + Self.daysTo2000From1900) else {
+                    throw TDSValueError(description: "a smalldatetime is out of range")
+                }
+                buffer.writeInteger(UInt8(4))
+                buffer.writeInteger(day, endianness: .little)
+                buffer.writeInteger(UInt16(minutes), endianness: .little)
+            }
+        case .uniqueidentifier:
+            guard pgType == .uuid, let raw = bytes.readBytes(length: 16) else { throw Self.mismatch(self, pgType) }
+            // The first three groups are little-endian on the wire.
+            buffer.writeInteger(UInt8(16))
+            buffer.writeBytes([raw[3], raw[2], raw[1], raw[0], raw[5], raw[4], raw[7], raw[6]])
+            buffer.writeBytes(raw[8...])
+        }
+    }
+
+    static func mismatch(_ type: Self, _ pgType: PostgresDataType) -> TDSValueError {
+        TDSValueError(description: "a PostgreSQL \(pgType) value cannot be served as \(type)")
+    }
+
+    static func integer(_ bytes: inout ByteBuffer, _ pgType: PostgresDataType) throws -> Int64 {
+        switch pgType {
+        case .bool: return Int64(bytes.readInteger(as: UInt8.self) ?? 0)
+        case .int2: return Int64(bytes.readInteger(as: Int16.self) ?? 0)
+        case .int4: return Int64(bytes.readInteger(as: Int32.self) ?? 0)
+        case .int8: return bytes.readInteger(as: Int64.self) ?? 0
+        case .numeric:
+            let (negative, magnitude) = try numeric(&bytes, pgType, scale: 0)
+            guard magnitude <= UInt128(Int64.max) else { throw TDSValueError(description: "an integer is out of range") }
+            return negative ? -Int64(magnitude) : Int64(magnitude)
+        default: throw TDSValueError(description: "a PostgreSQL \(pgType) value is not an integer")
+        }
+    }
+
+    /// PostgreSQL's binary numeric (base-10000 digits) as a sign and the magnitude scaled by 10^scale.
+    static func numeric(_ bytes: inout ByteBuffer, _ pgType: PostgresDataType, scale: Int) throws -> (Bool, UInt128) {
+        guard pgType == .numeric else { return try integerAsNumeric(&bytes, pgType, scale: scale) }
+        guard let count = bytes.readInteger(as: Int16.self), let weight = bytes.readInteger(as: Int16.self),
+            let sign = bytes.readInteger(as: UInt16.self), bytes.readInteger(as: Int16.self) != nil, count >= 0
+        else { throw TDSValueError(description: "a numeric value is malformed") }
+        guard sign != 0xC000 else { throw TDSValueError(description: "NaN has no SQL Server decimal") }
+        var magnitude: UInt128 = 0
+        // Digit i stands for digit × 10000^(weight − i); scaled by 10^scale that is 10^(4(weight − i) + scale).
+        for i in 0..<Int(count) {
+            guard let digit = bytes.readInteger(as: Int16.self) else { throw TDSValueError(description: "a numeric value is malformed") }
+            let exponent = 4 * (Int(weight) - i) + scale
+            var term = UInt128(digit)
+            if exponent >= 0 {
+                for _ in 0..<exponent {
+                    let (next, overflow) = term.multipliedReportingOverflow(by: 10)
+                    guard !overflow else { throw TDSValueError(description: "a numeric value has more than 38 digits") }
+                    term = next
+                }
+            } else {
+                for _ in 0..<min(-exponent, 5) { term /= 10 }
+            }
+            let (sum, overflow) = magnitude.addingReportingOverflow(term)
+            guard !overflow else { throw TDSValueError(description: "a numeric value has more than 38 digits") }
+            magnitude = sum
+        }
+        return (sign == 0x4000 && magnitude != 0, magnitude)
+    }
+
+    static func integerAsNumeric(_ bytes: inout ByteBuffer, _ pgType: PostgresDataType, scale: Int) throws -> (Bool, UInt128) {
+        let value = try integer(&bytes, pgType)
+        var magnitude = UInt128(value.magnitude)
+        for _ in 0..<scale { magnitude *= 10 }
+        return (value < 0, magnitude)
+    }
+
+    /// Microseconds since 2000-01-01 as whole days and microseconds into the day.
+    static func split(_ micros: Int64) -> (days: Int, ofDay: Int64) {
+        var days = micros / microsecondsPerDay
+        var ofDay = micros % microsecondsPerDay
+        if ofDay < 0 {
+            ofDay += microsecondsPerDay
+            days -= 1
+        }
+        return (Int(days), ofDay)
+    }
+
+    static func writeTime(_ micros: Int64, scale: Int, length: Int, into buffer: inout ByteBuffer) {
+        var units = UInt64(micros)
+        if scale >= 6 {
+            for _ in 6..<scale { units *= 10 }
+        } else {
+            for _ in scale..<6 { units /= 10 }
+        }
+        for i in 0..<length { buffer.writeInteger(UInt8(truncatingIfNeeded: units >> (8 * UInt64(i)))) }
+    }
+
+    static func writeUInt24(_ value: UInt32, into buffer: inout ByteBuffer) {
+        buffer.writeBytes([UInt8(truncatingIfNeeded: value), UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value >> 16)])
+    }
+
+    /// A PLP value ([MS-TDS] 2.2.5.2.3): the total length, one chunk, the terminator.
+    static func writePLP(_ data: ByteBuffer, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt64(data.readableBytes), endianness: .little)
+        if data.readableBytes > 0 {
+            buffer.writeInteger(UInt32(data.readableBytes), endianness: .little)
+            buffer.writeImmutableBuffer(data)
+        }
+        buffer.writeInteger(UInt32(0), endianness: .little)
+    }
+
+    /// Latin-1 bytes for an ANSI column (characters beyond it become '?', as SQL Server does for a code page).
+    static func latin1(_ text: String) -> [UInt8] {
+        text.unicodeScalars.map { $0.value <= 0xFF ? UInt8($0.value) : UInt8(ascii: "?") }
+    }
+}

@@ -1,0 +1,79 @@
+package import Logging
+import NIOCore
+import NIOPosix
+package import PostgresNIO
+
+/// A SQL Server as far as a TDS client can tell: it speaks TDS 7.2–7.4 on a loopback port and answers from a real
+/// PostgreSQL database. SQL Server itself cannot run on these machines; the emulator lets the SQL Server connector be
+/// tested end to end, and FreeTDS's `tsql` and python-tds check that it follows the protocol, not one client.
+///
+/// What it covers is in `TSQLTranslator` (the T-SQL subset) and `TDSColumn` (the types). Logins are checked against
+/// `Configuration.logins`; the database named at login must be `Configuration.database`.
+package final class TDSEmulator: Sendable {
+    package struct Configuration: Sendable {
+        /// Where the tables live: each TDS session opens its own connection with these settings.
+        package var postgres: PostgresConnection.Configuration
+        /// The database name clients log in to.
+        package var database: String
+        /// Login name → password.
+        package var logins: [String: String]
+        package var serverName = "FERRY-TDS-EMULATOR"
+
+        package init(postgres: PostgresConnection.Configuration, database: String, logins: [String: String]) {
+            self.postgres = postgres
+            self.database = database
+            self.logins = logins
+        }
+    }
+
+    package let port: Int
+    private let serverChannel: any Channel
+    private let accepting: Task<Void, Never>
+
+    private init(port: Int, serverChannel: any Channel, accepting: Task<Void, Never>) {
+        self.port = port
+        self.serverChannel = serverChannel
+        self.accepting = accepting
+    }
+
+    /// Listens on 127.0.0.1 (a free port unless `port` is given) and serves until `close()`.
+    package static func start(_ configuration: Configuration, port: Int = 0, logger: Logger) async throws -> TDSEmulator {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(TDSMessageDecoder()))
+                    return try NIOAsyncChannel<TDSMessage, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let boundPort = server.channel.localAddress?.port ?? port
+        let accepting = Task {
+            await withDiscardingTaskGroup { group in
+                do {
+                    try await server.executeThenClose { connections in
+                        for try await connection in connections {
+                            group.addTask {
+                                var sessionLogger = logger
+                                sessionLogger[metadataKey: "tds.client"] = "\(connection.channel.remoteAddress?.description ?? "?")"
+                                var session = TDSSession(configuration: configuration, logger: sessionLogger)
+                                await session.run(connection)
+                            }
+                        }
+                    }
+                } catch {
+                    logger.debug("TDS emulator stopped accepting: \(error)")
+                }
+                group.cancelAll()
+            }
+        }
+        return TDSEmulator(port: boundPort, serverChannel: server.channel, accepting: accepting)
+    }
+
+    /// Stops listening and ends every session.
+    package func close() async {
+        try? await serverChannel.close()
+        accepting.cancel()
+        await accepting.value
+    }
+}

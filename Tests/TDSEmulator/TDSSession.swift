@@ -1,0 +1,270 @@
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// One client connection: PRELOGIN, LOGIN7, then requests, each answered from the session's own PostgreSQL
+/// connection. Errors in a request go to the client as ERROR tokens; a protocol error closes the connection.
+struct TDSSession {
+    var configuration: TDSEmulator.Configuration
+    var logger: Logger
+    private var packetSize = 4096
+    private var postgres: PostgresConnection?
+    private var transaction: UInt64 = 0
+    private var nextTransaction: UInt64 = 1
+
+    init(configuration: TDSEmulator.Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    mutating func run(_ connection: NIOAsyncChannel<TDSMessage, ByteBuffer>) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var loggedIn = false
+                for try await message in inbound {
+                    var reply = TDSReply(packetSize: packetSize, outbound: outbound)
+                    switch message.kind {
+                    case .preLogin where !loggedIn:
+                        _ = try TDSPreLogin(message.payload)
+                        reply.payload = TDSPreLogin.response()
+                    case .login7 where !loggedIn:
+                        guard try await login(TDSLogin(message.payload), reply: &reply) else {
+                            try await reply.finish()
+                            return
+                        }
+                        loggedIn = true
+                    case .sqlBatch where loggedIn:
+                        try await sqlBatch(message.payload, reply: &reply)
+                    case .transactionManager where loggedIn:
+                        try await transactionRequest(message.payload, reply: &reply)
+                    case .attention where loggedIn:
+                        reply.payload.writeDone(status: .attention)
+                    case .rpc where loggedIn:
+                        reply.error(2812, "the TDS emulator does not run remote procedure calls yet", server: configuration.serverName)
+                        reply.payload.writeDone(token: 0xFE, status: .error)
+                    default:
+                        throw TDSProtocolError("a message of type \(message.kind) arrived \(loggedIn ? "after" : "before") login")
+                    }
+                    try await reply.finish()
+                }
+            }
+        } catch {
+            logger.debug("TDS session ended: \(error)")
+        }
+        try? await postgres?.close()
+    }
+
+    /// Checks the login and opens the PostgreSQL connection; false when the login failed (the client was told).
+    private mutating func login(_ login: TDSLogin, reply: inout TDSReply) async throws -> Bool {
+        guard login.agreedVersion >= 0x7200_0000 else {
+            throw TDSProtocolError("TDS version 0x\(String(login.tdsVersion, radix: 16)) is older than 7.2, which the emulator needs")
+        }
+        let server = configuration.serverName
+        guard configuration.logins[login.userName] == login.password else {
+            reply.error(18456, "Login failed for user '\(login.userName)'.", state: 1, severity: 14, server: server)
+            reply.payload.writeDone(status: .error)
+            return false
+        }
+        let database = login.database.isEmpty ? configuration.database : login.database
+        guard database.lowercased() == configuration.database.lowercased() else {
+            // As SQL Server: the database's error, then the login's.
+            reply.error(
+                4060, "Cannot open database \"\(database)\" requested by the login. The login failed.", state: 1, severity: 11, server: server)
+            reply.error(18456, "Login failed for user '\(login.userName)'.", state: 1, severity: 14, server: server)
+            reply.payload.writeDone(status: .error)
+            return false
+        }
+        do {
+            postgres = try await PostgresConnection.connect(configuration: configuration.postgres, id: 1, logger: logger)
+        } catch {
+            reply.error(4060, "Cannot open database \"\(database)\": its PostgreSQL is unreachable.", state: 1, severity: 11, server: server)
+            reply.payload.writeDone(status: .error)
+            return false
+        }
+        if TDSMessage.packetSizes.contains(login.packetSize) { packetSize = login.packetSize }
+        reply.packetSize = packetSize
+        var buffer = ByteBuffer()
+        buffer.writeLengthPrefixedToken(0xAD) { ack in
+            ack.writeInteger(UInt8(1))
+            ack.writeInteger(login.agreedVersion, endianness: .big)
+            ack.writeBVarchar("Microsoft SQL Server")
+            ack.writeBytes([13, 0, 0x13, 0x88])
+        }
+        buffer.writeEnvChange(type: 1, new: configuration.database, old: "master")
+        buffer.writeMessage(
+            error: false, number: 5701, state: 2, severity: 0, text: "Changed database context to '\(configuration.database)'.", server: server)
+        buffer.writeEnvChange(type: 7, newBytes: [0x09, 0x04, 0xD0, 0x00, 0x34], oldBytes: [])
+        buffer.writeEnvChange(type: 2, new: "us_english", old: "")
+        buffer.writeEnvChange(type: 4, new: "\(packetSize)", old: "\(login.packetSize)")
+        buffer.writeDone(status: .final)
+        reply.payload = buffer
+        logger.debug("TDS login", metadata: ["tds.user": "\(login.userName)", "tds.app": "\(login.appName)"])
+        return true
+    }
+
+    /// Skips ALL_HEADERS ([MS-TDS] 2.2.5.3), which every request of TDS 7.2 and later starts with.
+    private func skipHeaders(_ payload: inout ByteBuffer) throws {
+        guard let total = payload.getInteger(at: payload.readerIndex, endianness: .little, as: UInt32.self),
+            total >= 4, Int(total) <= payload.readableBytes
+        else { throw TDSProtocolError("a request's ALL_HEADERS length is outside the message") }
+        payload.moveReaderIndex(forwardBy: Int(total))
+    }
+
+    private mutating func sqlBatch(_ payload: ByteBuffer, reply: inout TDSReply) async throws {
+        var payload = payload
+        try skipHeaders(&payload)
+        guard payload.readableBytes % 2 == 0, let text = payload.readUTF16(units: payload.readableBytes / 2) else {
+            throw TDSProtocolError("a SQL batch is not UTF-16")
+        }
+        logger.trace("TDS batch", metadata: ["tds.sql": "\(text)"])
+        let statement: String?
+        do {
+            statement = try TSQLTranslator.translate(text)
+        } catch {
+            reply.error(102, "\(error)", server: configuration.serverName)
+            reply.payload.writeDone(status: .error)
+            return
+        }
+        guard let statement else {
+            reply.payload.writeDone(status: .final)
+            return
+        }
+        try await execute(PostgresQuery(unsafeSQL: statement), reply: &reply)
+    }
+
+    /// Runs one statement and streams its rows as COLMETADATA, ROW…, DONE.
+    private mutating func execute(_ query: PostgresQuery, reply: inout TDSReply) async throws {
+        guard let postgres else { throw TDSProtocolError("no PostgreSQL connection") }
+        let done: TDSDoneStatus = transaction != 0 ? .inTransaction : []
+        do {
+            let rows = try await postgres.query(query, logger: logger)
+            let columns = try rows.columns.map { column in
+                guard let type = TDSColumn.sqlType(for: column.dataType, modifier: column.dataTypeModifier) else {
+                    throw TDSValueError(description: "column \(column.name): PostgreSQL type \(column.dataType) is not served")
+                }
+                return TDSColumn(name: column.name, type: type)
+            }
+            var count: UInt64 = 0
+            if !columns.isEmpty {
+                reply.payload.writeInteger(UInt8(0x81))
+                reply.payload.writeInteger(UInt16(columns.count), endianness: .little)
+                for column in columns {
+                    reply.payload.writeInteger(UInt32(0), endianness: .little)
+                    reply.payload.writeInteger(UInt16(0x0001), endianness: .little)
+                    column.type.writeTypeInfo(into: &reply.payload)
+                    reply.payload.writeBVarchar(column.name)
+                }
+            }
+            for try await row in rows {
+                reply.payload.writeInteger(UInt8(0xD1))
+                for (cell, column) in zip(row, columns) {
+                    if let bytes = cell.bytes {
+                        try column.type.writeValue(bytes, pgType: cell.dataType, into: &reply.payload)
+                    } else {
+                        column.type.writeNull(into: &reply.payload)
+                    }
+                }
+                count += 1
+                try await reply.flushWholePackets()
+            }
+            reply.payload.writeDone(status: columns.isEmpty ? done : done.union(.count), rows: count)
+        } catch let error as PSQLError {
+            let message = error.serverInfo?[.message] ?? "PostgreSQL: \(error.code)"
+            reply.error(Self.errorNumber(sqlState: error.serverInfo?[.sqlState]), message, server: configuration.serverName)
+            reply.payload.writeDone(status: done.union(.error))
+        } catch let error as TDSValueError {
+            reply.error(8115, error.description, server: configuration.serverName)
+            reply.payload.writeDone(status: done.union(.error))
+        }
+    }
+
+    /// SQL Server's error numbers for the PostgreSQL errors a client may meet.
+    static func errorNumber(sqlState: String?) -> Int32 {
+        switch sqlState {
+        case "42P01": return 208  // invalid object name
+        case "42703": return 207  // invalid column name
+        case "42601": return 102  // incorrect syntax
+        case "42501": return 229  // permission denied
+        case "23505": return 2627  // unique key violation
+        case "22003": return 8115  // arithmetic overflow
+        default: return 50000
+        }
+    }
+
+    /// TM_BEGIN_XACT, TM_COMMIT_XACT and TM_ROLLBACK_XACT ([MS-TDS] 2.2.6.9), as PostgreSQL transactions.
+    private mutating func transactionRequest(_ payload: ByteBuffer, reply: inout TDSReply) async throws {
+        var payload = payload
+        try skipHeaders(&payload)
+        guard let request = payload.readInteger(endianness: .little, as: UInt16.self), let postgres else {
+            throw TDSProtocolError("a transaction manager request is empty")
+        }
+        func descriptor(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+        switch request {
+        case 5:
+            try await postgres.query("BEGIN", logger: logger)
+            transaction = nextTransaction
+            nextTransaction += 1
+            reply.payload.writeEnvChange(type: 8, newBytes: descriptor(transaction), oldBytes: [])
+        case 7, 8:
+            try await postgres.query(request == 7 ? "COMMIT" : "ROLLBACK", logger: logger)
+            reply.payload.writeEnvChange(type: request == 7 ? 9 : 10, newBytes: [], oldBytes: descriptor(transaction))
+            transaction = 0
+        default:
+            reply.error(50000, "transaction manager request \(request) is not supported", server: configuration.serverName)
+            reply.payload.writeDone(status: .error)
+            return
+        }
+        reply.payload.writeDone(status: transaction != 0 ? .inTransaction : .final)
+    }
+}
+
+/// A server message being written: whole packets go out while rows are produced, the rest with end-of-message.
+struct TDSReply {
+    var packetSize: Int
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    var payload = ByteBuffer()
+    private var packetID: UInt8 = 1
+
+    init(packetSize: Int, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        self.packetSize = packetSize
+        self.outbound = outbound
+    }
+
+    mutating func error(_ number: Int32, _ text: String, state: UInt8 = 1, severity: UInt8 = 16, server: String) {
+        payload.writeMessage(error: true, number: number, state: state, severity: severity, text: text, server: server)
+    }
+
+    /// Sends the full packets the payload holds once it is 16 packets long (rows stream, nothing waits for the end).
+    mutating func flushWholePackets() async throws {
+        let room = packetSize - TDSMessage.headerLength
+        guard payload.readableBytes >= room * 16 else { return }
+        var out = ByteBuffer()
+        while payload.readableBytes > room {
+            writePacket(payload.readSlice(length: room)!, last: false, into: &out)
+        }
+        payload.discardReadBytes()
+        try await outbound.write(out)
+    }
+
+    /// Sends what is left, the last packet marked end-of-message.
+    mutating func finish() async throws {
+        let room = packetSize - TDSMessage.headerLength
+        var out = ByteBuffer()
+        repeat {
+            let length = min(room, payload.readableBytes)
+            writePacket(payload.readSlice(length: length)!, last: payload.readableBytes == 0, into: &out)
+        } while payload.readableBytes > 0
+        try await outbound.write(out)
+    }
+
+    private mutating func writePacket(_ body: ByteBuffer, last: Bool, into out: inout ByteBuffer) {
+        out.writeInteger(TDSMessage.Kind.tabularResult.rawValue)
+        out.writeInteger(UInt8(last ? 0x01 : 0x00))
+        out.writeInteger(UInt16(body.readableBytes + TDSMessage.headerLength), endianness: .big)
+        out.writeInteger(UInt16(0), endianness: .big)
+        out.writeInteger(packetID)
+        out.writeInteger(UInt8(0))
+        out.writeImmutableBuffer(body)
+        packetID &+= 1
+    }
+}

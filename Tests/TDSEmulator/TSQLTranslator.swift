@@ -1,0 +1,152 @@
+import Foundation
+
+/// Turns the T-SQL subset Ferry emits into PostgreSQL:
+///
+/// - `[name]` identifiers become `"name"` (`]]` inside is one `]`);
+/// - `N'text'` literals become `'text'`;
+/// - `@name` parameters become `$1`, `$2`, … in the order the caller declared them;
+/// - `TOP (n)` / `TOP n` after SELECT becomes a `LIMIT n` at the statement's end;
+/// - `GETDATE()`, `SYSUTCDATETIME()` and `ISNULL(` become PostgreSQL's forms;
+/// - a statement that is only session settings (`SET NOCOUNT ON`, `SET TEXTSIZE …`) translates to nothing.
+///
+/// Literals and comments pass through untouched. Anything else is passed to PostgreSQL as written, whose error then
+/// reaches the client as a SQL Server error.
+struct TSQLTranslator {
+    /// The statement for PostgreSQL, or nil when there is nothing to run.
+    static func translate(_ tsql: String, parameters: [String] = []) throws -> String? {
+        var out = ""
+        var limit: String?
+        let scalars = Array(tsql.unicodeScalars)
+        var i = 0
+        var lastWord = ""
+        var firstWord: String?
+
+        func peek(_ offset: Int = 0) -> Unicode.Scalar? { i + offset < scalars.count ? scalars[i + offset] : nil }
+        func isWordScalar(_ c: Unicode.Scalar) -> Bool { c.properties.isAlphabetic || c == "_" || ("0"..."9").contains(c) || c == "#" || c == "$" }
+
+        while let c = peek() {
+            switch c {
+            case "'":
+                out.unicodeScalars.append(c)
+                i += 1
+                while let d = peek() {
+                    out.unicodeScalars.append(d)
+                    i += 1
+                    if d == "'" {
+                        if peek() == "'" {
+                            out.unicodeScalars.append("'")
+                            i += 1
+                        } else {
+                            break
+                        }
+                    }
+                }
+            case "[":
+                i += 1
+                var name = ""
+                while true {
+                    guard let d = peek() else { throw TSQLError("an identifier in [ ] is not closed") }
+                    i += 1
+                    if d == "]" {
+                        if peek() == "]" {
+                            name.unicodeScalars.append("]")
+                            i += 1
+                            continue
+                        }
+                        break
+                    }
+                    name.unicodeScalars.append(d)
+                }
+                out += "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+                lastWord = ""
+            case "-" where peek(1) == "-":
+                while let d = peek(), d != "\n" {
+                    out.unicodeScalars.append(d)
+                    i += 1
+                }
+            case "/" where peek(1) == "*":
+                while let d = peek() {
+                    out.unicodeScalars.append(d)
+                    i += 1
+                    if d == "/", out.unicodeScalars.count >= 2, out.hasSuffix("*/") { break }
+                }
+            case "@" where peek(1) != "@":
+                i += 1
+                var name = "@"
+                while let d = peek(), isWordScalar(d) {
+                    name.unicodeScalars.append(d)
+                    i += 1
+                }
+                guard let index = parameters.firstIndex(where: { $0.lowercased() == name.lowercased() }) else {
+                    throw TSQLError("must declare the scalar variable \"\(name)\"")
+                }
+                out += "$\(index + 1)"
+                lastWord = ""
+            case _ where isWordScalar(c):
+                var word = ""
+                while let d = peek(), isWordScalar(d) {
+                    word.unicodeScalars.append(d)
+                    i += 1
+                }
+                let upper = word.uppercased()
+                if firstWord == nil { firstWord = upper }
+                if upper == "N", peek() == "'" {
+                    continue
+                }
+                if upper == "TOP", lastWord == "SELECT" || lastWord == "DISTINCT" {
+                    limit = try readTop(scalars, &i, parameters: parameters)
+                    continue
+                }
+                switch upper {
+                case "GETDATE" where peek() == "(": out += "LOCALTIMESTAMP"
+                case "SYSUTCDATETIME" where peek() == "(": out += "(now() AT TIME ZONE 'UTC')"
+                case "ISNULL" where peek() == "(": out += "COALESCE"
+                default: out += word
+                }
+                if upper == "GETDATE" || upper == "SYSUTCDATETIME", peek() == "(", peek(1) == ")" { i += 2 }
+                lastWord = upper
+            default:
+                out.unicodeScalars.append(c)
+                i += 1
+                if !c.properties.isWhitespace { lastWord = "" }
+            }
+        }
+        var statement = out.trimmingCharacters(in: .whitespacesAndNewlines)
+        while statement.hasSuffix(";") { statement = String(statement.dropLast()).trimmingCharacters(in: .whitespacesAndNewlines) }
+        if firstWord == "SET", !statement.contains("=") { return nil }
+        if statement.isEmpty { return nil }
+        if let limit { statement += " LIMIT \(limit)" }
+        return statement
+    }
+
+    /// After TOP: `(n)`, `(@p)` or `n`. Returns the LIMIT's operand.
+    private static func readTop(_ scalars: [Unicode.Scalar], _ i: inout Int, parameters: [String]) throws -> String {
+        while i < scalars.count, scalars[i].properties.isWhitespace { i += 1 }
+        let parenthesized = i < scalars.count && scalars[i] == "("
+        if parenthesized { i += 1 }
+        var operand = ""
+        while i < scalars.count, scalars[i] != ")", !(scalars[i].properties.isWhitespace && !parenthesized) {
+            operand.unicodeScalars.append(scalars[i])
+            i += 1
+        }
+        if parenthesized {
+            guard i < scalars.count else { throw TSQLError("TOP ( is not closed") }
+            i += 1
+        }
+        operand = operand.trimmingCharacters(in: .whitespaces)
+        if operand.hasPrefix("@") {
+            guard let index = parameters.firstIndex(where: { $0.lowercased() == operand.lowercased() }) else {
+                throw TSQLError("must declare the scalar variable \"\(operand)\"")
+            }
+            return "$\(index + 1)"
+        }
+        guard Int(operand) != nil else { throw TSQLError("TOP takes a number or a parameter, not \(operand)") }
+        return operand
+    }
+}
+
+/// T-SQL the emulator does not take; sent to the client as error 102 (incorrect syntax) or 137 (undeclared variable).
+struct TSQLError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
