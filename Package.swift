@@ -260,6 +260,18 @@ let package = Package(
         ),
         // A SQL Server as far as a TDS client can tell, answering from PostgreSQL: the SQL Server connector's tests
         // run against it (SQL Server cannot run here). Test code only; FreeTDS's tsql and python-tds check it.
+        // FreeTDS's DB-Library (Debian's freetds-dev), the library under pymssql.
+        .systemLibrary(name: "CFreeTDS", path: "Sources/CFreeTDS", providers: [.apt(["freetds-dev"])]),
+        .target(
+            name: "FerrySQLServer",
+            dependencies: [
+                "CFreeTDS",
+                "FerryCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "TDSEmulator",
             dependencies: [
@@ -325,6 +337,7 @@ let package = Package(
                 "FerryRedis",
                 "FerrySandbox",
                 "FerryServer",
+                "FerrySQLServer",
                 "TDSEmulator",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -8,6 +8,7 @@ packages=(
   redis-server redis-tools             # Redis 7: the durable queue
   etcd-server etcd-client              # consensus for the HA cluster
   python3 python3-redis python3-psycopg2  # the original Python design, measured beside Ferry in benchmarks
+  freetds-dev                          # FreeTDS's DB-Library: Ferry's SQL Server client is built on it
   python3-pip freetds-bin              # the TDS emulator's independent clients in the tests: FreeTDS's tsql, python-tds
   ca-certificates git make
 )

@@ -463,7 +463,7 @@ struct RateLimiterTests {
         let elapsed = (clock.now - start).seconds
         // The limit is never exceeded; how much later than 1 s it ends depends on how loaded the machine is.
         #expect(elapsed >= 0.95, "\(elapsed)s")
-        #expect(elapsed < 10, "\(elapsed)s: waits far longer than the rate asks")
+        #expect(elapsed < 60, "\(elapsed)s: waits far longer than the rate asks (a second per operation would be 100 s)")
     }
 }
 

@@ -1,0 +1,295 @@
+import CFreeTDS
+package import FerryCore
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// How a connection logs in and how long it waits, beside the endpoint's host, port, database, user and password.
+package struct SQLServerOptions: Sendable {
+    /// The TDS version to offer (7.4 = SQL Server 2012 and later; 7.3 for 2008).
+    package enum Version: String, Sendable, CaseIterable {
+        case v72 = "7.2"
+        case v73 = "7.3"
+        case v74 = "7.4"
+
+        var dbVersion: Int32 {
+            switch self {
+            case .v72: Int32(DBVERSION_72)
+            case .v73: Int32(DBVERSION_73)
+            case .v74: Int32(DBVERSION_74)
+            }
+        }
+    }
+
+    package var version: Version = .v74
+    /// `true`: the login fails unless the server encrypts it (TLS); `false`: whatever the server offers.
+    package var requireEncryption = false
+    /// Whole seconds; DB-Library counts in seconds. 0 waits for ever.
+    package var queryTimeoutSeconds = 300
+    package var applicationName = "ferry"
+
+    package init() {}
+}
+
+/// One SQL Server connection on FreeTDS's DB-Library: log in, run statements, stream their rows in batches as
+/// PostgreSQL text, cancel what is left of a result, close. Every DB-Library call runs on ``DBLibrary/threads``,
+/// never on an event loop; calls on one connection run one at a time (a second caller while one runs is a
+/// programming error, reported, not a crash). Messages never hold the password.
+package final class SQLServerConnection: Sendable {
+    package let endpoint: SQLServerEndpoint
+    /// The configuration key of the endpoint, for messages (`sqlserver`, `sources.erp`).
+    package let key: String
+    private let process: Mutex<UncheckedProcess?>
+    private let collector: MessageCollector
+    private let busy = Atomic<Bool>(false)
+
+    private init(endpoint: SQLServerEndpoint, key: String, process: UncheckedProcess, collector: MessageCollector) {
+        self.endpoint = endpoint
+        self.key = key
+        self.process = Mutex(process)
+        self.collector = collector
+    }
+
+    deinit {
+        if let open = process.withLock({ $0 }) {
+            DBLibrary.threads.submit { _ in dbclose(open.pointer) }
+        }
+    }
+
+    /// Logs in to `endpoint` and opens its database. Errors say which part failed (unreachable, login, database,
+    /// encryption) and the fix.
+    package static func connect(_ endpoint: SQLServerEndpoint, key: String = "sqlserver", options: SQLServerOptions = .init()) async throws
+        -> SQLServerConnection
+    {
+        guard DBLibrary.initialized else {
+            throw FerryError(.unsupported, "FreeTDS's DB-Library could not be initialised", fix: "reinstall freetds-dev / libsybdb5")
+        }
+        let collector = MessageCollector()
+        let password = endpoint.password?.value ?? ""
+        let loginSeconds = max(1, Int32(clamping: Int(endpoint.connectTimeout.components.seconds)))
+        let opened: Result<UncheckedProcess, SQLServerError> = try await DBLibrary.run(collector) {
+            guard let login = dblogin() else { return .failure(SQLServerError(messages: [], library: "out of memory for a login")) }
+            defer { dbloginfree(login) }
+            dbsetlname(login, endpoint.user, Int32(DBSETUSER))
+            dbsetlname(login, password, Int32(DBSETPWD))
+            dbsetlname(login, options.applicationName, Int32(DBSETAPP))
+            dbsetlname(login, endpoint.database, Int32(DBSETDBNAME))
+            // Text arrives as UTF-8 whatever the server's collation (FreeTDS converts varchar and nvarchar).
+            dbsetlname(login, "UTF-8", Int32(DBSETCHARSET))
+            dbsetlversion(login, BYTE(options.version.dbVersion))
+            if options.requireEncryption { dbsetlbool(login, 1, Int32(DBSETENCRYPT)) }
+            dbsetlogintime(loginSeconds)
+            guard let process = tdsdbopen(login, "\(endpoint.host):\(endpoint.port)", 1) else {
+                return .failure(collector.failure())
+            }
+            // Large values ((max), text, image) whole: DB-Library's default cuts them at 4 kB.
+            dbsetopt(process, Int32(DBTEXTSIZE), "2147483647", 0)
+            if options.queryTimeoutSeconds > 0 { dbsetopt(process, Int32(DBSETTIME), "\(options.queryTimeoutSeconds)", 0) }
+            _ = collector.take()
+            return .success(UncheckedProcess(process))
+        }
+        switch opened {
+        case .success(let process): return SQLServerConnection(endpoint: endpoint, key: key, process: process, collector: collector)
+        case .failure(let error): throw SQLServerDiagnosis.connectFailure(error, endpoint: endpoint, key: key)
+        }
+    }
+
+    /// Runs `sql` (one batch) and discards any rows; returns the number of rows the last statement affected.
+    @discardableResult
+    package func execute(_ sql: String) async throws -> Int {
+        try await query(sql) { _ in }.affected
+    }
+
+    /// Runs `sql` (one batch) and hands its rows to `body` in batches of at most `batchRows`, as PostgreSQL COPY text
+    /// in the result's column order; only the first result set's rows are read. When `body` throws or the task is
+    /// cancelled, the rest of the result is cancelled on the server and the connection stays usable.
+    @discardableResult
+    package func query(
+        _ sql: String, batchRows: Int = 1000, columns: ([SQLServerColumn]) throws -> Void = { _ in },
+        _ body: (CopyTextRows) async throws -> Void
+    ) async throws -> (rows: Int, affected: Int) {
+        let handle = try begin()
+        defer { busy.store(false, ordering: .releasing) }
+        let started: Result<[SQLServerColumn], SQLServerError> = try await DBLibrary.run(collector) { [collector] in
+            guard dbcmd(handle.pointer, sql) == SUCCEED, dbsqlexec(handle.pointer) == SUCCEED else { return .failure(collector.failure()) }
+            return Self.nextResult(handle, collector: collector)
+        }
+        let described: [SQLServerColumn]
+        switch started {
+        case .success(let list): described = list
+        case .failure(let error): throw try await failed(error, handle)
+        }
+        try columns(described)
+        var total = 0
+        reading: while !described.isEmpty {
+            let batch = try await DBLibrary.run(collector) { [collector] in
+                Self.fetch(handle, columns: described, limit: batchRows, collector: collector)
+            }
+            switch batch {
+            case .failure(let error): throw try await failed(error, handle)
+            case .success(let rows):
+                total += rows.rowCount
+                if rows.rowCount > 0 {
+                    do {
+                        try Task.checkCancellation()
+                        try await body(rows)
+                    } catch {
+                        await cancelResults(handle)
+                        throw error
+                    }
+                }
+                if rows.rowCount < batchRows { break reading }
+            }
+        }
+        // Whatever follows (more result sets, row counts, errors of later statements in the batch).
+        let affected: Result<Int, SQLServerError> = try await DBLibrary.run(collector) { [collector] in
+            var affected = Int(dbcount(handle.pointer))
+            while true {
+                let status = dbresults(handle.pointer)
+                if status == NO_MORE_RESULTS { break }
+                if status != SUCCEED { return .failure(collector.failure()) }
+                while dbnextrow(handle.pointer) != NO_MORE_ROWS {}
+                affected = Int(dbcount(handle.pointer))
+            }
+            let errors = collector.failure()
+            return errors.messages.isEmpty ? .success(affected) : .failure(errors)
+        }
+        switch affected {
+        case .success(let count): return (total, max(0, count))
+        case .failure(let error): throw try await failed(error, handle)
+        }
+    }
+
+    /// Every row of `sql` as text (NULL as nil): for catalog queries and checks, not for tables.
+    package func rows(_ sql: String) async throws -> [[String?]] {
+        var result: [[String?]] = []
+        try await query(sql) { rows in
+            for index in 0..<rows.rowCount { result.append(rows.fields(ofRow: index)) }
+        }
+        return result
+    }
+
+    /// Closes the connection (idempotent).
+    package func close() async {
+        guard
+            let open = process.withLock({ slot -> UncheckedProcess? in
+                defer { slot = nil }
+                return slot
+            })
+        else { return }
+        _ = try? await DBLibrary.run(collector) { dbclose(open.pointer) }
+    }
+
+    /// Whether the server ended the connection (DB-Library marks it dead).
+    package var isDead: Bool {
+        guard let open = process.withLock({ $0 }) else { return true }
+        return dbdead(open.pointer) != 0
+    }
+
+    // MARK: Internals
+
+    private func begin() throws -> UncheckedProcess {
+        guard let open = process.withLock({ $0 }) else {
+            throw FerryError(.closed, "the connection to SQL Server at \(endpoint.host):\(endpoint.port) is closed")
+        }
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            throw FerryError(.conflict, "a SQL Server connection was used by two tasks at once (a bug in Ferry)")
+        }
+        return open
+    }
+
+    /// Moves to the first result that has columns; `[]` when the batch has none (DDL, updates).
+    private static func nextResult(_ handle: UncheckedProcess, collector: MessageCollector) -> Result<[SQLServerColumn], SQLServerError> {
+        while true {
+            let status = dbresults(handle.pointer)
+            if status == NO_MORE_RESULTS { return .success([]) }
+            guard status == SUCCEED else { return .failure(collector.failure()) }
+            let count = dbnumcols(handle.pointer)
+            if count > 0 {
+                return .success(
+                    (1...count).map { index in
+                        SQLServerColumn(
+                            name: dbcolname(handle.pointer, index).map { String(cString: $0) } ?? "",
+                            kind: SQLServerText.Kind(type: dbcoltype(handle.pointer, index)), type: dbcoltype(handle.pointer, index),
+                            length: Int(dbcollen(handle.pointer, index)))
+                    })
+            }
+        }
+    }
+
+    /// Up to `limit` rows of the current result as COPY text.
+    private static func fetch(_ handle: UncheckedProcess, columns: [SQLServerColumn], limit: Int, collector: MessageCollector) -> Result<
+        CopyTextRows, SQLServerError
+    > {
+        var rows = CopyTextRows()
+        var field = ByteBufferAllocator().buffer(capacity: 256)
+        var decimalText = [CChar](repeating: 0, count: 80)
+        while rows.rowCount < limit {
+            let status = dbnextrow(handle.pointer)
+            if status == NO_MORE_ROWS { break }
+            guard status == REG_ROW else {
+                if status == Int32(FAIL) { return .failure(collector.failure()) }
+                continue  // a COMPUTE row: not produced by the statements Ferry runs
+            }
+            rows.beginRow()
+            for (offset, column) in columns.enumerated() {
+                let index = Int32(offset + 1)
+                guard let data = dbdata(handle.pointer, index) else {
+                    rows.appendField(nil as ByteBuffer?)
+                    continue
+                }
+                let length = Int(dbdatlen(handle.pointer, index))
+                field.clear()
+                do {
+                    try SQLServerText.append(column.kind, UnsafeRawBufferPointer(start: data, count: length), into: &field) { bytes in
+                        let written = decimalText.withUnsafeMutableBufferPointer { out in
+                            out.withMemoryRebound(to: BYTE.self) { target in
+                                dbconvert(
+                                    handle.pointer, column.type, bytes.baseAddress?.assumingMemoryBound(to: BYTE.self), DBINT(bytes.count),
+                                    Int32(SYBCHAR), target.baseAddress, DBINT(target.count))
+                            }
+                        }
+                        guard written > 0 else { return nil }
+                        return decimalText.withUnsafeBufferPointer {
+                            String(decoding: UnsafeRawBufferPointer($0).prefix(Int(written)), as: UTF8.self)
+                        }
+                    }
+                } catch {
+                    return .failure(SQLServerError(messages: [], library: "column \(column.name): \(error)"))
+                }
+                rows.appendField(field)
+            }
+            rows.endRow()
+        }
+        return .success(rows)
+    }
+
+    /// Discards what is left of the current batch's results (the connection stays usable).
+    private func cancelResults(_ handle: UncheckedProcess) async {
+        _ = try? await DBLibrary.run(collector) { [collector] in
+            dbcancel(handle.pointer)
+            _ = collector.take()
+        }
+    }
+
+    private func failed(_ error: SQLServerError, _ handle: UncheckedProcess) async throws -> FerryError {
+        await cancelResults(handle)
+        return SQLServerDiagnosis.statementFailure(error, endpoint: endpoint)
+    }
+}
+
+/// A column of a result: its name and the type DB-Library reports.
+package struct SQLServerColumn: Sendable, Equatable {
+    package var name: String
+    package var kind: SQLServerText.Kind
+    /// DB-Library's type number (`dbcoltype`).
+    package var type: Int32
+    /// The maximum length in bytes (`dbcollen`).
+    package var length: Int
+}
+
+/// A DB-Library connection handle moved to the thread that uses it; only one call uses it at a time (``SQLServerConnection``).
+struct UncheckedProcess: @unchecked Sendable {
+    let pointer: OpaquePointer
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+}

@@ -1,0 +1,200 @@
+import CFreeTDS
+package import NIOCore
+
+/// SQL Server values, as DB-Library hands them over, written as PostgreSQL prints the mirror's type: what COPY reads
+/// and what a comparison with the mirror sees. Full precision: decimal(38) digit for digit, money to 4 places,
+/// datetime's 1/300 s ticks to the microsecond, time/datetime2/datetimeoffset to the microsecond (their 7th digit is
+/// cut, never rounded: 23:59:59.9999999 must not become the next day), floats as their shortest exact text.
+package enum SQLServerText {
+    /// The type numbers DB-Library reports (`dbcoltype`), by name.
+    package enum Kind: Sendable, Equatable {
+        case bit, tinyint, smallint, int, bigint, real, float, money, smallmoney, decimal
+        case text, binary, uniqueidentifier
+        case datetime, smalldatetime, date, time, datetime2, datetimeoffset
+        case unsupported(Int32)
+
+        package init(type: Int32) {
+            switch type {
+            case Int32(SYBBIT), Int32(SYBBITN): self = .bit
+            case Int32(SYBINT1): self = .tinyint
+            case Int32(SYBINT2): self = .smallint
+            case Int32(SYBINT4): self = .int
+            case Int32(SYBINT8): self = .bigint
+            case Int32(SYBREAL): self = .real
+            case Int32(SYBFLT8): self = .float
+            case Int32(SYBMONEY): self = .money
+            case Int32(SYBMONEY4): self = .smallmoney
+            case Int32(SYBDECIMAL), Int32(SYBNUMERIC): self = .decimal
+            case Int32(SYBCHAR), Int32(SYBVARCHAR), Int32(SYBTEXT), Int32(SYBNTEXT),
+                Int32(SYBNVARCHAR):
+                self = .text
+            case Int32(SYBBINARY), Int32(SYBVARBINARY), Int32(SYBIMAGE): self = .binary
+            case Int32(FERRY_SYBUNIQUE): self = .uniqueidentifier
+            case Int32(SYBDATETIME): self = .datetime
+            case Int32(SYBDATETIME4): self = .smalldatetime
+            case Int32(SYBMSDATE): self = .date
+            case Int32(SYBMSTIME): self = .time
+            case Int32(SYBMSDATETIME2): self = .datetime2
+            case Int32(SYBMSDATETIMEOFFSET): self = .datetimeoffset
+            default: self = .unsupported(type)
+            }
+        }
+    }
+
+    /// A value DB-Library delivered in a form this code does not read.
+    package struct Unreadable: Error, CustomStringConvertible {
+        package var kind: Kind
+        package var length: Int
+        package var description: String { "a \(kind) value of \(length) bytes that Ferry cannot read" }
+    }
+
+    /// Appends `bytes`, a value of `kind`, as PostgreSQL text. `decimal` converts through DB-Library (`convert`).
+    package static func append(
+        _ kind: Kind, _ bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer, decimal convert: (UnsafeRawBufferPointer) -> String?
+    ) throws {
+        func load<T: FixedWidthInteger>(_: T.Type) throws -> T {
+            guard bytes.count >= MemoryLayout<T>.size else { throw Unreadable(kind: kind, length: bytes.count) }
+            return T(littleEndian: bytes.loadUnaligned(as: T.self))
+        }
+        switch kind {
+        case .bit: buffer.writeString(try load(UInt8.self) != 0 ? "t" : "f")
+        case .tinyint: buffer.writeString(String(try load(UInt8.self)))
+        case .smallint: buffer.writeString(String(try load(Int16.self)))
+        case .int: buffer.writeString(String(try load(Int32.self)))
+        case .bigint: buffer.writeString(String(try load(Int64.self)))
+        case .real: buffer.writeString(floatText(Float(bitPattern: try load(UInt32.self))))
+        case .float: buffer.writeString(floatText(Double(bitPattern: try load(UInt64.self))))
+        case .money:
+            // DBMONEY: the high 32 bits, then the low 32 bits, of ten-thousandths.
+            let high = Int64(try load(Int32.self))
+            guard bytes.count >= 8 else { throw Unreadable(kind: kind, length: bytes.count) }
+            let low = Int64(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+            writeScaled(high << 32 | low, scale: 4, into: &buffer)
+        case .smallmoney: writeScaled(Int64(try load(Int32.self)), scale: 4, into: &buffer)
+        case .decimal:
+            guard let text = convert(bytes) else { throw Unreadable(kind: kind, length: bytes.count) }
+            buffer.writeString(text)
+        case .text: buffer.writeBytes(bytes)
+        case .binary:
+            buffer.writeString("\\x")
+            writeHex(bytes, into: &buffer)
+        case .uniqueidentifier:
+            guard bytes.count == 16 else { throw Unreadable(kind: kind, length: bytes.count) }
+            // Data1 (4 bytes), Data2 and Data3 (2 each) little-endian, then 8 bytes as they are.
+            let order = [3, 2, 1, 0, -1, 5, 4, -1, 7, 6, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15]
+            for index in order {
+                if index < 0 {
+                    buffer.writeInteger(UInt8(ascii: "-"))
+                } else {
+                    writeHex(UnsafeRawBufferPointer(rebasing: bytes[index..<index + 1]), into: &buffer)
+                }
+            }
+        case .datetime:
+            let days = Int(try load(Int32.self))
+            guard bytes.count >= 8 else { throw Unreadable(kind: kind, length: bytes.count) }
+            let ticks = Int(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: Int32.self)))
+            // 1/300 s ticks to the nearest microsecond (3.333… ms per tick), as SQL Server converts to datetime2.
+            writeDate(days, into: &buffer)
+            buffer.writeInteger(UInt8(ascii: " "))
+            writeTime(microseconds: (ticks * 10_000 + 1) / 3, into: &buffer)
+        case .smalldatetime:
+            let days = Int(try load(UInt16.self))
+            guard bytes.count >= 4 else { throw Unreadable(kind: kind, length: bytes.count) }
+            let minutes = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+            writeDate(days, into: &buffer)
+            buffer.writeInteger(UInt8(ascii: " "))
+            writeTime(microseconds: minutes * 60_000_000, into: &buffer)
+        case .date, .time, .datetime2, .datetimeoffset:
+            guard bytes.count >= MemoryLayout<DBDATETIMEALL>.size else { throw Unreadable(kind: kind, length: bytes.count) }
+            let value = bytes.loadUnaligned(as: DBDATETIMEALL.self)
+            // 100 ns units since midnight; the 7th digit is cut.
+            let microseconds = Int(value.time / 10)
+            if kind != .time { writeDate(Int(value.date), into: &buffer) }
+            if kind == .datetime2 || kind == .datetimeoffset { buffer.writeInteger(UInt8(ascii: " ")) }
+            if kind != .date { writeTime(microseconds: microseconds, into: &buffer) }
+            // DB-Library keeps a datetimeoffset in UTC with its offset beside it: UTC is the instant.
+            if kind == .datetimeoffset { buffer.writeString("+00") }
+        case .unsupported:
+            throw Unreadable(kind: kind, length: bytes.count)
+        }
+    }
+
+    /// PostgreSQL's float text: the shortest text that reads back exactly, `Infinity`/`NaN`, no trailing `.0`.
+    static func floatText<F: BinaryFloatingPoint & LosslessStringConvertible>(_ value: F) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
+        var text = value.description
+        if text.hasSuffix(".0") { text.removeLast(2) }
+        return text
+    }
+
+    static func writeScaled(_ value: Int64, scale: Int, into buffer: inout ByteBuffer) {
+        let magnitude = value.magnitude
+        var divisor: UInt64 = 1
+        for _ in 0..<scale { divisor *= 10 }
+        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
+        buffer.writeString(String(magnitude / divisor))
+        buffer.writeInteger(UInt8(ascii: "."))
+        let fraction = String(magnitude % divisor)
+        buffer.writeRepeatingByte(UInt8(ascii: "0"), count: scale - fraction.utf8.count)
+        buffer.writeString(fraction)
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    static func writeHex(_ bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        buffer.reserveCapacity(minimumWritableBytes: bytes.count * 2)
+        for byte in bytes {
+            buffer.writeInteger(hexDigits[Int(byte >> 4)])
+            buffer.writeInteger(hexDigits[Int(byte & 0x0F)])
+        }
+    }
+
+    /// Days since 1900-01-01 (negative before it) as `YYYY-MM-DD`.
+    static func writeDate(_ daysSince1900: Int, into buffer: inout ByteBuffer) {
+        let (year, month, day) = civil(daysSince1970: daysSince1900 - 25_567)
+        writePadded(year, width: 4, into: &buffer)
+        buffer.writeInteger(UInt8(ascii: "-"))
+        writePadded(month, width: 2, into: &buffer)
+        buffer.writeInteger(UInt8(ascii: "-"))
+        writePadded(day, width: 2, into: &buffer)
+    }
+
+    /// `HH:MM:SS`, then `.ffffff` without trailing zeros when there is a fraction (as PostgreSQL prints it).
+    static func writeTime(microseconds: Int, into buffer: inout ByteBuffer) {
+        let seconds = microseconds / 1_000_000
+        writePadded(seconds / 3600, width: 2, into: &buffer)
+        buffer.writeInteger(UInt8(ascii: ":"))
+        writePadded(seconds / 60 % 60, width: 2, into: &buffer)
+        buffer.writeInteger(UInt8(ascii: ":"))
+        writePadded(seconds % 60, width: 2, into: &buffer)
+        var fraction = microseconds % 1_000_000
+        guard fraction > 0 else { return }
+        var width = 6
+        while fraction % 10 == 0 {
+            fraction /= 10
+            width -= 1
+        }
+        buffer.writeInteger(UInt8(ascii: "."))
+        writePadded(fraction, width: width, into: &buffer)
+    }
+
+    static func writePadded(_ value: Int, width: Int, into buffer: inout ByteBuffer) {
+        let digits = String(value)
+        buffer.writeRepeatingByte(UInt8(ascii: "0"), count: max(0, width - digits.utf8.count))
+        buffer.writeString(digits)
+    }
+
+    /// The proleptic Gregorian date of a day count from 1970-01-01 (H. Hinnant's civil_from_days).
+    static func civil(daysSince1970 days: Int) -> (year: Int, month: Int, day: Int) {
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}

@@ -1,0 +1,96 @@
+import FerryCore
+import FerrySQLServer
+import FerrySandbox
+import TDSEmulator
+import Testing
+
+/// Ferry's SQL Server client (FreeTDS's DB-Library) against the TDS emulator, which tsql and python-tds vouch for
+/// (``TDSEmulatorTests``): every type as PostgreSQL text, errors that name the fix, results cancelled half-way.
+@Suite("SQL Server client on FreeTDS", .sandbox)
+struct SQLServerClientTests {
+    static func endpoint(_ emulator: TDSEmulatorHandle, password: String = "s3cret", database: String = "ventas") -> SQLServerEndpoint {
+        var endpoint = SQLServerEndpoint()
+        endpoint.host = "127.0.0.1"
+        endpoint.port = emulator.port
+        endpoint.database = database
+        endpoint.user = "ferry"
+        endpoint.password = Secret(password)
+        endpoint.connectTimeout = .seconds(5)
+        return endpoint
+    }
+
+    @Test func everyTypeArrivesAsPostgreSQLText() async throws {
+        try await TDSEmulatorTests.withEmulator { emulator in
+            let connection = try await SQLServerConnection.connect(Self.endpoint(TDSEmulatorHandle(emulator)))
+            var kinds: [SQLServerText.Kind] = []
+            let rows = try await connection.rows("SELECT * FROM [tipos] ORDER BY [id]")
+            try await connection.query("SELECT * FROM [tipos] WHERE [id] = 1", columns: { kinds = $0.map(\.kind) }) { _ in }
+            #expect(
+                kinds == [
+                    .int, .smallint, .bigint, .bit, .decimal, .decimal, .real, .float, .text, .text, .text, .binary, .date, .time, .datetime2,
+                    .datetimeoffset, .uniqueidentifier,
+                ])
+            try #require(rows.count == 2)
+            #expect(
+                rows[0] == [
+                    "1", "-32768", "9223372036854775807", "t", "99999999999999999999999999999999999999", "-12345678.91", "1.5", "2.25",
+                    "ñandú 東京", String(repeating: "x", count: 9000), "ab   ", "\\x00ff10", "9999-12-31", "23:59:59.999999", "0001-01-01 00:00:00",
+                    "2026-12-06 10:30:00.123456+00", "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+                ])
+            #expect(rows[1] == ["2"] + Array(repeating: nil, count: 16))
+            await connection.close()
+        }
+    }
+
+    @Test func loginErrorsNameTheFix() async throws {
+        try await TDSEmulatorTests.withEmulator { emulator in
+            let handle = TDSEmulatorHandle(emulator)
+            let wrongPassword = await #expect(throws: FerryError.self) {
+                try await SQLServerConnection.connect(Self.endpoint(handle, password: "wrong-secret-42"))
+            }
+            #expect(wrongPassword?.code == .authentication)
+            #expect(wrongPassword?.description.contains("18456") == true && wrongPassword?.description.contains("wrong-secret-42") == false)
+            let wrongDatabase = await #expect(throws: FerryError.self) {
+                try await SQLServerConnection.connect(Self.endpoint(handle, database: "otra"))
+            }
+            #expect(wrongDatabase?.code == .databaseMissing, "\(String(describing: wrongDatabase))")
+            #expect(wrongDatabase?.description.contains("`otra`") == true)
+        }
+        var nowhere = SQLServerEndpoint()
+        nowhere.host = "127.0.0.1"
+        nowhere.port = try FreePort.find()
+        nowhere.password = Secret("s3cret")
+        nowhere.connectTimeout = .seconds(2)
+        let unreachable = await #expect(throws: FerryError.self) { try await SQLServerConnection.connect(nowhere) }
+        #expect(unreachable?.code == .unreachable, "\(String(describing: unreachable))")
+        #expect(unreachable?.description.contains("127.0.0.1:\(nowhere.port)") == true)
+    }
+
+    @Test func aFailedStatementOrAResultLeftHalfWayLeavesTheConnectionUsable() async throws {
+        try await TDSEmulatorTests.withEmulator { emulator in
+            let connection = try await SQLServerConnection.connect(Self.endpoint(TDSEmulatorHandle(emulator)))
+            let missing = await #expect(throws: FerryError.self) { try await connection.rows("SELECT * FROM [no_existe]") }
+            #expect(missing?.description.contains("Msg 208") == true, "\(String(describing: missing))")
+            #expect(try await connection.rows("SELECT 1 + 1") == [["2"]])
+
+            // A body that stops after the first batch of a 5,000-row result: the rest is cancelled on the server.
+            struct Enough: Error {}
+            var seen = 0
+            await #expect(throws: Enough.self) {
+                try await connection.query("SELECT g FROM generate_series(1, 5000) AS g", batchRows: 100) { rows in
+                    seen += rows.rowCount
+                    throw Enough()
+                }
+            }
+            #expect(seen == 100)
+            #expect(try await connection.rows("SELECT 40 + 2") == [["42"]])
+            await connection.close()
+        }
+    }
+}
+
+/// The emulator's port, passed where the emulator type itself is not needed.
+struct TDSEmulatorHandle {
+    var port: Int
+    init(_ emulator: TDSEmulator) { port = emulator.port }
+}
