@@ -103,15 +103,19 @@ package final class SQLServerConnection: Sendable {
     /// Runs `sql` (one batch) and hands its rows to `body` in batches of at most `batchRows`, as PostgreSQL COPY text
     /// in the result's column order; only the first result set's rows are read. When `body` throws or the task is
     /// cancelled, the rest of the result is cancelled on the server and the connection stays usable.
+    ///
+    /// With `parameters`, the batch runs through `sp_executesql` with `@p1`, `@p2`, … bound to them: their values travel
+    /// beside the statement, never inside its text.
     @discardableResult
     package func query(
-        _ sql: String, batchRows: Int = 1000, columns: ([SQLServerColumn]) throws -> Void = { _ in },
+        _ sql: String, parameters: [SQLServerParameter] = [], batchRows: Int = 1000, columns: ([SQLServerColumn]) throws -> Void = { _ in },
         _ body: (CopyTextRows) async throws -> Void
     ) async throws -> (rows: Int, affected: Int) {
         let handle = try begin()
         defer { busy.store(false, ordering: .releasing) }
         let started: Result<[SQLServerColumn], SQLServerError> = try await DBLibrary.run(collector) { [collector] in
-            guard dbcmd(handle.pointer, sql) == SUCCEED, dbsqlexec(handle.pointer) == SUCCEED else { return .failure(collector.failure()) }
+            let sent = parameters.isEmpty ? Self.sendBatch(sql, handle) : Self.sendExecuteSQL(sql, parameters: parameters, handle)
+            guard sent else { return .failure(collector.failure()) }
             return Self.nextResult(handle, collector: collector)
         }
         let described: [SQLServerColumn]
@@ -161,9 +165,9 @@ package final class SQLServerConnection: Sendable {
     }
 
     /// Every row of `sql` as text (NULL as nil): for catalog queries and checks, not for tables.
-    package func rows(_ sql: String) async throws -> [[String?]] {
+    package func rows(_ sql: String, parameters: [SQLServerParameter] = []) async throws -> [[String?]] {
         var result: [[String?]] = []
-        try await query(sql) { rows in
+        try await query(sql, parameters: parameters) { rows in
             for index in 0..<rows.rowCount { result.append(rows.fields(ofRow: index)) }
         }
         return result
@@ -196,6 +200,32 @@ package final class SQLServerConnection: Sendable {
             throw FerryError(.conflict, "a SQL Server connection was used by two tasks at once (a bug in Ferry)")
         }
         return open
+    }
+
+    private static func sendBatch(_ sql: String, _ handle: UncheckedProcess) -> Bool {
+        dbcmd(handle.pointer, sql) == SUCCEED && dbsqlexec(handle.pointer) == SUCCEED
+    }
+
+    /// `EXEC sp_executesql @stmt, @params, @p1 …` as an RPC. Every value goes as nvarchar text; SQL Server converts it
+    /// to the type `@params` declares, so the column's own type is compared (and its index used).
+    private static func sendExecuteSQL(_ sql: String, parameters: [SQLServerParameter], _ handle: UncheckedProcess) -> Bool {
+        let declarations = parameters.enumerated().map { "@p\($0.offset + 1) \($0.element.type)" }.joined(separator: ", ")
+        // DB-Library reads the values when the call is sent: they live until then.
+        var storage: [UnsafeMutablePointer<UInt8>] = []
+        defer { for pointer in storage { pointer.deallocate() } }
+        func add(_ name: String, _ value: String?) -> Bool {
+            guard let value, !value.isEmpty else {
+                return dbrpcparam(handle.pointer, name, 0, Int32(FERRY_XSYBNVARCHAR), -1, 0, nil) == SUCCEED
+            }
+            let bytes = Array(value.utf8)
+            let copy = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
+            copy.initialize(from: bytes, count: bytes.count)
+            storage.append(copy)
+            return dbrpcparam(handle.pointer, name, 0, Int32(FERRY_XSYBNVARCHAR), -1, DBINT(bytes.count), copy) == SUCCEED
+        }
+        guard dbrpcinit(handle.pointer, "sp_executesql", 0) == SUCCEED, add("@stmt", sql), add("@params", declarations) else { return false }
+        for (index, parameter) in parameters.enumerated() where !add("@p\(index + 1)", parameter.value) { return false }
+        return dbrpcsend(handle.pointer) == SUCCEED && dbsqlok(handle.pointer) == SUCCEED
     }
 
     /// Moves to the first result that has columns; `[]` when the batch has none (DDL, updates).
@@ -275,6 +305,18 @@ package final class SQLServerConnection: Sendable {
     private func failed(_ error: SQLServerError, _ handle: UncheckedProcess) async throws -> FerryError {
         await cancelResults(handle)
         return SQLServerDiagnosis.statementFailure(error, endpoint: endpoint)
+    }
+}
+
+/// A value bound to a statement's `@pN`: sent as text, converted by SQL Server to `type` (T-SQL, e.g. `datetime2(7)`,
+/// `int`, `nvarchar(50)`). An empty text travels as NULL (DB-Library cannot tell them apart in a call's parameters).
+package struct SQLServerParameter: Sendable, Equatable {
+    package var type: String
+    package var value: String?
+
+    package init(_ value: String?, as type: String) {
+        self.value = value
+        self.type = type
     }
 }
 

@@ -42,6 +42,32 @@ struct SQLServerClientTests {
         }
     }
 
+    /// Values travel beside the statement (sp_executesql): a quote, a semicolon and Unicode arrive as they are, and
+    /// SQL Server converts each to the declared type, so a timestamp compares as a timestamp.
+    @Test func parametersAreBoundNeverSpliced() async throws {
+        try await TDSEmulatorTests.withEmulator { emulator in
+            let connection = try await SQLServerConnection.connect(Self.endpoint(TDSEmulatorHandle(emulator)))
+            let hostile = "O'Brien'); DROP TABLE [tipos]; -- ñandú 東京"
+            func rows(_ sql: String, _ parameters: [SQLServerParameter]) async throws -> [[String?]] {
+                try await connection.rows(sql, parameters: parameters)
+            }
+            let echoed = try await rows("SELECT @p1", [SQLServerParameter(hostile, as: "nvarchar(100)")])
+            #expect(echoed == [[hostile]])
+            let byKey = try await rows("SELECT [nombre] FROM [tipos] WHERE [id] = @p1", [SQLServerParameter("1", as: "int")])
+            #expect(byKey == [["ñandú 東京"]])
+            let after = [SQLServerParameter("1999-12-31 23:59:59.9999999", as: "datetime2(7)")]
+            let before = try await rows("SELECT count(*) FROM [tipos] WHERE [momento] < @p1", after)
+            let later = try await rows("SELECT count(*) FROM [tipos] WHERE [momento] > @p1", after)
+            #expect(before == [["1"]] && later == [["0"]], "\(before) \(later)")
+            let two = [SQLServerParameter("1", as: "int"), SQLServerParameter("2", as: "int")]
+            let range = try await rows("SELECT [id] FROM [tipos] WHERE [id] BETWEEN @p1 AND @p2 ORDER BY [id]", two)
+            #expect(range == [["1"], ["2"]])
+            let count = try await rows("SELECT count(*) FROM [tipos]", [])
+            #expect(count == [["2"]], "the table is still there")
+            await connection.close()
+        }
+    }
+
     @Test func loginErrorsNameTheFix() async throws {
         try await TDSEmulatorTests.withEmulator { emulator in
             let handle = TDSEmulatorHandle(emulator)

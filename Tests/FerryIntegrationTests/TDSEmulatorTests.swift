@@ -126,12 +126,37 @@ struct TDSEmulatorTests {
                     cur.execute('SELECT 1 + 1')
                     print(cur.fetchone()[0])
                 """
+            let parameters = """
+                import sys, datetime, decimal, pytds
+                with pytds.connect(server='127.0.0.1', port=int(sys.argv[1]), database='ventas', user='ferry', password='s3cret', autocommit=True) as c:
+                    cur = c.cursor()
+                    # python-tds sends these through sp_executesql with typed parameters: int, nvarchar, datetime2,
+                    # date, decimal, bytes, bool, float, NULL.
+                    checks = [
+                        ('SELECT [nombre] FROM [tipos] WHERE [id] = %s', (1,)),
+                        ('SELECT %s', ("O'Brien; ñandú 東京",)),
+                        ('SELECT count(*) FROM [tipos] WHERE [momento] < %s', (datetime.datetime(1999, 12, 31, 23, 59, 59, 999999),)),
+                        ('SELECT count(*) FROM [tipos] WHERE [dia] = %s', (datetime.date(9999, 12, 31),)),
+                        ('SELECT count(*) FROM [tipos] WHERE [precio] = %s', (decimal.Decimal('-12345678.91'),)),
+                        ('SELECT count(*) FROM [tipos] WHERE [datos] = %s', (pytds.Binary(b'\\x00\\xff\\x10'),)),
+                        ('SELECT count(*) FROM [tipos] WHERE [activo] = %s AND [doble] = %s', (True, 2.25)),
+                        ('SELECT count(*) FROM [tipos] WHERE [id] = %s OR %s IS NULL', (2, None)),
+                    ]
+                    for sql, values in checks:
+                        cur.execute(sql, values)
+                        print(cur.fetchone()[0])
+                """
             let result = try await ExternalClient.run("python3", ["-c", script, "\(emulator.port)"])
             #expect(result.status == 0, "\(result.stderr)")
             let lines = result.stdout.split(separator: "\n").map(String.init)
             #expect(lines.count == 3, "\(result.stdout)\n\(result.stderr)")
             #expect(lines.first == "18456 Login failed for user 'ferry'.")
             #expect(lines.suffix(2) == ["208", "2"], "a failed statement leaves the connection usable")
+            let bound = try await ExternalClient.run("python3", ["-c", parameters, "\(emulator.port)"])
+            #expect(bound.status == 0, "\(bound.stderr)")
+            #expect(
+                bound.stdout.split(separator: "\n").map(String.init) == ["ñandú 東京", "O'Brien; ñandú 東京", "1", "1", "1", "1", "1", "2"],
+                "\(bound.stdout)\n\(bound.stderr)")
             // A database the server does not have, through FreeTDS (python-tds retries it until its login timeout).
             let database = try await ExternalClient.run(
                 "tsql", ["-H", "127.0.0.1", "-p", "\(emulator.port)", "-U", "ferry", "-P", "s3cret", "-D", "otra"], input: "exit\n")

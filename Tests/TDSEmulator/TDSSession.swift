@@ -40,8 +40,7 @@ struct TDSSession {
                     case .attention where loggedIn:
                         reply.payload.writeDone(status: .attention)
                     case .rpc where loggedIn:
-                        reply.error(2812, "the TDS emulator does not run remote procedure calls yet", server: configuration.serverName)
-                        reply.payload.writeDone(token: 0xFE, status: .error)
+                        try await rpc(message.payload, reply: &reply)
                     default:
                         throw TDSProtocolError("a message of type \(message.kind) arrived \(loggedIn ? "after" : "before") login")
                     }
@@ -49,7 +48,12 @@ struct TDSSession {
                 }
             }
         } catch {
-            logger.debug("TDS session ended: \(error)")
+            // A request the emulator could not read is worth seeing in a test's log; a client going away is not.
+            if error is TDSProtocolError {
+                logger.warning("TDS session ended on a request the emulator cannot read: \(error)")
+            } else {
+                logger.debug("TDS session ended: \(error)")
+            }
         }
         try? await postgres?.close()
     }
@@ -132,10 +136,62 @@ struct TDSSession {
         try await execute(PostgresQuery(unsafeSQL: statement), reply: &reply)
     }
 
-    /// Runs one statement and streams its rows as COLMETADATA, ROW…, DONE.
-    private mutating func execute(_ query: PostgresQuery, reply: inout TDSReply) async throws {
+    /// `sp_executesql @stmt, @params, values…`: the statement runs with its parameters bound (never spliced), its
+    /// result ends with DONEINPROC, then the procedure's return status and DONEPROC, as SQL Server answers an RPC.
+    private mutating func rpc(_ payload: ByteBuffer, reply: inout TDSReply) async throws {
+        var payload = payload
+        try skipHeaders(&payload)
+        let request = try TDSRPCRequest(payload)
+        let server = configuration.serverName
+        logger.trace(
+            "TDS RPC",
+            metadata: ["tds.procedure": "\(request.procedure)", "tds.types": "\(request.parameters.map { String($0.type, radix: 16) })"])
+        guard request.procedure.lowercased() == "sp_executesql", let statement = request.parameters.first?.text else {
+            reply.error(2812, "Could not find stored procedure '\(request.procedure)'.", server: server)
+            reply.payload.writeDone(token: 0xFE, status: .error)
+            return
+        }
+        let declared = request.parameters.count > 1 ? TDSRPCRequest.declaredNames(request.parameters[1].text ?? "") : []
+        let values = Array(request.parameters.dropFirst(2))
+        var bindings = PostgresBindings()
+        for (index, name) in declared.enumerated() {
+            let named = values.first { $0.name.lowercased() == name.lowercased() }
+            guard let parameter = named ?? (index < values.count && values[index].name.isEmpty ? values[index] : nil) else {
+                reply.error(8178, "The parameterized query expects the parameter '\(name)', which was not supplied.", server: server)
+                reply.payload.writeDone(token: 0xFE, status: .error)
+                return
+            }
+            if let text = parameter.text {
+                // Typed by PostgreSQL from where it is used, as SQL Server converts to the declared type.
+                bindings.append(UntypedText(text: text))
+            } else {
+                bindings.appendNull()
+            }
+        }
+        let translated: String?
+        do {
+            translated = try TSQLTranslator.translate(statement, parameters: declared)
+        } catch {
+            reply.error(102, "\(error)", server: server)
+            reply.payload.writeDone(token: 0xFE, status: .error)
+            return
+        }
+        var failed = false
+        if let translated {
+            failed = try await execute(PostgresQuery(unsafeSQL: translated, binds: bindings), reply: &reply, doneToken: 0xFF)
+        }
+        reply.payload.writeInteger(UInt8(0x79))  // RETURNSTATUS
+        reply.payload.writeInteger(Int32(failed ? 1 : 0), endianness: .little)
+        reply.payload.writeDone(token: 0xFE, status: failed ? .error : .final)
+    }
+
+    /// Runs one statement and streams its rows as COLMETADATA, ROW…, DONE; returns whether it failed.
+    @discardableResult
+    private mutating func execute(_ query: PostgresQuery, reply: inout TDSReply, doneToken: UInt8 = 0xFD) async throws -> Bool {
         guard let postgres else { throw TDSProtocolError("no PostgreSQL connection") }
-        let done: TDSDoneStatus = transaction != 0 ? .inTransaction : []
+        // Inside a procedure more tokens follow (the return status, DONEPROC): DONE_MORE says so, or the client stops reading.
+        var done: TDSDoneStatus = transaction != 0 ? .inTransaction : []
+        if doneToken == 0xFF { done.insert(.more) }
         do {
             let rows = try await postgres.query(query, logger: logger)
             let columns = try rows.columns.map { column in
@@ -167,14 +223,17 @@ struct TDSSession {
                 count += 1
                 try await reply.flushWholePackets()
             }
-            reply.payload.writeDone(status: columns.isEmpty ? done : done.union(.count), rows: count)
+            reply.payload.writeDone(token: doneToken, status: columns.isEmpty ? done : done.union(.count), rows: count)
+            return false
         } catch let error as PSQLError {
             let message = error.serverInfo?[.message] ?? "PostgreSQL: \(error.code)"
             reply.error(Self.errorNumber(sqlState: error.serverInfo?[.sqlState]), message, server: configuration.serverName)
-            reply.payload.writeDone(status: done.union(.error))
+            reply.payload.writeDone(token: doneToken, status: done.union(.error))
+            return true
         } catch let error as TDSValueError {
             reply.error(8115, error.description, server: configuration.serverName)
-            reply.payload.writeDone(status: done.union(.error))
+            reply.payload.writeDone(token: doneToken, status: done.union(.error))
+            return true
         }
     }
 
@@ -266,5 +325,17 @@ struct TDSReply {
         out.writeInteger(UInt8(0))
         out.writeImmutableBuffer(body)
         packetID &+= 1
+    }
+}
+
+/// A parameter PostgreSQL types from where it is used (OID `unknown`, text format), as SQL Server converts a value to
+/// the type `@params` declares.
+struct UntypedText: PostgresDynamicTypeEncodable {
+    var text: String
+    var psqlType: PostgresDataType { .unknown }
+    var psqlFormat: PostgresFormat { .text }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        byteBuffer.writeString(text)
     }
 }
