@@ -137,6 +137,7 @@ let package = Package(
                 "FerryPostgres",
                 "FerryRedis",
                 "FerryRESP",
+                "FerrySQLServer",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

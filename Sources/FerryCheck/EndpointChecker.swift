@@ -41,7 +41,7 @@ package struct EndpointChecker: Sendable {
         case .redis(let redis):
             return await RedisCheck(name: name, endpoint: redis, logger: logger).run()
         case .sqlserver(let sqlserver):
-            return await TCPCheck.run(name: name, kind: "sqlserver", host: sqlserver.host, port: sqlserver.port, timeout: sqlserver.connectTimeout)
+            return await SQLServerCheck(name: name, endpoint: sqlserver, sourceTables: sourceTables).run()
         }
     }
 }

@@ -1,6 +1,8 @@
+import FerryCheck
 import FerryCore
 import FerrySQLServer
 import FerrySandbox
+import Logging
 import TDSEmulator
 import Testing
 
@@ -119,4 +121,39 @@ struct SQLServerClientTests {
 struct TDSEmulatorHandle {
     var port: Int
     init(_ emulator: TDSEmulator) { port = emulator.port }
+}
+
+/// `ferry check` on a SQL Server endpoint logs in with Ferry's client (against the emulator) and says what is wrong.
+@Suite("ferry check on SQL Server", .sandbox)
+struct SQLServerCheckTests {
+    let checker = EndpointChecker(logger: Logger(label: "ferry.test.check"))
+
+    @Test func eachProblemHasItsStatusAndFix() async throws {
+        try await TDSEmulatorTests.withEmulator { emulator in
+            let handle = TDSEmulatorHandle(emulator)
+            let good = SQLServerClientTests.endpoint(handle)
+            let ok = await checker.check(name: "sqlserver", endpoint: .sqlserver(good), sourceTables: ["dbo.tipos", "[tipos]"])
+            #expect(ok.status == .ok, "\(ok.detail)")
+            #expect(ok.detail.contains("Ferry TDS emulator") && ok.detail.contains("user "), "\(ok.detail)")
+            #expect(ok.latency != nil)
+
+            let login = await checker.check(name: "sqlserver", endpoint: .sqlserver(SQLServerClientTests.endpoint(handle, password: "nope")))
+            #expect(login.status == .authenticationFailed, "\(login.detail)")
+            #expect(login.fix?.contains("sqlserver.password") == true)
+
+            let database = await checker.check(name: "sqlserver", endpoint: .sqlserver(SQLServerClientTests.endpoint(handle, database: "otra")))
+            #expect(database.status == .databaseMissing, "\(database.detail)")
+
+            let view = await checker.check(name: "sqlserver", endpoint: .sqlserver(good), sourceTables: ["dbo.VW_NO_EXISTE"])
+            #expect(view.status == .permissionMissing, "\(view.detail)")
+            #expect(view.detail.contains("[dbo].[VW_NO_EXISTE]") && view.fix?.contains("MSSQL_VIEW") == true, "\(view.detail)")
+        }
+        var nowhere = SQLServerEndpoint()
+        nowhere.host = "127.0.0.1"
+        nowhere.port = try FreePort.find()
+        nowhere.connectTimeout = .seconds(2)
+        let down = await checker.check(name: "sqlserver", endpoint: .sqlserver(nowhere))
+        #expect(down.status == .unreachable, "\(down.detail)")
+        #expect(down.detail.contains("127.0.0.1:\(nowhere.port)"))
+    }
 }

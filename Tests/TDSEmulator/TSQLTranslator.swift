@@ -6,7 +6,8 @@ import Foundation
 /// - `N'text'` literals become `'text'`;
 /// - `@name` parameters become `$1`, `$2`, … in the order the caller declared them;
 /// - `TOP (n)` / `TOP n` after SELECT becomes a `LIMIT n` at the statement's end;
-/// - `GETDATE()`, `SYSUTCDATETIME()` and `ISNULL(` become PostgreSQL's forms;
+/// - `GETDATE()`, `SYSUTCDATETIME()`, `ISNULL(`, `SYSTEM_USER` and `@@VERSION` become PostgreSQL's forms;
+/// - the `dbo.` schema (SQL Server's default) is dropped: tables live in the session's schema;
 /// - a statement that is only session settings (`SET NOCOUNT ON`, `SET TEXTSIZE …`) translates to nothing.
 ///
 /// Literals and comments pass through untouched. Anything else is passed to PostgreSQL as written, whose error then
@@ -57,6 +58,11 @@ struct TSQLTranslator {
                     }
                     name.unicodeScalars.append(d)
                 }
+                // dbo, SQL Server's default schema, is the session's own schema here.
+                if name.lowercased() == "dbo", peek() == "." {
+                    i += 1
+                    continue
+                }
                 out += "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
                 lastWord = ""
             case "-" where peek(1) == "-":
@@ -70,6 +76,16 @@ struct TSQLTranslator {
                     i += 1
                     if d == "/", out.unicodeScalars.count >= 2, out.hasSuffix("*/") { break }
                 }
+            case "@" where peek(1) == "@":
+                i += 2
+                var name = ""
+                while let d = peek(), isWordScalar(d) {
+                    name.unicodeScalars.append(d)
+                    i += 1
+                }
+                guard name.uppercased() == "VERSION" else { throw TSQLError("@@\(name) is not served by the emulator") }
+                out += "('Microsoft SQL Server (Ferry TDS emulator on ' || version() || ')')"
+                lastWord = ""
             case "@" where peek(1) != "@":
                 i += 1
                 var name = "@"
@@ -93,6 +109,10 @@ struct TSQLTranslator {
                 if upper == "N", peek() == "'" {
                     continue
                 }
+                if upper == "DBO", peek() == "." {
+                    i += 1
+                    continue
+                }
                 if upper == "TOP", lastWord == "SELECT" || lastWord == "DISTINCT" {
                     limit = try readTop(scalars, &i, parameters: parameters)
                     continue
@@ -101,6 +121,7 @@ struct TSQLTranslator {
                 case "GETDATE" where peek() == "(": out += "LOCALTIMESTAMP"
                 case "SYSUTCDATETIME" where peek() == "(": out += "(now() AT TIME ZONE 'UTC')"
                 case "ISNULL" where peek() == "(": out += "COALESCE"
+                case "SYSTEM_USER": out += "current_user"
                 default: out += word
                 }
                 if upper == "GETDATE" || upper == "SYSUTCDATETIME", peek() == "(", peek(1) == ")" { i += 2 }
