@@ -219,6 +219,8 @@ let package = Package(
         .target(
             name: "FerryBench",
             dependencies: [
+                "FerrySQLServer",
+                "TDSEmulator",
                 "FerryCluster",
                 "FerryCore",
                 "FerryEtcd",

@@ -16,6 +16,7 @@ packages=(
 # `scripts/setup.sh bench` also installs the peers the benchmarks measure beside Ferry.
 if [ "${1:-}" = "bench" ]; then
   packages+=(patroni)   # the HA benchmark's peer (Debian's Patroni on the same etcd and PostgreSQL)
+  packages+=(python3-pymssql)   # the SQL Server benchmark's peer (pymssql, FreeTDS underneath like Ferry's client)
 fi
 
 missing=()
@@ -44,6 +45,12 @@ fi
 if ! python3 -c "import pytds" 2>/dev/null; then
   echo "setup: installing python-tds (PyPI)"
   python3 -m pip install -q python-tds 2>/dev/null || python3 -m pip install -q --break-system-packages python-tds
+fi
+
+# The benchmarks' Python peers run on Debian's python3 (/usr/bin/python3): python-tds for it too.
+if [ "${1:-}" = "bench" ] && ! /usr/bin/python3 -c "import pytds" 2>/dev/null; then
+  echo "setup: installing python-tds for /usr/bin/python3 (PyPI)"
+  /usr/bin/python3 -m pip install -q --break-system-packages python-tds
 fi
 
 if ! command -v swift >/dev/null; then

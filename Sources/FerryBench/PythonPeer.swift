@@ -33,7 +33,7 @@ enum PythonPeer {
             let message = (try? String(contentsOfFile: errorsPath, encoding: .utf8)) ?? ""
             throw FerryError(
                 .invalidInput, "the Python peer failed: \(message.suffix(400))",
-                fix: "install python3-redis and python3-psycopg2 (`make setup`), or pass --skip-peers")
+                fix: "install the peers' Python packages (`scripts/setup.sh bench`), or pass --skip-peers")
         }
         return Double(moved) / result.seconds
     }

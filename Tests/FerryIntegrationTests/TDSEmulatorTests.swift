@@ -78,6 +78,15 @@ struct TDSEmulatorTests {
         }
     }
 
+    /// The benchmark's reader of the emulator alone: logs in by hand and counts rows from the final DONE.
+    @Test func theRawReaderCountsTheRows() async throws {
+        try await Self.withEmulator { emulator in
+            let count = try await TDSRawReader.read("SELECT * FROM [tipos]", port: emulator.port)
+            #expect(count == 2)
+            await #expect(throws: TDSProtocolError.self) { try await TDSRawReader.read("SELECT 1", port: emulator.port, password: "wrong") }
+        }
+    }
+
     @Test func pythonTDSReadsEveryTypeAndNull() async throws {
         try await Self.withEmulator { emulator in
             let script = """

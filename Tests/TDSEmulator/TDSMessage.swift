@@ -27,8 +27,8 @@ struct TDSMessage: Sendable, Equatable {
 }
 
 /// What a client sent that breaks the protocol. The connection is closed after it: nothing on it can be trusted.
-struct TDSProtocolError: Error, CustomStringConvertible {
-    var description: String
+package struct TDSProtocolError: Error, CustomStringConvertible {
+    package var description: String
     init(_ description: String) { self.description = description }
 }
 

@@ -12,7 +12,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Ferry against peer tools on private sandbox servers (use a release build).",
-        subcommands: [Redis.self, Sync.self, RedisSync.self, HA.self]
+        subcommands: [Redis.self, Sync.self, RedisSync.self, SQLServer.self, HA.self]
     )
 
     struct Redis: AsyncParsableCommand {
@@ -280,6 +280,37 @@ extension BenchCommand {
 }
 
 extension BenchCommand {
+    struct SQLServer: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sqlserver",
+            abstract: "Reading the 1,000,000-row sales view through TDS: Ferry's client beside pymssql and python-tds.",
+            discussion:
+                "Starts its own sandbox under .ferry/bench/sqlserver, fills a VW_VENTAS_SYNC-shaped table and serves it through the TDS emulator (SQL Server cannot run here). Ferry's SQL Server client (FreeTDS's DB-Library) reads every row as COPY text; the peers in the same run read it with Benchmarks/python/tds_read.py: pymssql (the same FreeTDS underneath) and python-tds (`scripts/setup.sh bench` installs both). The emulator alone (a reader that discards the bytes) shows whether it limits the rate. Run it from the repository's root with a release build: make release && .build/release/ferry bench sqlserver"
+        )
+
+        @Option(help: "Rows in the view.")
+        var rows = 1_000_000
+
+        @OptionGroup var server: BenchPostgresSettings
+
+        @OptionGroup var output: BenchPeersAndOutput
+
+        func run() async throws {
+            try LoggingBootstrap.once(LogSettings())
+            var options = SQLServerBenchmark.Options()
+            options.rows = rows
+            options.skipPeers = output.skipPeers
+            let logger = Logger(label: "ferry.bench")
+            let quiet = output.json
+            let figures = try await Sandbox.with(root: ".ferry/bench/sqlserver", options: server.sandboxOptions(), logger: logger) { sandbox in
+                try await SQLServerBenchmark(options: options, logger: logger).run(on: sandbox) { message in
+                    if !quiet { Terminal.writeStandardError(message + "\n") }
+                }
+            }
+            BenchReport.printFigures(figures, json: output.json)
+        }
+    }
+
     struct HA: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "ha",

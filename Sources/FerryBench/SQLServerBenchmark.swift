@@ -1,0 +1,120 @@
+import FerryCore
+import FerryPostgres
+import FerryPostgresNode
+import FerrySQLServer
+package import FerrySandbox
+import Foundation
+package import Logging
+import PostgresNIO
+import TDSEmulator
+
+/// Reading the sales view through TDS: Ferry's SQL Server client (FreeTDS's DB-Library) beside pymssql (the same
+/// FreeTDS underneath, what the original scripts use) and python-tds, all against the TDS emulator serving the same
+/// PostgreSQL table; and the emulator alone (a reader that discards the bytes), so the report shows whether the
+/// emulator is what limits the rate.
+package struct SQLServerBenchmark: Sendable {
+    package struct Options: Sendable {
+        package var rows = 1_000_000
+        package var skipPeers = false
+        package var batchRows = 1000
+        package var pythonScript = "Benchmarks/python/tds_read.py"
+
+        package init() {}
+    }
+
+    package var options: Options
+    package var logger: Logger
+
+    package init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    package func run(on sandbox: Sandbox, progress: @escaping @Sendable (String) -> Void) async throws -> [SyncBenchmark.Figure] {
+        guard let postgres = sandbox.postgres else { throw FerryError(.sandbox, "the benchmark needs the sandbox's PostgreSQL") }
+        let schema = "bench_tds"
+        progress("generating \(options.rows) rows shaped like VW_VENTAS_SYNC")
+        try await PostgresSession.using(postgres.endpoint, key: "postgres", logger: logger) { session in
+            try await session.withConnection { try await $0.query("CREATE SCHEMA IF NOT EXISTS \(unescaped: schema)", logger: logger) }
+            try await VentasSource(session: session, schema: schema, logger: logger).create(rows: options.rows)
+        }
+        var configuration = TDSEmulator.Configuration(
+            postgres: try postgres.endpoint.connectionConfiguration(), database: "ventas", logins: ["ferry": "s3cret"])
+        configuration.postgres.options.additionalStartupParameters = [("search_path", schema)]
+        let emulator = try await TDSEmulator.start(configuration, logger: logger)
+        defer { Task { await emulator.close() } }
+        var endpoint = SQLServerEndpoint()
+        endpoint.host = "127.0.0.1"
+        endpoint.port = emulator.port
+        endpoint.database = "ventas"
+        endpoint.user = "ferry"
+        endpoint.password = Secret("s3cret")
+        let statement = "SELECT * FROM [VW_VENTAS_SYNC]"
+
+        // A first pass warms PostgreSQL's cache and the emulator's code paths; every measured read comes after it.
+        progress("warming up: one read of every row")
+        _ = try await TDSRawReader.read(statement, port: emulator.port)
+        progress("the emulator alone: the rows read and discarded")
+        let (alone, aloneCPU) = try await measure { try await TDSRawReader.read(statement, port: emulator.port) }
+        progress("ferry: reading every row (batches of \(options.batchRows), as COPY text)")
+        let connection = try await SQLServerConnection.connect(endpoint)
+        let (read, ferryCPU) = try await measure {
+            try await connection.query(statement, batchRows: options.batchRows) { _ in }.rows
+        }
+        await connection.close()
+        guard read.count == options.rows, alone.count >= options.rows else {
+            throw FerryError(.server, "read \(read.count) rows (the emulator alone: \(alone.count)) of \(options.rows)")
+        }
+        var pymssql: (rate: Double, cpu: Double)?
+        var pytds: (rate: Double, cpu: Double)?
+        if !options.skipPeers {
+            progress("pymssql: reading every row")
+            pymssql = try python("pymssql", port: emulator.port)
+            progress("python-tds: reading every row")
+            pytds = try python("pytds", port: emulator.port)
+        }
+        let rows = Double(options.rows)
+        var figures: [SyncBenchmark.Figure] = [
+            .init(name: "rows/s read: Ferry vs pymssql", ferry: rows / read.seconds, unit: "rows/s", peer: pymssql?.rate, peerName: "pymssql"),
+            .init(name: "rows/s read: Ferry vs python-tds", ferry: rows / read.seconds, unit: "rows/s", peer: pytds?.rate, peerName: "python-tds"),
+            .init(name: "rows/s the emulator serves alone", ferry: rows / alone.seconds, unit: "rows/s"),
+            // The emulator runs in this process: the client's own share is the difference with the emulator alone.
+            .init(
+                name: "CPU per row: Ferry's client (process − emulator alone)", ferry: max(0, ferryCPU - aloneCPU) * 1e6 / rows, unit: "µs",
+                higherIsBetter: false),
+            .init(name: "CPU per row: the emulator", ferry: aloneCPU * 1e6 / rows, unit: "µs", higherIsBetter: false),
+        ]
+        if let pymssql {
+            figures.append(.init(name: "CPU per row: pymssql (its process)", ferry: pymssql.cpu * 1e6 / rows, unit: "µs", higherIsBetter: false))
+        }
+        if let pytds {
+            figures.append(.init(name: "CPU per row: python-tds (its process)", ferry: pytds.cpu * 1e6 / rows, unit: "µs", higherIsBetter: false))
+        }
+        figures.append(.init(name: "peak resident memory", ferry: SyncBenchmark.peakResidentMegabytes(), unit: "MB", higherIsBetter: false))
+        return figures
+    }
+
+    /// Wall seconds and this process's CPU seconds of `body`.
+    private func measure(_ body: () async throws -> Int) async throws -> ((count: Int, seconds: Double), Double) {
+        let clock = ContinuousClock()
+        let cpuBefore = Self.cpuSeconds(RUSAGE_SELF)
+        let start = clock.now
+        let count = try await body()
+        let seconds = (clock.now - start).seconds
+        return ((count, seconds), Self.cpuSeconds(RUSAGE_SELF) - cpuBefore)
+    }
+
+    /// Rows/s and the peer process's CPU seconds.
+    private func python(_ driver: String, port: Int) throws -> (rate: Double, cpu: Double) {
+        let before = Self.cpuSeconds(RUSAGE_CHILDREN)
+        let rate = try PythonPeer.rate(script: options.pythonScript, arguments: [driver, "\(port)"])
+        return (rate, Self.cpuSeconds(RUSAGE_CHILDREN) - before)
+    }
+
+    private static func cpuSeconds(_ who: __rusage_who) -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(who.rawValue), &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+}
