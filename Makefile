@@ -39,6 +39,7 @@ bench: setup release
 	.build/release/ferry bench redis
 	.build/release/ferry bench sync
 	.build/release/ferry bench redis-sync
+	.build/release/ferry bench sqlserver
 	.build/release/ferry bench ha
 
 format:
