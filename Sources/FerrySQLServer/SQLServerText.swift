@@ -1,4 +1,5 @@
 import CFreeTDS
+import FerryCore
 package import NIOCore
 
 /// SQL Server values, as DB-Library hands them over, written as PostgreSQL prints the mirror's type: what COPY reads
@@ -152,7 +153,7 @@ package enum SQLServerText {
 
     /// Days since 1900-01-01 (negative before it) as `YYYY-MM-DD`.
     static func writeDate(_ daysSince1900: Int, into buffer: inout ByteBuffer) {
-        let (year, month, day) = civil(daysSince1970: daysSince1900 - 25_567)
+        let (year, month, day) = CivilDate.from(daysSince1970: daysSince1900 - 25_567)
         writePadded(year, width: 4, into: &buffer)
         buffer.writeInteger(UInt8(ascii: "-"))
         writePadded(month, width: 2, into: &buffer)
@@ -183,18 +184,5 @@ package enum SQLServerText {
         let digits = String(value)
         buffer.writeRepeatingByte(UInt8(ascii: "0"), count: max(0, width - digits.utf8.count))
         buffer.writeString(digits)
-    }
-
-    /// The proleptic Gregorian date of a day count from 1970-01-01 (H. Hinnant's civil_from_days).
-    static func civil(daysSince1970 days: Int) -> (year: Int, month: Int, day: Int) {
-        let shifted = days + 719_468
-        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }

@@ -159,6 +159,8 @@ struct RedisStreamApplier: StreamApplying {
         }
     }
 
+    var interrupter: @Sendable () -> Void { { [session] in session.interrupt() } }
+
     mutating func apply(_ entries: [Consumed<StreamRow>], stream: String) async throws {
         try await applyRows(entries[...], stream: stream)
     }
@@ -243,16 +245,8 @@ enum UTCTimestamp {
             secondOfDay += 86_400
             days -= 1
         }
-        // Days since 1970-01-01 to a civil date (proleptic Gregorian; Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        let civil = CivilDate.from(daysSince1970: Int(days))
+        let (year, month, day) = (Int64(civil.year), Int64(civil.month), Int64(civil.day))
         func digits(_ value: Int64, _ width: Int) {
             guard value >= 0, value < 10_000 || width > 4 else {
                 out.writeString(String(value))
