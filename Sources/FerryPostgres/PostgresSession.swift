@@ -124,6 +124,18 @@ package final class PostgresSession: Sendable {
         }
     }
 
+    /// Closes the current connection now, failing the statement in flight; the next use connects again. For a
+    /// statement that has waited far past any reasonable time (a server that stopped answering without closing).
+    package func interrupt() {
+        guard
+            let current = connection.withLock({ slot -> PostgresConnection? in
+                defer { slot = nil }
+                return slot
+            })
+        else { return }
+        current.close().whenComplete { _ in _ = current }
+    }
+
     package func close() async {
         let existing = connection.withLock { slot -> PostgresConnection? in
             defer { slot = nil }

@@ -53,6 +53,10 @@ protocol StreamApplying: Sendable {
     /// Counts rows moved to the dead letters.
     func countDeadLetters(_ rows: Int)
 
+    /// Closes the applier's PostgreSQL connection at once, failing an apply in flight (which is then retried): for
+    /// an apply that waited past ``StreamConsumerSettings/applyTimeout``. Callable while `apply` runs.
+    var interrupter: @Sendable () -> Void { get }
+
     /// Closes the applier's PostgreSQL session.
     func close() async
 }

@@ -35,6 +35,10 @@ struct StreamConsumerSettings: Sendable {
     var postgresMaxRetries: Int?
     /// Waits before each Redis read or acknowledgement (a rate limit); nil: no limit.
     var throttle: RateLimiter?
+    /// An apply that has not finished after this long is taken for a connection that will never answer (a server
+    /// restarted under it can leave one so): its PostgreSQL connection is closed and the batch retried. Without this
+    /// the heartbeat would keep the batch's entries this consumer's for ever.
+    var applyTimeout: Duration = .seconds(60)
 }
 
 /// Reads streams as a member of a consumer group and applies their entries through a ``StreamApplying`` job.
@@ -350,6 +354,16 @@ struct StreamConsumer<Applier: StreamApplying> {
             try await heartbeat.beat()
             let started = clock.now
             do {
+                let interrupt = applier.interrupter
+                let (limit, logger, metadata) = (settings.applyTimeout, logger, metadata)
+                let watchdog = Task {
+                    try await Task.sleep(for: limit)
+                    logger.warning(
+                        "a batch waited too long for PostgreSQL; closing its connection and applying it again",
+                        metadata: metadata.merging(["ferry.stream": "\(stream)", "ferry.waited": "\(limit)"]) { $1 })
+                    interrupt()
+                }
+                defer { watchdog.cancel() }
                 try await heartbeat.keepingAlive { try await applier.apply(entries, stream: stream) }
                 _ = try await connection.send(XACK(stream, group: settings.group, ids: ids))
                 applied += rows

@@ -131,6 +131,7 @@ package final class RedisSyncService: Service, Sendable {
         settings.postgresBackoff = config.postgresRetry
         settings.postgresMaxRetries = config.postgresRetry.maxRetries
         settings.throttle = limiter
+        settings.applyTimeout = config.streams.applyTimeout
         let applier = RedisStreamApplier(
             database: database, tables: tables, session: PostgresSession(endpoint: target, key: "postgres", logger: logger), metrics: metrics,
             logger: logger, status: status)

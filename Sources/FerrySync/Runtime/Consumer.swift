@@ -213,6 +213,8 @@ struct TableSyncApplier: StreamApplying {
         context.reportProgress(phase: .incremental, appliedDelta: count)
     }
 
+    var interrupter: @Sendable () -> Void { { [session = batches.session] in session.interrupt() } }
+
     func close() async { await batches.session.close() }
 
     /// The sequence number (first field) of the last row.
