@@ -397,6 +397,34 @@ struct ConfigLoaderTests {
         #expect(ventas.companion?.columns.map(\.name) == ["nota", "ruta", "trabajado", "preparador"])
     }
 
+    /// How long an apply may wait for PostgreSQL before its connection is closed and the batch retried, per job.
+    @Test func applyTimeoutsAreReadCheckedAndShown() throws {
+        let text = """
+            postgres: {host: h, database: d, user: u}
+            redis: {host: r}
+            redis_sync:
+              streams: {patterns: ["*"], apply_timeout: RS}
+            pipelines:
+              - name: ventas
+                source: {table: t, key: [id], watermark: w}
+                target: {table: m}
+                apply_timeout: PL
+            """
+        let loaded = try load(["ferry.yaml": text.replacingOccurrences(of: "RS", with: "90s").replacingOccurrences(of: "PL", with: "2m")])
+        #expect(loaded.configuration.redisSync?.streams.applyTimeout == .seconds(90))
+        #expect(loaded.configuration.pipelines.first?.applyTimeout == .seconds(120))
+        let shown = loaded.configuration.renderYAML(tree: loaded.tree)
+        #expect(shown.contains("apply_timeout: 90s") && shown.contains("apply_timeout: 2m"), "\(shown)")
+        let defaults = try load([
+            "ferry.yaml": text.replacingOccurrences(of: ", apply_timeout: RS", with: "").replacingOccurrences(of: "\n    apply_timeout: PL", with: "")
+        ])
+        #expect(defaults.configuration.redisSync?.streams.applyTimeout == .seconds(60))
+        #expect(defaults.configuration.pipelines.first?.applyTimeout == .seconds(60))
+        let found = issues(["ferry.yaml": text.replacingOccurrences(of: "RS", with: "500ms").replacingOccurrences(of: "PL", with: "soon")])
+        #expect(found.contains { $0.hasPrefix("redis_sync.streams.apply_timeout:") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("pipelines[0].apply_timeout:") }, "\(found)")
+    }
+
     @Test func theOriginalRedisSyncVariablesOverrideTheFile() throws {
         let environment = [
             "PG_HOST": "db", "PG_DATABASE": "d", "PG_USER": "u", "REDIS_HOST": "r",

@@ -270,6 +270,7 @@ extension PipelineConfiguration {
         let stallAfter = reader.duration("stall_after", minimum: .seconds(1))
         let maxWait = reader.duration("max_wait", minimum: .milliseconds(1))
         let applyBatchRows = reader.int("apply_batch_rows", range: 1...1_000_000)
+        let applyTimeout = reader.duration("apply_timeout", minimum: .seconds(1))
         let protectMirror = reader.bool("protect_mirror")
         let widenColumns = reader.bool("widen_columns")
         let reconcileEvery = reader.duration("reconcile_every", minimum: .seconds(1))
@@ -293,6 +294,7 @@ extension PipelineConfiguration {
         if let stallAfter { pipeline.stallAfter = stallAfter }
         if let maxWait { pipeline.maxWait = maxWait }
         if let applyBatchRows { pipeline.applyBatchRows = applyBatchRows }
+        if let applyTimeout { pipeline.applyTimeout = applyTimeout }
         if let protectMirror { pipeline.protectMirror = protectMirror }
         if let widenColumns { pipeline.widenColumns = widenColumns }
         pipeline.reconcileEvery = reconcileEvery

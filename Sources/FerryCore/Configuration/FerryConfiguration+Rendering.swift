@@ -137,6 +137,7 @@ extension FerryConfiguration {
                 writer.value("stall_after", DurationParser.format(pipeline.stallAfter))
                 writer.value("max_wait", DurationParser.format(pipeline.maxWait))
                 writer.raw("apply_batch_rows", "\(pipeline.applyBatchRows)")
+                writer.value("apply_timeout", DurationParser.format(pipeline.applyTimeout))
                 writer.raw("protect_mirror", "\(pipeline.protectMirror)")
                 writer.raw("widen_columns", "\(pipeline.widenColumns)")
                 writer.value("reconcile_every", pipeline.reconcileEvery.map(DurationParser.format))
@@ -294,6 +295,7 @@ extension YAMLWriter {
             $0.value("table", streams.table)
             $0.raw("consumers", "\(streams.consumers)")
             $0.value("claim_idle", DurationParser.format(streams.claimIdle))
+            $0.value("apply_timeout", DurationParser.format(streams.applyTimeout))
             $0.raw("max_deliveries", "\(streams.maxDeliveries)")
             $0.raw("metrics_stream_limit", "\(streams.metricsStreamLimit)")
             if !streams.mappings.isEmpty {

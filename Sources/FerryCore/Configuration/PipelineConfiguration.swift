@@ -109,6 +109,8 @@ package struct PipelineConfiguration: Sendable, Equatable {
     package var maxDeliveries = 5
     /// Entries pending this long on a consumer that stopped are claimed by another. Default 30s.
     package var claimIdle: Duration = .seconds(30)
+    /// An apply that has not finished after this long has its PostgreSQL connection closed and is retried.
+    package var applyTimeout: Duration = .seconds(60)
     /// Queued entries waiting and none applied for this long: the pipeline is reported stalled (`/health/ready`
     /// 503, `ferry_job_stalled` 1) until it moves again. Default 2m.
     package var stallAfter: Duration = .seconds(120)

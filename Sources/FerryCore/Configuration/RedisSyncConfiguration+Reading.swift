@@ -42,6 +42,7 @@ extension RedisSyncConfiguration {
         if let table = streams.string("table") { config.streams.table = table }
         if let consumers = streams.int("consumers", range: 1...64) { config.streams.consumers = consumers }
         if let idle = streams.duration("claim_idle", minimum: .milliseconds(100)) { config.streams.claimIdle = idle }
+        if let timeout = streams.duration("apply_timeout", minimum: .seconds(1)) { config.streams.applyTimeout = timeout }
         if let max = streams.int("max_deliveries", range: 1...1000) { config.streams.maxDeliveries = max }
         if let limit = streams.int("metrics_stream_limit", range: 0...10_000) { config.streams.metricsStreamLimit = limit }
         config.streams.mappings = streams.sections("mappings").compactMap(StreamMapping.read)

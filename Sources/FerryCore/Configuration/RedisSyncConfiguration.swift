@@ -51,7 +51,7 @@ package struct RedisSyncConfiguration: Sendable, Equatable {
         /// Entries pending this long with a stopped consumer are claimed. Default 30s.
         package var claimIdle: Duration = .seconds(30)
         /// An apply that has not finished after this long has its PostgreSQL connection closed and is retried (a
-        /// connection a restarted server left without an answer). Not a `ferry.yaml` key yet.
+        /// connection a restarted server left without an answer). `redis_sync.streams.apply_timeout`.
         package var applyTimeout: Duration = .seconds(60)
         /// Deliveries before an entry is applied alone, and solo attempts before it is a poison entry. Default 5.
         package var maxDeliveries = 5

@@ -13,11 +13,12 @@ struct Consumer {
     /// `slot` is the consumer's index in its process: its row in `ferry_applied`.
     init(context: PipelineContext, name: String, slot: Int, logger: Logger) {
         let pipeline = context.pipeline
-        let settings = StreamConsumerSettings(
+        var settings = StreamConsumerSettings(
             group: QueueKeys.group, consumer: name, database: nil,
             entriesPerRead: max(1, pipeline.applyBatchRows / max(1, pipeline.rowsPerEntry)), applyBatchRows: pipeline.applyBatchRows,
             block: pipeline.maxWait, claimIdle: pipeline.claimIdle, maxDeliveries: pipeline.maxDeliveries, attemptsKey: context.keys.attempts,
             createGroups: true, makeStream: true)
+        settings.applyTimeout = pipeline.applyTimeout
         let stream = context.keys.stream
         consumer = StreamConsumer(
             applier: TableSyncApplier(context: context, slot: slot, logger: logger), settings: settings, redis: context.redis, logger: logger,
