@@ -85,7 +85,9 @@ struct SQLServerBrokenServerTests {
                 }
             }
         }
-        defer { serving.cancel() }
+        // Closing the listener ends the accept loop once every accepted connection was handed out; cancelling the
+        // loop instead would drop connections still queued, and NIO traps on an async channel dropped unused.
+        defer { server.channel.close(promise: nil) }
         let endpoint = Self.endpoint(port: port)
         let outcome = try await bounded("a login to a server that \(breakage)") {
             do {
@@ -98,6 +100,7 @@ struct SQLServerBrokenServerTests {
         #expect(!outcome.hasPrefix("connected"), "\(outcome)")
         #expect(outcome.contains("127.0.0.1:\(port)"), "\(outcome)")
         try? await server.channel.close()
+        _ = await serving.result
     }
 
     @Test func aResultCutInTheMiddleIsAnErrorAndTheNextConnectionWorks() async throws {
@@ -181,8 +184,9 @@ final class CuttingProxy: Sendable {
         return CuttingProxy(port: server.channel.localAddress!.port!, serving: serving, channel: server.channel)
     }
 
+    /// Stops listening; the accept loop ends once every accepted connection was handed out (see the test above).
     func close() async {
         try? await channel.close()
-        serving.cancel()
+        _ = await serving.result
     }
 }

@@ -72,8 +72,9 @@ package final class TDSEmulator: Sendable {
 
     /// Stops listening and ends every session.
     package func close() async {
+        // Closing the listener ends the accept loop after every accepted connection was handed to a session (which
+        // then ends: the loop cancels them); cancelling the loop would drop queued connections, which NIO traps on.
         try? await serverChannel.close()
-        accepting.cancel()
         await accepting.value
     }
 }
