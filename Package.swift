@@ -169,6 +169,7 @@ let package = Package(
                 "FerryCore",
                 "FerryPostgres",
                 "FerryRedis",
+                "FerrySQLServer",
                 "FerryRESP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -105,11 +105,11 @@ package final class SQLServerConnection: Sendable {
     /// cancelled, the rest of the result is cancelled on the server and the connection stays usable.
     ///
     /// With `parameters`, the batch runs through `sp_executesql` with `@p1`, `@p2`, … bound to them: their values travel
-    /// beside the statement, never inside its text.
+    /// beside the statement, never inside its text. Columns at `fullPrecision` (0-based) keep a 7th fractional digit.
     @discardableResult
     package func query(
-        _ sql: String, parameters: [SQLServerParameter] = [], batchRows: Int = 1000, columns: ([SQLServerColumn]) throws -> Void = { _ in },
-        _ body: (CopyTextRows) async throws -> Void
+        _ sql: String, parameters: [SQLServerParameter] = [], batchRows: Int = 1000, fullPrecision: Set<Int> = [],
+        columns: ([SQLServerColumn]) async throws -> Void = { _ in }, _ body: (CopyTextRows) async throws -> Void
     ) async throws -> (rows: Int, affected: Int) {
         let handle = try begin()
         defer { busy.store(false, ordering: .releasing) }
@@ -123,11 +123,16 @@ package final class SQLServerConnection: Sendable {
         case .success(let list): described = list
         case .failure(let error): throw try await failed(error, handle)
         }
-        try columns(described)
+        do {
+            try await columns(described)
+        } catch {
+            await cancelResults(handle)
+            throw error
+        }
         var total = 0
         reading: while !described.isEmpty {
             let batch = try await DBLibrary.run(collector) { [collector] in
-                Self.fetch(handle, columns: described, limit: batchRows, collector: collector)
+                Self.fetch(handle, columns: described, limit: batchRows, fullPrecision: fullPrecision, collector: collector)
             }
             switch batch {
             case .failure(let error): throw try await failed(error, handle)
@@ -248,9 +253,9 @@ package final class SQLServerConnection: Sendable {
     }
 
     /// Up to `limit` rows of the current result as COPY text.
-    private static func fetch(_ handle: UncheckedProcess, columns: [SQLServerColumn], limit: Int, collector: MessageCollector) -> Result<
-        CopyTextRows, SQLServerError
-    > {
+    private static func fetch(
+        _ handle: UncheckedProcess, columns: [SQLServerColumn], limit: Int, fullPrecision: Set<Int>, collector: MessageCollector
+    ) -> Result<CopyTextRows, SQLServerError> {
         var rows = CopyTextRows()
         var field = ByteBufferAllocator().buffer(capacity: 256)
         var decimalText = [CChar](repeating: 0, count: 80)
@@ -271,7 +276,9 @@ package final class SQLServerConnection: Sendable {
                 let length = Int(dbdatlen(handle.pointer, index))
                 field.clear()
                 do {
-                    try SQLServerText.append(column.kind, UnsafeRawBufferPointer(start: data, count: length), into: &field) { bytes in
+                    try SQLServerText.append(
+                        column.kind, UnsafeRawBufferPointer(start: data, count: length), into: &field, fullPrecision: fullPrecision.contains(offset)
+                    ) { bytes in
                         let written = decimalText.withUnsafeMutableBufferPointer { out in
                             out.withMemoryRebound(to: BYTE.self) { target in
                                 dbconvert(

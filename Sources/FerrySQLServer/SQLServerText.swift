@@ -50,8 +50,11 @@ package enum SQLServerText {
     }
 
     /// Appends `bytes`, a value of `kind`, as PostgreSQL text. `decimal` converts through DB-Library (`convert`).
+    /// With `fullPrecision`, time, datetime2 and datetimeoffset keep a 7th fractional digit (for positions, which must
+    /// name the exact value; PostgreSQL itself takes only six).
     package static func append(
-        _ kind: Kind, _ bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer, decimal convert: (UnsafeRawBufferPointer) -> String?
+        _ kind: Kind, _ bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer, fullPrecision: Bool = false,
+        decimal convert: (UnsafeRawBufferPointer) -> String?
     ) throws {
         func load<T: FixedWidthInteger>(_: T.Type) throws -> T {
             guard bytes.count >= MemoryLayout<T>.size else { throw Unreadable(kind: kind, length: bytes.count) }
@@ -109,10 +112,15 @@ package enum SQLServerText {
             guard bytes.count >= MemoryLayout<DBDATETIMEALL>.size else { throw Unreadable(kind: kind, length: bytes.count) }
             let value = bytes.loadUnaligned(as: DBDATETIMEALL.self)
             // 100 ns units since midnight; the 7th digit is cut.
-            let microseconds = Int(value.time / 10)
             if kind != .time { writeDate(Int(value.date), into: &buffer) }
             if kind == .datetime2 || kind == .datetimeoffset { buffer.writeInteger(UInt8(ascii: " ")) }
-            if kind != .date { writeTime(microseconds: microseconds, into: &buffer) }
+            if kind != .date {
+                if fullPrecision {
+                    writeTime(Int(value.time), digits: 7, into: &buffer)
+                } else {
+                    writeTime(microseconds: Int(value.time / 10), into: &buffer)
+                }
+            }
             // DB-Library keeps a datetimeoffset in UTC with its offset beside it: UTC is the instant.
             if kind == .datetimeoffset { buffer.writeString("+00") }
         case .unsupported:
@@ -163,15 +171,22 @@ package enum SQLServerText {
 
     /// `HH:MM:SS`, then `.ffffff` without trailing zeros when there is a fraction (as PostgreSQL prints it).
     static func writeTime(microseconds: Int, into buffer: inout ByteBuffer) {
-        let seconds = microseconds / 1_000_000
+        writeTime(microseconds, digits: 6, into: &buffer)
+    }
+
+    /// `HH:MM:SS` and up to `digits` fractional digits of `units` (10^-digits s since midnight), without trailing zeros.
+    static func writeTime(_ units: Int, digits: Int, into buffer: inout ByteBuffer) {
+        var perSecond = 1
+        for _ in 0..<digits { perSecond *= 10 }
+        let seconds = units / perSecond
         writePadded(seconds / 3600, width: 2, into: &buffer)
         buffer.writeInteger(UInt8(ascii: ":"))
         writePadded(seconds / 60 % 60, width: 2, into: &buffer)
         buffer.writeInteger(UInt8(ascii: ":"))
         writePadded(seconds % 60, width: 2, into: &buffer)
-        var fraction = microseconds % 1_000_000
+        var fraction = units % perSecond
         guard fraction > 0 else { return }
-        var width = 6
+        var width = digits
         while fraction % 10 == 0 {
             fraction /= 10
             width -= 1

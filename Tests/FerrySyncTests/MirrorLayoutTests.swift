@@ -42,6 +42,10 @@ struct MirrorLayoutTests {
         #expect(MirrorLayout.baseType("timestamp(6) without time zone") == "timestamp without time zone")
         #expect(MirrorLayout.baseType("numeric(12,2)[]") == "numeric[]")
         #expect(MirrorLayout.baseType("text") == "text")
+        // Without its length, character means character(1): a cast to it would cut the value.
+        #expect(MirrorLayout.baseType("character(5)") == "bpchar")
+        #expect(MirrorLayout.baseType("character(5)[]") == "bpchar[]")
+        #expect(MirrorLayout.baseType("bit(8)") == "bit varying")
     }
 
     @Test func clashingAndReservedNamesAreRejected() {

@@ -41,8 +41,8 @@ extension TDSColumn.SQLType {
             for i in 0..<(length - 1) { buffer.writeInteger(UInt8(truncatingIfNeeded: magnitude >> (8 * i))) }
         case .money, .smallmoney:
             let (negative, magnitude) = try Self.numeric(&bytes, pgType, scale: 4)
-            guard magnitude <= UInt128(Int64.max) else { throw TDSValueError(description: "a money value is out of range") }
-            let value = negative ? -Int64(magnitude) : Int64(magnitude)
+            guard magnitude <= UInt128(Int64.max) + (negative ? 1 : 0) else { throw TDSValueError(description: "a money value is out of range") }
+            let value = negative ? Int64(truncatingIfNeeded: 0 &- UInt64(magnitude)) : Int64(magnitude)
             if self == .money {
                 buffer.writeInteger(UInt8(8))
                 buffer.writeInteger(Int32(truncatingIfNeeded: value >> 32), endianness: .little)

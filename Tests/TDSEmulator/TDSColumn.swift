@@ -1,11 +1,14 @@
+import Foundation
 import NIOCore
 import PostgresNIO
 
 /// A result column as SQL Server would describe it, and how its PostgreSQL values are written in a ROW token.
 ///
 /// The PostgreSQL column's type picks the SQL Server type (int4 → int, timestamp(p) → datetime2, text →
-/// nvarchar(max), …); a table column whose comment is `tds:TYPE` (set by the emulator's CREATE TABLE) is described
-/// as that declared type instead (datetime, money, tinyint, varchar, …), since PostgreSQL has no such types.
+/// nvarchar(max), …); a table or view column whose comment is `tds:TYPE` (`COMMENT ON COLUMN t.c IS 'tds:money'`) is
+/// described as that SQL Server type instead (datetime, money, tinyint, varchar(20), char(3), binary(4), …), since
+/// PostgreSQL has no such types. A `datetime` column holds each value as the microsecond Ferry prints for its 1/300 s
+/// tick (`.003333`, `.006667`, `.01`), as SQL Server would store it.
 struct TDSColumn: Sendable {
     enum SQLType: Sendable, Equatable {
         case bit, tinyint, smallint, int, bigint
@@ -52,6 +55,74 @@ struct TDSColumn: Sendable {
         case .timestamp: return .datetime2(mod >= 0 ? mod : 7)
         case .timestamptz: return .datetimeoffset(mod >= 0 ? mod : 7)
         case .uuid: return .uniqueidentifier
+        default: return nil
+        }
+    }
+}
+
+extension TDSColumn.SQLType {
+    /// The type as SQL Server names it (`sys.dm_exec_describe_first_result_set`'s `system_type_name`).
+    var systemTypeName: String {
+        func length(_ value: Int?) -> String { value.map(String.init) ?? "max" }
+        switch self {
+        case .bit: return "bit"
+        case .tinyint: return "tinyint"
+        case .smallint: return "smallint"
+        case .int: return "int"
+        case .bigint: return "bigint"
+        case .decimal(let precision, let scale): return "decimal(\(precision),\(scale))"
+        case .money: return "money"
+        case .smallmoney: return "smallmoney"
+        case .real: return "real"
+        case .float: return "float"
+        case .nvarchar(let n): return "nvarchar(\(length(n)))"
+        case .varchar(let n): return "varchar(\(length(n)))"
+        case .nchar(let n): return "nchar(\(n))"
+        case .char(let n): return "char(\(n))"
+        case .varbinary(let n): return "varbinary(\(length(n)))"
+        case .binary(let n): return "binary(\(n))"
+        case .date: return "date"
+        case .time(let scale): return "time(\(scale))"
+        case .datetime2(let scale): return "datetime2(\(scale))"
+        case .datetimeoffset(let scale): return "datetimeoffset(\(scale))"
+        case .datetime: return "datetime"
+        case .smalldatetime: return "smalldatetime"
+        case .uniqueidentifier: return "uniqueidentifier"
+        }
+    }
+
+    /// A SQL Server type name as a comment `tds:TYPE` gives it; nil when the emulator does not serve it.
+    init?(declared text: String) {
+        let lower = text.lowercased().replacingOccurrences(of: " ", with: "")
+        let base = String(lower.prefix { $0 != "(" })
+        let inside = lower.drop { $0 != "(" }.dropFirst().prefix { $0 != ")" }
+        let arguments = inside.split(separator: ",").map(String.init)
+        let first = arguments.first.flatMap { Int($0) }
+        let isMax = arguments.first == "max"
+        switch base {
+        case "bit": self = .bit
+        case "tinyint": self = .tinyint
+        case "smallint": self = .smallint
+        case "int": self = .int
+        case "bigint": self = .bigint
+        case "decimal", "numeric": self = .decimal(precision: first ?? 18, scale: arguments.count > 1 ? Int(arguments[1]) ?? 0 : 0)
+        case "money": self = .money
+        case "smallmoney": self = .smallmoney
+        case "real": self = .real
+        case "float": self = .float
+        case "nvarchar": self = .nvarchar(isMax ? nil : first ?? 1)
+        case "varchar": self = .varchar(isMax ? nil : first ?? 1)
+        case "nchar": self = .nchar(first ?? 1)
+        case "char": self = .char(first ?? 1)
+        case "varbinary": self = .varbinary(isMax ? nil : first ?? 1)
+        case "binary": self = .binary(first ?? 1)
+        case "date": self = .date
+        case "time": self = .time(first ?? 7)
+        case "datetime2": self = .datetime2(first ?? 7)
+        case "datetimeoffset": self = .datetimeoffset(first ?? 7)
+        case "datetime": self = .datetime
+        case "smalldatetime": self = .smalldatetime
+        case "uniqueidentifier": self = .uniqueidentifier
         default: return nil
         }
     }

@@ -38,6 +38,7 @@ package final class TDSEmulator: Sendable {
 
     /// Listens on 127.0.0.1 (a free port unless `port` is given) and serves until `close()`.
     package static func start(_ configuration: Configuration, port: Int = 0, logger: Logger) async throws -> TDSEmulator {
+        try await installCatalog(configuration, logger: logger)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -68,6 +69,34 @@ package final class TDSEmulator: Sendable {
             }
         }
         return TDSEmulator(port: boundPort, serverChannel: server.channel, accepting: accepting)
+    }
+
+    /// The parts of SQL Server's catalog Ferry reads, as a `sys` schema in the PostgreSQL database: `OBJECT_ID(name)`
+    /// (a name written `[schema].[name]`, `dbo.` being the session's own schema) and `sys.partitions` (a table's row
+    /// count as PostgreSQL estimates it; none for a table never analysed, as for a view).
+    static func installCatalog(_ configuration: Configuration, logger: Logger) async throws {
+        let connection = try await PostgresConnection.connect(configuration: configuration.postgres, id: 0, logger: logger)
+        do {
+            try await connection.query("BEGIN", logger: logger)
+            try await connection.query("SELECT pg_advisory_xact_lock(7305)", logger: logger)
+            try await connection.query("CREATE SCHEMA IF NOT EXISTS sys", logger: logger)
+            try await connection.query(
+                #"""
+                CREATE OR REPLACE FUNCTION sys.object_id(name text) RETURNS oid LANGUAGE sql STABLE AS $$
+                  SELECT to_regclass(regexp_replace(regexp_replace(name, '^(\[dbo\]|dbo)\.', '', 'i'), '[\[\]]', '"', 'g'))::oid $$
+                """#, logger: logger)
+            try await connection.query(
+                """
+                CREATE OR REPLACE VIEW sys.partitions AS
+                  SELECT c.oid AS object_id, 1 AS index_id, CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::int8 END AS rows
+                  FROM pg_class c WHERE c.relkind IN ('r', 'p')
+                """, logger: logger)
+            try await connection.query("COMMIT", logger: logger)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
     }
 
     /// Stops listening and ends every session.

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
@@ -11,6 +12,13 @@ struct TDSSession {
     private var postgres: PostgresConnection?
     private var transaction: UInt64 = 0
     private var nextTransaction: UInt64 = 1
+    /// Column types declared by `tds:TYPE` comments, by table OID and column number (read before each statement).
+    private var declaredTypes: [ColumnID: TDSColumn.SQLType] = [:]
+
+    struct ColumnID: Hashable {
+        var table: UInt32
+        var column: Int16
+    }
 
     init(configuration: TDSEmulator.Configuration, logger: Logger) {
         self.configuration = configuration
@@ -123,7 +131,7 @@ struct TDSSession {
         logger.trace("TDS batch", metadata: ["tds.sql": "\(text)"])
         let statement: String?
         do {
-            statement = try TSQLTranslator.translate(text)
+            statement = try TSQLTranslator.translate(try await describingFirstResultSet(text, parameters: [:]))
         } catch {
             reply.error(102, "\(error)", server: configuration.serverName)
             reply.payload.writeDone(status: .error)
@@ -168,9 +176,14 @@ struct TDSSession {
                 bindings.appendNull()
             }
         }
+        var named: [String: String?] = [:]
+        for (index, name) in declared.enumerated() {
+            let parameter = values.first { $0.name.lowercased() == name.lowercased() } ?? (index < values.count ? values[index] : nil)
+            named[name.lowercased()] = parameter?.text
+        }
         let translated: String?
         do {
-            translated = try TSQLTranslator.translate(statement, parameters: declared)
+            translated = try TSQLTranslator.translate(try await describingFirstResultSet(statement, parameters: named), parameters: declared)
         } catch {
             reply.error(102, "\(error)", server: server)
             reply.payload.writeDone(token: 0xFE, status: .error)
@@ -193,9 +206,11 @@ struct TDSSession {
         var done: TDSDoneStatus = transaction != 0 ? .inTransaction : []
         if doneToken == 0xFF { done.insert(.more) }
         do {
+            try await loadDeclaredTypes()
             let rows = try await postgres.query(query, logger: logger)
             let columns = try rows.columns.map { column in
-                guard let type = TDSColumn.sqlType(for: column.dataType, modifier: column.dataTypeModifier) else {
+                let id = ColumnID(table: UInt32(bitPattern: column.tableOID), column: column.columnAttributeNumber)
+                guard let type = declaredTypes[id] ?? TDSColumn.sqlType(for: column.dataType, modifier: column.dataTypeModifier) else {
                     throw TDSValueError(description: "column \(column.name): PostgreSQL type \(column.dataType) is not served")
                 }
                 return TDSColumn(name: column.name, type: type)
@@ -212,12 +227,19 @@ struct TDSSession {
                 }
             }
             for try await row in rows {
+                // A value that cannot be written takes its row back out: an ERROR token then follows whole rows.
+                let rowStart = reply.payload.writerIndex
                 reply.payload.writeInteger(UInt8(0xD1))
                 for (cell, column) in zip(row, columns) {
-                    if let bytes = cell.bytes {
-                        try column.type.writeValue(bytes, pgType: cell.dataType, into: &reply.payload)
-                    } else {
-                        column.type.writeNull(into: &reply.payload)
+                    do {
+                        if let bytes = cell.bytes {
+                            try column.type.writeValue(bytes, pgType: cell.dataType, into: &reply.payload)
+                        } else {
+                            column.type.writeNull(into: &reply.payload)
+                        }
+                    } catch {
+                        reply.payload.moveWriterIndex(to: rowStart)
+                        throw error
                     }
                 }
                 count += 1
@@ -235,6 +257,69 @@ struct TDSSession {
             reply.payload.writeDone(token: doneToken, status: done.union(.error))
             return true
         }
+    }
+
+    /// Reads the `tds:TYPE` comments of every column.
+    private mutating func loadDeclaredTypes() async throws {
+        guard let postgres else { return }
+        let rows = try await postgres.query(
+            "SELECT objoid::int8, objsubid, description FROM pg_description WHERE classoid = 'pg_class'::regclass AND objsubid > 0 AND description LIKE 'tds:%'",
+            logger: logger)
+        var types: [ColumnID: TDSColumn.SQLType] = [:]
+        for try await (table, column, description) in rows.decode((Int64, Int32, String).self) {
+            guard let type = TDSColumn.SQLType(declared: String(description.dropFirst(4))) else { continue }
+            types[ColumnID(table: UInt32(truncatingIfNeeded: table), column: Int16(truncatingIfNeeded: column))] = type
+        }
+        declaredTypes = types
+    }
+
+    /// `sys.dm_exec_describe_first_result_set(@tsql, NULL, 0)`: the statement's result columns (translated and run
+    /// with no rows) go to a temporary table `tds_describe` that stands in for the function, with SQL Server's
+    /// columns (`column_ordinal`, `name`, `system_type_name`, `is_nullable`, `error_number`, `error_message`). A statement
+    /// that fails is described as SQL Server does: one row with the error's number and message.
+    private mutating func describingFirstResultSet(_ tsql: String, parameters: [String: String?]) async throws -> String {
+        guard let postgres,
+            let match = tsql.firstMatch(of: #/(?i)sys\.dm_exec_describe_first_result_set\s*\(\s*(@\w+|N?'(?:[^']|'')*')\s*,[^)]*\)/#)
+        else { return tsql }
+        let argument = String(match.output.1)
+        let described: String
+        if argument.hasPrefix("@") {
+            described = (parameters[argument.lowercased()] ?? nil) ?? ""
+        } else {
+            described = String(argument.drop { $0 != "'" }.dropFirst().dropLast()).replacingOccurrences(of: "''", with: "'")
+        }
+        try await postgres.query(
+            """
+            CREATE TEMP TABLE IF NOT EXISTS tds_describe (column_ordinal int, name text, system_type_name text, is_nullable boolean,
+              is_hidden boolean, error_number int, error_message text)
+            """, logger: logger)
+        try await postgres.query("TRUNCATE tds_describe", logger: logger)
+        do {
+            guard let inner = try TSQLTranslator.translate(described) else { throw TSQLError("nothing to describe") }
+            try await loadDeclaredTypes()
+            let rows = try await postgres.query(PostgresQuery(unsafeSQL: "SELECT * FROM (\(inner)) AS q LIMIT 0"), logger: logger)
+            let columns = rows.columns.map { column in
+                let id = ColumnID(table: UInt32(bitPattern: column.tableOID), column: column.columnAttributeNumber)
+                return (column.name, declaredTypes[id] ?? TDSColumn.sqlType(for: column.dataType, modifier: column.dataTypeModifier))
+            }
+            for try await _ in rows {}
+            for (ordinal, (name, type)) in columns.enumerated() {
+                try await postgres.query(
+                    "INSERT INTO tds_describe VALUES (\(Int32(ordinal + 1)), \(name), \(type?.systemTypeName ?? "sql_variant"), true, false, NULL, NULL)",
+                    logger: logger)
+            }
+        } catch let error as PSQLError {
+            let message = error.serverInfo?[.message] ?? "PostgreSQL: \(error.code)"
+            let number = Int32(Self.errorNumber(sqlState: error.serverInfo?[.sqlState]))
+            try await postgres.query("INSERT INTO tds_describe VALUES (NULL, NULL, NULL, NULL, NULL, \(number), \(message))", logger: logger)
+        } catch let error as TSQLError {
+            try await postgres.query("INSERT INTO tds_describe VALUES (NULL, NULL, NULL, NULL, NULL, 102, \(error.description))", logger: logger)
+        }
+        // The statement's parameter stays referenced (PostgreSQL refuses a bound value it cannot type).
+        let replacement =
+            argument.hasPrefix("@")
+            ? "(SELECT *, CAST(\(argument) AS text) AS tds_statement FROM pg_temp.tds_describe) AS tds_describe" : "pg_temp.tds_describe"
+        return tsql.replacingCharacters(in: match.range, with: replacement)
     }
 
     /// SQL Server's error numbers for the PostgreSQL errors a client may meet.

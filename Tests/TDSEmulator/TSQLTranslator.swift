@@ -6,7 +6,9 @@ import Foundation
 /// - `N'text'` literals become `'text'`;
 /// - `@name` parameters become `$1`, `$2`, … in the order the caller declared them;
 /// - `TOP (n)` / `TOP n` after SELECT becomes a `LIMIT n` at the statement's end;
-/// - `GETDATE()`, `SYSUTCDATETIME()`, `ISNULL(`, `SYSTEM_USER` and `@@VERSION` become PostgreSQL's forms;
+/// - `GETDATE()`, `SYSUTCDATETIME()`, `ISNULL(`, `COUNT_BIG(`, `OBJECT_ID(`, `SYSTEM_USER` and `@@VERSION` become
+///   PostgreSQL's forms (`OBJECT_ID` and `sys.partitions` are served by the `sys` schema the emulator installs);
+/// - a SQL Server type after `AS` (`CAST(@p AS datetime)`) becomes its PostgreSQL counterpart;
 /// - the `dbo.` schema (SQL Server's default) is dropped: tables live in the session's schema;
 /// - a statement that is only session settings (`SET NOCOUNT ON`, `SET TEXTSIZE …`) translates to nothing.
 ///
@@ -117,7 +119,14 @@ struct TSQLTranslator {
                     limit = try readTop(scalars, &i, parameters: parameters)
                     continue
                 }
+                if lastWord == "AS", let type = typeNames[upper] {
+                    out += type
+                    lastWord = ""
+                    continue
+                }
                 switch upper {
+                case "COUNT_BIG" where peek() == "(": out += "count"
+                case "OBJECT_ID" where peek() == "(": out += "sys.object_id"
                 case "GETDATE" where peek() == "(": out += "LOCALTIMESTAMP"
                 case "SYSUTCDATETIME" where peek() == "(": out += "(now() AT TIME ZONE 'UTC')"
                 case "ISNULL" where peek() == "(": out += "COALESCE"
@@ -139,6 +148,13 @@ struct TSQLTranslator {
         if let limit { statement += " LIMIT \(limit)" }
         return statement
     }
+
+    /// SQL Server types written in a CAST, as PostgreSQL names them.
+    static let typeNames = [
+        "DATETIME": "timestamp", "DATETIME2": "timestamp", "SMALLDATETIME": "timestamp(0)", "DATETIMEOFFSET": "timestamptz", "BIT": "boolean",
+        "TINYINT": "smallint", "NVARCHAR": "varchar", "NCHAR": "char", "UNIQUEIDENTIFIER": "uuid", "MONEY": "numeric(19,4)",
+        "SMALLMONEY": "numeric(10,4)", "FLOAT": "float8", "VARBINARY": "bytea",
+    ]
 
     /// After TOP: `(n)`, `(@p)` or `n`. Returns the LIMIT's operand.
     private static func readTop(_ scalars: [Unicode.Scalar], _ i: inout Int, parameters: [String]) throws -> String {

@@ -155,6 +155,23 @@ package struct CopyTextRows: Sendable {
         return result
     }
 
+    /// These rows without their last field, and that field of the last row (unescaped; nil for NULL or no rows): for a
+    /// source that reads one column more than its rows carry.
+    package func droppingLastField() -> (rows: CopyTextRows, lastOfLastRow: String?) {
+        var result = CopyTextRows(capacity: buffer.readableBytes)
+        for index in 0..<rowCount {
+            let line = row(index)
+            let cut = line.withUnsafeReadableBytes { bytes in bytes.lastIndex(of: 0x09) } ?? 0
+            result.rowOffsets.append(result.buffer.readableBytes)
+            var kept = line.getSlice(at: line.readerIndex, length: cut)!
+            result.buffer.writeBuffer(&kept)
+            result.buffer.writeInteger(UInt8(ascii: "\n"))
+            result.rowCount += 1
+        }
+        let last = rowCount > 0 ? Self.fields(ofLine: row(rowCount - 1)).last ?? nil : nil
+        return (result, last)
+    }
+
     /// Appends every row of `other`.
     package mutating func append(_ other: CopyTextRows) {
         let base = buffer.readableBytes

@@ -95,8 +95,20 @@ package struct MirrorLayout: Sendable {
     func cast(_ index: Int) -> String { "c\(index)::\(Self.baseType(columns[index].type))" }
 
     /// `character varying(20)` → `character varying`, `timestamp(6) without time zone` → `timestamp without
-    /// time zone`, `numeric(12,2)[]` → `numeric[]`.
+    /// time zone`, `numeric(12,2)[]` → `numeric[]`. `character(n)` → `bpchar` and `bit(n)` → `bit varying`: without a
+    /// length, `character` and `bit` mean a length of 1, and the cast would cut `ab` to `a`.
     static func baseType(_ type: String) -> String {
+        let plain = unmodified(type)
+        let element = plain.hasSuffix("[]") ? String(plain.dropLast(2)) : plain
+        let array = plain.hasSuffix("[]") ? "[]" : ""
+        switch element.lowercased() {
+        case "character", "char": return "bpchar" + array
+        case "bit": return "bit varying" + array
+        default: return plain
+        }
+    }
+
+    private static func unmodified(_ type: String) -> String {
         var out = ""
         var depth = 0
         for character in type {

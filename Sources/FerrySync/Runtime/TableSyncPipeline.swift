@@ -2,6 +2,7 @@ import CoreMetrics
 package import FerryCore
 import FerryPostgres
 package import FerryRedis
+import FerrySQLServer
 import Foundation
 package import Logging
 import PostgresNIO
@@ -82,17 +83,28 @@ package final class TableSyncPipeline: Service, Sendable {
                 excluding: excluded, logger: logger)
         }
         let connection = pipeline.source.connection
-        if connection == "postgres", let endpoint = configuration.postgres { return postgresSource(endpoint, key: "postgres") }
-        if connection == "sqlserver" || { if case .sqlserver = configuration.sources[connection] { return true } else { return false } }() {
-            throw FerryError(
-                .unsupported,
-                "pipelines \(pipeline.name): the source is SQL Server, whose connector is not in this build yet",
-                fix: "use a PostgreSQL source for now; the SQL Server connector comes with its own release"
-            )
+        func sqlServerSource(_ endpoint: SQLServerEndpoint, key: String) throws -> any TableSource {
+            guard let target = configuration.postgres else {
+                throw FerryError(.configuration, "postgres: missing — pipelines write to PostgreSQL", fix: "add a `postgres:` section or set PG_HOST")
+            }
+            let sqlRelation: SQLServerTableSource.Relation
+            switch relation {
+            case .table(let name): sqlRelation = .table(name)
+            case .query(let sql): sqlRelation = .query(sql)
+            }
+            return SQLServerTableSource(
+                endpoint: endpoint, configurationKey: key, relation: sqlRelation, key: pipeline.source.key, watermark: pipeline.source.watermark,
+                excluding: excluded, hasher: PostgresRowHasher(endpoint: target, key: "postgres", logger: logger), logger: logger)
         }
-        if case .postgres(let endpoint) = configuration.sources[connection] { return postgresSource(endpoint, key: "sources.\(connection)") }
-        throw FerryError(
-            .configuration, "pipelines \(pipeline.name): source.connection \"\(connection)\" is not configured", fix: "add it under `sources`")
+        if connection == "postgres", let endpoint = configuration.postgres { return postgresSource(endpoint, key: "postgres") }
+        if connection == "sqlserver", let endpoint = configuration.sqlserver { return try sqlServerSource(endpoint, key: "sqlserver") }
+        switch configuration.sources[connection] {
+        case .postgres(let endpoint): return postgresSource(endpoint, key: "sources.\(connection)")
+        case .sqlserver(let endpoint): return try sqlServerSource(endpoint, key: "sources.\(connection)")
+        case nil:
+            throw FerryError(
+                .configuration, "pipelines \(pipeline.name): source.connection \"\(connection)\" is not configured", fix: "add it under `sources`")
+        }
     }
 
     /// Checks Redis and the source, then runs the producer and consumers until a graceful shutdown.

@@ -7,6 +7,7 @@ import FerrySync
 import Foundation
 import Logging
 import PostgresNIO
+import TDSEmulator
 import Testing
 
 /// One test's table sync world inside the suite's sandbox: a source table in its own schema, a target schema,
@@ -19,6 +20,8 @@ struct SyncWorld {
     var pipeline: PipelineConfiguration
     let session: PostgresSession
     let logger = Logger(label: "ferry.test.sync")
+    /// Set when the source is read through the TDS emulator (``withSQLServerSource(_:)``).
+    var sqlserver: SQLServerEndpoint?
 
     /// Creates `src_<name>.ventas` shaped like VW_VENTAS_SYNC with `rows` rows (watermarks one second apart
     /// starting at 2025-01-01) and an index on (watermark, key).
@@ -83,8 +86,37 @@ struct SyncWorld {
         postgres.schema = targetSchema
         configuration.postgres = postgres
         configuration.redis = sandbox.redis!.endpoint
+        configuration.sqlserver = sqlserver
         configuration.pipelines = [pipeline]
         return configuration
+    }
+
+    /// Runs `body` with this world's source read as SQL Server: a TDS emulator serves the source schema's tables
+    /// (`dbo.VW_VENTAS_SYNC`), and the pipeline reads it through Ferry's SQL Server connector.
+    func withSQLServerSource(_ body: (SyncWorld, TDSEmulator) async throws -> Void) async throws {
+        let postgres = try #require(sandbox.postgres)
+        var configuration = try TDSEmulator.Configuration(
+            postgres: postgres.endpoint.connectionConfiguration(), database: "ventas", logins: ["ferry": "s3cret"])
+        configuration.postgres.options.additionalStartupParameters = [("search_path", sourceSchema)]
+        let emulator = try await TDSEmulator.start(configuration, logger: Logger(label: "ferry.test.tds"))
+        var world = self
+        var endpoint = SQLServerEndpoint()
+        endpoint.host = "127.0.0.1"
+        endpoint.port = emulator.port
+        endpoint.database = "ventas"
+        endpoint.user = "ferry"
+        endpoint.password = Secret("s3cret")
+        endpoint.connectTimeout = .seconds(5)
+        world.sqlserver = endpoint
+        world.pipeline.source.connection = "sqlserver"
+        if let table = pipeline.source.table { world.pipeline.source.table = "dbo." + (table.split(separator: ".").last.map(String.init) ?? table) }
+        do {
+            try await body(world, emulator)
+        } catch {
+            await emulator.close()
+            throw error
+        }
+        await emulator.close()
     }
 
     /// Runs statements separated by `;` (no data returned).
