@@ -8,6 +8,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Synchronization
+import TDSEmulator
 import Testing
 
 #if canImport(Glibc)
@@ -97,6 +98,20 @@ struct TableSyncFaultTests {
     static func configurationFile(_ world: SyncWorld, directory: String) throws -> String {
         let postgres = world.sandbox.postgres!
         let redis = world.sandbox.redis!
+        var sqlserver = ""
+        var source = "connection: postgres\n      table: \(world.sourceSchema).VW_VENTAS_SYNC"
+        if let endpoint = world.sqlserver {
+            sqlserver = """
+                sqlserver:
+                  host: \(endpoint.host)
+                  port: \(endpoint.port)
+                  database: \(endpoint.database)
+                  user: \(endpoint.user)
+                  password: "\(endpoint.password?.value ?? "")"
+
+                """
+            source = "connection: sqlserver\n      table: \(world.pipeline.source.table ?? "")"
+        }
         let yaml = """
             log:
               level: info
@@ -114,11 +129,10 @@ struct TableSyncFaultTests {
               host: 127.0.0.1
               port: \(redis.port)
               password: "\(redis.password ?? "")"
-            pipelines:
+            \(sqlserver)pipelines:
               - name: \(world.pipeline.name)
                 source:
-                  connection: postgres
-                  table: \(world.sourceSchema).VW_VENTAS_SYNC
+                  \(source)
                   key: [CONDUCE]
                   watermark: ULTIMA_MODIFICACION
                   lookback: 10s
@@ -167,8 +181,27 @@ struct TableSyncFaultTests {
     }
 
     @Test func killNineAtTwentyRandomMomentsLosesNothing() async throws {
-        let rows = 200_000
-        let (world, directory, seed) = try await Self.killTest("kill9", rows: rows)
+        let (world, directory, seed) = try await Self.killTest("kill9", rows: 200_000)
+        try await Self.killNineRounds(world, rows: 200_000, rounds: 22, directory: directory, seed: seed)
+        await world.close()
+    }
+
+    /// The same with the source read from SQL Server (the TDS emulator): kills while pages are read through FreeTDS.
+    @Test func killNineWithASQLServerSourceLosesNothing() async throws {
+        let base = try await SyncWorld.make("kill9mssql", rows: 50_000)
+        try await base.withSQLServerSource { world, _ in
+            let directory = try FerryProcess.scratchDirectory()
+            _ = try Self.configurationFile(world, directory: directory)
+            let seed = UInt64.random(in: 0..<UInt64.max)
+            print("kill9mssql: kill -9 test seed \(seed)")
+            try await Self.killNineRounds(world, rows: 50_000, rounds: 12, directory: directory, seed: seed)
+        }
+        await base.close()
+    }
+
+    /// `ferry sync` started and killed with SIGKILL `rounds` times at random moments while a writer changes source rows
+    /// and an editor edits companion rows; then drained: the mirror equals the source, no edit lost, no dead letter.
+    static func killNineRounds(_ world: SyncWorld, rows: Int, rounds: Int, directory: String, seed: UInt64) async throws {
         var generator = SeededRandom(seed: seed)
 
         let writer = SourceWriter(world: world)
@@ -177,7 +210,7 @@ struct TableSyncFaultTests {
         async let editing: Void = editor.run(rows: rows, seed: seed &+ 2)
 
         var kills = 0
-        for round in 0..<22 {
+        for round in 0..<rounds {
             let process = try FerryProcess.start(["sync", world.pipeline.name], in: directory)
             try await Task.sleep(for: .milliseconds(Int.random(in: 300...2_500, using: &generator)))
             if round == 0 {
@@ -195,7 +228,7 @@ struct TableSyncFaultTests {
         writer.stop()
         editor.stop()
         _ = await (writing, editing)
-        #expect(kills >= 20)
+        #expect(kills == rounds)
         #expect(writer.changes.load(ordering: .relaxed) > 20, "the source changed while ferry was killed")
 
         let differences = try await Self.drainAndCompare(world, directory: directory, timeout: .seconds(600))
@@ -209,7 +242,6 @@ struct TableSyncFaultTests {
         } else {
             print("kill -9 test kept its logs in \(directory); dead letters: \(dead)")
         }
-        await world.close()
     }
 
     /// Issue 18's schema-change run: a writer changes rows throughout while the source's columns widen, a column is
@@ -326,6 +358,46 @@ struct TableSyncFaultTests {
         try await world.expectMirrorEqualsSource()
         #expect(try await world.reconcile().differences == 0)
         await world.close()
+    }
+
+    /// The SQL Server (the emulator) stopped twice while the initial load is read and a writer changes rows: reads in
+    /// flight fail, the pipeline waits for the server and goes on from its checkpoint, nothing is lost.
+    @Test func sqlServerRestartedMidRunLosesNothing() async throws {
+        let base = try await SyncWorld.make("mssqlrestart", rows: 40_000) { $0.batchSize = 1_000 }
+        try await base.withSQLServerSource { world, emulator in
+            let ended = Shared<String?>(nil)
+            let running = Task {
+                do {
+                    try await Self.runPipeline(world)
+                    ended.update { $0 = "returned" }
+                } catch {
+                    ended.update { $0 = "threw \(error)" }
+                }
+            }
+            defer { running.cancel() }  // a failing test leaves nothing running
+            let writer = SourceWriter(world: world)
+            async let writing: Void = writer.run(rows: 40_000, seed: 13)
+            var current = emulator
+            for pause in [400, 900] {
+                try await Task.sleep(for: .milliseconds(pause))
+                let port = current.port
+                let configuration = current.configuration
+                await current.close()
+                try await Task.sleep(for: .milliseconds(800))
+                current = try await TDSEmulator.start(configuration, port: port, logger: world.logger)
+            }
+            try await Task.sleep(for: .seconds(3))
+            writer.stop()
+            _ = await writing
+            #expect(ended.value == nil, "the pipeline keeps running through the outages, but it \(ended.value ?? "")")
+            running.cancel()
+            _ = await running.result
+            _ = try await world.runOnce()
+            try await world.expectMirrorEqualsSource()
+            #expect(try await world.reconcile().differences == 0)
+            if current !== emulator { await current.close() }
+        }
+        await base.close()
     }
 
     /// Runs the pipeline in this process until cancelled.

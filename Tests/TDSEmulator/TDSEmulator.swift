@@ -27,11 +27,14 @@ package final class TDSEmulator: Sendable {
     }
 
     package let port: Int
+    /// What it was started with (to start it again on the same port).
+    package let configuration: Configuration
     private let serverChannel: any Channel
     private let accepting: Task<Void, Never>
 
-    private init(port: Int, serverChannel: any Channel, accepting: Task<Void, Never>) {
+    private init(port: Int, configuration: Configuration, serverChannel: any Channel, accepting: Task<Void, Never>) {
         self.port = port
+        self.configuration = configuration
         self.serverChannel = serverChannel
         self.accepting = accepting
     }
@@ -68,7 +71,7 @@ package final class TDSEmulator: Sendable {
                 group.cancelAll()
             }
         }
-        return TDSEmulator(port: boundPort, serverChannel: server.channel, accepting: accepting)
+        return TDSEmulator(port: boundPort, configuration: configuration, serverChannel: server.channel, accepting: accepting)
     }
 
     /// The parts of SQL Server's catalog Ferry reads, as a `sys` schema in the PostgreSQL database: `OBJECT_ID(name)`

@@ -115,6 +115,8 @@ package final class TableSyncPipeline: Service, Sendable {
     /// shows) and thrown, for the daemon to mark the pipeline failed.
     /// Retry delays while a server is unreachable as the pipeline starts.
     static let startBackoff = Backoff(base: .milliseconds(200), maximum: .seconds(10))
+    /// Delays between polls while they fail.
+    static let pollBackoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
 
     package func run() async throws {
         try await stopping {
@@ -132,16 +134,31 @@ package final class TableSyncPipeline: Service, Sendable {
                         try await retryingOutages("preparing the producer", backoff: Self.startBackoff, logger: context.logger, metadata: metadata) {
                             try await producer.prepare()
                         }
+                        // An outage is logged when it begins, then every 30 s while it lasts, and when it ends; polls
+                        // back off to at most 5 s apart meanwhile.
+                        var failures = 0
+                        var lastLogged = ContinuousClock.now
                         while !Task.isCancelled && !Task.isShuttingDownGracefully {
                             do {
                                 _ = try await producer.poll()
+                                if failures > 0 {
+                                    context.logger.notice("polling works again", metadata: ["ferry.failed_polls": "\(failures)"])
+                                    failures = 0
+                                }
                             } catch let error as FerryError where error.code != .unreachable {
                                 throw error
                             } catch is CancellationError {
                                 return
                             } catch {
                                 context.metrics.errors.increment()
-                                context.logger.warning("poll failed, retrying", metadata: ["ferry.error": "\(error)"])
+                                failures += 1
+                                if failures == 1 || ContinuousClock.now - lastLogged >= .seconds(30) {
+                                    lastLogged = .now
+                                    context.logger.warning(
+                                        "poll failed, retrying", metadata: ["ferry.error": "\(error)", "ferry.failed_polls": "\(failures)"])
+                                }
+                                await pause(for: max(pipeline.interval, Self.pollBackoff.delay(attempt: failures - 1)))
+                                continue
                             }
                             await pause(for: pipeline.interval)
                         }
