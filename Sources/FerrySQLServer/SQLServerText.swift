@@ -174,7 +174,8 @@ package enum SQLServerText {
         writeTime(microseconds, digits: 6, into: &buffer)
     }
 
-    /// `HH:MM:SS` and up to `digits` fractional digits of `units` (10^-digits s since midnight), without trailing zeros.
+    /// `HH:MM:SS` and up to `digits` fractional digits of `units` (10^-digits s since midnight), without trailing zeros;
+    /// seven digits (full precision) are always written, zeros included.
     static func writeTime(_ units: Int, digits: Int, into buffer: inout ByteBuffer) {
         var perSecond = 1
         for _ in 0..<digits { perSecond *= 10 }
@@ -185,6 +186,12 @@ package enum SQLServerText {
         buffer.writeInteger(UInt8(ascii: ":"))
         writePadded(seconds % 60, width: 2, into: &buffer)
         var fraction = units % perSecond
+        if digits == 7 {
+            // Full precision: always seven digits, so that positions are fixed-width text.
+            buffer.writeInteger(UInt8(ascii: "."))
+            writePadded(fraction, width: 7, into: &buffer)
+            return
+        }
         guard fraction > 0 else { return }
         var width = digits
         while fraction % 10 == 0 {

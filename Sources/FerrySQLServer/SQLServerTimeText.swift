@@ -70,7 +70,8 @@ struct SQLServerTimeText: Equatable {
         return result
     }
 
-    /// As Ferry prints it, with up to `digits` fractional digits (6 as PostgreSQL, 7 for an exact position).
+    /// As Ferry prints it, with up to `digits` fractional digits (6 as PostgreSQL, without trailing zeros), or all seven
+    /// (an exact position, fixed width).
     func text(digits: Int = 6) -> String {
         let (year, month, day) = CivilDate.from(daysSince1970: days)
         func padded(_ value: Int, _ width: Int) -> String {
@@ -87,7 +88,9 @@ struct SQLServerTimeText: Equatable {
             fraction /= 10
             width -= 1
         }
-        if fraction > 0 {
+        if digits >= 7 {
+            out += "." + padded(fraction, 7)
+        } else if fraction > 0 {
             while fraction % 10 == 0 {
                 fraction /= 10
                 width -= 1

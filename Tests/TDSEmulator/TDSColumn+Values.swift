@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import PostgresNIO
 
@@ -103,6 +104,16 @@ extension TDSColumn.SQLType {
             let length = Self.timeLength(scale)
             buffer.writeInteger(UInt8(length))
             Self.writeTime(micros, scale: scale, length: length, into: &buffer)
+        case .datetime2(let scale) where pgType == .text || pgType == .varchar:
+            // A text column declared datetime2(7) holds what PostgreSQL cannot: `YYYY-MM-DD HH:MM:SS.fffffff`, 100 ns.
+            let text = String(buffer: bytes)
+            guard let (days, units) = Self.parseDateTime7(text) else { throw TDSValueError(description: "\(text) is not a datetime2") }
+            let length = Self.timeLength(scale)
+            var scaled = units
+            for _ in scale..<7 { scaled /= 10 }
+            buffer.writeInteger(UInt8(length + 3))
+            for i in 0..<length { buffer.writeInteger(UInt8(truncatingIfNeeded: scaled >> (8 * UInt64(i)))) }
+            Self.writeUInt24(UInt32(days + Self.daysTo2000From0001), into: &buffer)
         case .datetime2(let scale), .datetimeoffset(let scale):
             guard pgType == .timestamp || pgType == .timestamptz, let micros = bytes.readInteger(as: Int64.self) else {
                 throw Self.mismatch(self, pgType)
@@ -149,6 +160,26 @@ extension TDSColumn.SQLType {
             buffer.writeBytes([raw[3], raw[2], raw[1], raw[0], raw[5], raw[4], raw[7], raw[6]])
             buffer.writeBytes(raw[8...])
         }
+    }
+
+    /// `YYYY-MM-DD HH:MM:SS[.fffffff]` as days since 2000-01-01 and 100 ns units since midnight.
+    static func parseDateTime7(_ text: String) -> (days: Int, units: UInt64)? {
+        let parts = text.split(separator: " ")
+        guard parts.count == 2 else { return nil }
+        let date = parts[0].split(separator: "-").compactMap { Int($0) }
+        let clock = parts[1].split(separator: ".", maxSplits: 1)
+        let hms = clock[0].split(separator: ":").compactMap { Int($0) }
+        guard date.count == 3, hms.count == 3 else { return nil }
+        let digits = clock.count > 1 ? String(clock[1].prefix(7)) : ""
+        guard let fraction = UInt64(digits.padding(toLength: 7, withPad: "0", startingAt: 0)) else { return nil }
+        // Days from 2000-01-01 (civil calendar).
+        let (y, m, d) = (date[0], date[1], date[2])
+        let shifted = m <= 2 ? y - 1 : y
+        let era = (shifted >= 0 ? shifted : shifted - 399) / 400
+        let yoe = shifted - era * 400
+        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
+        let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468 - 10_957
+        return (days, UInt64((hms[0] * 60 + hms[1]) * 60 + hms[2]) * 10_000_000 + fraction)
     }
 
     static func mismatch(_ type: Self, _ pgType: PostgresDataType) -> TDSValueError {
