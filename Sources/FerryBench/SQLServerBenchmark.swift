@@ -1,8 +1,10 @@
 import FerryCore
 import FerryPostgres
 import FerryPostgresNode
+import FerryRedis
 import FerrySQLServer
 package import FerrySandbox
+import FerrySync
 import Foundation
 package import Logging
 import PostgresNIO
@@ -18,6 +20,8 @@ package struct SQLServerBenchmark: Sendable {
         package var skipPeers = false
         package var batchRows = 1000
         package var pythonScript = "Benchmarks/python/tds_read.py"
+        /// Also load the view into a mirror through the table sync, from SQL Server and from PostgreSQL.
+        package var fullLoads = true
 
         package init() {}
     }
@@ -90,8 +94,54 @@ package struct SQLServerBenchmark: Sendable {
         if let pytds {
             figures.append(.init(name: "CPU per row: python-tds (its process)", ferry: pytds.cpu * 1e6 / rows, unit: "µs", higherIsBetter: false))
         }
+        if options.fullLoads, let redisInstance = sandbox.redis {
+            var configuration = FerryConfiguration()
+            configuration.postgres = postgres.endpoint
+            configuration.redis = redisInstance.endpoint
+            configuration.sqlserver = endpoint
+            let run = "\(UInt32(Date().timeIntervalSince1970) % 100_000)"
+            var clientConfiguration = RedisClient.Configuration(connection: RedisConnectionConfiguration(redisInstance.endpoint))
+            clientConfiguration.reconnectTimeout = .seconds(30)
+            let redis = RedisClient(configuration: clientConfiguration, logger: logger)
+            progress("table sync: full load of \(options.rows) rows from PostgreSQL (the same table, read directly)")
+            let fromPostgres = try await fullLoad(
+                "postgres", table: "\(schema).VW_VENTAS_SYNC", name: "pg_\(run)", configuration: configuration, redis: redis)
+            progress(String(format: "  %.1f s, %.0f rows/s", fromPostgres, rows / fromPostgres))
+            progress("table sync: full load of \(options.rows) rows from SQL Server (the emulator)")
+            let fromSQLServer = try await fullLoad(
+                "sqlserver", table: "dbo.VW_VENTAS_SYNC", name: "mssql_\(run)", configuration: configuration, redis: redis)
+            progress(String(format: "  %.1f s, %.0f rows/s", fromSQLServer, rows / fromSQLServer))
+            await redis.shutdown()
+            figures.append(
+                .init(
+                    name: "full load into the mirror: SQL Server source vs PostgreSQL source", ferry: rows / fromSQLServer, unit: "rows/s",
+                    peer: rows / fromPostgres, peerName: "PostgreSQL source"))
+        }
         figures.append(.init(name: "peak resident memory", ferry: SyncBenchmark.peakResidentMegabytes(), unit: "MB", higherIsBetter: false))
         return figures
+    }
+
+    /// Seconds for the table sync's initial load of `table` (from `connection`) into a fresh mirror: one `ferry sync
+    /// --once`, the same pipeline settings for both sources.
+    private func fullLoad(_ connection: String, table: String, name: String, configuration: FerryConfiguration, redis: RedisClient) async throws
+        -> Double
+    {
+        var configuration = configuration
+        let schema = "bench_mirror_\(name)"
+        configuration.postgres?.schema = schema
+        let pipeline = PipelineConfiguration(
+            name: "bench_\(name)",
+            source: .init(connection: connection, table: table, query: nil, key: ["CONDUCE"], watermark: "ULTIMA_MODIFICACION"),
+            target: .init(schema: schema, table: "datos_vista"), batchSize: configuration.sync.batchSize, interval: .milliseconds(100))
+        configuration.pipelines = [pipeline]
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = try await TableSyncPipeline(pipeline, configuration: configuration, redis: redis, logger: logger).runOnce()
+        let seconds = (clock.now - start).seconds
+        guard result.applied >= options.rows else {
+            throw FerryError(.server, "the load from \(connection) applied \(result.applied) of \(options.rows) rows")
+        }
+        return seconds
     }
 
     /// Wall seconds and this process's CPU seconds of `body`.

@@ -65,6 +65,32 @@ struct TableSyncTests {
         await world.close()
     }
 
+    /// Source and mirror order a text key by different collations (here ICU at the source, C in the mirror's database;
+    /// in production, a case-insensitive SQL Server collation): a key range holds other keys on each side. Such keys
+    /// are looked up by key before they count, so reconcile reports nothing and its repair soft-deletes nothing.
+    @Test func keysOrderedByAnotherCollationAreNeverSoftDeleted() async throws {
+        let world = try await SyncWorld.make("collate", companion: false) { pipeline in
+            pipeline.source.table = "src_\(pipeline.name).CODES"
+            pipeline.source.key = ["code"]
+            pipeline.source.watermark = "modified"
+            pipeline.target.table = "codes"
+        }
+        try await world.sql(
+            """
+            CREATE TABLE "\(world.sourceSchema)"."CODES" (code text COLLATE "und-x-icu" PRIMARY KEY, v text, modified timestamp(6) NOT NULL DEFAULT now());
+            INSERT INTO "\(world.sourceSchema)"."CODES" (code, v)
+              SELECT c || lpad(g::text, 3, '0'), 'v' || g FROM generate_series(1, 150) g, (VALUES ('k'), ('K')) AS cases(c)
+            """)
+        _ = try await world.runOnce()
+        #expect(try await world.int("SELECT count(*) FROM \"dst_\(world.name)\".codes") == 300)
+        let report = try await world.reconcile(repair: true)
+        #expect(
+            report.differences == 0, "missing \(report.missing.prefix(3)), extra \(report.extra.prefix(3)), different \(report.different.prefix(3))")
+        #expect(report.softDeleted == 0)
+        #expect(try await world.int("SELECT count(*) FROM \"dst_\(world.name)\".codes WHERE deleted_at IS NULL") == 300)
+        await world.close()
+    }
+
     @Test func awkwardTextArrivesExactly() async throws {
         // Bound as text[] arrays: tabs, newlines, backslashes, the two characters \N, an empty string and NULL all
         // arrive as they are at the source.

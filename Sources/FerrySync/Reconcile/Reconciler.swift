@@ -49,6 +49,7 @@ package struct Reconciler: Sendable {
         }
         let mirror = MirrorSide(layout: layout, session: applier.session, logger: context.logger)
         var report = Report()
+        var missingHashes: [[String]: Int64] = [:]
         let boundaries = try await context.source.keyBoundaries(parts: 32, in: .all)
         var ranges: [KeyRange] = []
         var lower: [String]?
@@ -86,7 +87,9 @@ package struct Reconciler: Sendable {
             for row in mirrorHashes { mirrorByKey[row.key] = row.hash }
             for row in sourceHashes {
                 switch mirrorByKey.removeValue(forKey: row.key) {
-                case nil: report.missing.append(row.key)
+                case nil:
+                    report.missing.append(row.key)
+                    missingHashes[row.key] = row.hash
                 case .some(let hash) where hash != row.hash: report.different.append(row.key)
                 default: break
                 }
@@ -111,6 +114,35 @@ package struct Reconciler: Sendable {
                     }
                 }
             }
+        }
+        // A key one side's range holds and the other's does not may sit in another range there: the two databases
+        // order text keys by their own collations (a case-insensitive SQL Server collation, another locale). Such
+        // keys are looked up by key before they count, and never soft-deleted while the source still has them.
+        if !report.extra.isEmpty {
+            var present = CopyTextRows()
+            try await context.source.readKeys(report.extra, schema: schema, into: &present)
+            let found = Set(
+                (0..<present.rowCount).map { index in
+                    let fields = present.fields(ofRow: index)
+                    return layout.keyIndexes.map { fields[$0] ?? "" }
+                })
+            report.extra.removeAll { found.contains($0) }
+        }
+        if !report.missing.isEmpty {
+            var inMirror: [[String]: Int64] = [:]
+            for start in stride(from: 0, to: report.missing.count, by: 10_000) {
+                let chunk = Array(report.missing[start..<min(report.missing.count, start + 10_000)])
+                inMirror.merge(try await mirror.rowHashes(keys: chunk)) { first, _ in first }
+            }
+            var stillMissing: [[String]] = []
+            for key in report.missing {
+                guard let hash = inMirror[key] else {
+                    stillMissing.append(key)
+                    continue
+                }
+                if hash != missingHashes[key] { report.different.append(key) }
+            }
+            report.missing = stillMissing
         }
         if repair, !report.extra.isEmpty {
             report.softDeleted = try await mirror.softDelete(report.extra)
@@ -180,6 +212,32 @@ struct MirrorSide {
                 rows.append((values, hash))
             }
             return rows
+        }
+    }
+
+    /// The row hashes of the live mirror rows with these keys.
+    func rowHashes(keys: [[String]]) async throws -> [[String]: Int64] {
+        var binds = PostgresBindings()
+        var columns: [String] = []
+        for (index, column) in layout.keyColumns.enumerated() {
+            binds.append(keys.map { $0[index] })
+            columns.append("unnest($\(binds.count)::text[])::\(column.type)")
+        }
+        let keyText = layout.keyColumns.map { "\(layout.quoted($0))::text" }.joined(separator: ", ")
+        let sql = """
+            SELECT \(keyText), (\(rowHash))::text FROM \(layout.mirrorTable)
+            WHERE deleted_at IS NULL AND \(keyTuple) IN (SELECT \(columns.joined(separator: ", ")))
+            """
+        return try await session.withConnection { connection in
+            let result = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+            var hashes: [[String]: Int64] = [:]
+            for try await row in result {
+                var values: [String] = []
+                for cell in row { values.append(cell.bytes.map { String(buffer: $0) } ?? "") }
+                let hash = Int64(values.removeLast()) ?? 0
+                hashes[values] = hash
+            }
+            return hashes
         }
     }
 
