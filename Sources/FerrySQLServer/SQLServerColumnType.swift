@@ -67,6 +67,9 @@ package struct SQLServerColumnType: Sendable, Hashable, CustomStringConvertible 
         }
     }
 
+    /// A `rowversion` (called `timestamp` in the catalog): a database-wide counter SQL Server bumps on every write.
+    package var isRowVersion: Bool { base == "timestamp" || base == "rowversion" }
+
     /// Whether values have digits below the microsecond, which the text Ferry reads cuts: a position on such a column
     /// needs the value's full text (``SQLServerText`` with `fullPrecision`).
     package var hasSubMicroseconds: Bool {
@@ -79,7 +82,8 @@ package struct SQLServerColumnType: Sendable, Hashable, CustomStringConvertible 
     package func parameter(_ name: String) -> (declaration: String, expression: String) {
         switch base {
         case "datetime", "smalldatetime": return ("datetime2(7)", "CAST(\(name) AS \(base))")
-        case "binary", "varbinary", "image", "timestamp", "rowversion": return ("varchar(max)", "CONVERT(varbinary(max), \(name), 1)")
+        case "timestamp", "rowversion": return ("varchar(max)", "CONVERT(binary(8), \(name), 1)")
+        case "binary", "varbinary", "image": return ("varchar(max)", "CONVERT(varbinary(max), \(name), 1)")
         case "text": return ("varchar(max)", name)
         case "ntext": return ("nvarchar(max)", name)
         default: return (description, name)

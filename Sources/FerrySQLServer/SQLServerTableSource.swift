@@ -15,6 +15,9 @@ import Synchronization
 /// remembers it for the position of each page's last row. A position it does not know (after a restart) re-reads
 /// the rows of its microsecond, which the mirror takes as the versions they are.
 ///
+/// A `rowversion` watermark is better than a time: the tail is read below `MIN_ACTIVE_ROWVERSION()` only, so no row
+/// version can commit behind a position, and the lookback window is not needed (nor read).
+///
 /// Reconciliation hashes rows in the target's PostgreSQL (``RowTextHashing``): SQL Server cannot compute the mirror
 /// side's `hashtextextended`, and its own text forms of values differ from PostgreSQL's.
 package struct SQLServerTableSource: TableSource {
@@ -199,6 +202,11 @@ package struct SQLServerTableSource: TableSource {
         var statement = Statement()
         let top = statement.bind(limit)
         var conditions = ["\(Self.column(layout.watermarkName)) IS NOT NULL"]
+        if layout.watermarkType.isRowVersion {
+            // Row versions at or above the oldest one a still-open transaction holds may yet commit: read below it
+            // only, and no row can later appear behind the position (no lookback window is needed).
+            conditions.append("\(Self.column(layout.watermarkName)) < MIN_ACTIVE_ROWVERSION()")
+        }
         if let position, position.watermark != nil {
             conditions.append(after(position, layout: layout, statement: &statement))
         }

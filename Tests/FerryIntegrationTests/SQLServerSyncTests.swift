@@ -206,4 +206,46 @@ struct SQLServerSyncTests {
         }
         await base.close()
     }
+
+    /// A `rowversion` watermark (SQL Server's write counter): the tail is read below `MIN_ACTIVE_ROWVERSION()`, the
+    /// mirror gets the version as bytea, updates follow, and no lookback window is read.
+    @Test func aRowversionWatermarkIsFollowedWithoutALookback() async throws {
+        let base = try await SyncWorld.make("msrv", companion: false) { pipeline in
+            pipeline.source.table = "pedidos"
+            pipeline.source.key = ["id"]
+            pipeline.source.watermark = "rv"
+            pipeline.target.table = "pedidos"
+            pipeline.batchSize = 100
+        }
+        let schema = "\"\(base.sourceSchema)\""
+        // rowversion as SQL Server keeps it: 8 bytes, big-endian, from a counter bumped by every insert and update.
+        try await base.sql(
+            """
+            CREATE SEQUENCE \(schema).rv_seq;
+            CREATE TABLE \(schema).pedidos (id int PRIMARY KEY, estado text NOT NULL, rv bytea NOT NULL DEFAULT int8send(nextval('\(schema).rv_seq')));
+            CREATE FUNCTION \(schema).bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.rv := int8send(nextval('\(schema).rv_seq')); RETURN NEW; END $$;
+            CREATE TRIGGER bump BEFORE UPDATE ON \(schema).pedidos FOR EACH ROW EXECUTE FUNCTION \(schema).bump();
+            COMMENT ON COLUMN \(schema).pedidos.rv IS 'tds:timestamp';
+            INSERT INTO \(schema).pedidos (id, estado) SELECT g, 'nuevo' FROM generate_series(1, 500) g
+            """)
+        try await base.withSQLServerSource { world, _ in
+            let mirror = "\"\(world.targetSchema)\".pedidos"
+            let first = try await world.runOnce()
+            #expect(first.produced == 500)
+            #expect(
+                try await world.strings(
+                    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '\(mirror)'::regclass AND attname = 'rv'") == [
+                        "bytea"
+                    ])
+            try await world.sql("UPDATE \(schema).pedidos SET estado = 'enviado' WHERE id % 25 = 0")
+            let second = try await world.runOnce()
+            #expect(second.produced == 20, "only the 20 changed rows: no lookback window re-read")
+            #expect(try await world.int("SELECT count(*) FROM \(mirror) WHERE estado = 'enviado'") == 20)
+            #expect(
+                try await world.int(
+                    "SELECT count(*) FROM (SELECT id, estado, rv FROM \(schema).pedidos EXCEPT SELECT id, estado, rv FROM \(mirror)) d") == 0)
+            #expect(try await world.reconcile().differences == 0)
+        }
+        await base.close()
+    }
 }

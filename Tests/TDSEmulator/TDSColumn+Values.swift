@@ -90,6 +90,10 @@ extension TDSColumn.SQLType {
                 buffer.writeInteger(UInt16(bytes.readableBytes), endianness: .little)
                 buffer.writeImmutableBuffer(bytes)
             }
+        case .rowversion:
+            guard bytes.readableBytes == 8 else { throw TDSValueError(description: "a rowversion is 8 bytes, not \(bytes.readableBytes)") }
+            buffer.writeInteger(UInt16(8), endianness: .little)
+            buffer.writeImmutableBuffer(bytes)
         case .binary(let length):
             // Fixed length: padded with zero bytes, as SQL Server stores binary(n).
             buffer.writeInteger(UInt16(length), endianness: .little)

@@ -28,6 +28,8 @@ struct TDSColumn: Sendable {
         case datetimeoffset(Int)
         case datetime, smalldatetime
         case uniqueidentifier
+        /// `rowversion`: binary(8) on the wire, `timestamp` in the catalog.
+        case rowversion
     }
 
     var name: String
@@ -88,6 +90,7 @@ extension TDSColumn.SQLType {
         case .datetime: return "datetime"
         case .smalldatetime: return "smalldatetime"
         case .uniqueidentifier: return "uniqueidentifier"
+        case .rowversion: return "timestamp"
         }
     }
 
@@ -123,6 +126,7 @@ extension TDSColumn.SQLType {
         case "datetime": self = .datetime
         case "smalldatetime": self = .smalldatetime
         case "uniqueidentifier": self = .uniqueidentifier
+        case "timestamp", "rowversion": self = .rowversion
         default: return nil
         }
     }
@@ -192,6 +196,9 @@ extension TDSColumn.SQLType {
         case .datetime: buffer.writeBytes([0x6F, 8])
         case .smalldatetime: buffer.writeBytes([0x6F, 4])
         case .uniqueidentifier: buffer.writeBytes([0x24, 16])
+        case .rowversion:
+            buffer.writeInteger(UInt8(0xAD))
+            buffer.writeInteger(UInt16(8), endianness: .little)
         }
     }
 
@@ -199,7 +206,7 @@ extension TDSColumn.SQLType {
     func writeNull(into buffer: inout ByteBuffer) {
         switch self {
         case .nvarchar(nil), .varchar(nil), .varbinary(nil): buffer.writeInteger(UInt64.max, endianness: .little)
-        case .nvarchar, .varchar, .nchar, .char, .varbinary, .binary: buffer.writeInteger(UInt16.max, endianness: .little)
+        case .nvarchar, .varchar, .nchar, .char, .varbinary, .binary, .rowversion: buffer.writeInteger(UInt16.max, endianness: .little)
         default: buffer.writeInteger(UInt8(0))
         }
     }

@@ -88,6 +88,10 @@ package final class TDSEmulator: Sendable {
                 CREATE OR REPLACE FUNCTION sys.object_id(name text) RETURNS oid LANGUAGE sql STABLE AS $$
                   SELECT to_regclass(regexp_replace(regexp_replace(name, '^(\[dbo\]|dbo)\.', '', 'i'), '[\[\]]', '"', 'g'))::oid $$
                 """#, logger: logger)
+            // Every write commits at once here: no row version is held by an open transaction.
+            try await connection.query(
+                #"CREATE OR REPLACE FUNCTION sys.min_active_rowversion() RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT '\xffffffffffffffff'::bytea $$"#,
+                logger: logger)
             try await connection.query(
                 """
                 CREATE OR REPLACE VIEW sys.partitions AS

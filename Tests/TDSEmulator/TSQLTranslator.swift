@@ -6,7 +6,8 @@ import Foundation
 /// - `N'text'` literals become `'text'`;
 /// - `@name` parameters become `$1`, `$2`, … in the order the caller declared them;
 /// - `TOP (n)` / `TOP n` after SELECT becomes a `LIMIT n` at the statement's end;
-/// - `GETDATE()`, `SYSUTCDATETIME()`, `ISNULL(`, `COUNT_BIG(`, `OBJECT_ID(`, `SYSTEM_USER` and `@@VERSION` become
+/// - `CONVERT(binary(8), @p, 1)` (hex text to bytes) becomes `decode(…, 'hex')`;
+/// - `GETDATE()`, `SYSUTCDATETIME()`, `ISNULL(`, `COUNT_BIG(`, `OBJECT_ID(`, `MIN_ACTIVE_ROWVERSION()`, `SYSTEM_USER` and `@@VERSION` become
 ///   PostgreSQL's forms (`OBJECT_ID` and `sys.partitions` are served by the `sys` schema the emulator installs);
 /// - a SQL Server type after `AS` (`CAST(@p AS datetime)`) becomes its PostgreSQL counterpart;
 /// - the `dbo.` schema (SQL Server's default) is dropped: tables live in the session's schema;
@@ -17,6 +18,10 @@ import Foundation
 struct TSQLTranslator {
     /// The statement for PostgreSQL, or nil when there is nothing to run.
     static func translate(_ tsql: String, parameters: [String] = []) throws -> String? {
+        // CONVERT(binary(8), @p, 1): a hex text `0x…` as bytes.
+        let tsql = tsql.replacing(#/(?i)CONVERT\s*\(\s*(?:var)?binary\s*\(\s*(?:\d+|max)\s*\)\s*,\s*(@\w+)\s*,\s*1\s*\)/#) { match in
+            "decode(substr(CAST(\(match.output.1) AS text), 3), 'hex')"
+        }
         var out = ""
         var limit: String?
         let scalars = Array(tsql.unicodeScalars)
@@ -127,6 +132,7 @@ struct TSQLTranslator {
                 switch upper {
                 case "COUNT_BIG" where peek() == "(": out += "count"
                 case "OBJECT_ID" where peek() == "(": out += "sys.object_id"
+                case "MIN_ACTIVE_ROWVERSION" where peek() == "(": out += "sys.min_active_rowversion"
                 case "GETDATE" where peek() == "(": out += "LOCALTIMESTAMP"
                 case "SYSUTCDATETIME" where peek() == "(": out += "(now() AT TIME ZONE 'UTC')"
                 case "ISNULL" where peek() == "(": out += "COALESCE"
