@@ -52,6 +52,9 @@ struct ProcessCPU: Sendable {
 
     private static let clockTicks = Double(sysconf(Int32(_SC_CLK_TCK)))
 
+    /// CPU seconds (user + system) of process `pid` so far.
+    static func seconds(ofProcess pid: Int32) -> Double { ticks(of: pid, withChildren: false) / clockTicks }
+
     private static func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
 
     /// utime + stime (fields 14 and 15 of `/proc/PID/stat`), plus cutime + cstime (16, 17) when asked.

@@ -248,4 +248,35 @@ struct SQLServerSyncTests {
         }
         await base.close()
     }
+
+    /// SQL Server text may hold a NUL character, which PostgreSQL's cannot: that row goes to the dead letters with the
+    /// reason (the NUL shown as \u0000, the Redis dead-letter stream keeping the row as read), the others apply.
+    @Test func aNulCharacterCostsItsRowOnly() async throws {
+        let base = try await SyncWorld.make("msnul", companion: false) { pipeline in
+            pipeline.source.table = "notas"
+            pipeline.source.key = ["id"]
+            pipeline.source.watermark = "modified"
+            pipeline.target.table = "notas"
+        }
+        // The emulator serves the bytes of a bytea column declared nvarchar as text: here 'a', NUL, 'b'.
+        try await base.sql(
+            """
+            CREATE TABLE "\(base.sourceSchema)".notas (id int PRIMARY KEY, nota bytea, modified timestamp(6) NOT NULL);
+            COMMENT ON COLUMN "\(base.sourceSchema)".notas.nota IS 'tds:nvarchar(50)';
+            INSERT INTO "\(base.sourceSchema)".notas
+              SELECT g, CASE WHEN g = 25 THEN '\\x610062'::bytea ELSE convert_to('nota ' || g, 'UTF8') END,
+                timestamp '2025-01-01' + g * interval '1 second' FROM generate_series(1, 50) g
+            """)
+        try await base.withSQLServerSource { world, _ in
+            _ = try await world.runOnce()
+            let mirror = "\"\(world.targetSchema)\".notas"
+            #expect(try await world.int("SELECT count(*) FROM \(mirror)") == 49)
+            let dead = try await world.strings(
+                "SELECT (row_data->>'id') || ' ' || (row_data->>'nota') || ' | ' || reason FROM \"\(world.targetSchema)\".ferry_dead_letters")
+            #expect(dead.count == 1)
+            #expect(dead.first??.hasPrefix(#"25 a\u0000b | "#) == true, "\(dead)")
+            #expect(dead.first??.contains("0x00") == true, "PostgreSQL's reason: \(dead)")
+        }
+        await base.close()
+    }
 }

@@ -179,8 +179,14 @@ struct BatchApplier {
     ) async throws {
         // Once per row version: a row dead-lettered again (redelivered after a crash) is not recorded twice. A row
         // with the wrong number of fields is recorded cut or padded, with the reason saying so.
+        // PostgreSQL's text cannot hold a NUL character (SQL Server's can): in the table the row shows it as `\u0000`;
+        // the Redis dead-letter stream keeps the row exactly as it was read.
+        let (storable, hadNul) = Self.replacingNul(row)
+        let reason =
+            hadNul
+            ? reason + " (NUL characters are written \\u0000 in row_data; the Redis stream \(context.keys.deadLetters) has the row as read)" : reason
         var binds = context.control.binds(context.pipeline.name, streamID, reason, sqlState, deliveries.map(Int32.init))
-        for array in try row.textArrays(columns: layout.stagedFieldCount, lenient: true) { binds.append(array) }
+        for array in try storable.textArrays(columns: layout.stagedFieldCount, lenient: true) { binds.append(array) }
         let deadLetters = context.control.deadLetters
         let recorded = try await session.withConnection { connection -> Bool in
             let result = try await connection.query(
@@ -202,6 +208,18 @@ struct BatchApplier {
             ("reason", ByteBuffer(string: reason)), ("row", row.buffer),
         ]
         _ = try await context.redis.send(XADD(context.keys.deadLetters, fields: fields, trim: .maxLength(100_000)))
+    }
+
+    /// `rows` with every NUL byte written as the text `\u0000` (an escaped backslash in COPY text), and whether there
+    /// was one.
+    static func replacingNul(_ rows: CopyTextRows) -> (CopyTextRows, Bool) {
+        guard rows.buffer.readableBytesView.contains(0) else { return (rows, false) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(rows.byteCount + 16)
+        for byte in rows.buffer.readableBytesView {
+            if byte == 0 { bytes += Array(#"\\u0000"#.utf8) } else { bytes.append(byte) }
+        }
+        return (CopyTextRows(buffer: ByteBuffer(bytes: bytes)), true)
     }
 
     func recordError(_ message: String) async {

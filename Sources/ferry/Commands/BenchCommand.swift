@@ -12,8 +12,19 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Ferry against peer tools on private sandbox servers (use a release build).",
-        subcommands: [Redis.self, Sync.self, RedisSync.self, SQLServer.self, HA.self]
+        subcommands: [Redis.self, Sync.self, RedisSync.self, SQLServer.self, HA.self, TDSEmulatorServer.self]
     )
+
+    /// The TDS emulator in its own process, for `ferry bench sqlserver` (hidden: not a user command).
+    struct TDSEmulatorServer: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "tds-emulator", abstract: "Serve the test tree's TDS emulator until standard input closes (for ferry bench sqlserver).",
+            shouldDisplay: false)
+
+        func run() async throws {
+            try await TDSEmulatorProcess.serve(logger: Logger(label: "ferry.bench.tds"))
+        }
+    }
 
     struct Redis: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
