@@ -13,7 +13,7 @@ struct SQLServerCheck {
         let result = EndpointCheck(name: name, kind: "sqlserver", address: "\(endpoint.host):\(endpoint.port)", status: .ok, detail: "")
         let connection: SQLServerConnection
         do {
-            connection = try await SQLServerConnection.connect(endpoint, key: name)
+            connection = try await SQLServerConnection.connect(endpoint, key: name, options: SQLServerOptions(endpoint))
         } catch {
             return failed(result, error)
         }

@@ -29,6 +29,12 @@ package struct SQLServerOptions: Sendable {
     package var applicationName = "ferry"
 
     package init() {}
+
+    /// The options an endpoint's configuration asks for (`tds_version`, `query_timeout`).
+    package init(_ endpoint: SQLServerEndpoint) {
+        version = Version(rawValue: endpoint.tdsVersion.rawValue) ?? .v74
+        queryTimeoutSeconds = max(1, Int(endpoint.queryTimeout.components.seconds))
+    }
 }
 
 /// One SQL Server connection on FreeTDS's DB-Library: log in, run statements, stream their rows in batches as
@@ -77,7 +83,16 @@ package final class SQLServerConnection: Sendable {
             // Text arrives as UTF-8 whatever the server's collation (FreeTDS converts varchar and nvarchar).
             dbsetlname(login, "UTF-8", Int32(DBSETCHARSET))
             dbsetlversion(login, BYTE(options.version.dbVersion))
-            if options.requireEncryption { dbsetlbool(login, 1, Int32(DBSETENCRYPT)) }
+            // FreeTDS 1.3's DB-Library does not implement DBSETENCRYPT (it answers FAIL): refuse rather than log in
+            // unencrypted when encryption was required.
+            if options.requireEncryption, dbsetlbool(login, 1, Int32(DBSETENCRYPT)) != SUCCEED {
+                return .failure(
+                    SQLServerError(
+                        messages: [],
+                        library:
+                            "encryption was required, but this FreeTDS cannot require it from a program: set `encryption = require` in freetds.conf's [global] section"
+                    ))
+            }
             dbsetlogintime(loginSeconds)
             guard let process = tdsdbopen(login, "\(endpoint.host):\(endpoint.port)", 1) else {
                 return .failure(collector.failure())

@@ -49,10 +49,10 @@ package struct SQLServerTableSource: TableSource {
     }
 
     package init(
-        endpoint: SQLServerEndpoint, configurationKey: String, options: SQLServerOptions = .init(), relation: Relation, key: [String],
+        endpoint: SQLServerEndpoint, configurationKey: String, options: SQLServerOptions? = nil, relation: Relation, key: [String],
         watermark: String, excluding excluded: [String] = [], hasher: any RowTextHashing, logger: Logger
     ) {
-        self.session = SQLServerSession(endpoint: endpoint, key: configurationKey, options: options)
+        self.session = SQLServerSession(endpoint: endpoint, key: configurationKey, options: options ?? SQLServerOptions(endpoint))
         self.relation = relation
         self.keyColumns = key
         self.watermarkColumn = watermark

@@ -425,6 +425,26 @@ struct ConfigLoaderTests {
         #expect(found.contains { $0.hasPrefix("pipelines[0].apply_timeout:") }, "\(found)")
     }
 
+    @Test func sqlServerLoginOptionsAreReadCheckedAndShown() throws {
+        let text = """
+            postgres: {host: h, database: d, user: u}
+            redis: {host: r}
+            sqlserver: {host: s, database: g_FACU, user: INV, view: V, tds_version: "TV", query_timeout: QT}
+            """
+        let loaded = try load(["ferry.yaml": text.replacingOccurrences(of: "TV", with: "7.3").replacingOccurrences(of: "QT", with: "2m")])
+        #expect(loaded.configuration.sqlserver?.tdsVersion == .v73)
+        #expect(loaded.configuration.sqlserver?.queryTimeout == .seconds(120))
+        let shown = loaded.configuration.renderYAML(tree: loaded.tree)
+        #expect(shown.contains("tds_version: \"7.3\"") || shown.contains("tds_version: 7.3"), "\(shown)")
+        #expect(shown.contains("query_timeout: 2m"), "\(shown)")
+        let defaults = try load(["ferry.yaml": text.replacingOccurrences(of: ", tds_version: \"TV\", query_timeout: QT", with: "")])
+        #expect(defaults.configuration.sqlserver?.tdsVersion == .v74)
+        #expect(defaults.configuration.sqlserver?.queryTimeout == .seconds(300))
+        let found = issues(["ferry.yaml": text.replacingOccurrences(of: "TV", with: "8.0").replacingOccurrences(of: "QT", with: "10ms")])
+        #expect(found.contains { $0.hasPrefix("sqlserver.tds_version:") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("sqlserver.query_timeout:") }, "\(found)")
+    }
+
     @Test func theOriginalRedisSyncVariablesOverrideTheFile() throws {
         let environment = [
             "PG_HOST": "db", "PG_DATABASE": "d", "PG_USER": "u", "REDIS_HOST": "r",

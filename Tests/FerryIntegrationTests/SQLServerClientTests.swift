@@ -94,6 +94,22 @@ struct SQLServerClientTests {
         #expect(unreachable?.description.contains("127.0.0.1:\(nowhere.port)") == true)
     }
 
+    /// FreeTDS 1.3's DB-Library cannot require encryption from a program: asked to, the connection refuses to log in
+    /// unencrypted and says where encryption can be required instead.
+    @Test func requiredEncryptionIsNeverSilentlyDropped() async throws {
+        try await TDSEmulatorTests.withEmulator { emulator in
+            var options = SQLServerOptions()
+            options.requireEncryption = true
+            do {
+                _ = try await SQLServerConnection.connect(Self.endpoint(TDSEmulatorHandle(emulator)), options: options)
+                Issue.record("logged in although encryption was required and cannot be")
+            } catch let error as FerryError {
+                #expect(error.code == .unsupported)
+                #expect(error.message.contains("freetds.conf"), "\(error)")
+            }
+        }
+    }
+
     @Test func aFailedStatementOrAResultLeftHalfWayLeavesTheConnectionUsable() async throws {
         try await TDSEmulatorTests.withEmulator { emulator in
             let connection = try await SQLServerConnection.connect(Self.endpoint(TDSEmulatorHandle(emulator)))

@@ -132,6 +132,8 @@ extension SQLServerEndpoint {
         endpoint.password = reader.secret("password")
         if allowView { endpoint.view = reader.string("view") }
         if let timeout = reader.duration("connect_timeout", minimum: .milliseconds(100)) { endpoint.connectTimeout = timeout }
+        if let version = reader.choice("tds_version", as: SQLServerEndpoint.TDSVersion.self) { endpoint.tdsVersion = version }
+        if let timeout = reader.duration("query_timeout", minimum: .seconds(1)) { endpoint.queryTimeout = timeout }
         reader.finish()
         return endpoint
     }

@@ -214,6 +214,8 @@ struct YAMLWriter {
         secret("password", endpoint.password)
         value("view", endpoint.view)
         value("connect_timeout", DurationParser.format(endpoint.connectTimeout))
+        value("tds_version", endpoint.tdsVersion.rawValue)
+        value("query_timeout", DurationParser.format(endpoint.queryTimeout))
     }
 
     private mutating func line(_ content: String, comment: String?) {

@@ -8,6 +8,16 @@ package struct SQLServerEndpoint: Sendable, Equatable {
     /// The view or table pipelines read when they name none (`MSSQL_VIEW`).
     package var view: String?
     package var connectTimeout: Duration = .seconds(10)
+    /// The TDS version offered at login: 7.4 (SQL Server 2012 and later, the default), 7.3 (2008), 7.2 (2005).
+    package var tdsVersion: TDSVersion = .v74
+    /// How long one statement may run before it is cancelled. Default 5 minutes.
+    package var queryTimeout: Duration = .seconds(300)
+
+    package enum TDSVersion: String, Sendable, CaseIterable {
+        case v72 = "7.2"
+        case v73 = "7.3"
+        case v74 = "7.4"
+    }
 
     package init() {}
 }

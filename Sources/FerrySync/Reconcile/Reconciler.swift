@@ -49,7 +49,6 @@ package struct Reconciler: Sendable {
         }
         let mirror = MirrorSide(layout: layout, session: applier.session, logger: context.logger)
         var report = Report()
-        var missingHashes: [[String]: Int64] = [:]
         let boundaries = try await context.source.keyBoundaries(parts: 32, in: .all)
         var ranges: [KeyRange] = []
         var lower: [String]?
@@ -85,18 +84,46 @@ package struct Reconciler: Sendable {
             let mirrorHashes = try await mirror.rowHashes(in: range)
             var mirrorByKey: [[String]: Int64] = [:]
             for row in mirrorHashes { mirrorByKey[row.key] = row.hash }
+            var missing: [[String]: Int64] = [:]
+            var different: [[String]] = []
             for row in sourceHashes {
                 switch mirrorByKey.removeValue(forKey: row.key) {
-                case nil:
-                    report.missing.append(row.key)
-                    missingHashes[row.key] = row.hash
-                case .some(let hash) where hash != row.hash: report.different.append(row.key)
+                case nil: missing[row.key] = row.hash
+                case .some(let hash) where hash != row.hash: different.append(row.key)
                 default: break
                 }
             }
-            report.extra.append(contentsOf: mirrorByKey.keys.sorted { $0.lexicographicallyPrecedes($1) })
+            var extra = mirrorByKey.keys.sorted { $0.lexicographicallyPrecedes($1) }
+            // A key one side's range holds and the other's does not may sit in another range there: the two databases
+            // order text keys by their own collations (a case-insensitive SQL Server collation, another locale). Such
+            // keys are looked up by key before they count (and before any repair), and a row the source still has is
+            // never soft-deleted.
+            if !extra.isEmpty {
+                var present = CopyTextRows()
+                try await context.source.readKeys(extra, schema: schema, into: &present)
+                let found = Set(
+                    (0..<present.rowCount).map { index in
+                        let fields = present.fields(ofRow: index)
+                        return layout.keyIndexes.map { fields[$0] ?? "" }
+                    })
+                extra.removeAll { found.contains($0) }
+            }
+            var stillMissing: [[String]] = []
+            if !missing.isEmpty {
+                let inMirror = try await mirror.rowHashes(keys: Array(missing.keys))
+                for (key, hash) in missing.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                    switch inMirror[key] {
+                    case nil: stillMissing.append(key)
+                    case .some(let mirrored) where mirrored != hash: different.append(key)
+                    default: break
+                    }
+                }
+            }
+            report.missing += stillMissing
+            report.different += different
+            report.extra += extra
             if repair {
-                let wanted = Set(report.missing + report.different)
+                let wanted = Set(stillMissing + different)
                 if !wanted.isEmpty {
                     var rows = CopyTextRows()
                     try await context.source.readRange(range, schema: schema, into: &rows)
@@ -114,35 +141,6 @@ package struct Reconciler: Sendable {
                     }
                 }
             }
-        }
-        // A key one side's range holds and the other's does not may sit in another range there: the two databases
-        // order text keys by their own collations (a case-insensitive SQL Server collation, another locale). Such
-        // keys are looked up by key before they count, and never soft-deleted while the source still has them.
-        if !report.extra.isEmpty {
-            var present = CopyTextRows()
-            try await context.source.readKeys(report.extra, schema: schema, into: &present)
-            let found = Set(
-                (0..<present.rowCount).map { index in
-                    let fields = present.fields(ofRow: index)
-                    return layout.keyIndexes.map { fields[$0] ?? "" }
-                })
-            report.extra.removeAll { found.contains($0) }
-        }
-        if !report.missing.isEmpty {
-            var inMirror: [[String]: Int64] = [:]
-            for start in stride(from: 0, to: report.missing.count, by: 10_000) {
-                let chunk = Array(report.missing[start..<min(report.missing.count, start + 10_000)])
-                inMirror.merge(try await mirror.rowHashes(keys: chunk)) { first, _ in first }
-            }
-            var stillMissing: [[String]] = []
-            for key in report.missing {
-                guard let hash = inMirror[key] else {
-                    stillMissing.append(key)
-                    continue
-                }
-                if hash != missingHashes[key] { report.different.append(key) }
-            }
-            report.missing = stillMissing
         }
         if repair, !report.extra.isEmpty {
             report.softDeleted = try await mirror.softDelete(report.extra)
