@@ -24,6 +24,8 @@ let package = Package(
         // For the fuzzing package in Fuzz/ (FerryCore's public surface is FerryFuzzEntry only).
         .library(name: "FerryRESP", targets: ["FerryRESP"]),
         .library(name: "FerryCore", targets: ["FerryCore"]),
+        // FerrySQLServerFuzzEntry only (the TDS reply fuzz target).
+        .library(name: "FerrySQLServer", targets: ["FerrySQLServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),

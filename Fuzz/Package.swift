@@ -29,5 +29,12 @@ let package = Package(
             dependencies: [.product(name: "FerryCore", package: "main")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // The SQL Server client (FreeTDS's DB-Library) against a scripted server sending the fuzz bytes as its
+        // replies: any reply gives rows or an error, never a crash or a hang.
+        .executableTarget(
+            name: "FuzzTDSReply",
+            dependencies: [.product(name: "FerrySQLServer", package: "main")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )

@@ -97,11 +97,18 @@ package final class SQLServerConnection: Sendable {
             guard let process = tdsdbopen(login, "\(endpoint.host):\(endpoint.port)", 1) else {
                 return .failure(collector.failure())
             }
-            // Large values ((max), text, image) whole: DB-Library's default cuts them at 4 kB.
-            dbsetopt(process, Int32(DBTEXTSIZE), "2147483647", 0)
             if options.queryTimeoutSeconds > 0 { dbsetopt(process, Int32(DBSETTIME), "\(options.queryTimeoutSeconds)", 0) }
+            // Large values ((max), text, image) whole: DB-Library's default cuts them at 4 kB. Sent as a statement of
+            // Ferry's own, not with dbsetopt(DBTEXTSIZE): DB-Library sends that option as a hidden batch and spins for
+            // ever when a broken server answers it with rows (found by the TDS reply fuzz target).
+            let handle = UncheckedProcess(process)
+            guard Self.sendBatch("SET TEXTSIZE 2147483647", handle), Self.drainResults(handle) else {
+                let failure = collector.failure()
+                dbclose(process)
+                return .failure(failure)
+            }
             _ = collector.take()
-            return .success(UncheckedProcess(process))
+            return .success(handle)
         }
         switch opened {
         case .success(let process): return SQLServerConnection(endpoint: endpoint, key: key, process: process, collector: collector)
@@ -172,7 +179,7 @@ package final class SQLServerConnection: Sendable {
                 let status = dbresults(handle.pointer)
                 if status == NO_MORE_RESULTS { break }
                 if status != SUCCEED { return .failure(collector.failure()) }
-                while dbnextrow(handle.pointer) != NO_MORE_ROWS {}
+                guard Self.skipRows(handle) else { return .failure(collector.failure()) }
                 affected = Int(dbcount(handle.pointer))
             }
             let errors = collector.failure()
@@ -220,6 +227,25 @@ package final class SQLServerConnection: Sendable {
             throw FerryError(.conflict, "a SQL Server connection was used by two tasks at once (a bug in Ferry)")
         }
         return open
+    }
+
+    /// Reads the rest of the current result's rows; false when DB-Library failed. Every loop over DB-Library's answers
+    /// ends on anything but progress: a broken server must not make it spin.
+    private static func skipRows(_ handle: UncheckedProcess) -> Bool {
+        while true {
+            let status = dbnextrow(handle.pointer)
+            if status == NO_MORE_ROWS { return true }
+            if status != REG_ROW && status <= 0 { return false }
+        }
+    }
+
+    /// Reads every result of the batch sent last; false when one failed.
+    private static func drainResults(_ handle: UncheckedProcess) -> Bool {
+        while true {
+            let status = dbresults(handle.pointer)
+            if status == NO_MORE_RESULTS { return true }
+            guard status == SUCCEED, skipRows(handle) else { return false }
+        }
     }
 
     private static func sendBatch(_ sql: String, _ handle: UncheckedProcess) -> Bool {
@@ -278,8 +304,9 @@ package final class SQLServerConnection: Sendable {
             let status = dbnextrow(handle.pointer)
             if status == NO_MORE_ROWS { break }
             guard status == REG_ROW else {
-                if status == Int32(FAIL) { return .failure(collector.failure()) }
-                continue  // a COMPUTE row: not produced by the statements Ferry runs
+                // A COMPUTE row (its id, above 0): not produced by the statements Ferry runs; anything else is a failure.
+                if status > 0 { continue }
+                return .failure(collector.failure())
             }
             rows.beginRow()
             for (offset, column) in columns.enumerated() {
