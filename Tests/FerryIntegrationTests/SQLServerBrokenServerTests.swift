@@ -103,6 +103,71 @@ struct SQLServerBrokenServerTests {
         _ = await serving.result
     }
 
+    /// Found by Fuzz/FuzzTDSReply: DB-Library sent `dbsetopt(DBTEXTSIZE)` as a hidden batch and spun for ever inside
+    /// FreeTDS when a server answered it with rows. Ferry sends the setting as its own statement: rows in answer are
+    /// read and the connection goes on.
+    @Test func rowsInAnswerToTheSessionSettingAreNoHang() async throws {
+        func bVarchar(_ text: String) -> [UInt8] { [UInt8(text.utf16.count)] + text.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] } }
+        let preLogin: [UInt8] = [
+            0, 0, 26, 0, 6, 1, 0, 32, 0, 1, 2, 0, 33, 0, 1, 3, 0, 34, 0, 0, 4, 0, 34, 0, 1, 0xFF, 13, 0, 0x13, 0x88, 0, 0, 2, 0, 0,
+        ]
+        let ack = [1, 0x74, 0, 0, 4] + bVarchar("Microsoft SQL Server") + [13, 0, 0x13, 0x88]
+        let done: [UInt8] = [0xFD, 0, 0, 0xC1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        let login = [0xAD, UInt8(ack.count), 0] + ack + done
+        let rows: [UInt8] =
+            [0x81, 1, 0, 0, 0, 0, 0, 1, 0, 0x26, 4] + bVarchar("x") + [0xD1, 4, 1, 0, 0, 0, 0xFD, 0x10, 0, 0xC1, 0, 1]
+            + [UInt8](repeating: 0, count: 7)
+        // Every answer is a result with rows, once logged in: the setting's, and the query's.
+        let answers = [preLogin, login]
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        let port = try #require(server.channel.localAddress?.port)
+        let serving = Task {
+            try await server.executeThenClose { connections in
+                for try await connection in connections {
+                    Task {
+                        try await connection.executeThenClose { inbound, outbound in
+                            var pending = ByteBuffer()
+                            var answered = 0
+                            for try await var chunk in inbound {
+                                pending.writeBuffer(&chunk)
+                                // Whole packets; each one marked end-of-message ends a message, which gets the next answer.
+                                while pending.readableBytes >= 8, let length = pending.getInteger(at: pending.readerIndex + 2, as: UInt16.self),
+                                    length >= 8, pending.readableBytes >= Int(length)
+                                {
+                                    let last = pending.getInteger(at: pending.readerIndex + 1, as: UInt8.self)! & 0x01 != 0
+                                    pending.moveReaderIndex(forwardBy: Int(length))
+                                    guard last else { continue }
+                                    let payload = answered < answers.count ? answers[answered] : rows
+                                    answered += 1
+                                    let size = UInt16(payload.count + 8)
+                                    try await outbound.write(
+                                        ByteBuffer(bytes: [0x04, 0x01, UInt8(size >> 8), UInt8(size & 0xFF), 0, 0, 1, 0] + payload))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        defer { server.channel.close(promise: nil) }
+        let outcome = try await bounded("a login whose session setting is answered with rows", .seconds(20)) {
+            do {
+                let connection = try await SQLServerConnection.connect(Self.endpoint(port: port))
+                let read = try await connection.rows("SELECT 1")
+                await connection.close()
+                return "read \(read)"
+            } catch let error as FerryError {
+                return "\(error.code): \(error.message)"
+            }
+        }
+        #expect(outcome == "read [[Optional(\"1\")]]", "\(outcome)")
+        try? await server.channel.close()
+        _ = await serving.result
+    }
+
     @Test func aResultCutInTheMiddleIsAnErrorAndTheNextConnectionWorks() async throws {
         try await TDSEmulatorTests.withEmulator { emulator in
             let proxy = try await CuttingProxy.start(upstream: emulator.port, cutAfter: 60_000)
