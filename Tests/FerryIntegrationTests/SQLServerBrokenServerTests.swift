@@ -153,9 +153,13 @@ struct SQLServerBrokenServerTests {
             }
         }
         defer { server.channel.close(promise: nil) }
-        let outcome = try await bounded("a login whose session setting is answered with rows", .seconds(20)) {
+        // A login time generous enough for a loaded machine (this test expects the login to succeed).
+        var patient = Self.endpoint(port: port)
+        patient.connectTimeout = .seconds(15)
+        let endpoint = patient
+        let outcome = try await bounded("a login whose session setting is answered with rows", .seconds(40)) {
             do {
-                let connection = try await SQLServerConnection.connect(Self.endpoint(port: port))
+                let connection = try await SQLServerConnection.connect(endpoint)
                 let read = try await connection.rows("SELECT 1")
                 await connection.close()
                 return "read \(read)"
