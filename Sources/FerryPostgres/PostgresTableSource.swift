@@ -111,19 +111,12 @@ package struct PostgresTableSource: TableSource {
     /// How rows of `schema` are read: its columns in order, and the key and watermark among them.
     func layout(for schema: SourceSchema) throws -> Layout {
         if let cached = cachedLayout.value.withLock({ $0 }), cached.schema == schema { return cached }
-        for name in keyColumns + [watermarkColumn] where schema.index(of: name) == nil {
-            let available = schema.columns.map(\.name).joined(separator: ", ")
-            throw FerryError(
-                .invalidInput,
-                "column \"\(name)\" is not in \(displayName) (columns: \(available))",
-                fix: "fix the pipeline's source.key / source.watermark, or stop excluding it"
-            )
-        }
+        let positions = try schema.positions(key: keyColumns, watermark: watermarkColumn, in: displayName)
         return Layout(
             schema: schema,
             select: schema.columns.map { "\(Self.column($0.name))::text" }.joined(separator: ", "),
-            watermark: schema.columns[schema.index(of: watermarkColumn)!],
-            keys: keyColumns.map { schema.columns[schema.index(of: $0)!] }
+            watermark: schema.columns[positions.watermark],
+            keys: positions.key.map { schema.columns[$0] }
         )
     }
 

@@ -157,12 +157,7 @@ package struct SQLServerTableSource: TableSource {
 
     func layout(for schema: SourceSchema, cached: Bool = true) throws -> Layout {
         if cached, let layout = state.layout.withLock({ $0 }), layout.schema == schema { return layout }
-        for name in keyColumns + [watermarkColumn] where schema.index(of: name) == nil {
-            let available = schema.columns.map(\.name).joined(separator: ", ")
-            throw FerryError(
-                .invalidInput, "column \"\(name)\" is not in \(displayName) (columns: \(available))",
-                fix: "fix the pipeline's source.key / source.watermark, or stop excluding it")
-        }
+        let positions = try schema.positions(key: keyColumns, watermark: watermarkColumn, in: displayName)
         let known = state.types.withLock { $0 }
         var types: [SQLServerColumnType] = []
         for column in schema.columns {
@@ -171,7 +166,7 @@ package struct SQLServerTableSource: TableSource {
             types.append(type)
         }
         return Layout(
-            schema: schema, types: types, watermark: schema.index(of: watermarkColumn)!, keys: keyColumns.map { schema.index(of: $0)! },
+            schema: schema, types: types, watermark: positions.watermark, keys: positions.key,
             select: schema.columns.map { Self.column($0.name) }.joined(separator: ", "))
     }
 

@@ -23,6 +23,18 @@ package struct SourceSchema: Sendable, Hashable, Codable {
         columns.firstIndex { $0.name == name } ?? columns.firstIndex { $0.name.lowercased() == name.lowercased() }
     }
 
+    /// The positions of the key columns and of the watermark; throws naming the first one `source` lacks and the
+    /// columns it has (a pipeline's source.key / source.watermark that do not match the source).
+    package func positions(key: [String], watermark: String, in source: String) throws -> (key: [Int], watermark: Int) {
+        for name in key + [watermark] where index(of: name) == nil {
+            let available = columns.map(\.name).joined(separator: ", ")
+            throw FerryError(
+                .invalidInput, "column \"\(name)\" is not in \(source) (columns: \(available))",
+                fix: "fix the pipeline's source.key / source.watermark, or stop excluding it")
+        }
+        return (key.map { index(of: $0)! }, index(of: watermark)!)
+    }
+
     /// A short, stable identifier of the column names and types (FNV-1a, hex); entries name the schema they use.
     package var fingerprint: String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
