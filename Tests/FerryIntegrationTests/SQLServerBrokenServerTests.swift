@@ -99,6 +99,9 @@ struct SQLServerBrokenServerTests {
         }
         #expect(!outcome.hasPrefix("connected"), "\(outcome)")
         #expect(outcome.contains("127.0.0.1:\(port)"), "\(outcome)")
+        // A connection accepted while the listener closes is dropped unserved, which NIO traps on (seen once in CI
+        // right after this test): connections still coming from the failed login are let in before closing.
+        try? await Task.sleep(for: .seconds(1))
         try? await server.channel.close()
         _ = await serving.result
     }
