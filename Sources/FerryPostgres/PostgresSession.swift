@@ -14,6 +14,8 @@ package final class PostgresSession: Sendable {
     /// Statements run on each new connection after ``sessionSettings`` (this session's own `SET`s).
     private let settings: [String]
     private let connection = Mutex<PostgresConnection?>(nil)
+    /// A connection logged in whose session settings are still running: ``interrupt()`` reaches it too.
+    private let connecting = Mutex<PostgresConnection?>(nil)
     private let nextID = Atomic<Int>(1)
 
     package static let sessionSettings = [
@@ -82,13 +84,20 @@ package final class PostgresSession: Sendable {
         } catch {
             throw PostgresDiagnosis.diagnose(error, endpoint: endpoint, key: key)
         }
+        connecting.withLock { $0 = fresh }
+        defer { connecting.withLock { slot in if slot === fresh { slot = nil } } }
         do {
-            for setting in Self.sessionSettings + settings {
-                try await fresh.query(PostgresQuery(unsafeSQL: setting), logger: logger)
+            // On the connection's event loop and through the open check, like every statement: a setting written
+            // after the server closed would never be answered.
+            let opened = PostgresSessionConnection(connection: fresh, endpoint: endpoint)
+            try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop: fresh.eventLoop)) {
+                for setting in Self.sessionSettings + settings {
+                    try await opened.query(PostgresQuery(unsafeSQL: setting), logger: logger)
+                }
             }
         } catch {
-            // The server went away between the connect and the settings: close what was opened (a connection
-            // released unclosed is a leak, and a debug build's assertion).
+            // The server went away between the connect and the settings, or the settings were interrupted: close
+            // what was opened (a connection released unclosed is a leak, and a debug build's assertion).
             try? await fresh.close()
             throw PostgresDiagnosis.diagnose(error, endpoint: endpoint, key: key)
         }
@@ -127,13 +136,8 @@ package final class PostgresSession: Sendable {
     /// Closes the current connection now, failing the statement in flight; the next use connects again. For a
     /// statement that has waited far past any reasonable time (a server that stopped answering without closing).
     package func interrupt() {
-        guard
-            let current = connection.withLock({ slot -> PostgresConnection? in
-                defer { slot = nil }
-                return slot
-            })
-        else { return }
-        current.close().whenComplete { _ in _ = current }
+        let taken = [connection.withLock { $0.take() }, connecting.withLock { $0.take() }]
+        for current in taken.compactMap(\.self) { current.close().whenComplete { _ in _ = current } }
     }
 
     package func close() async {

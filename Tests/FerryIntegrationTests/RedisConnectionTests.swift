@@ -43,10 +43,18 @@ struct RedisConnectionTests {
         let connection = try await redis.connect()
         let stream = uniqueKey("cancel")
         _ = try await connection.send(XGROUPCREATE(stream, group: "g"))
+        let id = try await connection.send(RawCommand("CLIENT", "ID")).decode(as: Int.self)
         let task = Task {
             try await connection.send(XREADGROUP(group: "g", consumer: "c", streams: [(key: stream, id: ">")], block: .zero))
         }
-        try await Task.sleep(for: .milliseconds(200))
+        // Cancelled once Redis holds the read blocked: a task cancelled before its request was written fails without
+        // closing anything (on CI's loaded machine a fixed 200 ms was sometimes not enough to get there).
+        let observer = try await redis.connect()
+        try await eventually("the read blocked in Redis", timeout: .seconds(30)) {
+            let line = try await observer.send(RawCommand("CLIENT", "LIST", "ID", "\(id)")).decode(as: String.self)
+            return line.contains("cmd=xreadgroup") && line.contains("flags=b")
+        }
+        await observer.close()
         let clock = ContinuousClock()
         let start = clock.now
         task.cancel()

@@ -2,7 +2,6 @@ import FerryCore
 import FerrySQLServer
 import NIOCore
 import NIOPosix
-import Synchronization
 import TDSEmulator
 import Testing
 
@@ -12,36 +11,6 @@ import Testing
 struct SQLServerBrokenServerTests {
     enum Breakage: Sendable {
         case closeAtOnce, garbage, endlessPacket, silence
-    }
-
-    struct Hung: Error {}
-
-    /// Runs `body` and fails the test if it takes longer than `limit` (the call's own timeouts must end it first).
-    /// A body that hangs is left behind, not awaited: a task group would wait for it.
-    func bounded<T: Sendable>(_ what: String, _ limit: Duration = .seconds(30), _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let resumed = Mutex(false)
-        do {
-            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                let finish: @Sendable (Result<T, any Error>) -> Void = { result in
-                    if resumed.withLock({ done in
-                        defer { done = true }
-                        return !done
-                    }) {
-                        continuation.resume(with: result)
-                    }
-                }
-                Task {
-                    do { finish(.success(try await body())) } catch { finish(.failure(error)) }
-                }
-                Task {
-                    try? await Task.sleep(for: limit)
-                    finish(.failure(Hung()))
-                }
-            }
-        } catch is Hung {
-            Issue.record("\(what) did not end within \(limit): a hang")
-            throw CancellationError()
-        }
     }
 
     static func endpoint(port: Int) -> SQLServerEndpoint {

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 /// A condition that did not hold in time.
@@ -28,5 +29,35 @@ func eventually(
             throw TimedOut(description: message)
         }
         try await Task.sleep(for: every)
+    }
+}
+
+struct Hung: Error {}
+
+/// Runs `body` and fails the test if it takes longer than `limit` (the call's own timeouts must end it first).
+/// A body that hangs is left behind, not awaited: a task group would wait for it.
+func bounded<T: Sendable>(_ what: String, _ limit: Duration = .seconds(30), _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let resumed = Mutex(false)
+    do {
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let finish: @Sendable (Result<T, any Error>) -> Void = { result in
+                if resumed.withLock({ done in
+                    defer { done = true }
+                    return !done
+                }) {
+                    continuation.resume(with: result)
+                }
+            }
+            Task {
+                do { finish(.success(try await body())) } catch { finish(.failure(error)) }
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                finish(.failure(Hung()))
+            }
+        }
+    } catch is Hung {
+        Issue.record("\(what) did not end within \(limit): a hang")
+        throw CancellationError()
     }
 }
