@@ -149,7 +149,10 @@ struct SQLServerBrokenServerTests {
             let proxy = try await CuttingProxy.start(upstream: emulator.port, cutAfter: 60_000)
             var options = SQLServerOptions()
             options.queryTimeoutSeconds = 5
-            let connection = try await SQLServerConnection.connect(Self.endpoint(port: proxy.port), options: options)
+            // The login itself goes through whole: 15 s for it (2 s timed out once on CI's loaded machine).
+            var endpoint = Self.endpoint(port: proxy.port)
+            endpoint.connectTimeout = .seconds(15)
+            let connection = try await SQLServerConnection.connect(endpoint, options: options)
             let outcome = try await bounded("a query whose answer is cut") {
                 do {
                     let read = try await connection.query("SELECT g, repeat('x', 50) FROM generate_series(1, 100000) AS g") { _ in }
