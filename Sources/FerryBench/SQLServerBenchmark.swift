@@ -22,6 +22,9 @@ package struct SQLServerBenchmark: Sendable {
         package var pythonScript = "Benchmarks/python/tds_read.py"
         /// Also load the view into a mirror through the table sync, from SQL Server and from PostgreSQL.
         package var fullLoads = true
+        /// Rows written into an empty table by the SQL Server target (bulk copy) and its peers; 0 skips the writes.
+        package var writeRows = 100_000
+        package var pythonWriteScript = "Benchmarks/python/tds_write.py"
 
         package init() {}
     }
@@ -92,6 +95,9 @@ package struct SQLServerBenchmark: Sendable {
         if let pytds {
             figures.append(.init(name: "CPU per row: python-tds (its process)", ferry: pytds.cpu * 1e6 / rows, unit: "µs", higherIsBetter: false))
         }
+        if options.writeRows > 0 {
+            figures += try await writes(endpoint: endpoint, emulator: emulator, postgres: postgres, schema: schema, progress: progress)
+        }
         if options.fullLoads, let redisInstance = sandbox.redis {
             var configuration = FerryConfiguration()
             configuration.postgres = postgres.endpoint
@@ -130,6 +136,78 @@ package struct SQLServerBenchmark: Sendable {
         }
         figures.append(.init(name: "peak resident memory", ferry: SyncBenchmark.peakResidentMegabytes(), unit: "MB", higherIsBetter: false))
         return figures
+    }
+
+    /// Rows written into an empty table: Ferry's SQL Server target (bulk copy, in one transaction) beside python-tds's
+    /// bulk copy (`copy_to`) and pymssql's `executemany` (pymssql 2.4 has no bulk copy), each into a table of its own.
+    private func writes(
+        endpoint: SQLServerEndpoint, emulator: TDSEmulatorProcess, postgres: PostgresInstance, schema: String,
+        progress: @escaping @Sendable (String) -> Void
+    ) async throws -> [SyncBenchmark.Figure] {
+        let count = options.writeRows
+        let tables = ["carga_ferry", "carga_pytds", "carga_pymssql"]
+        try await PostgresSession.using(postgres.endpoint, key: "postgres", logger: logger) { session in
+            try await session.withConnection { connection in
+                for table in tables {
+                    try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(schema).\(table)"), logger: logger)
+                    try await connection.query(
+                        PostgresQuery(
+                            unsafeSQL:
+                                "CREATE TABLE \(schema).\(table) (id int PRIMARY KEY, cliente varchar(50), monto numeric(12,2), momento timestamp(6))"
+                        ),
+                        logger: logger)
+                }
+            }
+        }
+        // The rows the Python peers write (Benchmarks/python/tds_write.py), as PostgreSQL text.
+        let rows: [[String?]] = (1...count).map { index in
+            let cents = index % 100_000
+            let seconds = index
+            let time = String(format: "2026-01-%02d %02d:%02d:%02d", 1 + seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60)
+            return ["\(index)", "cliente \(index % 997)", String(format: "%d.%02d", cents / 100, cents % 100), time]
+        }
+        var options = SQLServerOptions()
+        options.bulkCopy = true
+        let session = SQLServerSession(endpoint: endpoint, key: "sqlserver", options: options)
+        let target = SQLServerTableTarget(session: session, table: "dbo.carga_ferry", key: ["id"])
+        progress("ferry: writing \(count) rows with the SQL Server target (bulk copy, one transaction)")
+        let emulatorBefore = ProcessCPU.seconds(ofProcess: emulator.pid)
+        let written: (count: Int, seconds: Double)
+        let ferryCPU: Double
+        do {
+            (written, ferryCPU) = try await measure {
+                try await target.apply(SQLServerChanges(columns: ["id", "cliente", "monto", "momento"], inserts: rows)).inserted
+            }
+            await session.close()
+        } catch {
+            await session.close()
+            throw error
+        }
+        let emulatorCPU = ProcessCPU.seconds(ofProcess: emulator.pid) - emulatorBefore
+        guard written.count == count else { throw FerryError(.server, "the target wrote \(written.count) of \(count) rows") }
+        progress(String(format: "  %.1f s, %.0f rows/s", written.seconds, Double(count) / written.seconds))
+        var pytds: Double?
+        var pymssql: Double?
+        if !self.options.skipPeers {
+            progress("python-tds: writing \(count) rows with copy_to (bulk copy)")
+            pytds = try PythonPeer.rate(script: self.options.pythonWriteScript, arguments: ["pytds", "\(emulator.port)", "carga_pytds", "\(count)"])
+            // executemany sends one batch per row: a tenth of the rows keeps its run under a minute.
+            let fewer = max(1, count / 10)
+            progress("pymssql: writing \(fewer) rows with executemany")
+            pymssql = try PythonPeer.rate(
+                script: self.options.pythonWriteScript, arguments: ["pymssql", "\(emulator.port)", "carga_pymssql", "\(fewer)"])
+        }
+        let perRow = 1e6 / Double(count)
+        return [
+            .init(
+                name: "rows/s written: Ferry's target (bulk copy) vs python-tds copy_to", ferry: Double(count) / written.seconds, unit: "rows/s",
+                peer: pytds, peerName: "python-tds"),
+            .init(
+                name: "rows/s written: Ferry's target (bulk copy) vs pymssql executemany", ferry: Double(count) / written.seconds, unit: "rows/s",
+                peer: pymssql, peerName: "pymssql"),
+            .init(name: "CPU per row written: Ferry's client (its process)", ferry: ferryCPU * perRow, unit: "µs", higherIsBetter: false),
+            .init(name: "CPU per row written: the emulator", ferry: emulatorCPU * perRow, unit: "µs", higherIsBetter: false),
+        ]
     }
 
     /// Seconds for the table sync's initial load of `table` (from `connection`) into a fresh mirror: one `ferry sync

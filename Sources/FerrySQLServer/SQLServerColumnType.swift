@@ -90,6 +90,18 @@ package struct SQLServerColumnType: Sendable, Hashable, CustomStringConvertible 
         }
     }
 
+    /// A value as PostgreSQL printed it, rewritten as FreeTDS converts text to this type in a bulk copy; nil when it
+    /// cannot: FreeTDS reads no UTC offset, so a `datetimeoffset` goes as its UTC time only when the offset is +00 (as
+    /// Ferry's PostgreSQL sessions, in UTC, print every `timestamptz`).
+    package func bulkText(_ value: String) -> String? {
+        switch base {
+        case "datetimeoffset":
+            for suffix in ["+00:00", "+00"] where value.hasSuffix(suffix) { return String(value.dropLast(suffix.count)) }
+            return nil
+        default: return parameterText(value)
+        }
+    }
+
     /// A value as PostgreSQL printed it (what the rows and positions hold), rewritten as SQL Server reads that type
     /// from text: booleans as 1/0, `bytea` hex as `0x…`, a UTC offset `+00` as ` +00:00`.
     package func parameterText(_ value: String) -> String {

@@ -27,6 +27,8 @@ package struct SQLServerOptions: Sendable {
     /// Whole seconds; DB-Library counts in seconds. 0 waits for ever.
     package var queryTimeoutSeconds = 300
     package var applicationName = "ferry"
+    /// Logs in with bulk copy allowed (the login's "dump/load" flag), for connections that load tables with BCP.
+    package var bulkCopy = false
 
     package init() {}
 
@@ -83,6 +85,7 @@ package final class SQLServerConnection: Sendable {
             // Text arrives as UTF-8 whatever the server's collation (FreeTDS converts varchar and nvarchar).
             dbsetlname(login, "UTF-8", Int32(DBSETCHARSET))
             dbsetlversion(login, BYTE(options.version.dbVersion))
+            if options.bulkCopy { dbsetlbool(login, 1, Int32(DBSETBCP)) }
             // FreeTDS 1.3's DB-Library does not implement DBSETENCRYPT (it answers FAIL): refuse rather than log in
             // unencrypted when encryption was required.
             if options.requireEncryption, dbsetlbool(login, 1, Int32(DBSETENCRYPT)) != SUCCEED {
@@ -191,6 +194,91 @@ package final class SQLServerConnection: Sendable {
         }
     }
 
+    /// Loads `rows` into `table` (a quoted T-SQL name) with DB-Library's bulk copy (BCP: `insert bulk` and a BULK LOAD
+    /// message), `rowsPerCall` rows per trip to DB-Library's thread. `columns[i]` is the 1-based position in the table of
+    /// the column the rows' i-th value goes to, written in `encodings[i]`; columns left out get NULL (or their default).
+    /// nil is NULL. An empty string cannot travel (DB-Library sends a zero length as NULL), nor a value its encoding
+    /// cannot write: such rows are refused here and must go another way. Returns the rows the server took.
+    ///
+    /// A row DB-Library cannot convert (a value that is not of the column's type) fails the copy and closes the
+    /// connection: it is left in the middle of a BULK LOAD message, which nothing can end cleanly.
+    package func bulkCopy(
+        into table: String, columns: [Int], encodings: [SQLServerBulkEncoding], rows: [[String?]], rowsPerCall: Int = 5000
+    ) async throws -> Int {
+        for (index, row) in rows.enumerated() {
+            for (value, encoding) in zip(row, encodings) {
+                guard let value else { continue }
+                if value.isEmpty || !encoding.canEncode(value) {
+                    throw FerryError(
+                        .invalidInput,
+                        "row \(index + 1) has a value bulk copy cannot send as it is (an empty string, or text outside the column's code page)",
+                        fix: "insert it with a statement")
+                }
+            }
+        }
+        let handle = try begin()
+        defer { busy.store(false, ordering: .releasing) }
+        let started: Result<Void, SQLServerError> = try await DBLibrary.run(collector) { [collector] in
+            guard bcp_init(handle.pointer, table, nil, nil, DB_IN) == SUCCEED else { return .failure(collector.failure()) }
+            // Bound once with no data; each row points every column at its value (bcp_colptr, bcp_collen).
+            for column in columns where bcp_bind(handle.pointer, nil, 0, 0, nil, 0, Int32(SYBCHAR), Int32(column)) != SUCCEED {
+                return .failure(collector.failure())
+            }
+            return .success(())
+        }
+        if case .failure(let error) = started { throw try await failed(error, handle) }
+        var start = 0
+        while start < rows.count {
+            let chunk = rows[start..<min(rows.count, start + max(1, rowsPerCall))]
+            let sent: Result<Void, SQLServerError> = try await DBLibrary.run(collector) { [collector] in
+                var bytes: [UInt8] = []
+                var ends: [Int] = []
+                for row in chunk {
+                    bytes.removeAll(keepingCapacity: true)
+                    ends.removeAll(keepingCapacity: true)
+                    for (value, encoding) in zip(row, encodings) {
+                        if let value { _ = encoding.encode(value, into: &bytes) }
+                        ends.append(bytes.count)
+                    }
+                    // Never empty: a NULL still needs an address (zero length is what makes it NULL).
+                    bytes.append(0)
+                    let ok = bytes.withUnsafeMutableBufferPointer { buffer -> Bool in
+                        var from = 0
+                        for (index, column) in columns.enumerated() {
+                            let length = row[index] == nil ? 0 : ends[index] - from
+                            guard let base = buffer.baseAddress,
+                                bcp_colptr(handle.pointer, base + (row[index] == nil ? 0 : from), Int32(column)) == SUCCEED,
+                                bcp_collen(handle.pointer, DBINT(length), Int32(column)) == SUCCEED
+                            else { return false }
+                            from = ends[index]
+                        }
+                        return bcp_sendrow(handle.pointer) == SUCCEED
+                    }
+                    if !ok { return .failure(collector.failure()) }
+                }
+                return .success(())
+            }
+            if case .failure(let error) = sent {
+                await close()
+                let reason = error.library ?? error.messages.map(\.message).joined(separator: "; ")
+                throw FerryError(
+                    .invalidInput, "bulk copy into \(table) stopped at one of rows \(start + 1)…\(start + chunk.count): \(reason)",
+                    fix: "check those rows' values against the table's column types; nothing of this copy was kept")
+            }
+            start += chunk.count
+        }
+        let done: Result<Int, SQLServerError> = try await DBLibrary.run(collector) { [collector] in
+            let copied = bcp_done(handle.pointer)
+            let errors = collector.failure()
+            guard copied >= 0, errors.messages.isEmpty else { return .failure(errors) }
+            return .success(Int(copied))
+        }
+        switch done {
+        case .success(let copied): return copied
+        case .failure(let error): throw try await failed(error, handle)
+        }
+    }
+
     /// Every row of `sql` as text (NULL as nil): for catalog queries and checks, not for tables.
     package func rows(_ sql: String, parameters: [SQLServerParameter] = []) async throws -> [[String?]] {
         var result: [[String?]] = []
@@ -267,7 +355,10 @@ package final class SQLServerConnection: Sendable {
             let copy = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
             copy.initialize(from: bytes, count: bytes.count)
             storage.append(copy)
-            return dbrpcparam(handle.pointer, name, 0, Int32(FERRY_XSYBNVARCHAR), -1, DBINT(bytes.count), copy) == SUCCEED
+            // FreeTDS 1.3 cuts an nvarchar parameter at 4,000 characters, silently (it never switches to nvarchar(max)):
+            // a longer text goes as ntext, which SQL Server converts to the declared type like nvarchar.
+            let type = value.utf16.count > 4000 ? Int32(SYBNTEXT) : Int32(FERRY_XSYBNVARCHAR)
+            return dbrpcparam(handle.pointer, name, 0, type, -1, DBINT(bytes.count), copy) == SUCCEED
         }
         guard dbrpcinit(handle.pointer, "sp_executesql", 0) == SUCCEED, add("@stmt", sql), add("@params", declarations) else { return false }
         for (index, parameter) in parameters.enumerated() where !add("@p\(index + 1)", parameter.value) { return false }

@@ -70,6 +70,21 @@ struct SQLServerClientTests {
         }
     }
 
+    /// FreeTDS 1.3 cuts an nvarchar RPC parameter at 4,000 characters without a word: a long statement (a user's `query:`,
+    /// a batch of updates) or a long value lost its end. Longer texts go as ntext and arrive whole.
+    @Test func statementsAndValuesLongerThan4000CharactersArriveWhole() async throws {
+        try await TDSEmulatorTests.withEmulator { emulator in
+            let connection = try await SQLServerConnection.connect(Self.endpoint(TDSEmulatorHandle(emulator)))
+            let long = String(repeating: "ñandú 東京 ", count: 1000)
+            let padding = String(repeating: " ", count: 5000)
+            let rows = try await connection.rows(
+                "SELECT @p1 AS a, \(padding) @p2 AS b",
+                parameters: [SQLServerParameter(long, as: "nvarchar(max)"), SQLServerParameter("2", as: "int")])
+            #expect(rows == [[long, "2"]])
+            await connection.close()
+        }
+    }
+
     @Test func loginErrorsNameTheFix() async throws {
         try await TDSEmulatorTests.withEmulator { emulator in
             let handle = TDSEmulatorHandle(emulator)

@@ -34,6 +34,11 @@ struct TDSEmulatorTests {
 
     /// An emulator on a fresh schema of the suite's PostgreSQL holding `table`; logins: ferry / s3cret.
     static func withEmulator(_ body: (TDSEmulator) async throws -> Void) async throws {
+        try await withEmulatorConfiguration { emulator, _ in try await body(emulator) }
+    }
+
+    /// ``withEmulator(_:)`` with the emulator's configuration, to start another one on the same database (a restart).
+    static func withEmulatorConfiguration(_ body: (TDSEmulator, TDSEmulator.Configuration) async throws -> Void) async throws {
         let sandbox = try SandboxContext.require()
         let postgres = try #require(sandbox.postgres)
         let schema = "tds_\(UInt32.random(in: 0..<UInt32.max))"
@@ -50,7 +55,7 @@ struct TDSEmulatorTests {
         configuration.postgres.options.additionalStartupParameters = [("search_path", schema)]
         let emulator = try await TDSEmulator.start(configuration, logger: logger)
         do {
-            try await body(emulator)
+            try await body(emulator, configuration)
         } catch {
             await emulator.close()
             throw error
@@ -114,6 +119,36 @@ struct TDSEmulatorTests {
                     "utc 2026-12-06T10:30:00.123456+00:00", "UUID('6f9619ff-8b86-d011-b42d-00c04fc964ff')",
                 ])
             #expect(rows[1] == ["2"] + Array(repeating: "None", count: 16))
+        }
+    }
+
+    /// Bulk copy as python-tds does it (`copy_to`: `INSERT BULK` and a BULK LOAD message with typed columns and a DONE),
+    /// independently of FreeTDS: the emulator's BULK LOAD reading follows the protocol, not one client's habits.
+    @Test func pythonTDSBulkCopies() async throws {
+        try await Self.withEmulator { emulator in
+            let script = """
+                import sys, datetime, decimal, uuid, pytds
+                from pytds.tds_base import Column
+                from pytds.tds_types import IntType, BigIntType, NVarCharType, NVarCharMaxType, DecimalType, DateTime2Type, VarBinaryType, BitType, UniqueIdentifierType
+                with pytds.connect(server='127.0.0.1', port=int(sys.argv[1]), database='ventas', user='ferry', password='s3cret', autocommit=True) as c:
+                    cur = c.cursor()
+                    cur.execute('CREATE TABLE carga (id int PRIMARY KEY, nombre varchar(50), largo text, precio numeric(12,2), momento timestamp(6), datos bytea, activo boolean, guid uuid, grande bigint)')
+                    columns = [Column('id', IntType(), 0), Column('nombre', NVarCharType(size=50)), Column('largo', NVarCharMaxType()),
+                        Column('precio', DecimalType(precision=12, scale=2)), Column('momento', DateTime2Type(precision=6)), Column('datos', VarBinaryType(size=100)),
+                        Column('activo', BitType()), Column('guid', UniqueIdentifierType()), Column('grande', BigIntType())]
+                    rows = [
+                        (1, 'ñandú 東京', 'x' * 9000, decimal.Decimal('-1234567890.12'), datetime.datetime(2026, 12, 6, 10, 30, 0, 123456), b'\\x00\\xff\\x10', True,
+                         uuid.UUID('6f9619ff-8b86-d011-b42d-00c04fc964ff'), 9223372036854775807),
+                        (2, '', '', decimal.Decimal('0.50'), datetime.datetime(1, 1, 1), b'', False, None, -1),
+                        (3, None, None, None, None, None, None, None, None)]
+                    cur.copy_to(table_or_view='carga', columns=columns, data=rows)
+                    cur.execute('SELECT id, nombre, largo, precio, momento, datos, activo, guid, grande FROM carga ORDER BY id')
+                    got = [tuple(row) for row in cur.fetchall()]
+                    print('same' if got == rows else 'different: %r' % (got,))
+                """
+            let result = try await ExternalClient.run("python3", ["-c", script, "\(emulator.port)"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "same", "\(result.stdout)\n\(result.stderr)")
         }
     }
 

@@ -94,6 +94,14 @@ extension TDSColumn.SQLType {
         }
     }
 
+    /// The collation of a character type (`collation_name`), the one COLMETADATA carries; nil for other types.
+    var collationName: String? {
+        switch self {
+        case .nvarchar, .varchar, .nchar, .char: return "SQL_Latin1_General_CP1_CI_AS"
+        default: return nil
+        }
+    }
+
     /// A SQL Server type name as a comment `tds:TYPE` gives it; nil when the emulator does not serve it.
     init?(declared text: String) {
         let lower = text.lowercased().replacingOccurrences(of: " ", with: "")

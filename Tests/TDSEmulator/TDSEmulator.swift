@@ -92,6 +92,12 @@ package final class TDSEmulator: Sendable {
             try await connection.query(
                 #"CREATE OR REPLACE FUNCTION sys.min_active_rowversion() RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT '\xffffffffffffffff'::bytea $$"#,
                 logger: logger)
+            // COLLATIONPROPERTY(name, 'CodePage'): the emulator's 8-bit text is Latin-1 (code page 1252), or UTF-8.
+            try await connection.query(
+                """
+                CREATE OR REPLACE FUNCTION sys.collationproperty(name text, property text) RETURNS int LANGUAGE sql IMMUTABLE AS $$
+                  SELECT CASE WHEN name IS NULL OR lower(property) <> 'codepage' THEN NULL WHEN name ILIKE '%utf8%' THEN 65001 ELSE 1252 END $$
+                """, logger: logger)
             try await connection.query(
                 """
                 CREATE OR REPLACE VIEW sys.partitions AS

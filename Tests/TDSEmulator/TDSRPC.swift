@@ -65,19 +65,68 @@ struct TDSRPCRequest {
     }
 }
 
-/// A parameter's TYPE_INFO and value ([MS-TDS] 2.2.5.4, 2.2.5.5) read as the text PostgreSQL takes for it.
+/// A value's TYPE_INFO ([MS-TDS] 2.2.5.4): the type byte and what follows it (maximum length, precision, scale, collation).
+struct TDSTypeInfo: Sendable {
+    var type: UInt8
+    /// The maximum length in bytes (0xFFFF: PLP; for text, ntext and image the 4-byte maximum).
+    var maximum = 0
+    var precision = 0
+    var scale = 0
+}
+
+/// A parameter's or bulk-load row's TYPE_INFO and value ([MS-TDS] 2.2.5.4, 2.2.5.5) read as the text PostgreSQL takes
+/// for it.
 enum TDSParameterValue {
     static func read(type: UInt8, from buffer: inout ByteBuffer) throws -> String? {
+        try readValue(try readInfo(type: type, from: &buffer), from: &buffer, inRow: false)
+    }
+
+    /// The TYPE_INFO after the type byte.
+    static func readInfo(type: UInt8, from buffer: inout ByteBuffer) throws -> TDSTypeInfo {
         func byte() throws -> Int {
-            guard let value = buffer.readInteger(as: UInt8.self) else { throw TDSProtocolError("a parameter's type cut short") }
+            guard let value = buffer.readInteger(as: UInt8.self) else { throw TDSProtocolError("a value's type cut short") }
+            return Int(value)
+        }
+        var info = TDSTypeInfo(type: type)
+        switch type {
+        case 0x30, 0x32, 0x34, 0x38, 0x7F, 0x3B, 0x3E, 0x28: break
+        case 0x26, 0x68, 0x6D, 0x24, 0x6F, 0x6E: info.maximum = try byte()
+        case 0x29, 0x2A, 0x2B: info.scale = try byte()
+        case 0x6A, 0x6C:
+            info.maximum = try byte()
+            info.precision = try byte()
+            info.scale = try byte()
+        case 0xE7, 0xEF, 0xA7, 0xAF, 0xA5, 0xAD:
+            guard let maximum = buffer.readInteger(endianness: .little, as: UInt16.self) else { throw TDSProtocolError("a value's type cut short") }
+            info.maximum = Int(maximum)
+            if type != 0xA5 && type != 0xAD {
+                guard buffer.readSlice(length: 5) != nil else { throw TDSProtocolError("a collation cut short") }
+            }
+        case 0x63, 0x23, 0x22:
+            guard let maximum = buffer.readInteger(endianness: .little, as: Int32.self) else { throw TDSProtocolError("a value's type cut short") }
+            info.maximum = Int(maximum)
+            if type != 0x22 {
+                guard buffer.readSlice(length: 5) != nil else { throw TDSProtocolError("a collation cut short") }
+            }
+        default:
+            throw TDSProtocolError("the emulator does not read values of type 0x\(String(type, radix: 16)) yet")
+        }
+        return info
+    }
+
+    /// A value of `info`'s type. `inRow`: as a bulk-load ROW carries it (text, ntext and image with a text pointer).
+    static func readValue(_ info: TDSTypeInfo, from buffer: inout ByteBuffer, inRow: Bool) throws -> String? {
+        let type = info.type
+        func byte() throws -> Int {
+            guard let value = buffer.readInteger(as: UInt8.self) else { throw TDSProtocolError("a value cut short") }
             return Int(value)
         }
         func integer<T: FixedWidthInteger>(_: T.Type) throws -> T {
-            guard let value = buffer.readInteger(endianness: .little, as: T.self) else { throw TDSProtocolError("a parameter's value cut short") }
+            guard let value = buffer.readInteger(endianness: .little, as: T.self) else { throw TDSProtocolError("a value cut short") }
             return value
         }
         func bytes(_ count: Int) throws -> ByteBuffer {
-            guard let slice = buffer.readSlice(length: count) else { throw TDSProtocolError("a parameter's value cut short") }
+            guard count >= 0, let slice = buffer.readSlice(length: count) else { throw TDSProtocolError("a value cut short") }
             return slice
         }
         switch type {
@@ -89,9 +138,8 @@ enum TDSParameterValue {
         case 0x7F: return String(try integer(Int64.self))
         case 0x3B: return String(Float(bitPattern: try integer(UInt32.self)))
         case 0x3E: return String(Double(bitPattern: try integer(UInt64.self)))
-        // Nullable fixed types: a maximum length, then a length byte (0 = NULL) and the value.
+        // Nullable fixed types: a length byte (0 = NULL) and the value.
         case 0x26, 0x68, 0x6D, 0x24:
-            _ = try byte()
             let length = try byte()
             if length == 0 { return nil }
             var value = try bytes(length)
@@ -108,22 +156,26 @@ enum TDSParameterValue {
                 let ordered = [raw[3], raw[2], raw[1], raw[0], raw[5], raw[4], raw[7], raw[6]] + raw[8...]
                 let hex = ordered.map { String($0, radix: 16).leftPadded(to: 2) }
                 return [hex[0..<4], hex[4..<6], hex[6..<8], hex[8..<10], hex[10..<16]].map { $0.joined() }.joined(separator: "-")
-            default: throw TDSProtocolError("a parameter of type 0x\(String(type, radix: 16)) with \(length) bytes")
+            default: throw TDSProtocolError("a value of type 0x\(String(type, radix: 16)) with \(length) bytes")
             }
-        // Dates and times: a scale (except date), then a length byte (0 = NULL), the time in 10^-scale s units, the days
-        // since 0001-01-01 (3 bytes), and for datetimeoffset the offset in minutes (the time and date are UTC).
+        // Dates and times: a length byte (0 = NULL), the time in 10^-scale s units, the days since 0001-01-01 (3 bytes),
+        // and for datetimeoffset the offset in minutes (the time and date are UTC).
         case 0x28, 0x29, 0x2A, 0x2B:
-            let scale = type == 0x28 ? 0 : try byte()
+            let scale = info.scale
+            guard scale <= 7 else { throw TDSProtocolError("a time scale of \(scale)") }
             let length = try byte()
             if length == 0 { return nil }
             var value = try bytes(length)
             let timeBytes = type == 0x28 ? 0 : (scale <= 2 ? 3 : scale <= 4 ? 4 : 5)
             var units: UInt64 = 0
-            for index in 0..<timeBytes { units |= UInt64(value.readInteger(as: UInt8.self)!) << (8 * UInt64(index)) }
+            for index in 0..<timeBytes {
+                guard let part = value.readInteger(as: UInt8.self) else { throw TDSProtocolError("a time value cut short") }
+                units |= UInt64(part) << (8 * UInt64(index))
+            }
             var parts: [String] = []
             if type != 0x29 {
                 guard let low = value.readInteger(endianness: .little, as: UInt16.self), let high = value.readInteger(as: UInt8.self) else {
-                    throw TDSProtocolError("a date parameter cut short")
+                    throw TDSProtocolError("a date value cut short")
                 }
                 parts.append(dateText(daysSince0001: Int(low) | Int(high) << 16))
             }
@@ -138,9 +190,9 @@ enum TDSParameterValue {
             return parts.joined(separator: " ") + (type == 0x2B ? "+00" : "")
         // datetime / smalldatetime (nullable): days since 1900 and 1/300 s ticks, or days and minutes.
         case 0x6F:
-            _ = try byte()
             let length = try byte()
             if length == 0 { return nil }
+            guard length == 4 || length == 8 else { throw TDSProtocolError("a datetime of \(length) bytes") }
             var value = try bytes(length)
             let daysTo1900 = 693_595
             if length == 4 {
@@ -154,13 +206,12 @@ enum TDSParameterValue {
             let seconds = microseconds / 1_000_000
             return dateText(daysSince0001: days + daysTo1900) + " " + format2(seconds / 3600) + ":" + format2(seconds / 60 % 60) + ":"
                 + format2(seconds % 60) + "." + String(microseconds % 1_000_000).leftPadded(to: 6)
-        // decimal / numeric: maximum length, precision, scale; then length, sign (1 = positive), the magnitude little-endian.
+        // decimal / numeric: length, sign (1 = positive), the magnitude little-endian.
         case 0x6A, 0x6C:
-            _ = try byte()
-            _ = try byte()
-            let scale = try byte()
+            let scale = info.scale
             let length = try byte()
             if length == 0 { return nil }
+            guard length <= 17 else { throw TDSProtocolError("a decimal of \(length) bytes") }
             var value = try bytes(length)
             let positive = value.readInteger(as: UInt8.self)! == 1
             var magnitude: UInt128 = 0
@@ -170,9 +221,9 @@ enum TDSParameterValue {
             return (positive ? "" : "-") + digits
         // money / smallmoney (nullable): ten-thousandths, the high half first for money.
         case 0x6E:
-            _ = try byte()
             let length = try byte()
             if length == 0 { return nil }
+            guard length == 4 || length == 8 else { throw TDSProtocolError("a money value of \(length) bytes") }
             var value = try bytes(length)
             let amount: Int64
             if length == 4 {
@@ -185,10 +236,8 @@ enum TDSParameterValue {
             return (amount < 0 ? "-" : "") + digits.dropLast(4) + "." + digits.suffix(4)
         // Character and binary types with a 2-byte maximum length (0xFFFF: sent in chunks, PLP).
         case 0xE7, 0xEF, 0xA7, 0xAF, 0xA5, 0xAD:
-            let maximum = try integer(UInt16.self)
-            if type != 0xA5 && type != 0xAD { _ = try bytes(5) }  // collation
             var value: ByteBuffer
-            if maximum == 0xFFFF {
+            if info.maximum == 0xFFFF {
                 guard let plp = try readPLP(&buffer) else { return nil }
                 value = plp
             } else {
@@ -196,28 +245,36 @@ enum TDSParameterValue {
                 if length == 0xFFFF { return nil }
                 value = try bytes(Int(length))
             }
-            switch type {
-            case 0xE7, 0xEF:
-                guard let text = value.readUTF16(units: value.readableBytes / 2) else { throw TDSProtocolError("a parameter that is not UTF-16") }
-                return text
-            case 0xA7, 0xAF:
-                // The emulator's collation is Latin-1 (code page 1252 for these characters).
-                return String(String.UnicodeScalarView(value.readableBytesView.map { Unicode.Scalar($0) }))
-            default:
-                return "\\x" + value.readableBytesView.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-            }
-        // ntext, text, image: a 4-byte maximum, a collation for the texts, a 4-byte length.
+            return try text(of: type, value)
+        // ntext, text, image: a 4-byte length; in a bulk-load row a text pointer (length 0 = NULL) and timestamp first.
         case 0x63, 0x23, 0x22:
-            _ = try bytes(4)
-            if type != 0x22 { _ = try bytes(5) }
+            if inRow {
+                let pointer = try byte()
+                if pointer == 0 { return nil }
+                _ = try bytes(pointer + 8)
+            }
             let length = try integer(Int32.self)
             if length < 0 { return nil }
-            var value = try bytes(Int(length))
-            if type == 0x63 { return value.readUTF16(units: value.readableBytes / 2) }
-            if type == 0x23 { return String(String.UnicodeScalarView(value.readableBytesView.map { Unicode.Scalar($0) })) }
-            return "\\x" + value.readableBytesView.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+            return try text(of: type, try bytes(Int(length)))
         default:
-            throw TDSProtocolError("the emulator does not read parameters of type 0x\(String(type, radix: 16)) yet")
+            throw TDSProtocolError("the emulator does not read values of type 0x\(String(type, radix: 16)) yet")
+        }
+    }
+
+    /// A character or binary value's bytes as PostgreSQL text.
+    private static func text(of type: UInt8, _ value: ByteBuffer) throws -> String {
+        var value = value
+        switch type {
+        case 0xE7, 0xEF, 0x63:
+            guard value.readableBytes % 2 == 0, let text = value.readUTF16(units: value.readableBytes / 2) else {
+                throw TDSProtocolError("a value that is not UTF-16")
+            }
+            return text
+        case 0xA7, 0xAF, 0x23:
+            // The emulator's collation is Latin-1 (code page 1252 for these characters).
+            return String(String.UnicodeScalarView(value.readableBytesView.map { Unicode.Scalar($0) }))
+        default:
+            return "\\x" + value.readableBytesView.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
         }
     }
 

@@ -14,6 +14,8 @@ struct TDSSession {
     private var nextTransaction: UInt64 = 1
     /// Column types declared by `tds:TYPE` comments, by table OID and column number (read before each statement).
     private var declaredTypes: [ColumnID: TDSColumn.SQLType] = [:]
+    /// The table an `insert bulk` statement named: the BULK LOAD message that follows goes into it.
+    private var bulkTarget: String?
 
     struct ColumnID: Hashable {
         var table: UInt32
@@ -49,6 +51,8 @@ struct TDSSession {
                         reply.payload.writeDone(status: .attention)
                     case .rpc where loggedIn:
                         try await rpc(message.payload, reply: &reply)
+                    case .bulkLoad where loggedIn:
+                        try await bulkLoad(message.payload, reply: &reply)
                     default:
                         throw TDSProtocolError("a message of type \(message.kind) arrived \(loggedIn ? "after" : "before") login")
                     }
@@ -129,6 +133,11 @@ struct TDSSession {
             throw TDSProtocolError("a SQL batch is not UTF-16")
         }
         logger.trace("TDS batch", metadata: ["tds.sql": "\(text)"])
+        if try await bulkCopyStatement(text, reply: &reply) { return }
+        if let match = text.wholeMatch(of: #/(?i)\s*(BEGIN|COMMIT|ROLLBACK)\s+TRAN(?:SACTION)?\s*;?\s*/#) {
+            try await transaction(String(match.output.1).uppercased(), reply: &reply)
+            return
+        }
         let statement: String?
         do {
             statement = try TSQLTranslator.translate(try await describingFirstResultSet(text, parameters: [:]))
@@ -207,6 +216,14 @@ struct TDSSession {
         if doneToken == 0xFF { done.insert(.more) }
         do {
             try await loadDeclaredTypes()
+            if let verb = query.sql.split(whereSeparator: \.isWhitespace).first?.uppercased(), ["INSERT", "UPDATE", "DELETE"].contains(verb),
+                !query.sql.uppercased().contains("RETURNING")
+            {
+                // The rows a statement changed, as SQL Server counts them in DONE.
+                let metadata = try await postgres.query(query, logger: logger) { _ in }.get()
+                reply.payload.writeDone(token: doneToken, status: done.union(.count), rows: UInt64(metadata.rows ?? 0))
+                return false
+            }
             let rows = try await postgres.query(query, logger: logger)
             let columns = try rows.columns.map { column in
                 let id = ColumnID(table: UInt32(bitPattern: column.tableOID), column: column.columnAttributeNumber)
@@ -291,7 +308,8 @@ struct TDSSession {
         try await postgres.query(
             """
             CREATE TEMP TABLE IF NOT EXISTS tds_describe (column_ordinal int, name text, system_type_name text, is_nullable boolean,
-              is_hidden boolean, error_number int, error_message text)
+              is_hidden boolean, error_number int, error_message text, is_identity_column boolean, is_computed_column boolean,
+              collation_name text)
             """, logger: logger)
         try await postgres.query("TRUNCATE tds_describe", logger: logger)
         do {
@@ -300,20 +318,29 @@ struct TDSSession {
             let rows = try await postgres.query(PostgresQuery(unsafeSQL: "SELECT * FROM (\(inner)) AS q LIMIT 0"), logger: logger)
             let columns = rows.columns.map { column in
                 let id = ColumnID(table: UInt32(bitPattern: column.tableOID), column: column.columnAttributeNumber)
-                return (column.name, declaredTypes[id] ?? TDSColumn.sqlType(for: column.dataType, modifier: column.dataTypeModifier))
+                return (column.name, declaredTypes[id] ?? TDSColumn.sqlType(for: column.dataType, modifier: column.dataTypeModifier), id)
             }
             for try await _ in rows {}
-            for (ordinal, (name, type)) in columns.enumerated() {
+            for (ordinal, (name, type, id)) in columns.enumerated() {
+                // Identity and generated columns of a table, as SQL Server flags them.
                 try await postgres.query(
-                    "INSERT INTO tds_describe VALUES (\(Int32(ordinal + 1)), \(name), \(type?.systemTypeName ?? "sql_variant"), true, false, NULL, NULL)",
+                    """
+                    INSERT INTO tds_describe
+                    SELECT \(Int32(ordinal + 1)), \(name), \(type?.systemTypeName ?? "sql_variant"), true, false, NULL, NULL,
+                      COALESCE((SELECT attidentity <> '' FROM pg_attribute WHERE attrelid = \(Int64(id.table)) AND attnum = \(Int32(id.column))), false),
+                      COALESCE((SELECT attgenerated <> '' FROM pg_attribute WHERE attrelid = \(Int64(id.table)) AND attnum = \(Int32(id.column))), false),
+                      \(type?.collationName)
+                    """,
                     logger: logger)
             }
         } catch let error as PSQLError {
             let message = error.serverInfo?[.message] ?? "PostgreSQL: \(error.code)"
             let number = Int32(Self.errorNumber(sqlState: error.serverInfo?[.sqlState]))
-            try await postgres.query("INSERT INTO tds_describe VALUES (NULL, NULL, NULL, NULL, NULL, \(number), \(message))", logger: logger)
+            try await postgres.query(
+                "INSERT INTO tds_describe VALUES (NULL, NULL, NULL, NULL, NULL, \(number), \(message), NULL, NULL, NULL)", logger: logger)
         } catch let error as TSQLError {
-            try await postgres.query("INSERT INTO tds_describe VALUES (NULL, NULL, NULL, NULL, NULL, 102, \(error.description))", logger: logger)
+            try await postgres.query(
+                "INSERT INTO tds_describe VALUES (NULL, NULL, NULL, NULL, NULL, 102, \(error.description), NULL, NULL, NULL)", logger: logger)
         }
         // The statement's parameter stays referenced (PostgreSQL refuses a bound value it cannot type).
         let replacement =
@@ -332,6 +359,166 @@ struct TDSSession {
         case "23505": return 2627  // unique key violation
         case "22003": return 8115  // arithmetic overflow
         default: return 50000
+        }
+    }
+
+    /// `BEGIN`, `COMMIT` or `ROLLBACK` `TRAN[SACTION]` in a batch: a PostgreSQL transaction, with the ENVCHANGE SQL Server
+    /// sends. A ROLLBACK with no transaction is SQL Server's error 3903.
+    private mutating func transaction(_ verb: String, reply: inout TDSReply) async throws {
+        guard let postgres else { throw TDSProtocolError("no PostgreSQL connection") }
+        func descriptor(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+        switch verb {
+        case "BEGIN":
+            try await postgres.query("BEGIN", logger: logger)
+            transaction = nextTransaction
+            nextTransaction += 1
+            reply.payload.writeEnvChange(type: 8, newBytes: descriptor(transaction), oldBytes: [])
+        default:
+            guard transaction != 0 else {
+                reply.error(
+                    verb == "COMMIT" ? 3902 : 3903, "The \(verb) TRANSACTION request has no corresponding BEGIN TRANSACTION.",
+                    server: configuration.serverName)
+                reply.payload.writeDone(status: .error)
+                return
+            }
+            try await postgres.query(verb == "COMMIT" ? "COMMIT" : "ROLLBACK", logger: logger)
+            reply.payload.writeEnvChange(type: verb == "COMMIT" ? 9 : 10, newBytes: [], oldBytes: descriptor(transaction))
+            transaction = 0
+        }
+        reply.payload.writeDone(status: transaction != 0 ? .inTransaction : .final)
+    }
+
+    /// The two statements a bulk copy starts with ([MS-TDS] 2.2.6.1, as FreeTDS and python-tds send them):
+    /// `SET FMTONLY ON select * from T SET FMTONLY OFF` (the table's columns, no rows: identity, computed and rowversion
+    /// columns flagged, which a client leaves out) and `insert bulk T (…)` (the BULK LOAD message that follows goes into
+    /// T). False when `text` is neither.
+    private mutating func bulkCopyStatement(_ text: String, reply: inout TDSReply) async throws -> Bool {
+        if let match = text.wholeMatch(of: #/(?is)\s*SET\s+FMTONLY\s+ON\s+(select\s+\*\s+from\s+.+?)\s+SET\s+FMTONLY\s+OFF\s*;?\s*/#) {
+            guard let postgres, let select = try TSQLTranslator.translate(String(match.output.1)) else { return false }
+            let done: TDSDoneStatus = transaction != 0 ? .inTransaction : []
+            do {
+                try await loadDeclaredTypes()
+                let rows = try await postgres.query(PostgresQuery(unsafeSQL: select + " LIMIT 0"), logger: logger)
+                let described = rows.columns
+                for try await _ in rows {}
+                var columns: [(TDSColumn, flags: UInt16, userType: UInt32)] = []
+                for column in described {
+                    let id = ColumnID(table: UInt32(bitPattern: column.tableOID), column: column.columnAttributeNumber)
+                    guard let type = declaredTypes[id] ?? TDSColumn.sqlType(for: column.dataType, modifier: column.dataTypeModifier) else {
+                        throw TDSValueError(description: "column \(column.name): PostgreSQL type \(column.dataType) is not served")
+                    }
+                    let attribute = try await postgres.query(
+                        """
+                        SELECT NOT attnotnull, attidentity <> '', attgenerated <> '' FROM pg_attribute
+                        WHERE attrelid = \(Int64(UInt32(bitPattern: column.tableOID))) AND attnum = \(Int32(column.columnAttributeNumber))
+                        """, logger: logger)
+                    var flags: UInt16 = 0x0008  // updateable
+                    for try await (nullable, identity, computed) in attribute.decode((Bool, Bool, Bool).self) {
+                        if nullable { flags |= 0x0001 }
+                        if identity { flags |= 0x0010 }
+                        if computed { flags |= 0x0020 }
+                    }
+                    // A rowversion is user type 80 (timestamp) with a nullable-looking binary(8): clients skip it.
+                    columns.append((TDSColumn(name: column.name, type: type), flags, type == .rowversion ? 80 : 0))
+                }
+                reply.payload.writeInteger(UInt8(0x81))
+                reply.payload.writeInteger(UInt16(columns.count), endianness: .little)
+                for (column, flags, userType) in columns {
+                    reply.payload.writeInteger(userType, endianness: .little)
+                    reply.payload.writeInteger(flags, endianness: .little)
+                    column.type.writeTypeInfo(into: &reply.payload)
+                    reply.payload.writeBVarchar(column.name)
+                }
+                reply.payload.writeDone(status: done.union(.count), rows: 0)
+            } catch let error as PSQLError {
+                reply.error(
+                    Self.errorNumber(sqlState: error.serverInfo?[.sqlState]), error.serverInfo?[.message] ?? "\(error.code)",
+                    server: configuration.serverName)
+                reply.payload.writeDone(status: done.union(.error))
+            } catch let error as TDSValueError {
+                reply.error(8115, error.description, server: configuration.serverName)
+                reply.payload.writeDone(status: done.union(.error))
+            }
+            return true
+        }
+        if let match = text.wholeMatch(of: #/(?is)\s*insert\s+bulk\s+((?:\[(?:[^\]]|\]\])*\]|[^\s(\[])+)\s*(?:\(.*\))?\s*(?:with\s*\(.*\))?\s*;?\s*/#)
+        {
+            guard let select = try TSQLTranslator.translate("SELECT * FROM " + String(match.output.1)) else { return false }
+            bulkTarget = String(select.dropFirst("SELECT * FROM ".count))
+            reply.payload.writeDone(status: transaction != 0 ? .inTransaction : .final)
+            return true
+        }
+        return false
+    }
+
+    /// A BULK LOAD message ([MS-TDS] 2.2.6.1): COLMETADATA, then ROW tokens (and possibly DONE), inserted into the table
+    /// the `insert bulk` before it named, in one statement per 1,000 rows; answered with DONE and the row count.
+    private mutating func bulkLoad(_ payload: ByteBuffer, reply: inout TDSReply) async throws {
+        guard let table = bulkTarget, let postgres else { throw TDSProtocolError("a BULK LOAD message without an insert bulk before it") }
+        bulkTarget = nil
+        var payload = payload
+        guard payload.readInteger(as: UInt8.self) == 0x81, let count = payload.readInteger(endianness: .little, as: UInt16.self) else {
+            throw TDSProtocolError("a BULK LOAD message that does not start with COLMETADATA")
+        }
+        var columns: [(name: String, info: TDSTypeInfo)] = []
+        for _ in 0..<count {
+            guard payload.readInteger(endianness: .little, as: UInt32.self) != nil, payload.readInteger(endianness: .little, as: UInt16.self) != nil,
+                let type = payload.readInteger(as: UInt8.self)
+            else { throw TDSProtocolError("a BULK LOAD column cut short") }
+            let info = try TDSParameterValue.readInfo(type: type, from: &payload)
+            if [0x63, 0x23, 0x22].contains(type) {
+                // The table's name (text, ntext, image), as FreeTDS writes it: a 2-byte length in characters and UTF-16.
+                guard let length = payload.readInteger(endianness: .little, as: UInt16.self), payload.readUTF16(units: Int(length)) != nil else {
+                    throw TDSProtocolError("a BULK LOAD column's table name cut short")
+                }
+            }
+            guard let length = payload.readInteger(as: UInt8.self), let name = payload.readUTF16(units: Int(length)) else {
+                throw TDSProtocolError("a BULK LOAD column name cut short")
+            }
+            columns.append((name, info))
+        }
+        var rows: [[String?]] = []
+        reading: while let token = payload.readInteger(as: UInt8.self) {
+            switch token {
+            case 0xD1:
+                rows.append(try columns.map { try TDSParameterValue.readValue($0.info, from: &payload, inRow: true) })
+            case 0xFD:
+                break reading
+            default:
+                throw TDSProtocolError("token 0x\(String(token, radix: 16)) inside a BULK LOAD message")
+            }
+        }
+        let done: TDSDoneStatus = transaction != 0 ? .inTransaction : []
+        let names = columns.map { "\"" + $0.name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: ", ")
+        // One batch is all or nothing, as SQL Server loads it.
+        let own = transaction == 0
+        do {
+            if own { try await postgres.query("BEGIN", logger: logger) }
+            var start = 0
+            while start < rows.count {
+                let chunk = rows[start..<min(rows.count, start + 1000)]
+                var bindings = PostgresBindings()
+                var values: [String] = []
+                for row in chunk {
+                    var placeholders: [String] = []
+                    for value in row {
+                        if let value { bindings.append(UntypedText(text: value)) } else { bindings.appendNull() }
+                        placeholders.append("$\(bindings.count)")
+                    }
+                    values.append("(" + placeholders.joined(separator: ", ") + ")")
+                }
+                let insert = "INSERT INTO \(table) (\(names)) VALUES " + values.joined(separator: ", ")
+                try await postgres.query(PostgresQuery(unsafeSQL: insert, binds: bindings), logger: logger)
+                start += chunk.count
+            }
+            if own { try await postgres.query("COMMIT", logger: logger) }
+            reply.payload.writeDone(status: done.union(.count), command: 0xF0, rows: UInt64(rows.count))
+        } catch let error as PSQLError {
+            if own { _ = try? await postgres.query("ROLLBACK", logger: logger) }
+            reply.error(
+                Self.errorNumber(sqlState: error.serverInfo?[.sqlState]), error.serverInfo?[.message] ?? "\(error.code)",
+                server: configuration.serverName)
+            reply.payload.writeDone(status: done.union(.error))
         }
     }
 

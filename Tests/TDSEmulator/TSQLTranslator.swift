@@ -7,7 +7,7 @@ import Foundation
 /// - `@name` parameters become `$1`, `$2`, … in the order the caller declared them;
 /// - `TOP (n)` / `TOP n` after SELECT becomes a `LIMIT n` at the statement's end;
 /// - `CONVERT(binary(8), @p, 1)` (hex text to bytes) becomes `decode(…, 'hex')`;
-/// - `GETDATE()`, `SYSUTCDATETIME()`, `ISNULL(`, `COUNT_BIG(`, `OBJECT_ID(`, `MIN_ACTIVE_ROWVERSION()`, `SYSTEM_USER` and `@@VERSION` become
+/// - `GETDATE()`, `SYSUTCDATETIME()`, `ISNULL(`, `COUNT_BIG(`, `OBJECT_ID(`, `MIN_ACTIVE_ROWVERSION()`, `COLLATIONPROPERTY(`, `SYSTEM_USER` and `@@VERSION` become
 ///   PostgreSQL's forms (`OBJECT_ID` and `sys.partitions` are served by the `sys` schema the emulator installs);
 /// - a SQL Server type after `AS` (`CAST(@p AS datetime)`) becomes its PostgreSQL counterpart;
 /// - the `dbo.` schema (SQL Server's default) is dropped: tables live in the session's schema;
@@ -127,12 +127,20 @@ struct TSQLTranslator {
                 if lastWord == "AS", let type = typeNames[upper] {
                     out += type
                     lastWord = ""
+                    // `(max)`, and a length PostgreSQL's type takes none of (`varbinary(16)` → `bytea`), are dropped.
+                    var next = i
+                    while next < scalars.count, scalars[next].properties.isWhitespace { next += 1 }
+                    if next < scalars.count, scalars[next] == "(", let close = scalars[next...].firstIndex(of: ")") {
+                        let argument = String(String.UnicodeScalarView(scalars[(next + 1)..<close])).trimmingCharacters(in: .whitespaces)
+                        if argument.lowercased() == "max" || !Self.typesWithModifiers.contains(type) { i = close + 1 }
+                    }
                     continue
                 }
                 switch upper {
                 case "COUNT_BIG" where peek() == "(": out += "count"
                 case "OBJECT_ID" where peek() == "(": out += "sys.object_id"
                 case "MIN_ACTIVE_ROWVERSION" where peek() == "(": out += "sys.min_active_rowversion"
+                case "COLLATIONPROPERTY" where peek() == "(": out += "sys.collationproperty"
                 case "GETDATE" where peek() == "(": out += "LOCALTIMESTAMP"
                 case "SYSUTCDATETIME" where peek() == "(": out += "(now() AT TIME ZONE 'UTC')"
                 case "ISNULL" where peek() == "(": out += "COALESCE"
@@ -159,8 +167,12 @@ struct TSQLTranslator {
     static let typeNames = [
         "DATETIME": "timestamp", "DATETIME2": "timestamp", "SMALLDATETIME": "timestamp(0)", "DATETIMEOFFSET": "timestamptz", "BIT": "boolean",
         "TINYINT": "smallint", "NVARCHAR": "varchar", "NCHAR": "char", "UNIQUEIDENTIFIER": "uuid", "MONEY": "numeric(19,4)",
-        "SMALLMONEY": "numeric(10,4)", "FLOAT": "float8", "VARBINARY": "bytea",
+        "SMALLMONEY": "numeric(10,4)", "FLOAT": "float8", "VARBINARY": "bytea", "BINARY": "bytea", "IMAGE": "bytea", "VARCHAR": "varchar",
+        "CHAR": "char", "TEXT": "text", "NTEXT": "text", "DECIMAL": "numeric", "NUMERIC": "numeric", "TIME": "time", "REAL": "real",
     ]
+
+    /// The PostgreSQL types of ``typeNames`` that take a length, precision or scale in parentheses.
+    static let typesWithModifiers: Set<String> = ["timestamp", "timestamptz", "varchar", "char", "numeric", "time"]
 
     /// After TOP: `(n)`, `(@p)` or `n`. Returns the LIMIT's operand.
     private static func readTop(_ scalars: [Unicode.Scalar], _ i: inout Int, parameters: [String]) throws -> String {

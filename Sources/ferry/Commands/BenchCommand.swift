@@ -294,13 +294,19 @@ extension BenchCommand {
     struct SQLServer: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "sqlserver",
-            abstract: "Reading the 1,000,000-row sales view through TDS: Ferry's client beside pymssql and python-tds.",
+            abstract: "Reading the 1,000,000-row sales view through TDS, and writing with bulk copy: Ferry beside pymssql and python-tds.",
             discussion:
-                "Starts its own sandbox under .ferry/bench/sqlserver, fills a VW_VENTAS_SYNC-shaped table and serves it through the TDS emulator (SQL Server cannot run here). Ferry's SQL Server client (FreeTDS's DB-Library) reads every row as COPY text; the peers in the same run read it with Benchmarks/python/tds_read.py: pymssql (the same FreeTDS underneath) and python-tds (`scripts/setup.sh bench` installs both). The emulator alone (a reader that discards the bytes) shows whether it limits the rate. Run it from the repository's root with a release build: make release && .build/release/ferry bench sqlserver"
+                "Starts its own sandbox under .ferry/bench/sqlserver, fills a VW_VENTAS_SYNC-shaped table and serves it through the TDS emulator (SQL Server cannot run here). Ferry's SQL Server client (FreeTDS's DB-Library) reads every row as COPY text; the peers in the same run read it with Benchmarks/python/tds_read.py: pymssql (the same FreeTDS underneath) and python-tds (`scripts/setup.sh bench` installs both). The emulator alone (a reader that discards the bytes) shows whether it limits the rate. Then writes: --write-rows rows into an empty table with Ferry's SQL Server target (bulk copy in one transaction) beside python-tds's bulk copy (copy_to) and pymssql's executemany (a tenth of the rows; Benchmarks/python/tds_write.py). Run it from the repository's root with a release build: make release && .build/release/ferry bench sqlserver"
         )
 
         @Option(help: "Rows in the view.")
         var rows = 1_000_000
+
+        @Option(help: "Rows written into an empty table by the SQL Server target and its peers (0: no writes).")
+        var writeRows = 100_000
+
+        @Flag(help: "Skip the table sync's full loads (SQL Server source vs PostgreSQL source).")
+        var skipFullLoads = false
 
         @OptionGroup var server: BenchPostgresSettings
 
@@ -310,6 +316,8 @@ extension BenchCommand {
             try LoggingBootstrap.once(LogSettings())
             var options = SQLServerBenchmark.Options()
             options.rows = rows
+            options.writeRows = max(0, writeRows)
+            options.fullLoads = !skipFullLoads
             options.skipPeers = output.skipPeers
             let logger = Logger(label: "ferry.bench")
             let quiet = output.json
