@@ -9,7 +9,7 @@ packages=(
   etcd-server etcd-client              # consensus for the HA cluster
   python3 python3-redis python3-psycopg2  # the original Python design, measured beside Ferry in benchmarks
   freetds-dev                          # FreeTDS's DB-Library: Ferry's SQL Server client is built on it
-  python3-pip freetds-bin              # the TDS emulator's independent clients in the tests: FreeTDS's tsql, python-tds
+  python3-pip freetds-bin python3-openssl  # the TDS emulator's independent clients in the tests: FreeTDS's tsql, python-tds (and its TLS)
   ca-certificates git make
 )
 
@@ -45,6 +45,11 @@ fi
 if ! python3 -c "import pytds" 2>/dev/null; then
   echo "setup: installing python-tds (PyPI)"
   python3 -m pip install -q python-tds 2>/dev/null || python3 -m pip install -q --break-system-packages python-tds
+fi
+# pyOpenSSL: python-tds's TLS, for the emulator's forced-encryption test.
+if ! python3 -c "import OpenSSL" 2>/dev/null; then
+  echo "setup: installing pyOpenSSL (PyPI)"
+  python3 -m pip install -q pyOpenSSL 2>/dev/null || python3 -m pip install -q --break-system-packages pyOpenSSL
 fi
 
 # The benchmarks' Python peers run on Debian's python3 (/usr/bin/python3): python-tds for it too.

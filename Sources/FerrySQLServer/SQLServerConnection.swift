@@ -22,8 +22,6 @@ package struct SQLServerOptions: Sendable {
     }
 
     package var version: Version = .v74
-    /// `true`: the login fails unless the server encrypts it (TLS); `false`: whatever the server offers.
-    package var requireEncryption = false
     /// Whole seconds; DB-Library counts in seconds. 0 waits for ever.
     package var queryTimeoutSeconds = 300
     package var applicationName = "ferry"
@@ -73,6 +71,7 @@ package final class SQLServerConnection: Sendable {
             throw FerryError(.unsupported, "FreeTDS's DB-Library could not be initialised", fix: "reinstall freetds-dev / libsybdb5")
         }
         let collector = MessageCollector()
+        let server = try FreeTDSServers.serverName(endpoint, key: key)
         let password = endpoint.password?.value ?? ""
         let loginSeconds = max(1, Int32(clamping: Int(endpoint.connectTimeout.components.seconds)))
         let opened: Result<UncheckedProcess, SQLServerError> = try await DBLibrary.run(collector) {
@@ -86,18 +85,9 @@ package final class SQLServerConnection: Sendable {
             dbsetlname(login, "UTF-8", Int32(DBSETCHARSET))
             dbsetlversion(login, BYTE(options.version.dbVersion))
             if options.bulkCopy { dbsetlbool(login, 1, Int32(DBSETBCP)) }
-            // FreeTDS 1.3's DB-Library does not implement DBSETENCRYPT (it answers FAIL): refuse rather than log in
-            // unencrypted when encryption was required.
-            if options.requireEncryption, dbsetlbool(login, 1, Int32(DBSETENCRYPT)) != SUCCEED {
-                return .failure(
-                    SQLServerError(
-                        messages: [],
-                        library:
-                            "encryption was required, but this FreeTDS cannot require it from a program: set `encryption = require` in freetds.conf's [global] section"
-                    ))
-            }
             dbsetlogintime(loginSeconds)
-            guard let process = tdsdbopen(login, "\(endpoint.host):\(endpoint.port)", 1) else {
+            // Encryption and the CA are a freetds.conf section of Ferry's own (FreeTDSServers).
+            guard let process = tdsdbopen(login, server, 1) else {
                 return .failure(collector.failure())
             }
             if options.queryTimeoutSeconds > 0 { dbsetopt(process, Int32(DBSETTIME), "\(options.queryTimeoutSeconds)", 0) }

@@ -77,8 +77,23 @@ enum SQLServerDiagnosis {
                 .server, "SQL Server at \(address) refused the connection: \(error.first?.message ?? "") (Msg \(number))",
                 fix: "read the message; the server's error log has the detail", underlying: error)
         case nil:
-            let said = error.library ?? "no answer"
-            if said.lowercased().contains("encrypt") || said.lowercased().contains("tls") || said.lowercased().contains("ssl") {
+            // DB-Library names the server as the login did: a section of Ferry's freetds.conf (`ferry-2`) is the address.
+            let said = (error.library ?? "no answer").replacing(#/\(ferry-\d+\)/#, with: "(\(address))")
+            let lower = said.lowercased()
+            let network = ["refused", "timed out", "unavailable", "no route"].contains { lower.contains($0) }
+            if !network, endpoint.encryption == .require || endpoint.caFile != nil {
+                return FerryError(
+                    .unsupported, "SQL Server at \(address): the encrypted login failed (\(said))",
+                    fix:
+                        "if the server offers no encryption, enable it there or set \(key).encryption: request; with \(key).ca_file, the server's certificate must be signed by that CA and name \(key).host",
+                    underlying: error)
+            }
+            if !network, endpoint.encryption == .off {
+                return FerryError(
+                    .unsupported, "SQL Server at \(address) ended the login, made without encryption (\(said))",
+                    fix: "the server may force encryption: set \(key).encryption: request (the default) or require", underlying: error)
+            }
+            if lower.contains("encrypt") || lower.contains("tls") || lower.contains("ssl") {
                 return FerryError(
                     .unsupported, "SQL Server at \(address) and Ferry could not agree on encryption: \(said)",
                     fix: "set \(key).encryption to match the server (`require` when it forces encryption)", underlying: error)

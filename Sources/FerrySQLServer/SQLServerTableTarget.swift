@@ -196,19 +196,21 @@ package struct SQLServerTableTarget: Sendable {
         for row in rows {
             var items: [String] = []
             for (value, column) in zip(row, columns) {
+                // The old large types cannot be cast to in a VALUES list: their (max) counterparts, converted on assignment.
+                let type = ["text": "varchar(max)", "ntext": "nvarchar(max)", "image": "varbinary(max)"][column.type.base] ?? "\(column.type)"
                 guard let value else {
-                    items.append("CAST(NULL AS \(column.type))")
+                    items.append("CAST(NULL AS \(type))")
                     continue
                 }
                 if value.isEmpty {
                     // DB-Library sends an empty parameter as NULL; an empty string literal is no user text.
-                    items.append("CAST(N'' AS \(column.type))")
+                    items.append("CAST(N'' AS \(type))")
                     continue
                 }
                 let name = "@p\(parameters.count + 1)"
                 let (declaration, expression) = column.type.parameter(name)
                 parameters.append(SQLServerParameter(column.type.parameterText(value), as: declaration))
-                items.append(expression == name ? "CAST(\(name) AS \(column.type))" : expression)
+                items.append(expression == name ? "CAST(\(name) AS \(type))" : expression)
             }
             tuples.append("(" + items.joined(separator: ", ") + ")")
         }

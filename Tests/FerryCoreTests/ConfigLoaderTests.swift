@@ -443,6 +443,15 @@ struct ConfigLoaderTests {
         let found = issues(["ferry.yaml": text.replacingOccurrences(of: "TV", with: "8.0").replacingOccurrences(of: "QT", with: "10ms")])
         #expect(found.contains { $0.hasPrefix("sqlserver.tds_version:") }, "\(found)")
         #expect(found.contains { $0.hasPrefix("sqlserver.query_timeout:") }, "\(found)")
+        let encrypted = try load([
+            "ferry.yaml": text.replacingOccurrences(
+                of: ", tds_version: \"TV\", query_timeout: QT", with: ", encryption: require, ca_file: /etc/ca.pem")
+        ])
+        #expect(encrypted.configuration.sqlserver?.encryption == .require)
+        #expect(encrypted.configuration.sqlserver?.caFile == "/etc/ca.pem")
+        #expect(defaults.configuration.sqlserver?.encryption == .request)
+        let wrong = issues(["ferry.yaml": text.replacingOccurrences(of: ", tds_version: \"TV\", query_timeout: QT", with: ", encryption: always")])
+        #expect(wrong.contains { $0.hasPrefix("sqlserver.encryption:") && $0.contains("require") }, "\(wrong)")
     }
 
     @Test func theOriginalRedisSyncVariablesOverrideTheFile() throws {

@@ -111,17 +111,51 @@ struct SQLServerClientTests {
 
     /// FreeTDS 1.3's DB-Library cannot require encryption from a program: asked to, the connection refuses to log in
     /// unencrypted and says where encryption can be required instead.
+    /// `encryption: require` against a server that offers no encryption: no login, and a message that says why.
     @Test func requiredEncryptionIsNeverSilentlyDropped() async throws {
         try await TDSEmulatorTests.withEmulator { emulator in
-            var options = SQLServerOptions()
-            options.requireEncryption = true
+            var endpoint = Self.endpoint(TDSEmulatorHandle(emulator))
+            endpoint.encryption = .require
             do {
-                _ = try await SQLServerConnection.connect(Self.endpoint(TDSEmulatorHandle(emulator)), options: options)
-                Issue.record("logged in although encryption was required and cannot be")
+                _ = try await SQLServerConnection.connect(endpoint)
+                Issue.record("logged in although encryption was required and the server offers none")
             } catch let error as FerryError {
-                #expect(error.code == .unsupported)
-                #expect(error.message.contains("freetds.conf"), "\(error)")
+                #expect(error.message.contains("encrypt"), "\(error)")
+                #expect(error.fix?.contains("encryption") == true, "\(error)")
             }
+        }
+    }
+
+    /// A server that forces encryption: every default and `require` log in over TLS (the whole session encrypted), and
+    /// with `ca_file` the certificate must be signed by that CA and name the host.
+    @Test func anEncryptedSessionWorksAndItsCertificateIsChecked() async throws {
+        let certificate = try await TestCertificate.make()
+        let stranger = try await TestCertificate.make("stranger")
+        try await TDSEmulatorTests.withEmulatorConfiguration(tls: certificate) { emulator, _ in
+            var endpoint = Self.endpoint(TDSEmulatorHandle(emulator))
+            for (encryption, caFile) in [(SQLServerEndpoint.Encryption.request, nil), (.require, nil), (.require, certificate.certificate)] {
+                endpoint.encryption = encryption
+                endpoint.caFile = caFile
+                let connection = try await SQLServerConnection.connect(endpoint)
+                let rows = try await connection.rows("SELECT [nombre], [largo] FROM [tipos] WHERE [id] = 1")
+                #expect(rows == [["ñandú 東京", String(repeating: "x", count: 9000)]], "\(encryption) \(caFile ?? "no CA")")
+                await connection.close()
+            }
+            endpoint.caFile = stranger.certificate
+            do {
+                _ = try await SQLServerConnection.connect(endpoint)
+                Issue.record("logged in although the certificate is not signed by ca_file")
+            } catch let error as FerryError {
+                #expect(error.message.contains("certificate") || error.message.contains("encrypt"), "\(error)")
+                #expect(error.fix?.contains("ca_file") == true, "\(error)")
+            }
+            endpoint.encryption = .off
+            endpoint.caFile = nil
+            let off = await #expect(throws: FerryError.self, "a server that forces encryption refuses a client that has none") {
+                try await SQLServerConnection.connect(endpoint)
+            }
+            #expect(off?.fix?.contains("encryption: request") == true, "\(String(describing: off))")
+            #expect(off?.description.contains("ferry-") == false, "the freetds.conf section stays Ferry's business")
         }
     }
 
@@ -178,6 +212,13 @@ struct SQLServerCheckTests {
             let view = await checker.check(name: "sqlserver", endpoint: .sqlserver(good), sourceTables: ["dbo.VW_NO_EXISTE"])
             #expect(view.status == .permissionMissing, "\(view.detail)")
             #expect(view.detail.contains("[dbo].[VW_NO_EXISTE]") && view.fix?.contains("MSSQL_VIEW") == true, "\(view.detail)")
+
+            // Encryption required of a server that offers none: its own status line and fix.
+            var encrypted = good
+            encrypted.encryption = .require
+            let tls = await checker.check(name: "sqlserver", endpoint: .sqlserver(encrypted))
+            #expect(tls.status != .ok && tls.detail.contains("encrypted login failed"), "\(tls.detail)")
+            #expect(tls.fix?.contains("sqlserver.encryption") == true, "\(String(describing: tls.fix))")
         }
         var nowhere = SQLServerEndpoint()
         nowhere.host = "127.0.0.1"

@@ -38,7 +38,10 @@ struct TDSEmulatorTests {
     }
 
     /// ``withEmulator(_:)`` with the emulator's configuration, to start another one on the same database (a restart).
-    static func withEmulatorConfiguration(_ body: (TDSEmulator, TDSEmulator.Configuration) async throws -> Void) async throws {
+    /// `tls`: the emulator forces encryption with that certificate (``TestCertificate``).
+    static func withEmulatorConfiguration(
+        tls: TestCertificate? = nil, _ body: (TDSEmulator, TDSEmulator.Configuration) async throws -> Void
+    ) async throws {
         let sandbox = try SandboxContext.require()
         let postgres = try #require(sandbox.postgres)
         let schema = "tds_\(UInt32.random(in: 0..<UInt32.max))"
@@ -53,6 +56,7 @@ struct TDSEmulatorTests {
         var configuration = try TDSEmulator.Configuration(
             postgres: postgres.endpoint.connectionConfiguration(), database: "ventas", logins: ["ferry": "s3cret"])
         configuration.postgres.options.additionalStartupParameters = [("search_path", schema)]
+        configuration.tls = tls.map { ($0.certificate, $0.key) }
         let emulator = try await TDSEmulator.start(configuration, logger: logger)
         do {
             try await body(emulator, configuration)
@@ -152,6 +156,25 @@ struct TDSEmulatorTests {
         }
     }
 
+    /// Forced encryption as python-tds speaks it (its own TLS over the PRELOGIN framing, pyOpenSSL), checking the
+    /// certificate against its CA: the emulator's TLS follows the protocol, not FreeTDS's habits.
+    @Test func pythonTDSReadsOverTLS() async throws {
+        let certificate = try await TestCertificate.make()
+        try await Self.withEmulatorConfiguration(tls: certificate) { emulator, _ in
+            let script = """
+                import sys, pytds
+                with pytds.connect(server='127.0.0.1', port=int(sys.argv[1]), database='ventas', user='ferry', password='s3cret',
+                                   cafile=sys.argv[2], validate_host=False, autocommit=True) as c:
+                    cur = c.cursor()
+                    cur.execute('SELECT [nombre] FROM [tipos] WHERE [id] = 1')
+                    print(cur.fetchall()[0][0])
+                """
+            let result = try await ExternalClient.run("python3", ["-c", script, "\(emulator.port)", certificate.certificate])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ñandú 東京", "\(result.stdout)\n\(result.stderr)")
+        }
+    }
+
     @Test func loginAndQueryErrorsAreSQLServers() async throws {
         try await Self.withEmulator { emulator in
             let script = """
@@ -211,6 +234,26 @@ struct TDSEmulatorTests {
 }
 
 /// Runs a program that is not Ferry (a peer client) with `input` on its standard input, output to files.
+/// A self-signed certificate for 127.0.0.1 and localhost, made with openssl in a scratch directory.
+struct TestCertificate {
+    var certificate: String
+    var key: String
+
+    static func make(_ name: String = "server") async throws -> TestCertificate {
+        let directory = try FerryProcess.scratchDirectory()
+        let certificate = directory + "/\(name).pem"
+        let key = directory + "/\(name).key"
+        let result = try await ExternalClient.run(
+            "openssl",
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate, "-days", "2", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            ])
+        try #require(result.status == 0, "openssl: \(result.stderr)")
+        return TestCertificate(certificate: certificate, key: key)
+    }
+}
+
 enum ExternalClient {
     static func run(_ program: String, _ arguments: [String], input: String = "", timeout: Duration = .seconds(60)) async throws
         -> FerryProcess.Result

@@ -1,6 +1,7 @@
 package import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 package import PostgresNIO
 
 /// A SQL Server as far as a TDS client can tell: it speaks TDS 7.2–7.4 on a loopback port and answers from a real
@@ -18,6 +19,9 @@ package final class TDSEmulator: Sendable {
         /// Login name → password.
         package var logins: [String: String]
         package var serverName = "FERRY-TDS-EMULATOR"
+        /// PEM files of a certificate and its key: the emulator then forces encryption (TLS for the whole session), as
+        /// a SQL Server with "Force Encryption" on. nil: it answers "encryption not supported".
+        package var tls: (certificate: String, key: String)?
 
         package init(postgres: PostgresConnection.Configuration, database: String, logins: [String: String]) {
             self.postgres = postgres
@@ -42,11 +46,20 @@ package final class TDSEmulator: Sendable {
     /// Listens on 127.0.0.1 (a free port unless `port` is given) and serves until `close()`.
     package static func start(_ configuration: Configuration, port: Int = 0, logger: Logger) async throws -> TDSEmulator {
         try await installCatalog(configuration, logger: logger)
+        let encryption = try configuration.tls.map { tls in
+            var settings = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.key, format: .pem)))
+            // TDS 7 wraps a TLS 1.2 handshake in its packets (TLS 1.3 came with TDS 8, which clients ask for otherwise).
+            settings.maximumTLSVersion = .tlsv12
+            return try NIOSSLContext(configuration: settings)
+        }
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let encryption { try channel.pipeline.syncOperations.addHandler(TDSPreLoginEncryptionHandler(context: encryption)) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(TDSMessageDecoder()))
                     return try NIOAsyncChannel<TDSMessage, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }

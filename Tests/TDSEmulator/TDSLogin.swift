@@ -20,11 +20,11 @@ struct TDSPreLogin: Sendable {
         }
     }
 
-    /// The server's PRELOGIN answer: version (SQL Server 2016's 13.0), encryption not supported, no MARS.
-    static func response() -> ByteBuffer {
+    /// The server's PRELOGIN answer: version (SQL Server 2016's 13.0), `encryption` (2: not supported; 1: on), no MARS.
+    static func response(encryption: UInt8 = 0x02) -> ByteBuffer {
         let options: [(UInt8, [UInt8])] = [
             (0x00, [13, 0, 0x13, 0x88, 0, 0]),
-            (0x01, [0x02]),
+            (0x01, [encryption]),
             (0x02, [0x00]),
             (0x03, []),
             (0x04, [0x00]),

@@ -134,6 +134,8 @@ extension SQLServerEndpoint {
         if let timeout = reader.duration("connect_timeout", minimum: .milliseconds(100)) { endpoint.connectTimeout = timeout }
         if let version = reader.choice("tds_version", as: SQLServerEndpoint.TDSVersion.self) { endpoint.tdsVersion = version }
         if let timeout = reader.duration("query_timeout", minimum: .seconds(1)) { endpoint.queryTimeout = timeout }
+        if let encryption = reader.choice("encryption", as: SQLServerEndpoint.Encryption.self) { endpoint.encryption = encryption }
+        endpoint.caFile = reader.string("ca_file")
         reader.finish()
         return endpoint
     }

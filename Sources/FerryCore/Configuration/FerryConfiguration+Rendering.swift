@@ -216,6 +216,8 @@ struct YAMLWriter {
         value("connect_timeout", DurationParser.format(endpoint.connectTimeout))
         value("tds_version", endpoint.tdsVersion.rawValue)
         value("query_timeout", DurationParser.format(endpoint.queryTimeout))
+        value("encryption", endpoint.encryption.rawValue)
+        value("ca_file", endpoint.caFile)
     }
 
     private mutating func line(_ content: String, comment: String?) {

@@ -12,6 +12,16 @@ package struct SQLServerEndpoint: Sendable, Equatable {
     package var tdsVersion: TDSVersion = .v74
     /// How long one statement may run before it is cancelled. Default 5 minutes.
     package var queryTimeout: Duration = .seconds(300)
+    /// TLS: `request` (the default, FreeTDS's: the login is encrypted when the server can), `require` (the whole session
+    /// encrypted, or no connection), `off`.
+    package var encryption: Encryption = .request
+    /// The PEM file of the CA that signed the server's certificate (or the certificate itself): the certificate must
+    /// then be signed by it and name `host`. Without it an encrypted connection does not authenticate the server.
+    package var caFile: String?
+
+    package enum Encryption: String, Sendable, CaseIterable {
+        case off, request, require
+    }
 
     package enum TDSVersion: String, Sendable, CaseIterable {
         case v72 = "7.2"
