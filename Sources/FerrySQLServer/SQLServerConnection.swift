@@ -269,6 +269,32 @@ package final class SQLServerConnection: Sendable {
         }
     }
 
+    /// Runs `sql` and counts its rows with DB-Library alone, converting nothing: the floor under any client on
+    /// FreeTDS (for the benchmark, which sets it beside Ferry's and pymssql's cost per row).
+    package func countRows(_ sql: String) async throws -> Int {
+        let handle = try begin()
+        defer { busy.store(false, ordering: .releasing) }
+        let counted: Result<Int, SQLServerError> = try await DBLibrary.run(collector) { [collector] in
+            guard Self.sendBatch(sql, handle) else { return .failure(collector.failure()) }
+            var rows = 0
+            while true {
+                let status = dbresults(handle.pointer)
+                if status == NO_MORE_RESULTS { return .success(rows) }
+                guard status == SUCCEED else { return .failure(collector.failure()) }
+                while true {
+                    let next = dbnextrow(handle.pointer)
+                    if next == NO_MORE_ROWS { break }
+                    guard next == REG_ROW else { return .failure(collector.failure()) }
+                    rows += 1
+                }
+            }
+        }
+        switch counted {
+        case .success(let rows): return rows
+        case .failure(let error): throw try await failed(error, handle)
+        }
+    }
+
     /// Every row of `sql` as text (NULL as nil): for catalog queries and checks, not for tables.
     package func rows(_ sql: String, parameters: [SQLServerParameter] = []) async throws -> [[String?]] {
         var result: [[String?]] = []

@@ -14,6 +14,8 @@ struct TDSSession {
     private var nextTransaction: UInt64 = 1
     /// Column types declared by `tds:TYPE` comments, by table OID and column number (read before each statement).
     private var declaredTypes: [ColumnID: TDSColumn.SQLType] = [:]
+    /// TDS 7.3 and later: rows with NULLs go as NBCROW.
+    private var nullBitmapRows = false
     /// The table an `insert bulk` statement named: the BULK LOAD message that follows goes into it.
     private var bulkTarget: String?
 
@@ -98,6 +100,7 @@ struct TDSSession {
             return false
         }
         if TDSMessage.packetSizes.contains(login.packetSize) { packetSize = login.packetSize }
+        nullBitmapRows = login.agreedVersion >= 0x7300_0000
         reply.packetSize = packetSize
         var buffer = ByteBuffer()
         buffer.writeLengthPrefixedToken(0xAD) { ack in
@@ -246,12 +249,23 @@ struct TDSSession {
             for try await row in rows {
                 // A value that cannot be written takes its row back out: an ERROR token then follows whole rows.
                 let rowStart = reply.payload.writerIndex
-                reply.payload.writeInteger(UInt8(0xD1))
-                for (cell, column) in zip(row, columns) {
+                // A row with NULLs goes as NBCROW from TDS 7.3 on, as SQL Server sends it: a bitmap of the NULL columns,
+                // then only the other values.
+                let cells = Array(row)
+                let nullBitmap = nullBitmapRows && cells.contains { $0.bytes == nil }
+                if nullBitmap {
+                    reply.payload.writeInteger(UInt8(0xD2))
+                    var bitmap = [UInt8](repeating: 0, count: (cells.count + 7) / 8)
+                    for (index, cell) in cells.enumerated() where cell.bytes == nil { bitmap[index / 8] |= 1 << UInt8(index % 8) }
+                    reply.payload.writeBytes(bitmap)
+                } else {
+                    reply.payload.writeInteger(UInt8(0xD1))
+                }
+                for (cell, column) in zip(cells, columns) {
                     do {
                         if let bytes = cell.bytes {
                             try column.type.writeValue(bytes, pgType: cell.dataType, into: &reply.payload)
-                        } else {
+                        } else if !nullBitmap {
                             column.type.writeNull(into: &reply.payload)
                         }
                     } catch {
