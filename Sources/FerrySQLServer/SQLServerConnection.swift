@@ -407,6 +407,20 @@ package final class SQLServerConnection: Sendable {
         var rows = CopyTextRows()
         var field = ByteBufferAllocator().buffer(capacity: 256)
         var decimalText = [CChar](repeating: 0, count: 80)
+        let precise = columns.indices.map { fullPrecision.contains($0) }
+        // decimal/numeric through DB-Library's own conversion (38 digits exactly).
+        func convertDecimal(_ type: Int32, _ bytes: UnsafeRawBufferPointer, _ buffer: inout ByteBuffer) -> Bool {
+            let written = decimalText.withUnsafeMutableBufferPointer { out in
+                out.withMemoryRebound(to: BYTE.self) { target in
+                    dbconvert(
+                        handle.pointer, type, bytes.baseAddress?.assumingMemoryBound(to: BYTE.self), DBINT(bytes.count), Int32(SYBCHAR),
+                        target.baseAddress, DBINT(target.count))
+                }
+            }
+            guard written > 0 else { return false }
+            decimalText.withUnsafeBytes { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(Int(written)))) }
+            return true
+        }
         while rows.rowCount < limit {
             let status = dbnextrow(handle.pointer)
             if status == NO_MORE_ROWS { break }
@@ -416,34 +430,35 @@ package final class SQLServerConnection: Sendable {
                 return .failure(collector.failure())
             }
             rows.beginRow()
-            for (offset, column) in columns.enumerated() {
+            for offset in columns.indices {
+                let column = columns[offset]
                 let index = Int32(offset + 1)
                 guard let data = dbdata(handle.pointer, index) else {
                     rows.appendField(nil as ByteBuffer?)
                     continue
                 }
-                let length = Int(dbdatlen(handle.pointer, index))
-                field.clear()
+                let bytes = UnsafeRawBufferPointer(start: data, count: Int(dbdatlen(handle.pointer, index)))
                 do {
-                    try SQLServerText.append(
-                        column.kind, UnsafeRawBufferPointer(start: data, count: length), into: &field, fullPrecision: fullPrecision.contains(offset)
-                    ) { bytes in
-                        let written = decimalText.withUnsafeMutableBufferPointer { out in
-                            out.withMemoryRebound(to: BYTE.self) { target in
-                                dbconvert(
-                                    handle.pointer, column.type, bytes.baseAddress?.assumingMemoryBound(to: BYTE.self), DBINT(bytes.count),
-                                    Int32(SYBCHAR), target.baseAddress, DBINT(target.count))
+                    switch column.kind {
+                    case .text:
+                        // Text as DB-Library converted it to UTF-8, escaped straight into the rows.
+                        rows.appendField(bytes: bytes)
+                    case .binary:
+                        // `\x…` has a backslash to escape: through a field.
+                        field.clear()
+                        try SQLServerText.append(column.kind, bytes, into: &field) { convertDecimal(column.type, $0, &$1) }
+                        rows.appendField(field)
+                    default:
+                        // Digits, dates and times need no escaping: written straight into the rows.
+                        try rows.appendPlainField { buffer in
+                            try SQLServerText.append(column.kind, bytes, into: &buffer, fullPrecision: precise[offset]) {
+                                convertDecimal(column.type, $0, &$1)
                             }
-                        }
-                        guard written > 0 else { return nil }
-                        return decimalText.withUnsafeBufferPointer {
-                            String(decoding: UnsafeRawBufferPointer($0).prefix(Int(written)), as: UTF8.self)
                         }
                     }
                 } catch {
                     return .failure(SQLServerError(messages: [], library: "column \(column.name): \(error)"))
                 }
-                rows.appendField(field)
             }
             rows.endRow()
         }

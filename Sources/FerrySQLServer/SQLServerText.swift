@@ -54,18 +54,18 @@ package enum SQLServerText {
     /// name the exact value; PostgreSQL itself takes only six).
     package static func append(
         _ kind: Kind, _ bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer, fullPrecision: Bool = false,
-        decimal convert: (UnsafeRawBufferPointer) -> String?
+        decimal convert: (UnsafeRawBufferPointer, inout ByteBuffer) -> Bool
     ) throws {
         func load<T: FixedWidthInteger>(_: T.Type) throws -> T {
             guard bytes.count >= MemoryLayout<T>.size else { throw Unreadable(kind: kind, length: bytes.count) }
             return T(littleEndian: bytes.loadUnaligned(as: T.self))
         }
         switch kind {
-        case .bit: buffer.writeString(try load(UInt8.self) != 0 ? "t" : "f")
-        case .tinyint: buffer.writeString(String(try load(UInt8.self)))
-        case .smallint: buffer.writeString(String(try load(Int16.self)))
-        case .int: buffer.writeString(String(try load(Int32.self)))
-        case .bigint: buffer.writeString(String(try load(Int64.self)))
+        case .bit: buffer.writeInteger(try load(UInt8.self) != 0 ? UInt8(ascii: "t") : UInt8(ascii: "f"))
+        case .tinyint: writeSigned(Int64(try load(UInt8.self)), into: &buffer)
+        case .smallint: writeSigned(Int64(try load(Int16.self)), into: &buffer)
+        case .int: writeSigned(Int64(try load(Int32.self)), into: &buffer)
+        case .bigint: writeSigned(try load(Int64.self), into: &buffer)
         case .real: buffer.writeString(floatText(Float(bitPattern: try load(UInt32.self))))
         case .float: buffer.writeString(floatText(Double(bitPattern: try load(UInt64.self))))
         case .money:
@@ -76,8 +76,7 @@ package enum SQLServerText {
             writeScaled(high << 32 | low, scale: 4, into: &buffer)
         case .smallmoney: writeScaled(Int64(try load(Int32.self)), scale: 4, into: &buffer)
         case .decimal:
-            guard let text = convert(bytes) else { throw Unreadable(kind: kind, length: bytes.count) }
-            buffer.writeString(text)
+            guard convert(bytes, &buffer) else { throw Unreadable(kind: kind, length: bytes.count) }
         case .text: buffer.writeBytes(bytes)
         case .binary:
             buffer.writeString("\\x")
@@ -142,11 +141,36 @@ package enum SQLServerText {
         var divisor: UInt64 = 1
         for _ in 0..<scale { divisor *= 10 }
         if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
-        buffer.writeString(String(magnitude / divisor))
+        writeUnsigned(magnitude / divisor, width: 1, into: &buffer)
         buffer.writeInteger(UInt8(ascii: "."))
-        let fraction = String(magnitude % divisor)
-        buffer.writeRepeatingByte(UInt8(ascii: "0"), count: scale - fraction.utf8.count)
-        buffer.writeString(fraction)
+        writeUnsigned(magnitude % divisor, width: scale, into: &buffer)
+    }
+
+    /// `value` in decimal digits, straight into `buffer` (no String in between: this runs for every value read).
+    static func writeSigned(_ value: Int64, into buffer: inout ByteBuffer) {
+        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
+        writeUnsigned(value.magnitude, width: 1, into: &buffer)
+    }
+
+    /// `value`'s digits, zero-padded on the left to `width`.
+    static func writeUnsigned(_ value: UInt64, width: Int, into buffer: inout ByteBuffer) {
+        var count = 1
+        var rest = value / 10
+        while rest > 0 {
+            count += 1
+            rest /= 10
+        }
+        let total = max(count, width)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+            var remaining = value
+            var index = total - 1
+            while index >= 0 {
+                out[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: remaining % 10)
+                remaining /= 10
+                index -= 1
+            }
+            return total
+        }
     }
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
@@ -203,8 +227,7 @@ package enum SQLServerText {
     }
 
     static func writePadded(_ value: Int, width: Int, into buffer: inout ByteBuffer) {
-        let digits = String(value)
-        buffer.writeRepeatingByte(UInt8(ascii: "0"), count: max(0, width - digits.utf8.count))
-        buffer.writeString(digits)
+        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
+        writeUnsigned(UInt64(value.magnitude), width: width, into: &buffer)
     }
 }

@@ -64,7 +64,7 @@ struct SQLServerSourceSQLTests {
         func render(_ fullPrecision: Bool) throws -> String {
             var buffer = ByteBuffer()
             try withUnsafeBytes(of: value) { raw in
-                try SQLServerText.append(.datetime2, raw, into: &buffer, fullPrecision: fullPrecision) { _ in nil }
+                try SQLServerText.append(.datetime2, raw, into: &buffer, fullPrecision: fullPrecision) { _, _ in false }
             }
             return String(buffer: buffer)
         }

@@ -7,7 +7,7 @@ import Testing
 struct SQLServerTextTests {
     func text(_ kind: SQLServerText.Kind, _ bytes: [UInt8]) throws -> String {
         var buffer = ByteBuffer()
-        try bytes.withUnsafeBytes { raw in try SQLServerText.append(kind, raw, into: &buffer) { _ in nil } }
+        try bytes.withUnsafeBytes { raw in try SQLServerText.append(kind, raw, into: &buffer) { _, _ in false } }
         return String(buffer: buffer)
     }
 

@@ -72,6 +72,13 @@ package struct CopyTextRows: Sendable {
         }
     }
 
+    /// Appends a field from raw UTF-8 bytes, escaping as COPY requires.
+    package mutating func appendField(bytes: UnsafeRawBufferPointer) {
+        if fieldsInRow > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
+        fieldsInRow += 1
+        appendEscaped(bytes)
+    }
+
     package mutating func appendField(_ text: String?) {
         guard var text else { return appendField(nil as ByteBuffer?) }
         // Native strings are contiguous UTF-8: escape from their bytes without a ByteBuffer in between.
@@ -82,10 +89,10 @@ package struct CopyTextRows: Sendable {
 
     /// A field whose bytes need no escaping (digits, timestamps: no tab, newline, carriage return or backslash),
     /// written by `write` straight into the buffer.
-    package mutating func appendPlainField(_ write: (inout ByteBuffer) -> Void) {
+    package mutating func appendPlainField(_ write: (inout ByteBuffer) throws -> Void) rethrows {
         if fieldsInRow > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
         fieldsInRow += 1
-        write(&buffer)
+        try write(&buffer)
     }
 
     package mutating func endRow() {
