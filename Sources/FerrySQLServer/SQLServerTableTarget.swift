@@ -227,16 +227,9 @@ package struct SQLServerTableTarget: Sendable {
 
     private func delete(_ keys: [[String?]], plan: Plan, on connection: SQLServerConnection) async throws -> Int {
         let keyColumns = plan.keyIndexes.map { plan.columns[$0] }
-        let step = Self.rowsPerStatement(columns: keyColumns.count)
-        var deleted = 0
-        var start = 0
-        while start < keys.count {
-            let (values, parameters) = Self.values(keys[start..<min(keys.count, start + step)], columns: keyColumns)
-            let sql = "DELETE FROM \(quotedTable) WHERE EXISTS (SELECT 1 FROM \(values) WHERE \(keyMatch(plan)))"
-            deleted += try await connection.query(sql, parameters: parameters) { _ in }.affected
-            start += step
+        return try await inStatements(keys, columns: keyColumns, on: connection) { values in
+            "DELETE FROM \(quotedTable) WHERE EXISTS (SELECT 1 FROM \(values) WHERE \(keyMatch(plan)))"
         }
-        return deleted
     }
 
     private func update(_ rows: [[String?]], plan: Plan, on connection: SQLServerConnection) async throws -> Int {
@@ -246,16 +239,25 @@ package struct SQLServerTableTarget: Sendable {
             "\(SQLServerIdentifier.quote(plan.columns[$0].name)) = v.\(SQLServerIdentifier.quote(plan.columns[$0].name))"
         }
         .joined(separator: ", ")
-        let step = Self.rowsPerStatement(columns: plan.columns.count)
-        var updated = 0
+        return try await inStatements(rows, columns: plan.columns, on: connection) { values in
+            "UPDATE \(quotedTable) SET \(sets) FROM \(values) WHERE \(keyMatch(plan))"
+        }
+    }
+
+    /// Runs `statement` (given a `(VALUES …) AS v(…)` of a slice of `rows`) for every slice that fits one statement,
+    /// returning the rows they affected.
+    private func inStatements(
+        _ rows: [[String?]], columns: [Column], on connection: SQLServerConnection, _ statement: (String) -> String
+    ) async throws -> Int {
+        let step = Self.rowsPerStatement(columns: columns.count)
+        var affected = 0
         var start = 0
         while start < rows.count {
-            let (values, parameters) = Self.values(rows[start..<min(rows.count, start + step)], columns: plan.columns)
-            let sql = "UPDATE \(quotedTable) SET \(sets) FROM \(values) WHERE \(keyMatch(plan))"
-            updated += try await connection.query(sql, parameters: parameters) { _ in }.affected
+            let (values, parameters) = Self.values(rows[start..<min(rows.count, start + step)], columns: columns)
+            affected += try await connection.query(statement(values), parameters: parameters) { _ in }.affected
             start += step
         }
-        return updated
+        return affected
     }
 
     private func insert(_ rows: [[String?]], plan: Plan, on connection: SQLServerConnection) async throws -> Int {
@@ -287,13 +289,8 @@ package struct SQLServerTableTarget: Sendable {
             inserted += try await connection.bulkCopy(into: quotedTable, columns: plan.columns.map(\.position), encodings: encodings, rows: bulk)
         }
         let names = plan.columns.map { SQLServerIdentifier.quote($0.name) }.joined(separator: ", ")
-        let step = Self.rowsPerStatement(columns: plan.columns.count)
-        var start = 0
-        while start < statements.count {
-            let (values, parameters) = Self.values(statements[start..<min(statements.count, start + step)], columns: plan.columns)
-            let sql = "INSERT INTO \(quotedTable) (\(names)) SELECT * FROM \(values)"
-            inserted += try await connection.query(sql, parameters: parameters) { _ in }.affected
-            start += step
+        inserted += try await inStatements(statements, columns: plan.columns, on: connection) { values in
+            "INSERT INTO \(quotedTable) (\(names)) SELECT * FROM \(values)"
         }
         return inserted
     }
