@@ -65,7 +65,11 @@ struct SchemaChangeTests {
         #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE cliente = 'while text'") == 10)
         #expect(try await world.int("SELECT count(*) FROM \(world.mirror) WHERE cliente = 'after'") == 5)
         #expect(try await world.int("SELECT count(*) FROM \(world.deadLetters)") == 0)
-        #expect(try await world.int("SELECT count(*) FROM \(world.events) WHERE event = 'read_again' AND rows = 10") == 1, "recorded")
+        // Recorded: the ten rows read again, in one event or, when the consumer met their entries in two reads (seen once
+        // on CI's loaded machine), in more, never twice.
+        let events = try await world.strings("SELECT entries::text || ' rows ' || rows FROM \(world.events) WHERE event = 'read_again'")
+        #expect(
+            try await world.int("SELECT COALESCE(sum(rows), 0)::int FROM \(world.events) WHERE event = 'read_again'") == 10, "recorded: \(events)")
         #expect(try await world.reconcile().differences == 0)
         await world.close()
     }
