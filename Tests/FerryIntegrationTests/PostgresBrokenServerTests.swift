@@ -102,6 +102,7 @@ struct PostgresBrokenServerTests {
         await session.close()
         // Late connections are let in before the listener closes (NIO traps on one dropped unserved).
         try? await Task.sleep(for: .seconds(1))
+        try? await server.channel.setOption(ChannelOptions.autoRead, value: false)
         try? await server.channel.close()
         _ = await serving.result
     }

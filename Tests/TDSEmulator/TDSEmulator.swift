@@ -129,6 +129,9 @@ package final class TDSEmulator: Sendable {
     package func close() async {
         // Closing the listener ends the accept loop after every accepted connection was handed to a session (which
         // then ends: the loop cancels them); cancelling the loop would drop queued connections, which NIO traps on.
+        // Accepting stops first: a connection accepted while the listener closes would be dropped unserved, which NIO
+        // traps on (seen on CI). With reads off, nothing more is accepted; what the kernel still holds is refused.
+        try? await serverChannel.setOption(ChannelOptions.autoRead, value: false)
         try? await serverChannel.close()
         await accepting.value
     }
