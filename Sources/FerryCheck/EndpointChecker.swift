@@ -14,15 +14,21 @@ package struct EndpointChecker: Sendable {
         let endpoints = configuration.endpoints
         return await withTaskGroup(of: (Int, EndpointCheck).self) { group in
             for (index, entry) in endpoints.enumerated() {
-                let sourceTables = configuration.pipelines.filter { pipeline in
+                let reading = configuration.pipelines.filter { pipeline in
                     pipeline.source.connection == entry.name || "sources.\(pipeline.source.connection)" == entry.name
-                }.compactMap(\.source.table)
+                }
+                let sourceTables = reading.compactMap(\.source.table)
+                let trackedTables = reading.filter(\.source.changeTracking).compactMap(\.source.table)
                 // Mirrors live in the target database (`postgres`); protected ones must be writable by Ferry alone.
                 let mirrors =
                     entry.name == "postgres"
                     ? configuration.pipelines.filter(\.protectMirror).map { (schema: $0.target.schema, table: $0.target.table) } : []
                 group.addTask {
-                    (index, await check(name: entry.name, endpoint: entry.endpoint, sourceTables: sourceTables, mirrors: mirrors))
+                    (
+                        index,
+                        await check(
+                            name: entry.name, endpoint: entry.endpoint, sourceTables: sourceTables, trackedTables: trackedTables, mirrors: mirrors)
+                    )
                 }
             }
             var results = [EndpointCheck?](repeating: nil, count: endpoints.count)
@@ -32,7 +38,9 @@ package struct EndpointChecker: Sendable {
     }
 
     /// Checks one endpoint.
-    package func check(name: String, endpoint: Endpoint, sourceTables: [String] = [], mirrors: [(schema: String, table: String)] = []) async
+    package func check(
+        name: String, endpoint: Endpoint, sourceTables: [String] = [], trackedTables: [String] = [], mirrors: [(schema: String, table: String)] = []
+    ) async
         -> EndpointCheck
     {
         switch endpoint {
@@ -41,7 +49,7 @@ package struct EndpointChecker: Sendable {
         case .redis(let redis):
             return await RedisCheck(name: name, endpoint: redis, logger: logger).run()
         case .sqlserver(let sqlserver):
-            return await SQLServerCheck(name: name, endpoint: sqlserver, sourceTables: sourceTables).run()
+            return await SQLServerCheck(name: name, endpoint: sqlserver, sourceTables: sourceTables, trackedTables: trackedTables).run()
         }
     }
 }

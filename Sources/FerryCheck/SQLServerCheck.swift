@@ -8,6 +8,8 @@ struct SQLServerCheck {
     let name: String
     let endpoint: SQLServerEndpoint
     let sourceTables: [String]
+    /// Source tables read with Change Tracking (`change_tracking: true`): tracking must be on and visible to the login.
+    var trackedTables: [String] = []
 
     func run() async -> EndpointCheck {
         let result = EndpointCheck(name: name, kind: "sqlserver", address: "\(endpoint.host):\(endpoint.port)", status: .ok, detail: "")
@@ -54,6 +56,19 @@ struct SQLServerCheck {
                                 fix: "run `GRANT SELECT ON \(quoted) TO \(SQLServerIdentifier.quote(user))`"))
                     }
                     throw error
+                }
+            }
+            for table in trackedTables {
+                let quoted = SQLServerIdentifier.qualified(table)
+                let minimum = try await connection.rows(
+                    "SELECT CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(@p1))", parameters: [SQLServerParameter(quoted, as: "nvarchar(4000)")])
+                if (minimum.first?.first ?? nil) == nil {
+                    return failed(
+                        result,
+                        FerryError(
+                            .permission,
+                            "Change Tracking is not enabled on \(quoted), or `\(user)` may not see it (the pipeline has change_tracking: true)",
+                            fix: SQLServerTableSource.enableChangeTracking(table: quoted, database: endpoint.database, user: user)))
                 }
             }
         } catch {

@@ -18,6 +18,13 @@ import Synchronization
 /// A `rowversion` watermark is better than a time: the tail is read below `MIN_ACTIVE_ROWVERSION()` only, so no row
 /// version can commit behind a position, and the lookback window is not needed (nor read).
 ///
+/// With Change Tracking (`change_tracking: true`, a table only) no watermark column is needed: each row carries the
+/// version of its last change as one more column, `ferry_change_version` (from `CHANGETABLE(VERSION …)`; NULL for a row
+/// not changed since tracking began), which is the watermark. The tail is `CHANGETABLE(CHANGES t, v)` joined to the
+/// table, paged on (version, key); a key whose row is gone is a delete, marked as such for the producer. Rows with a
+/// NULL version (never changed, or their tracking cleaned up) are the "NULL watermark" rows, loaded by key. A position
+/// older than `CHANGE_TRACKING_MIN_VALID_VERSION` is an error: the changes in between were cleaned up.
+///
 /// Reconciliation hashes rows in the target's PostgreSQL (``RowTextHashing``): SQL Server cannot compute the mirror
 /// side's `hashtextextended`, and its own text forms of values differ from PostgreSQL's.
 package struct SQLServerTableSource: TableSource {
@@ -31,6 +38,8 @@ package struct SQLServerTableSource: TableSource {
     let relation: Relation
     let keyColumns: [String]
     let watermarkColumn: String
+    /// Whether changes come from Change Tracking (see above).
+    let changeTracking: Bool
     let excludedColumns: Set<String>
     let hasher: any RowTextHashing
     let logger: Logger
@@ -50,12 +59,13 @@ package struct SQLServerTableSource: TableSource {
 
     package init(
         endpoint: SQLServerEndpoint, configurationKey: String, options: SQLServerOptions? = nil, relation: Relation, key: [String],
-        watermark: String, excluding excluded: [String] = [], hasher: any RowTextHashing, logger: Logger
+        watermark: String, changeTracking: Bool = false, excluding excluded: [String] = [], hasher: any RowTextHashing, logger: Logger
     ) {
         self.session = SQLServerSession(endpoint: endpoint, key: configurationKey, options: options ?? SQLServerOptions(endpoint))
         self.relation = relation
         self.keyColumns = key
-        self.watermarkColumn = watermark
+        self.watermarkColumn = changeTracking ? PipelineConfiguration.Source.changeVersionColumn : watermark
+        self.changeTracking = changeTracking
         self.excludedColumns = Set(excluded.map { $0.lowercased() })
         self.hasher = hasher
         self.logger = logger
@@ -71,11 +81,19 @@ package struct SQLServerTableSource: TableSource {
         }
     }
 
-    /// The relation under the alias `ferry_src`.
+    /// The relation under the alias `ferry_src`; with Change Tracking, the table with each row's change version.
     var fromClause: String {
         switch relation {
-        case .table(let name): SQLServerIdentifier.qualified(name) + " AS ferry_src"
-        case .query(let sql): "(\(sql)) AS ferry_src"
+        case .table(let name) where changeTracking:
+            let table = SQLServerIdentifier.qualified(name)
+            let keys = keyColumns.map(SQLServerIdentifier.quote)
+            return """
+                (SELECT [ferry_t].*, [ferry_ct].[SYS_CHANGE_VERSION] AS \(SQLServerIdentifier.quote(watermarkColumn)) FROM \(table) AS [ferry_t] \
+                CROSS APPLY CHANGETABLE(VERSION \(table), (\(keys.joined(separator: ", "))), (\(keys.map { "[ferry_t]." + $0 }.joined(separator: ", ")))) \
+                AS [ferry_ct]) AS ferry_src
+                """
+        case .table(let name): return SQLServerIdentifier.qualified(name) + " AS ferry_src"
+        case .query(let sql): return "(\(sql)) AS ferry_src"
         }
     }
 
@@ -128,8 +146,17 @@ package struct SQLServerTableSource: TableSource {
                     .unsupported, "column \(name) of \(displayName) is of type \(typeName), which Ferry does not read",
                     fix: "exclude it (columns: {\(name): exclude}), or read the source through a `query` that converts it (CAST(… AS nvarchar(max)))")
             }
+            if changeTracking, name.lowercased() == watermarkColumn {
+                throw FerryError(
+                    .unsupported, "\(displayName) has a column \(name), the name Ferry gives each row's Change Tracking version",
+                    fix: "exclude it (columns: {\(name): exclude}), or rename it at the source")
+            }
             types[name.lowercased()] = type
             columns.append(SourceColumn(name: name, type: postgres))
+        }
+        if changeTracking {
+            types[watermarkColumn] = SQLServerColumnType("bigint")
+            columns.append(SourceColumn(name: watermarkColumn, type: "bigint"))
         }
         let schema = SourceSchema(columns: columns)
         state.types.withLock { known in known.merge(types) { _, new in new } }
@@ -194,6 +221,7 @@ package struct SQLServerTableSource: TableSource {
         -> String?
     {
         let layout = try await layoutRefreshing(schema)
+        if changeTracking { return try await readTrackedChanges(after: position, limit: limit, layout: layout, into: &rows) }
         var statement = Statement()
         let top = statement.bind(limit)
         var conditions = ["\(Self.column(layout.watermarkName)) IS NOT NULL"]
@@ -209,6 +237,82 @@ package struct SQLServerTableSource: TableSource {
             "SELECT TOP (\(top)) \(layout.selectWithExact) FROM \(fromClause) WHERE \(conditions.joined(separator: " AND ")) ORDER BY \(layout.orderBy)"
         try await run(sql, statement, layout: layout, exact: layout.exactWatermark, into: &rows)
         return nil
+    }
+
+    /// The tail with Change Tracking: `CHANGETABLE(CHANGES …)` after the position's version (all tracked changes from
+    /// the start), joined to the table by key, in (version, key) order. A key whose row is gone is a deleted row: its
+    /// key and version, other fields NULL, marked in ``CopyTextRows/deletedRows``.
+    private func readTrackedChanges(after position: SourcePosition?, limit: Int, layout: Layout, into rows: inout CopyTextRows) async throws
+        -> String?
+    {
+        guard case .table(let name) = relation else { return nil }
+        let table = SQLServerIdentifier.qualified(name)
+        var statement = Statement()
+        let top = statement.bind(limit)
+        // CHANGES returns the keys changed after a version; a position at version v still needs the rest of v's keys.
+        var since: Int64?
+        if let position, let text = position.watermark {
+            guard let version = Int64(text), version > Int64.min else {
+                throw FerryError(
+                    .invalidInput, "the checkpoint of \(displayName) holds \"\(PrintableText.escaped(text))\", not a Change Tracking version",
+                    fix: "start the pipeline over: ferry pipeline reset PIPELINE")
+            }
+            since = version - 1
+        }
+        try await checkRetention(table: table, since: since)
+        statement.parameters.append(SQLServerParameter(since.map { String($0) }, as: "bigint"))
+        let sinceParameter = "@p\(statement.parameters.count)"
+        let keys = Set(layout.keys)
+        let inner = layout.schema.columns.enumerated().map { index, column -> String in
+            let name = SQLServerIdentifier.quote(column.name)
+            if index == layout.watermark { return "[ferry_ct].[SYS_CHANGE_VERSION] AS \(name)" }
+            return (keys.contains(index) ? "[ferry_ct]." : "[ferry_t].") + name + " AS " + name
+        }
+        let join = layout.keys.map {
+            "[ferry_t].\(SQLServerIdentifier.quote(layout.schema.columns[$0].name)) = [ferry_ct].\(SQLServerIdentifier.quote(layout.schema.columns[$0].name))"
+        }
+        let firstKey = SQLServerIdentifier.quote(layout.schema.columns[layout.keys[0]].name)
+        var sql = """
+            SELECT TOP (\(top)) \(layout.select), ferry_src.[ferry_deleted] FROM (SELECT \(inner.joined(separator: ", ")), \
+            CASE WHEN [ferry_t].\(firstKey) IS NULL THEN 1 ELSE 0 END AS [ferry_deleted] \
+            FROM CHANGETABLE(CHANGES \(table), \(sinceParameter)) AS [ferry_ct] LEFT JOIN \(table) AS [ferry_t] ON \(join.joined(separator: " AND "))) AS ferry_src
+            """
+        if let position, position.watermark != nil { sql += " WHERE " + after(position, layout: layout, statement: &statement) }
+        sql += " ORDER BY \(layout.orderBy)"
+        var collected = CopyTextRows()
+        try await stream(sql, statement, layout: layout, deletionFlag: true) { batch in collected.append(batch) }
+        rows.append(collected.droppingDeletionFlag())
+        return nil
+    }
+
+    /// Throws when Change Tracking is off for the table (or hidden from this login), or has cleaned up changes after
+    /// `since` (the last version read whole; nil: from the start, which needs tracking on only).
+    private func checkRetention(table: String, since: Int64?) async throws {
+        var statement = Statement()
+        let object = statement.bindText(table)
+        let minimum = try await scalar("SELECT CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(\(object)))", statement)
+        guard let minimum else {
+            throw FerryError(
+                .invalidInput, "Change Tracking is not enabled on \(displayName), or user `\(endpoint.user)` may not see it",
+                fix: Self.enableChangeTracking(table: table, database: endpoint.database, user: endpoint.user))
+        }
+        if let since, since < Int64(minimum) {
+            throw FerryError(
+                .invalidInput,
+                "\(displayName): Change Tracking has cleaned up changes this pipeline has not read (it read up to version \(since); the oldest kept is \(minimum)), deletes among them",
+                fix: """
+                    read the table again: `ferry pipeline reset PIPELINE`, then `ferry reconcile PIPELINE --repair` to mark deleted the rows \
+                    gone meanwhile; keep Ferry's pauses shorter than the database's CHANGE_RETENTION
+                    """)
+        }
+    }
+
+    /// The statements that turn Change Tracking on for `table` (already quoted) and let `user` read it.
+    package static func enableChangeTracking(table: String, database: String, user: String) -> String {
+        """
+        ALTER DATABASE \(SQLServerIdentifier.quote(database)) SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 7 DAYS, AUTO_CLEANUP = ON); \
+        ALTER TABLE \(table) ENABLE CHANGE_TRACKING; GRANT VIEW CHANGE TRACKING ON \(table) TO \(SQLServerIdentifier.quote(user))
+        """
     }
 
     package func readWindow(
@@ -496,10 +600,15 @@ package struct SQLServerTableSource: TableSource {
         rows.append(stripped)
     }
 
+    /// Streams the rows of `sql` in batches. With `layout`, the result must have its columns (and with `exact`, the
+    /// watermark once more; with `deletionFlag`, an int saying whether the row was deleted).
     private func stream(
-        _ sql: String, _ statement: Statement, layout: Layout?, exact: Bool = false, _ body: (CopyTextRows) async throws -> Void
+        _ sql: String, _ statement: Statement, layout: Layout?, exact: Bool = false, deletionFlag: Bool = false,
+        _ body: (CopyTextRows) async throws -> Void
     ) async throws {
-        let expected = layout.map { layout in layout.types.map(\.kind) + (exact ? [layout.watermarkType.kind] : []) }
+        let expected = layout.map { layout in
+            layout.types.map(\.kind) + (exact ? [layout.watermarkType.kind] : []) + (deletionFlag ? [SQLServerText.Kind.int] : [])
+        }
         let fullPrecision: Set<Int> = exact ? [layout?.types.count ?? 0] : []
         do {
             try await guarded {

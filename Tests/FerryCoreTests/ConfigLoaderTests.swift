@@ -230,6 +230,43 @@ struct ConfigLoaderTests {
         #expect(loaded.configuration.pipelines.first?.source.lookbackEvery == .seconds(5))
     }
 
+    /// `change_tracking: true` replaces the watermark on a SQL Server table; with a query, a PostgreSQL source or a
+    /// watermark setting it is refused by name.
+    @Test func changeTrackingIsSQLServersAndReplacesTheWatermark() throws {
+        let servers = """
+            postgres: {host: h, database: d, user: u}
+            redis: {host: r}
+            sqlserver: {host: s, database: d, user: u, password: p}
+            """
+        let loaded = try load([
+            "ferry.yaml": servers
+                + "\npipelines:\n  - name: ventas\n    source: {table: dbo.Ventas, key: [Id], change_tracking: true}\n    target: {table: m}\n"
+        ])
+        let source = try #require(loaded.configuration.pipelines.first?.source)
+        #expect(source.changeTracking)
+        #expect(source.watermark == PipelineConfiguration.Source.changeVersionColumn)
+        #expect(source.lookback == .zero)
+        #expect(loaded.configuration.renderYAML(tree: nil).contains("change_tracking: true"))
+
+        let refused = issues([
+            "ferry.yaml": servers + """
+
+                pipelines:
+                  - name: a
+                    source: {query: "SELECT 1", key: [Id], change_tracking: true, watermark: w, lookback: 5s}
+                    target: {table: m}
+                  - name: b
+                    source: {connection: postgres, table: t, key: [Id], change_tracking: true}
+                    target: {table: m}
+                """
+        ])
+        #expect(
+            refused.contains { $0.hasPrefix("pipelines[0].source.change_tracking: reads a table's changes; this source is a `query`") }, "\(refused)")
+        #expect(refused.contains { $0.hasPrefix("pipelines[0].source.watermark: does not go with change_tracking") }, "\(refused)")
+        #expect(refused.contains { $0.hasPrefix("pipelines[0].source.lookback: does not go with change_tracking") }, "\(refused)")
+        #expect(refused.contains { $0.hasPrefix("pipelines[1].source.change_tracking: is SQL Server's Change Tracking") }, "\(refused)")
+    }
+
     @Test func issuesSayWhereAValueCameFrom() {
         let found = issues(["ferry.yaml": "redis:\n  host: h\n"], environment: ["REDIS_PORT": "nope"])
         #expect(found == ["redis.port: \"nope\" is not a whole number — use a number from 1 to 65535 ($REDIS_PORT)"])

@@ -213,6 +213,13 @@ struct SQLServerCheckTests {
             #expect(view.status == .permissionMissing, "\(view.detail)")
             #expect(view.detail.contains("[dbo].[VW_NO_EXISTE]") && view.fix?.contains("MSSQL_VIEW") == true, "\(view.detail)")
 
+            // A pipeline with change_tracking: true on a table without it.
+            let untracked = await checker.check(
+                name: "sqlserver", endpoint: .sqlserver(good), sourceTables: ["dbo.tipos"], trackedTables: ["dbo.tipos"])
+            #expect(untracked.status == .permissionMissing, "\(untracked.detail)")
+            #expect(untracked.detail.contains("Change Tracking is not enabled on [dbo].[tipos]"), "\(untracked.detail)")
+            #expect(untracked.fix?.contains("ALTER TABLE [dbo].[tipos] ENABLE CHANGE_TRACKING") == true, "\(String(describing: untracked.fix))")
+
             // Encryption required of a server that offers none: its own status line and fix.
             var encrypted = good
             encrypted.encryption = .require

@@ -249,6 +249,84 @@ struct SQLServerSyncTests {
         await base.close()
     }
 
+    /// Change Tracking instead of a watermark column: rows changed since tracking began come from `CHANGETABLE(CHANGES …)`
+    /// in (version, key) order, the others by key; deletes arrive as deletes (the mirror row soft-deleted, its values
+    /// kept; a key the mirror never had kept as a deleted row so no older version can bring it back); a deleted key
+    /// inserted again comes back; a pipeline behind the retention stops with the fix.
+    @Test func changeTrackingBringsInsertsUpdatesAndDeletes() async throws {
+        let base = try await SyncWorld.make("msct") { pipeline in
+            pipeline.source.table = "clientes_ct"
+            pipeline.source.key = ["codigo"]
+            pipeline.source.watermark = PipelineConfiguration.Source.changeVersionColumn
+            pipeline.source.changeTracking = true
+            pipeline.source.lookback = .zero
+            pipeline.target.table = "clientes"
+            pipeline.batchSize = 50
+        }
+        let table = "\"\(base.sourceSchema)\".clientes_ct"
+        try await base.sql(
+            """
+            CREATE TABLE \(table) (codigo int PRIMARY KEY, nombre text NOT NULL, saldo numeric(12,2));
+            INSERT INTO \(table) SELECT g, 'cliente ' || g, g * 1.5 FROM generate_series(1, 300) g
+            """)
+        try await base.withSQLServerSource { world, _ in
+            // The emulator's catalog has Change Tracking once it runs.
+            try await world.sql(
+                """
+                SELECT sys.enable_change_tracking('\(table)');
+                UPDATE \(table) SET saldo = 0 WHERE codigo <= 10;
+                INSERT INTO \(table) SELECT g, 'nuevo ' || g, NULL FROM generate_series(301, 320) g
+                """)
+            let mirror = "\"\(world.targetSchema)\".clientes"
+            let differing = """
+                SELECT count(*) FROM ((SELECT codigo, nombre, saldo FROM \(table) EXCEPT SELECT codigo, nombre, saldo FROM \(mirror) WHERE deleted_at IS NULL)
+                UNION ALL (SELECT codigo, nombre, saldo FROM \(mirror) WHERE deleted_at IS NULL EXCEPT SELECT codigo, nombre, saldo FROM \(table))) d
+                """
+            let first = try await world.runOnce()
+            #expect(first.produced == 320)
+            #expect(try await world.int(differing) == 0)
+            #expect(try await world.int("SELECT count(*) FROM \(mirror) WHERE ferry_change_version IS NULL") == 290, "rows never changed: no version")
+
+            // Deletes of rows loaded by key and of rows read as changes, updates, inserts, and a key inserted and
+            // deleted between two runs (never in the mirror).
+            try await world.sql(
+                """
+                DELETE FROM \(table) WHERE codigo IN (5, 6, 100, 101, 102, 250, 310);
+                UPDATE \(table) SET nombre = 'cambiado' WHERE codigo IN (7, 200, 315);
+                INSERT INTO \(table) VALUES (321, 'otro', 1), (9999, 'efímero', 2);
+                DELETE FROM \(table) WHERE codigo = 9999
+                """)
+            let second = try await world.runOnce()
+            #expect(second.produced == 12, "only the changed keys: 7 deletes, 3 updates, 1 insert, 1 insert-and-delete")
+            #expect(try await world.int(differing) == 0)
+            #expect(try await world.int("SELECT count(*) FROM \(mirror) WHERE deleted_at IS NOT NULL") == 8)
+            #expect(try await world.strings("SELECT nombre FROM \(mirror) WHERE codigo = 100") == ["cliente 100"], "a deleted row keeps its values")
+            #expect(try await world.strings("SELECT nombre FROM \(mirror) WHERE codigo = 9999 AND deleted_at IS NOT NULL") == [nil])
+            #expect(try await world.int("SELECT count(*) FROM \(world.companion) WHERE codigo = 9999") == 1, "every mirror row has its companion row")
+
+            // A deleted key comes back.
+            try await world.sql("INSERT INTO \(table) VALUES (100, 'de vuelta', 3)")
+            _ = try await world.runOnce()
+            #expect(try await world.strings("SELECT nombre FROM \(mirror) WHERE codigo = 100 AND deleted_at IS NULL") == ["de vuelta"])
+            #expect(try await world.int(differing) == 0)
+            #expect(try await world.reconcile().differences == 0)
+
+            // Retention cleans up changes the pipeline has not read: it stops and says how to recover.
+            try await world.sql(
+                """
+                UPDATE \(table) SET saldo = 7 WHERE codigo = 1;
+                SELECT sys.change_tracking_cleanup('\(table)', sys.change_tracking_current_version())
+                """)
+            await #expect {
+                _ = try await world.runOnce()
+            } throws: { error in
+                let text = "\(error)"
+                return text.contains("cleaned up") && text.contains("ferry pipeline reset")
+            }
+        }
+        await base.close()
+    }
+
     /// SQL Server text may hold a NUL character, which PostgreSQL's cannot: that row goes to the dead letters with the
     /// reason (the NUL shown as \u0000, the Redis dead-letter stream keeping the row as read), the others apply.
     @Test func aNulCharacterCostsItsRowOnly() async throws {

@@ -23,10 +23,16 @@ struct TableSyncFaultTests {
     /// Changes source rows (and adds some) until stopped; each change bumps the watermark like a real writer.
     final class SourceWriter: Sendable {
         let world: SyncWorld
+        /// Whether some changes are deletes (of a few rows; rows inserted later take new keys).
+        let deletes: Bool
         let stopped = Atomic(false)
         let changes = Atomic(0)
+        let deleted = Atomic(0)
 
-        init(world: SyncWorld) { self.world = world }
+        init(world: SyncWorld, deletes: Bool = false) {
+            self.world = world
+            self.deletes = deletes
+        }
 
         func run(rows: Int, seed: UInt64) async {
             var generator = SeededRandom(seed: seed)
@@ -43,6 +49,14 @@ struct TableSyncFaultTests {
                     if value % 4 == 0 {
                         try await world.insert(next...(next + 4), now: true)
                         next += 5
+                    }
+                    if deletes, value % 3 == 0 {
+                        let gone = try await world.int(
+                            """
+                            WITH d AS (DELETE FROM \(world.table) WHERE "CONDUCE" BETWEEN '\(SyncWorld.key(low + 31))' AND '\(SyncWorld.key(low + 33))' RETURNING 1)
+                            SELECT count(*) FROM d
+                            """)
+                        deleted.add(gone, ordering: .relaxed)
                     }
                     changes.add(1, ordering: .relaxed)
                 } catch {
@@ -95,7 +109,7 @@ struct TableSyncFaultTests {
     }
 
     /// The configuration as a file for a `ferry` process.
-    static func configurationFile(_ world: SyncWorld, directory: String) throws -> String {
+    static func configurationFile(_ world: SyncWorld, directory: String, changeTracking: Bool = false) throws -> String {
         let postgres = world.sandbox.postgres!
         let redis = world.sandbox.redis!
         var sqlserver = ""
@@ -134,8 +148,7 @@ struct TableSyncFaultTests {
                 source:
                   \(source)
                   key: [CONDUCE]
-                  watermark: ULTIMA_MODIFICACION
-                  lookback: 10s
+                  \(changeTracking ? "change_tracking: true" : "watermark: ULTIMA_MODIFICACION\n      lookback: 10s")
                 target:
                   schema: \(world.targetSchema)
                   table: datos_vista
@@ -199,12 +212,43 @@ struct TableSyncFaultTests {
         await base.close()
     }
 
+    /// The same with SQL Server's Change Tracking instead of a watermark, and a writer that deletes rows too: every
+    /// delete reaches the mirror (soft-deleted), none is undone by an older version queued before it.
+    @Test func killNineWithChangeTrackingLosesNothing() async throws {
+        let base = try await SyncWorld.make("kill9ct", rows: 20_000)
+        try await base.withSQLServerSource { world, _ in
+            try await world.sql("SELECT sys.enable_change_tracking('\(world.table)')")
+            var world = world
+            world.pipeline.source.changeTracking = true
+            world.pipeline.source.watermark = PipelineConfiguration.Source.changeVersionColumn
+            world.pipeline.source.lookback = .zero
+            let directory = try FerryProcess.scratchDirectory()
+            _ = try Self.configurationFile(world, directory: directory, changeTracking: true)
+            let seed = UInt64.random(in: 0..<UInt64.max)
+            print("kill9ct: kill -9 test seed \(seed)")
+            let deleted = try await Self.killNineRounds(world, rows: 20_000, rounds: 8, directory: directory, seed: seed, deletes: true)
+            #expect(deleted > 0, "the writer deleted rows")
+            let source = try await world.int("SELECT count(*) FROM \(world.table)")
+            let live = try await world.int("SELECT count(*) FROM \(world.mirror) WHERE deleted_at IS NULL")
+            #expect(live == source)
+            let stillLive = try await world.int(
+                "SELECT count(*) FROM \(world.mirror) m WHERE deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM \(world.table) s WHERE s.\"CONDUCE\" = m.conduce)"
+            )
+            #expect(stillLive == 0, "rows deleted at the source are deleted in the mirror")
+        }
+        await base.close()
+    }
+
     /// `ferry sync` started and killed with SIGKILL `rounds` times at random moments while a writer changes source rows
     /// and an editor edits companion rows; then drained: the mirror equals the source, no edit lost, no dead letter.
-    static func killNineRounds(_ world: SyncWorld, rows: Int, rounds: Int, directory: String, seed: UInt64) async throws {
+    /// Returns how many rows the writer deleted (with `deletes`).
+    @discardableResult
+    static func killNineRounds(_ world: SyncWorld, rows: Int, rounds: Int, directory: String, seed: UInt64, deletes: Bool = false) async throws
+        -> Int
+    {
         var generator = SeededRandom(seed: seed)
 
-        let writer = SourceWriter(world: world)
+        let writer = SourceWriter(world: world, deletes: deletes)
         let editor = CompanionEditor(world: world)
         async let writing: Void = writer.run(rows: rows, seed: seed &+ 1)
         async let editing: Void = editor.run(rows: rows, seed: seed &+ 2)
@@ -242,6 +286,7 @@ struct TableSyncFaultTests {
         } else {
             print("kill -9 test kept its logs in \(directory); dead letters: \(dead)")
         }
+        return writer.deleted.load(ordering: .relaxed)
     }
 
     /// Issue 18's schema-change run: a writer changes rows throughout while the source's columns widen, a column is

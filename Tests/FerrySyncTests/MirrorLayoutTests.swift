@@ -55,6 +55,43 @@ struct MirrorLayoutTests {
         #expect(throws: FerryError.self) {
             try MirrorLayout(pipeline: pipeline { $0.columns = [.init(source: "CLIENTE", name: "updated_at")] }, schema: Self.schema)
         }
+        // The companion's own id beside a key (or editable column) called id.
+        let companion = PipelineConfiguration.Companion(table: "datos_seguimiento", columns: [("nota", "text")])
+        #expect(throws: FerryError.self) {
+            try MirrorLayout(
+                pipeline: pipeline {
+                    $0.companion = companion
+                    $0.columns = [.init(source: "CONDUCE", name: "id")]
+                }, schema: Self.schema)
+        }
+        #expect(throws: FerryError.self) {
+            try MirrorLayout(pipeline: pipeline { $0.companion = .init(table: "datos_seguimiento", columns: [("id", "int")]) }, schema: Self.schema)
+        }
+        #expect(throws: Never.self) {
+            try MirrorLayout(pipeline: pipeline { $0.columns = [.init(source: "CONDUCE", name: "id")] }, schema: Self.schema)
+        }
+    }
+
+    /// A source that sees deletes (Change Tracking): a negative sequence number is a delete, applied as a soft delete
+    /// that keeps the row's values and takes its version; the plain insert of an initial load marks them too.
+    @Test func deletesAreSoftAndVersioned() throws {
+        let layout = try MirrorLayout(
+            pipeline: pipeline {
+                $0.source.changeTracking = true
+                $0.companion = .init(table: "datos_seguimiento", columns: [("nota", "text")])
+            }, schema: Self.schema)
+        let statements = MirrorStatements(layout: layout, control: ControlTables(schema: "public", pipeline: "ventas"))
+        #expect(statements.upsert.contains("abs(s::int8) AS ferry_seq"))
+        #expect(statements.upsert.contains("CASE WHEN s::int8 < 0 THEN now() END AS deleted_at"))
+        #expect(statements.upsert.contains("\"cliente\" = CASE WHEN EXCLUDED.deleted_at IS NULL THEN EXCLUDED.\"cliente\" ELSE m.\"cliente\" END"))
+        #expect(!statements.upsert.contains("\"conduce\" = CASE"), "the key is never assigned")
+        #expect(statements.upsert.contains("WHERE m.ferry_seq < EXCLUDED.ferry_seq"))
+        #expect(statements.upsert.contains("SELECT \"conduce\" FROM written WHERE inserted"))
+        #expect(statements.insertAll.contains("abs(s::int8), CASE WHEN s::int8 < 0 THEN now() END FROM unnest("))
+        // Without deletes, the statements stay as they were.
+        let plain = MirrorStatements(
+            layout: try MirrorLayout(pipeline: pipeline(), schema: Self.schema), control: ControlTables(schema: "public", pipeline: "ventas"))
+        #expect(!plain.upsert.contains("abs("))
     }
 
     @Test func upsertIsGuardedAndCompanionGetsNewKeys() throws {

@@ -117,6 +117,14 @@ package final class TDSEmulator: Sendable {
                   SELECT c.oid AS object_id, 1 AS index_id, CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::int8 END AS rows
                   FROM pg_class c WHERE c.relkind IN ('r', 'p')
                 """, logger: logger)
+            for statement in changeTrackingCatalog {
+                do {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                } catch let error as PSQLError {
+                    logger.error("installing the catalog: \(error.serverInfo?[.message] ?? "?") in \(statement.prefix(80))")
+                    throw error
+                }
+            }
             try await connection.query("COMMIT", logger: logger)
         } catch {
             try? await connection.close()
@@ -124,6 +132,124 @@ package final class TDSEmulator: Sendable {
         }
         try await connection.close()
     }
+
+    /// SQL Server's Change Tracking, as PostgreSQL functions in the `sys` schema. `SELECT sys.enable_change_tracking('t')`
+    /// is `ALTER TABLE t ENABLE CHANGE_TRACKING`: a log table `"ct log of t"` beside `t` (the primary key, the version
+    /// of the key's last change, the version that created it, the last operation) kept by a trigger, and beside it too
+    /// the functions the translator turns `CHANGETABLE(CHANGES t, v)` and `CHANGETABLE(VERSION t, (keys), (values))`
+    /// into (found through the session's search path, as `t` is). A transaction's
+    /// changes share one version, taken from a clock row it keeps locked until it ends, so versions follow commit order
+    /// as SQL Server's do. `sys.change_tracking_cleanup('t', v)` forgets the changes up to `v`, as retention does.
+    static let changeTrackingCatalog = [
+        "CREATE TABLE IF NOT EXISTS sys.change_tracking_clock (version bigint NOT NULL)",
+        "INSERT INTO sys.change_tracking_clock SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM sys.change_tracking_clock)",
+        """
+        CREATE TABLE IF NOT EXISTS sys.change_tracking_tables (
+          object_id oid PRIMARY KEY, log text NOT NULL, min_valid_version bigint NOT NULL)
+        """,
+        """
+        CREATE OR REPLACE FUNCTION sys.change_tracking_current_version() RETURNS bigint LANGUAGE sql STABLE AS $$
+          SELECT version FROM sys.change_tracking_clock $$
+        """,
+        """
+        CREATE OR REPLACE FUNCTION sys.change_tracking_min_valid_version(object oid) RETURNS bigint LANGUAGE sql STABLE AS $$
+          SELECT min_valid_version FROM sys.change_tracking_tables WHERE object_id = object $$
+        """,
+        """
+        CREATE OR REPLACE FUNCTION sys.change_tracking_next_version() RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+          held text := current_setting('ferry.ct_version', true);
+          mine text := txid_current()::text;
+          taken bigint;
+        BEGIN
+          IF held IS NOT NULL AND split_part(held, ':', 1) = mine THEN RETURN split_part(held, ':', 2)::bigint; END IF;
+          UPDATE sys.change_tracking_clock SET version = version + 1 RETURNING version INTO taken;
+          PERFORM set_config('ferry.ct_version', mine || ':' || taken, true);
+          RETURN taken;
+        END $$
+        """,
+        """
+        CREATE OR REPLACE FUNCTION sys.change_tracking_record() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+          log text := TG_ARGV[0];
+          keys text[] := TG_ARGV[1]::text[];
+          version bigint := sys.change_tracking_next_version();
+          key_list text := (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) AS k);
+          from_row text := (SELECT string_agg(format('r.%I', k), ', ') FROM unnest(keys) AS k);
+          upsert text;
+        BEGIN
+          upsert := format(
+            'INSERT INTO %s AS l (%s, ferry_version, ferry_created, ferry_op) SELECT %s, $2, $2, $3 FROM (SELECT ($1).*) AS r '
+            || 'ON CONFLICT (%s) DO UPDATE SET ferry_version = EXCLUDED.ferry_version, '
+            || 'ferry_created = CASE WHEN l.ferry_op = ''D'' THEN EXCLUDED.ferry_created ELSE l.ferry_created END, '
+            || 'ferry_op = CASE WHEN EXCLUDED.ferry_op = ''D'' THEN ''D'' WHEN l.ferry_op = ''D'' THEN ''I'' ELSE ''U'' END',
+            log, key_list, from_row, key_list);
+          IF TG_OP = 'DELETE' THEN
+            EXECUTE upsert USING OLD, version, 'D';
+          ELSIF TG_OP = 'INSERT' THEN
+            EXECUTE upsert USING NEW, version, 'I';
+          ELSIF EXISTS (SELECT 1 FROM unnest(keys) AS k WHERE to_jsonb(OLD) -> k IS DISTINCT FROM to_jsonb(NEW) -> k) THEN
+            EXECUTE upsert USING OLD, version, 'D';
+            EXECUTE upsert USING NEW, version, 'I';
+          ELSE
+            EXECUTE upsert USING NEW, version, 'U';
+          END IF;
+          RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE OR REPLACE FUNCTION sys.enable_change_tracking(tbl regclass) RETURNS void LANGUAGE plpgsql AS $f$
+        DECLARE
+          rel text := (SELECT relname FROM pg_class WHERE oid = tbl);
+          space text := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl);
+          keys text[];
+          key_definitions text;
+          key_types text;
+          key_list text;
+          log text;
+          matches text;
+        BEGIN
+          SELECT array_agg(a.attname::text ORDER BY k.ord),
+                 string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY k.ord),
+                 string_agg(format_type(a.atttypid, a.atttypmod), ', ' ORDER BY k.ord),
+                 string_agg(format('l.%I = $%s', a.attname, k.ord), ' AND ' ORDER BY k.ord)
+            INTO keys, key_definitions, key_types, matches
+            FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            WHERE i.indrelid = tbl AND i.indisprimary;
+          IF keys IS NULL THEN
+            RAISE EXCEPTION 'Cannot enable change tracking on table ''%''. Change tracking requires a primary key on the table.', rel;
+          END IF;
+          key_list := (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) AS k);
+          log := format('%I.%I', space, 'ct log of ' || rel);
+          EXECUTE format(
+            'CREATE TABLE %s (%s, ferry_version bigint NOT NULL, ferry_created bigint NOT NULL, ferry_op char(1) NOT NULL, PRIMARY KEY (%s))',
+            log, key_definitions, key_list);
+          EXECUTE format(
+            'CREATE TRIGGER ferry_change_tracking AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION sys.change_tracking_record(%L, %L)',
+            tbl, log, keys);
+          EXECUTE format(
+            'CREATE FUNCTION %I.%I(since bigint) RETURNS TABLE ("SYS_CHANGE_VERSION" bigint, "SYS_CHANGE_CREATION_VERSION" bigint, '
+            || '"SYS_CHANGE_OPERATION" char(1), "SYS_CHANGE_COLUMNS" bytea, "SYS_CHANGE_CONTEXT" bytea, %s) LANGUAGE sql STABLE AS %L',
+            space, 'changes of ' || rel, key_definitions,
+            format('SELECT l.ferry_version, l.ferry_created, CASE WHEN l.ferry_op = ''D'' THEN ''D'' WHEN $1 IS NULL OR l.ferry_created > $1 '
+              || 'THEN ''I'' ELSE ''U'' END::char(1), NULL::bytea, NULL::bytea, %s FROM %s AS l WHERE $1 IS NULL OR l.ferry_version > $1',
+              (SELECT string_agg(format('l.%I', k), ', ') FROM unnest(keys) AS k), log));
+          EXECUTE format(
+            'CREATE FUNCTION %I.%I(%s) RETURNS TABLE ("SYS_CHANGE_VERSION" bigint, "SYS_CHANGE_CONTEXT" bytea) LANGUAGE sql STABLE AS %L',
+            space, 'version of ' || rel, key_types,
+            format('SELECT (SELECT l.ferry_version FROM %s AS l WHERE %s AND l.ferry_op <> ''D''), NULL::bytea', log, matches));
+          INSERT INTO sys.change_tracking_tables VALUES (tbl, log, (SELECT version FROM sys.change_tracking_clock));
+        END $f$
+        """,
+        """
+        CREATE OR REPLACE FUNCTION sys.change_tracking_cleanup(tbl regclass, through bigint) RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+          EXECUTE format('DELETE FROM %s WHERE ferry_version <= $1', (SELECT log FROM sys.change_tracking_tables WHERE object_id = tbl)) USING through;
+          UPDATE sys.change_tracking_tables SET min_valid_version = greatest(min_valid_version, through) WHERE object_id = tbl;
+        END $$
+        """,
+    ]
 
     /// Stops listening and ends every session.
     package func close() async {

@@ -19,7 +19,7 @@ struct TSQLTranslator {
     /// The statement for PostgreSQL, or nil when there is nothing to run.
     static func translate(_ tsql: String, parameters: [String] = []) throws -> String? {
         // CONVERT(binary(8), @p, 1): a hex text `0x…` as bytes.
-        let tsql = tsql.replacing(#/(?i)CONVERT\s*\(\s*(?:var)?binary\s*\(\s*(?:\d+|max)\s*\)\s*,\s*(@\w+)\s*,\s*1\s*\)/#) { match in
+        let tsql = changeTables(tsql).replacing(#/(?i)CONVERT\s*\(\s*(?:var)?binary\s*\(\s*(?:\d+|max)\s*\)\s*,\s*(@\w+)\s*,\s*1\s*\)/#) { match in
             "decode(substr(CAST(\(match.output.1) AS text), 3), 'hex')"
         }
         var out = ""
@@ -141,6 +141,8 @@ struct TSQLTranslator {
                 case "OBJECT_ID" where peek() == "(": out += "sys.object_id"
                 case "MIN_ACTIVE_ROWVERSION" where peek() == "(": out += "sys.min_active_rowversion"
                 case "COLLATIONPROPERTY" where peek() == "(": out += "sys.collationproperty"
+                case "CHANGE_TRACKING_MIN_VALID_VERSION" where peek() == "(": out += "sys.change_tracking_min_valid_version"
+                case "CHANGE_TRACKING_CURRENT_VERSION" where peek() == "(": out += "sys.change_tracking_current_version"
                 case "GETDATE" where peek() == "(": out += "LOCALTIMESTAMP"
                 case "SYSUTCDATETIME" where peek() == "(": out += "(now() AT TIME ZONE 'UTC')"
                 case "ISNULL" where peek() == "(": out += "COALESCE"
@@ -161,6 +163,25 @@ struct TSQLTranslator {
         if statement.isEmpty { return nil }
         if let limit { statement += " LIMIT \(limit)" }
         return statement
+    }
+
+    /// `CROSS APPLY CHANGETABLE(VERSION t, (k…), (v…))` and `CHANGETABLE(CHANGES t, v)` as the functions
+    /// ``TDSEmulator/changeTrackingCatalog`` creates for `t` (the key values in the primary key's order).
+    static func changeTables(_ tsql: String) -> String {
+        func function(_ prefix: String, _ table: Substring) -> String {
+            let name =
+                table.replacing(#/(?i)^\s*(\[dbo\]|dbo)\./#, with: "").replacingOccurrences(of: "[", with: "")
+                .replacingOccurrences(of: "]", with: "").split(separator: ".").last.map(String.init) ?? ""
+            return "[\(prefix) \(name.replacingOccurrences(of: "]", with: "]]"))]"
+        }
+        return
+            tsql
+            .replacing(#/(?i)CROSS\s+APPLY\s+CHANGETABLE\s*\(\s*VERSION\s+([^,]+?)\s*,\s*\([^)]*\)\s*,\s*\(([^)]*)\)\s*\)/#) { match in
+                "CROSS JOIN LATERAL \(function("version of", match.output.1))(\(match.output.2))"
+            }
+            .replacing(#/(?i)CHANGETABLE\s*\(\s*CHANGES\s+([^,]+?)\s*,\s*([^)]+?)\s*\)/#) { match in
+                "\(function("changes of", match.output.1))(\(match.output.2))"
+            }
     }
 
     /// SQL Server types written in a CAST, as PostgreSQL names them.

@@ -159,6 +159,34 @@ extension SourceEndpoint {
 }
 
 extension PipelineConfiguration {
+    /// `change_tracking: true` reads a SQL Server table's Change Tracking: no watermark, lookback or NULL-watermark
+    /// policy goes with it, and neither does a query or a PostgreSQL source.
+    private static func checkChangeTracking(_ reader: ConfigReader, connection: String, config: FerryConfiguration, query: String?) {
+        let isSQLServer: Bool
+        switch config.sources[connection] {
+        case .sqlserver: isSQLServer = true
+        case .postgres: isSQLServer = false
+        case nil: isSQLServer = connection == "sqlserver"
+        }
+        if !isSQLServer {
+            reader.issues.add(
+                reader.keyPath("change_tracking"), "is SQL Server's Change Tracking; source.connection \"\(connection)\" is not a SQL Server",
+                fix: "remove it and name a `watermark` column", origin: reader.origin("change_tracking"))
+        }
+        if query != nil {
+            reader.issues.add(
+                reader.keyPath("change_tracking"), "reads a table's changes; this source is a `query`",
+                fix: "name the table under `table` (its primary key as `key`), or drop change_tracking and name a `watermark`",
+                origin: reader.origin("change_tracking"))
+        }
+        for key in ["watermark", "lookback", "lookback_every", "null_watermark"] where reader.has(key) {
+            reader.issues.add(
+                reader.keyPath(key),
+                "does not go with change_tracking: Change Tracking's versions are the watermark, and no change commits behind them",
+                fix: "remove `\(key)`", origin: reader.origin(key))
+        }
+    }
+
     static func read(_ reader: ConfigReader, config: FerryConfiguration) -> PipelineConfiguration? {
         let name = reader.string("name", required: "give the pipeline a short name, e.g. `name: ventas`")
         if let name, !name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) {
@@ -181,9 +209,21 @@ extension PipelineConfiguration {
         if key.isEmpty, !sourceReader.has("key") {
             sourceReader.issues.add(sourceReader.keyPath("key"), "missing", fix: "name the column(s) that identify a row, e.g. `key: [CONDUCE]`")
         }
-        let watermark = sourceReader.string(
-            "watermark", required: "name the column that grows when a row changes, e.g. `watermark: ULTIMA_MODIFICACION`")
+        let changeTracking = sourceReader.bool("change_tracking") ?? false
+        let watermark: String?
+        if changeTracking {
+            Self.checkChangeTracking(sourceReader, connection: connection, config: config, query: query)
+            watermark = Source.changeVersionColumn
+        } else {
+            watermark = sourceReader.string(
+                "watermark",
+                required:
+                    "name the column that grows when a row changes, e.g. `watermark: ULTIMA_MODIFICACION` (or, on SQL Server, `change_tracking: true`)"
+            )
+        }
         var source = Source(connection: connection, table: table, query: query, key: key, watermark: watermark ?? "")
+        source.changeTracking = changeTracking
+        if changeTracking { source.lookback = .zero }
         if let lookback = sourceReader.duration("lookback") { source.lookback = lookback }
         if let every = sourceReader.duration("lookback_every", minimum: .milliseconds(10)) {
             if every >= source.lookback, source.lookback > .zero {

@@ -88,10 +88,14 @@ extension FerryConfiguration {
                     $0.value("table", pipeline.source.table)
                     $0.value("query", pipeline.source.query)
                     $0.raw("key", "[" + pipeline.source.key.joined(separator: ", ") + "]")
-                    $0.value("watermark", pipeline.source.watermark)
-                    $0.value("lookback", DurationParser.format(pipeline.source.lookback))
-                    $0.value("lookback_every", pipeline.source.lookbackEvery.map(DurationParser.format))
-                    $0.value("null_watermark", pipeline.source.nullWatermark.rawValue)
+                    if pipeline.source.changeTracking {
+                        $0.raw("change_tracking", "true")
+                    } else {
+                        $0.value("watermark", pipeline.source.watermark)
+                        $0.value("lookback", DurationParser.format(pipeline.source.lookback))
+                        $0.value("lookback_every", pipeline.source.lookbackEvery.map(DurationParser.format))
+                        $0.value("null_watermark", pipeline.source.nullWatermark.rawValue)
+                    }
                 }
                 writer.section("target") {
                     $0.value("schema", pipeline.target.schema)

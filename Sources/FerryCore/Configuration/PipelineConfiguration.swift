@@ -25,6 +25,13 @@ package struct PipelineConfiguration: Sendable, Equatable {
         /// A row is found when it commits no later than `lookback − lookbackEvery` after its watermark.
         package var lookbackEvery: Duration?
         package var nullWatermark: NullWatermarkPolicy = .load
+        /// SQL Server Change Tracking instead of a watermark column (`change_tracking: true`): changes, deletes
+        /// included, come from `CHANGETABLE(CHANGES …)`; ``watermark`` is then ``changeVersionColumn``.
+        package var changeTracking = false
+
+        /// The column a Change Tracking source adds to its rows: the version of the row's last change (NULL for rows
+        /// not changed since tracking began). Its watermark, and a bigint column of the mirror.
+        package static let changeVersionColumn = "ferry_change_version"
 
         package init(connection: String, table: String?, query: String?, key: [String], watermark: String) {
             self.connection = connection

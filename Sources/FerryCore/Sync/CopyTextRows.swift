@@ -12,6 +12,9 @@ package struct CopyTextRows: Sendable {
     private var rowStart = 0
     /// Reader offsets of every row's first byte, so rows can be split off without re-parsing.
     package private(set) var rowOffsets: [Int] = []
+    /// Rows that stand for a deleted source row (key and what the source still knows; other fields NULL), ascending:
+    /// a source that sees deletes marks them (``markLastRowDeleted()``), the producer queues them as deletes.
+    package private(set) var deletedRows: [Int] = []
 
     package init(capacity: Int = 64 * 1024) {
         buffer = ByteBufferAllocator().buffer(capacity: capacity)
@@ -106,6 +109,12 @@ package struct CopyTextRows: Sendable {
         rowOffsets.removeLast()
     }
 
+    /// Marks the last row as a deleted source row (see ``deletedRows``).
+    package mutating func markLastRowDeleted() {
+        guard rowCount > 0, deletedRows.last != rowCount - 1 else { return }
+        deletedRows.append(rowCount - 1)
+    }
+
     /// The bytes of row `index`, newline included.
     package func row(_ index: Int) -> ByteBuffer {
         let start = rowOffsets[index]
@@ -123,7 +132,9 @@ package struct CopyTextRows: Sendable {
         guard !range.isEmpty else { return CopyTextRows(capacity: 0) }
         let start = rowOffsets[range.lowerBound]
         let end = range.upperBound < rowOffsets.count ? rowOffsets[range.upperBound] : buffer.readableBytes
-        return CopyTextRows(buffer: buffer.getSlice(at: buffer.readerIndex + start, length: end - start)!)
+        var result = CopyTextRows(buffer: buffer.getSlice(at: buffer.readerIndex + start, length: end - start)!)
+        result.deletedRows = deletedRows.filter { range.contains($0) }.map { $0 - range.lowerBound }
+        return result
     }
 
     /// Appends a complete line (newline included) with `sequence` as an extra first field.
@@ -175,8 +186,25 @@ package struct CopyTextRows: Sendable {
             result.buffer.writeInteger(UInt8(ascii: "\n"))
             result.rowCount += 1
         }
+        result.deletedRows = deletedRows
         let last = rowCount > 0 ? Self.fields(ofLine: row(rowCount - 1)).last ?? nil : nil
         return (result, last)
+    }
+
+    /// These rows without their last field, marking deleted (``deletedRows``) each row whose last field is `1`: for a
+    /// source that reads whether a row was deleted as one column more than its rows carry.
+    package func droppingDeletionFlag() -> CopyTextRows {
+        var result = droppingLastField().rows
+        result.deletedRows = []
+        for index in 0..<rowCount {
+            let line = row(index)
+            let flagged = line.withUnsafeReadableBytes { bytes in
+                guard let tab = bytes.lastIndex(of: 0x09) else { return false }
+                return bytes.count - tab == 3 && bytes[tab + 1] == UInt8(ascii: "1")
+            }
+            if flagged { result.deletedRows.append(index) }
+        }
+        return result
     }
 
     /// Appends every row of `other`.
@@ -185,6 +213,7 @@ package struct CopyTextRows: Sendable {
         var bytes = other.buffer
         buffer.writeBuffer(&bytes)
         rowOffsets.append(contentsOf: other.rowOffsets.map { $0 + base })
+        deletedRows.append(contentsOf: other.deletedRows.map { $0 + rowCount })
         rowCount += other.rowCount
     }
 

@@ -47,6 +47,19 @@ package struct MirrorLayout: Sendable {
                 fix: "rename it under `columns`, e.g. `\(reserved.uppercased()): source_\(reserved)`"
             )
         }
+        if let companion = pipeline.companion {
+            // The companion has its own id and timestamps beside the key and the editable columns.
+            let keyNames = pipeline.source.key.compactMap { key in columns.first { $0.source.lowercased() == key.lowercased() }?.name }
+            for name in keyNames + companion.columns.map(\.name) where ["id", "created_at", "updated_at"].contains(name) {
+                let isKey = keyNames.contains(name)
+                throw FerryError(
+                    .configuration,
+                    "pipelines \(pipeline.name): the companion table \(companion.table) has its own \"\(name)\" column, and the \(isKey ? "key" : "editable") column \"\(name)\" would clash with it",
+                    fix: isKey
+                        ? "map the key to another mirror name under `columns`, e.g. `\(name): source_\(name)`"
+                        : "rename the editable column under companion.columns")
+            }
+        }
         self.columns = columns
         keyIndexes = try pipeline.source.key.map { (name: String) throws(FerryError) -> Int in
             guard let index = schema.index(of: name) else {

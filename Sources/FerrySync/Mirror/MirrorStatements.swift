@@ -36,40 +36,92 @@ struct MirrorStatements: Sendable {
         let incomingValues = names.map { "EXCLUDED.\($0)" }.joined(separator: ", ")
         // Newest per key within the batch; then only a newer version that changes something is written.
         // Counted in the server: one row back (rows written, rows inserted) instead of one per written row.
-        var companionPart = ""
-        if let companion = layout.companionTable {
-            companionPart = """
-                ,
-                companion AS (
-                INSERT INTO \(companion) (\(layout.keyList)) SELECT \(layout.keyList) FROM written WHERE inserted
-                ON CONFLICT (\(layout.keyList)) DO NOTHING
-                )
+        let companionPart = Self.companionPart(layout)
+        if layout.pipeline.source.changeTracking {
+            let (upsert, insertAll) = Self.withDeletes(layout: layout, control: control, staged: staged)
+            self.upsert = upsert
+            self.insertAll = insertAll
+        } else {
+            upsert = """
+                WITH recorded AS (\(control.appliedCTE)),
+                written AS (
+                INSERT INTO \(layout.mirrorTable) AS m (\(names.joined(separator: ", ")), ferry_seq)
+                SELECT DISTINCT ON (\(keyCasts.joined(separator: ", "))) \(selectList), s::int8
+                FROM \(staged)
+                ORDER BY \(keyCasts.joined(separator: ", ")), s::int8 DESC
+                ON CONFLICT (\(layout.keyList)) DO UPDATE SET \(assignments), ferry_seq = EXCLUDED.ferry_seq, updated_at = now(), deleted_at = NULL
+                WHERE m.ferry_seq < EXCLUDED.ferry_seq
+                  AND (m.deleted_at IS NOT NULL OR (\(mirrorValues)) IS DISTINCT FROM (\(incomingValues)))
+                RETURNING \(layout.keyColumns.map { "m." + layout.quoted($0) }.joined(separator: ", ")), (m.xmax = 0) AS inserted
+                )\(companionPart)
+                SELECT count(*)::int8, count(*) FILTER (WHERE inserted)::int8 FROM written
+                """
+            insertAll = """
+                WITH recorded AS (\(control.appliedCTE))
+                INSERT INTO \(layout.mirrorTable) (\(names.joined(separator: ", ")), ferry_seq)
+                SELECT \(selectList), s::int8 FROM \(staged)
                 """
         }
-        upsert = """
-            WITH recorded AS (\(control.appliedCTE)),
-            written AS (
-            INSERT INTO \(layout.mirrorTable) AS m (\(names.joined(separator: ", ")), ferry_seq)
-            SELECT DISTINCT ON (\(keyCasts.joined(separator: ", "))) \(selectList), s::int8
-            FROM \(staged)
-            ORDER BY \(keyCasts.joined(separator: ", ")), s::int8 DESC
-            ON CONFLICT (\(layout.keyList)) DO UPDATE SET \(assignments), ferry_seq = EXCLUDED.ferry_seq, updated_at = now(), deleted_at = NULL
-            WHERE m.ferry_seq < EXCLUDED.ferry_seq
-              AND (m.deleted_at IS NOT NULL OR (\(mirrorValues)) IS DISTINCT FROM (\(incomingValues)))
-            RETURNING \(layout.keyColumns.map { "m." + layout.quoted($0) }.joined(separator: ", ")), (m.xmax = 0) AS inserted
-            )\(companionPart)
-            SELECT count(*)::int8, count(*) FILTER (WHERE inserted)::int8 FROM written
-            """
-        insertAll = """
-            WITH recorded AS (\(control.appliedCTE))
-            INSERT INTO \(layout.mirrorTable) (\(names.joined(separator: ", ")), ferry_seq)
-            SELECT \(selectList), s::int8 FROM \(staged)
-            """
         companionInsertAll = layout.companionTable.map {
             "INSERT INTO \($0) (\(layout.keyList)) SELECT \(keyCasts.joined(separator: ", ")) FROM \(layout.stagedKeys(firstParameter: 1))"
         }
 
         let pairs = layout.columns.indices.map { "\(SQLIdentifier.literal(layout.columns[$0].source)), c\($0)" }.joined(separator: ", ")
         stagedAsJSON = "SELECT jsonb_build_object(\(pairs))::text, s FROM \(staged)"
+    }
+
+    /// The part of ``upsert`` that inserts the companion rows of the keys it inserted (none without a companion).
+    private static func companionPart(_ layout: MirrorLayout) -> String {
+        guard let companion = layout.companionTable else { return "" }
+        return """
+            ,
+            companion AS (
+            INSERT INTO \(companion) (\(layout.keyList)) SELECT \(layout.keyList) FROM written WHERE inserted
+            ON CONFLICT (\(layout.keyList)) DO NOTHING
+            )
+            """
+    }
+
+    /// ``upsert`` and ``insertAll`` for a source that sees deletes (Change Tracking): a row whose sequence number is
+    /// negative is a deleted source row (key and version, other fields NULL). Applied, it soft-deletes the mirror row
+    /// (`deleted_at`, the other columns keep their last values) and takes its version, so an older version applied
+    /// later cannot bring the row back; a key the mirror does not have yet gets a deleted row holding only the key
+    /// (and its companion row), for the same reason.
+    private static func withDeletes(layout: MirrorLayout, control: ControlTables, staged: String) -> (upsert: String, insertAll: String) {
+        let names = layout.columns.map(layout.quoted)
+        let keyCasts = layout.keyIndexes.map { layout.cast($0) }
+        let selectList = layout.columns.indices.map { "\(layout.cast($0)) AS \(names[$0])" }.joined(separator: ", ")
+        let keyNames = Set(layout.keyIndexes.map { names[$0] })
+        let assignments = names.filter { !keyNames.contains($0) }.map {
+            "\($0) = CASE WHEN EXCLUDED.deleted_at IS NULL THEN EXCLUDED.\($0) ELSE m.\($0) END"
+        }
+        let mirrorValues = names.map { "m.\($0)" }.joined(separator: ", ")
+        let incomingValues = names.map { "EXCLUDED.\($0)" }.joined(separator: ", ")
+        let companionPart = Self.companionPart(layout)
+        let upsert = """
+            WITH recorded AS (\(control.appliedCTE)),
+            incoming AS (
+            SELECT DISTINCT ON (\(keyCasts.joined(separator: ", "))) \(selectList), abs(s::int8) AS ferry_seq,
+              CASE WHEN s::int8 < 0 THEN now() END AS deleted_at
+            FROM \(staged)
+            ORDER BY \(keyCasts.joined(separator: ", ")), abs(s::int8) DESC
+            ),
+            written AS (
+            INSERT INTO \(layout.mirrorTable) AS m (\(names.joined(separator: ", ")), ferry_seq, deleted_at)
+            SELECT \(names.joined(separator: ", ")), ferry_seq, deleted_at FROM incoming
+            ON CONFLICT (\(layout.keyList)) DO UPDATE SET \((assignments + ["ferry_seq = EXCLUDED.ferry_seq", "updated_at = now()"]).joined(separator: ", ")),
+              deleted_at = CASE WHEN EXCLUDED.deleted_at IS NULL THEN NULL ELSE coalesce(m.deleted_at, EXCLUDED.deleted_at) END
+            WHERE m.ferry_seq < EXCLUDED.ferry_seq
+              AND (EXCLUDED.deleted_at IS NOT NULL OR m.deleted_at IS NOT NULL OR (\(mirrorValues)) IS DISTINCT FROM (\(incomingValues)))
+            RETURNING \(layout.keyColumns.map { "m." + layout.quoted($0) }.joined(separator: ", ")), (m.xmax = 0) AS inserted
+            )\(companionPart)
+            SELECT count(*)::int8, count(*) FILTER (WHERE inserted)::int8 FROM written
+            """
+        let insertAll = """
+            WITH recorded AS (\(control.appliedCTE))
+            INSERT INTO \(layout.mirrorTable) (\(names.joined(separator: ", ")), ferry_seq, deleted_at)
+            SELECT \(selectList), abs(s::int8), CASE WHEN s::int8 < 0 THEN now() END FROM \(staged)
+            """
+        return (upsert, insertAll)
     }
 }

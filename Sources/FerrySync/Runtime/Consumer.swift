@@ -218,14 +218,21 @@ struct TableSyncApplier: StreamApplying {
 
     func close() async { await batches.session.close() }
 
-    /// The sequence number (first field) of the last row.
+    /// The sequence number (first field, negated for a deleted source row) of the last row.
     static func lastSequence(_ rows: CopyTextRows) -> Int64 {
         guard rows.rowCount > 0, let field = rows.rawField(0, ofRow: rows.rowCount - 1) else { return 0 }
-        return Int64(String(buffer: field)) ?? 0
+        return sequence(field)
     }
 
     static func sequenceRange(_ rows: CopyTextRows) -> ClosedRange<Int64> {
-        guard rows.rowCount > 0, let first = rows.rawField(0, ofRow: 0), let low = Int64(String(buffer: first)) else { return 0...0 }
+        guard rows.rowCount > 0, let first = rows.rawField(0, ofRow: 0) else { return 0...0 }
+        let low = sequence(first)
         return low...max(low, lastSequence(rows))
+    }
+
+    /// A row's sequence number from its first field: a deleted source row's is written negated.
+    private static func sequence(_ field: ByteBuffer) -> Int64 {
+        guard let value = Int64(String(buffer: field)), value != .min else { return 0 }
+        return abs(value)
     }
 }

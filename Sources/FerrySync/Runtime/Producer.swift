@@ -382,10 +382,18 @@ struct Producer {
             floor = key - Int64(pipeline.source.lookback.seconds * 1_000_000)
         }
         let perEntry = Self.rowsPerEntry(rows: rows.rowCount, limit: pipeline.rowsPerEntry, consumers: pipeline.consumers)
+        // A deleted source row is queued with its sequence number negated (docs/QUEUE_FORMAT.md).
+        var deleted = rows.deletedRows.makeIterator()
+        var nextDeleted = deleted.next()
         for index in 0..<rows.rowCount {
             let row = rows.row(index)
             if trackWindow { recent.remember(Self.hash(row), watermark: rows.rawField(layout.watermarkIndex, ofRow: index), floor: floor) }
-            current.appendRow(sequence: nextSeq, line: row)
+            if nextDeleted == index {
+                current.appendRow(sequence: -nextSeq, line: row)
+                nextDeleted = deleted.next()
+            } else {
+                current.appendRow(sequence: nextSeq, line: row)
+            }
             nextSeq += 1
             if current.rowCount == perEntry {
                 entries.append(QueueEntry(schema: schema.fingerprint, rows: current, position: nil))

@@ -94,7 +94,8 @@ package final class TableSyncPipeline: Service, Sendable {
             }
             return SQLServerTableSource(
                 endpoint: endpoint, configurationKey: key, relation: sqlRelation, key: pipeline.source.key, watermark: pipeline.source.watermark,
-                excluding: excluded, hasher: PostgresRowHasher(endpoint: target, key: "postgres", logger: logger), logger: logger)
+                changeTracking: pipeline.source.changeTracking, excluding: excluded,
+                hasher: PostgresRowHasher(endpoint: target, key: "postgres", logger: logger), logger: logger)
         }
         if connection == "postgres", let endpoint = configuration.postgres { return postgresSource(endpoint, key: "postgres") }
         if connection == "sqlserver", let endpoint = configuration.sqlserver { return try sqlServerSource(endpoint, key: "sqlserver") }
