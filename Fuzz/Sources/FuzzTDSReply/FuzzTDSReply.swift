@@ -6,19 +6,24 @@ import Foundation
 #endif
 
 /// libFuzzer entry point: a server on a loopback port answers the client's PRELOGIN, LOGIN7, its session setting
-/// (`SET TEXTSIZE`) and one query. The first byte picks which answer comes from the fuzz bytes (0: PRELOGIN, 1: the
-/// login, 2: the setting, 3: the query); the others are valid. With its high bit set, the server closes the connection
-/// right after the fuzzed answer (a server that dies), else it goes on answering (a server that is only wrong, the
-/// client waiting out its one-second timeout when the answer is short). An attention (the client cancelling) is
-/// acknowledged. The client must end with rows or an error: a crash or a hang is a finding.
+/// (`SET TEXTSIZE`) and one query. The first byte picks which answer comes from the fuzz bytes (its low bits: 0:
+/// PRELOGIN, 1: the login, 2: the setting, 3: the query); the others are valid. With its high bit set, the server
+/// closes the connection right after the fuzzed answer (a server that dies). Else it goes on answering (a server that
+/// is only wrong); when the client then waits for more of a short answer, the server closes after 50 ms of silence,
+/// or (bit 6 set, bits 2–5 clear: one input in 32) stays silent and the client waits out its one-second timeout. An
+/// attention (the client cancelling) is acknowledged. The client must end with rows or an error: a crash or a hang is
+/// a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTDSReply(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size >= 1 else { return 0 }
-    let stage = Int(data[0] & 0x7F) % 4
+    let stage = Int(data[0] & 0x3F) % 4
     let fuzzed = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
     var replies = [Replies.preLogin, Replies.login, Replies.done, Replies.oneRow]
     replies[stage] = fuzzed
-    guard let server = ScriptedServer(replies: replies, closeAfter: data[0] & 0x80 != 0 ? stage : nil) else { return 0 }
+    let silence: Int32? = data[0] & 0x40 != 0 && data[0] & 0x3C == 0 ? nil : 50
+    guard let server = ScriptedServer(replies: replies, closeAfter: data[0] & 0x80 != 0 ? stage : nil, idleCloseMilliseconds: silence) else {
+        return 0
+    }
     _ = FerrySQLServerFuzzEntry.loginAndQuery(port: server.port)
     server.finish()
     return 0
@@ -69,7 +74,9 @@ final class ScriptedServer: @unchecked Sendable {
     private let listener: Int32
     private let thread: Thread
 
-    init?(replies: [[UInt8]], closeAfter: Int?) {
+    /// `idleCloseMilliseconds`: after a reply, the connection is closed when the client sends nothing for that long
+    /// (nil: it waits as a live server would).
+    init?(replies: [[UInt8]], closeAfter: Int?, idleCloseMilliseconds: Int32?) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         var address = sockaddr_in()
@@ -96,7 +103,7 @@ final class ScriptedServer: @unchecked Sendable {
             var timeout = timeval(tv_sec: 2, tv_usec: 0)
             setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             var next = 0
-            while let kind = Self.readMessage(client) {
+            while Self.clientSpeaks(client, within: next == 0 ? nil : idleCloseMilliseconds), let kind = Self.readMessage(client) {
                 if kind == 0x06 {
                     // An attention: acknowledged, as a server does.
                     Self.send(Replies.attentionDone, to: client)
@@ -110,6 +117,13 @@ final class ScriptedServer: @unchecked Sendable {
             }
         }
         thread.start()
+    }
+
+    /// Whether the client sends something (or closes) within `milliseconds` (nil: waits for it).
+    static func clientSpeaks(_ fd: Int32, within milliseconds: Int32?) -> Bool {
+        guard let milliseconds else { return true }
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, milliseconds) > 0
     }
 
     /// Reads packets until one marked end-of-message and returns the message's type; nil when the client went away.
