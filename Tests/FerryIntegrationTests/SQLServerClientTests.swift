@@ -159,6 +159,25 @@ struct SQLServerClientTests {
         }
     }
 
+    /// A server that offers encryption without forcing it (most SQL Servers with a certificate): the default
+    /// (`request`) encrypts the login alone — TLS inside the PRELOGIN packets, LOGIN7 in TLS, then plain TDS both ways
+    /// (a client that kept sending TLS would not be understood) —, `require` encrypts the whole session, `off` none.
+    @Test func aServerThatOffersEncryptionGetsTheLoginEncryptedByDefault() async throws {
+        let certificate = try await TestCertificate.make()
+        try await TDSEmulatorTests.withEmulatorConfiguration(tls: certificate, loginOnlyEncryption: true) { emulator, _ in
+            var endpoint = Self.endpoint(TDSEmulatorHandle(emulator))
+            for encryption in [SQLServerEndpoint.Encryption.request, .require, .off] {
+                endpoint.encryption = encryption
+                let connection = try await SQLServerConnection.connect(endpoint)
+                for _ in 0..<2 {
+                    let rows = try await connection.rows("SELECT [nombre], [largo] FROM [tipos] WHERE [id] = 1")
+                    #expect(rows == [["ñandú 東京", String(repeating: "x", count: 9000)]], "\(encryption)")
+                }
+                await connection.close()
+            }
+        }
+    }
+
     @Test func aFailedStatementOrAResultLeftHalfWayLeavesTheConnectionUsable() async throws {
         try await TDSEmulatorTests.withEmulator { emulator in
             let connection = try await SQLServerConnection.connect(Self.endpoint(TDSEmulatorHandle(emulator)))

@@ -40,7 +40,7 @@ struct TDSEmulatorTests {
     /// ``withEmulator(_:)`` with the emulator's configuration, to start another one on the same database (a restart).
     /// `tls`: the emulator forces encryption with that certificate (``TestCertificate``).
     static func withEmulatorConfiguration(
-        tls: TestCertificate? = nil, _ body: (TDSEmulator, TDSEmulator.Configuration) async throws -> Void
+        tls: TestCertificate? = nil, loginOnlyEncryption: Bool = false, _ body: (TDSEmulator, TDSEmulator.Configuration) async throws -> Void
     ) async throws {
         let sandbox = try SandboxContext.require()
         let postgres = try #require(sandbox.postgres)
@@ -57,6 +57,7 @@ struct TDSEmulatorTests {
             postgres: postgres.endpoint.connectionConfiguration(), database: "ventas", logins: ["ferry": "s3cret"])
         configuration.postgres.options.additionalStartupParameters = [("search_path", schema)]
         configuration.tls = tls.map { ($0.certificate, $0.key) }
+        configuration.loginOnlyEncryption = loginOnlyEncryption
         let emulator = try await TDSEmulator.start(configuration, logger: logger)
         do {
             try await body(emulator, configuration)
@@ -158,20 +159,25 @@ struct TDSEmulatorTests {
 
     /// Forced encryption as python-tds speaks it (its own TLS over the PRELOGIN framing, pyOpenSSL), checking the
     /// certificate against its CA: the emulator's TLS follows the protocol, not FreeTDS's habits.
-    @Test func pythonTDSReadsOverTLS() async throws {
+    /// python-tds's own TLS through the emulator: the whole session against a server that forces encryption, and the
+    /// login alone (`enc_login_only`) against one that only offers it.
+    @Test(arguments: [false, true]) func pythonTDSReadsOverTLS(loginOnly: Bool) async throws {
         let certificate = try await TestCertificate.make()
-        try await Self.withEmulatorConfiguration(tls: certificate) { emulator, _ in
+        try await Self.withEmulatorConfiguration(tls: certificate, loginOnlyEncryption: loginOnly) { emulator, _ in
             let script = """
                 import sys, pytds
                 with pytds.connect(server='127.0.0.1', port=int(sys.argv[1]), database='ventas', user='ferry', password='s3cret',
-                                   cafile=sys.argv[2], validate_host=False, autocommit=True) as c:
+                                   cafile=sys.argv[2], validate_host=False, enc_login_only=sys.argv[3] == 'yes', autocommit=True) as c:
                     cur = c.cursor()
-                    cur.execute('SELECT [nombre] FROM [tipos] WHERE [id] = 1')
-                    print(cur.fetchall()[0][0])
+                    for _ in range(2):
+                        cur.execute('SELECT [nombre] FROM [tipos] WHERE [id] = 1')
+                        print(cur.fetchall()[0][0])
                 """
-            let result = try await ExternalClient.run("python3", ["-c", script, "\(emulator.port)", certificate.certificate])
+            let result = try await ExternalClient.run(
+                "python3", ["-c", script, "\(emulator.port)", certificate.certificate, loginOnly ? "yes" : "no"])
             #expect(result.status == 0, "\(result.stderr)")
-            #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ñandú 東京", "\(result.stdout)\n\(result.stderr)")
+            #expect(
+                result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ñandú 東京\nñandú 東京", "\(result.stdout)\n\(result.stderr)")
         }
     }
 

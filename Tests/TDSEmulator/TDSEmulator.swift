@@ -22,6 +22,10 @@ package final class TDSEmulator: Sendable {
         /// PEM files of a certificate and its key: the emulator then forces encryption (TLS for the whole session), as
         /// a SQL Server with "Force Encryption" on. nil: it answers "encryption not supported".
         package var tls: (certificate: String, key: String)?
+        /// With `tls`: encryption as a SQL Server with a certificate but without "Force Encryption" offers it — a client
+        /// that does not ask for it gets the login alone encrypted (TLS dropped after LOGIN7), one that asks gets the
+        /// whole session, one without TLS gets none.
+        package var loginOnlyEncryption = false
 
         package init(postgres: PostgresConnection.Configuration, database: String, logins: [String: String]) {
             self.postgres = postgres
@@ -59,7 +63,10 @@ package final class TDSEmulator: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let encryption { try channel.pipeline.syncOperations.addHandler(TDSPreLoginEncryptionHandler(context: encryption)) }
+                    if let encryption {
+                        try channel.pipeline.syncOperations.addHandler(
+                            TDSPreLoginEncryptionHandler(context: encryption, forced: !configuration.loginOnlyEncryption))
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(TDSMessageDecoder()))
                     return try NIOAsyncChannel<TDSMessage, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }

@@ -7,19 +7,25 @@ import NIOTLS
 /// packets inside TLS records). The PRELOGIN is answered here, in the pipeline, so that its answer goes out in the clear
 /// and the TLS handlers are in place before the client's first handshake bytes arrive; the session never sees it.
 ///
-/// Encryption of the login alone (ENCRYPT_OFF, TLS dropped after LOGIN7) is not emulated: a server with a certificate
-/// here always encrypts everything, as one whose "Force Encryption" is on.
+/// Not `forced` (a server whose "Force Encryption" is off): a client that says ENCRYPT_OFF is answered ENCRYPT_OFF and
+/// only its login travels in TLS; after the LOGIN7 message the TLS layer is left as it is, unused (FreeTDS and
+/// SQL Server drop it without a close_notify), and both sides speak plain TDS. A client that says ENCRYPT_ON gets the
+/// whole session in TLS; one that says ENCRYPT_NOT_SUP, none.
 final class TDSPreLoginEncryptionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let context: NIOSSLContext
+    private let forced: Bool
     private var pending = ByteBuffer()
     private var preLogin = ByteBuffer()
     private var done = false
 
-    init(context: NIOSSLContext) { self.context = context }
+    init(context: NIOSSLContext, forced: Bool = true) {
+        self.context = context
+        self.forced = forced
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
@@ -58,9 +64,14 @@ final class TDSPreLoginEncryptionHandler: ChannelInboundHandler, RemovableChanne
         }
         done = true
         var packet = ByteBuffer()
-        // A client without encryption (NOT_SUP) is told it is required (ENCRYPT_REQ), and the connection ends.
-        let refused = request.encryption == 0x02
-        let body = TDSPreLogin.response(encryption: refused ? 0x03 : 0x01)
+        // Forced: a client without encryption (NOT_SUP) is told it is required (ENCRYPT_REQ), and the connection ends.
+        // Offered: such a client goes on in the clear; one that says OFF gets its login encrypted, one that says ON
+        // (or REQ) the whole session.
+        let refused = forced && request.encryption == 0x02
+        let clear = !forced && request.encryption == 0x02
+        let loginOnly = !forced && request.encryption == 0x00
+        let answer: UInt8 = refused ? 0x03 : clear ? 0x02 : loginOnly ? 0x00 : 0x01
+        let body = TDSPreLogin.response(encryption: answer)
         packet.writeInteger(TDSMessage.Kind.tabularResult.rawValue)
         packet.writeInteger(UInt8(0x01))
         packet.writeInteger(UInt16(body.readableBytes + TDSMessage.headerLength), endianness: .big)
@@ -70,10 +81,17 @@ final class TDSPreLoginEncryptionHandler: ChannelInboundHandler, RemovableChanne
             context.writeAndFlush(wrapOutboundOut(packet)).whenComplete { _ in context.close(promise: nil) }
             return
         }
+        if clear {
+            context.writeAndFlush(wrapOutboundOut(packet), promise: nil)
+            if pending.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(pending)) }
+            pending = ByteBuffer()
+            return
+        }
         let framing = TDSHandshakeFraming()
         do {
             try context.pipeline.syncOperations.addHandlers(
-                [framing, NIOSSLServerHandler(context: self.context), TDSHandshakeWatcher(framing: framing)], position: .after(self))
+                [framing, NIOSSLServerHandler(context: self.context), TDSHandshakeWatcher(framing: framing, loginOnly: loginOnly)],
+                position: .after(self))
         } catch {
             context.fireErrorCaught(error)
             context.close(promise: nil)
@@ -96,12 +114,19 @@ final class TDSHandshakeFraming: ChannelDuplexHandler {
 
     /// Set once the handshake is complete: outbound TLS goes on the wire as it is.
     var handshakeDone = false
+    /// Set after an encrypted login (login-only encryption): the TLS handler is passed by both ways — inbound bytes and
+    /// read-completes go straight to the handler above it, and what it still writes itself (a close_notify) is dropped.
+    var bypassedBy: ChannelHandlerContext?
     private var inboundRaw = false
     private var pending = ByteBuffer()
     private var packetID: UInt8 = 1
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        if let above = bypassedBy {
+            above.fireChannelRead(wrapInboundOut(bytes))
+            return
+        }
         guard !inboundRaw else {
             context.fireChannelRead(wrapInboundOut(bytes))
             return
@@ -129,7 +154,19 @@ final class TDSHandshakeFraming: ChannelDuplexHandler {
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard let above = bypassedBy else {
+            context.fireChannelReadComplete()
+            return
+        }
+        above.fireChannelReadComplete()
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if bypassedBy != nil {
+            promise?.succeed()
+            return
+        }
         guard !handshakeDone else {
             context.write(data, promise: promise)
             return
@@ -150,15 +187,79 @@ final class TDSHandshakeFraming: ChannelDuplexHandler {
     }
 }
 
-/// Above the TLS handler: tells the framing when the handshake is complete.
-final class TDSHandshakeWatcher: ChannelInboundHandler {
+/// Above the TLS handler: tells the framing when the handshake is complete. With `loginOnly`, it holds the decrypted
+/// bytes until the client's first message (LOGIN7) is whole, passes it on and from then on takes the TLS handler out
+/// of the way: inbound through the framing's bypass, outbound by writing below the TLS handler itself.
+final class TDSHandshakeWatcher: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
     private let framing: TDSHandshakeFraming
+    private let loginOnly: Bool
+    private var login = ByteBuffer()
+    /// Below the TLS handler, once the login is in: where this handler writes.
+    private var below: ChannelHandlerContext?
 
-    init(framing: TDSHandshakeFraming) { self.framing = framing }
+    init(framing: TDSHandshakeFraming, loginOnly: Bool = false) {
+        self.framing = framing
+        self.loginOnly = loginOnly
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event { framing.handshakeDone = true }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard loginOnly, below == nil else {
+            context.fireChannelRead(data)
+            return
+        }
+        var bytes = unwrapInboundIn(data)
+        login.writeBuffer(&bytes)
+        // Whole packets, up to the one that ends the message.
+        var offset = login.readerIndex
+        while let length = login.getInteger(at: offset + 2, endianness: .big, as: UInt16.self),
+            let status = login.getInteger(at: offset + 1, as: UInt8.self),
+            Int(length) >= TDSMessage.headerLength, login.writerIndex - offset >= Int(length)
+        {
+            offset += Int(length)
+            guard status & 0x01 != 0 else { continue }
+            guard let framingContext = try? context.pipeline.syncOperations.context(handler: framing) else {
+                context.close(promise: nil)
+                return
+            }
+            below = framingContext
+            framing.bypassedBy = context
+            let whole = login
+            login = ByteBuffer()
+            context.fireChannelRead(wrapInboundOut(whole))
+            return
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard let below else {
+            context.write(data, promise: promise)
+            return
+        }
+        below.write(data, promise: promise)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        guard let below else {
+            context.flush()
+            return
+        }
+        below.flush()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard let below else {
+            context.read()
+            return
+        }
+        below.read()
     }
 }
