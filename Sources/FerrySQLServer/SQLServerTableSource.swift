@@ -280,7 +280,13 @@ package struct SQLServerTableSource: TableSource {
         if let position, position.watermark != nil { sql += " WHERE " + after(position, layout: layout, statement: &statement) }
         sql += " ORDER BY \(layout.orderBy)"
         var collected = CopyTextRows()
-        try await stream(sql, statement, layout: layout, deletionFlag: true) { batch in collected.append(batch) }
+        do {
+            try await stream(sql, statement, layout: layout, deletionFlag: true) { batch in collected.append(batch) }
+        } catch var error as FerryError where (error.underlying as? SQLServerError)?.number == 207 {
+            // CHANGETABLE's rows carry the primary key only.
+            error.fix = "with change_tracking, source.key must be the primary key of \(table) (\(keyColumns.joined(separator: ", ")) is not)"
+            throw error
+        }
         rows.append(collected.droppingDeletionFlag())
         return nil
     }

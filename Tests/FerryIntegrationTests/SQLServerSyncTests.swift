@@ -323,6 +323,18 @@ struct SQLServerSyncTests {
                 let text = "\(error)"
                 return text.contains("cleaned up") && text.contains("ferry pipeline reset")
             }
+
+            // A key other than the primary key: CHANGETABLE does not carry it, and the error says so.
+            var otherKey = world
+            otherKey.pipeline.name += "_nombre"
+            otherKey.pipeline.source.key = ["nombre"]
+            otherKey.pipeline.target.table = "clientes_por_nombre"
+            otherKey.pipeline.companion = nil
+            await #expect {
+                _ = try await otherKey.runOnce()
+            } throws: { error in
+                "\(error)".contains("must be the primary key")
+            }
         }
         await base.close()
     }
