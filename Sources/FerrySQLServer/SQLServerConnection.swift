@@ -408,6 +408,9 @@ package final class SQLServerConnection: Sendable {
         var field = ByteBufferAllocator().buffer(capacity: 256)
         var decimalText = [CChar](repeating: 0, count: 80)
         let precise = columns.indices.map { fullPrecision.contains($0) }
+        // What each value needs, apart from the names (a column copied per value would retain its name).
+        let kinds = columns.map(\.kind)
+        let types = columns.map(\.type)
         // decimal/numeric through DB-Library's own conversion (38 digits exactly).
         func convertDecimal(_ type: Int32, _ bytes: UnsafeRawBufferPointer, _ buffer: inout ByteBuffer) -> Bool {
             let written = decimalText.withUnsafeMutableBufferPointer { out in
@@ -430,8 +433,8 @@ package final class SQLServerConnection: Sendable {
                 return .failure(collector.failure())
             }
             rows.beginRow()
-            for offset in columns.indices {
-                let column = columns[offset]
+            for offset in kinds.indices {
+                let kind = kinds[offset]
                 let index = Int32(offset + 1)
                 guard let data = dbdata(handle.pointer, index) else {
                     rows.appendField(nil as ByteBuffer?)
@@ -439,25 +442,25 @@ package final class SQLServerConnection: Sendable {
                 }
                 let bytes = UnsafeRawBufferPointer(start: data, count: Int(dbdatlen(handle.pointer, index)))
                 do {
-                    switch column.kind {
+                    switch kind {
                     case .text:
                         // Text as DB-Library converted it to UTF-8, escaped straight into the rows.
                         rows.appendField(bytes: bytes)
                     case .binary:
                         // `\x…` has a backslash to escape: through a field.
                         field.clear()
-                        try SQLServerText.append(column.kind, bytes, into: &field) { convertDecimal(column.type, $0, &$1) }
+                        try SQLServerText.append(kind, bytes, into: &field) { convertDecimal(types[offset], $0, &$1) }
                         rows.appendField(field)
                     default:
                         // Digits, dates and times need no escaping: written straight into the rows.
                         try rows.appendPlainField { buffer in
-                            try SQLServerText.append(column.kind, bytes, into: &buffer, fullPrecision: precise[offset]) {
-                                convertDecimal(column.type, $0, &$1)
+                            try SQLServerText.append(kind, bytes, into: &buffer, fullPrecision: precise[offset]) {
+                                convertDecimal(types[offset], $0, &$1)
                             }
                         }
                     }
                 } catch {
-                    return .failure(SQLServerError(messages: [], library: "column \(column.name): \(error)"))
+                    return .failure(SQLServerError(messages: [], library: "column \(columns[offset].name): \(error)"))
                 }
             }
             rows.endRow()

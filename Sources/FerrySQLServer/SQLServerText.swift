@@ -97,22 +97,21 @@ package enum SQLServerText {
             guard bytes.count >= 8 else { throw Unreadable(kind: kind, length: bytes.count) }
             let ticks = Int(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: Int32.self)))
             // 1/300 s ticks to the nearest microsecond (3.333… ms per tick), as SQL Server converts to datetime2.
-            writeDate(days, into: &buffer)
-            buffer.writeInteger(UInt8(ascii: " "))
+            writeDate(days, into: &buffer, then: UInt8(ascii: " "))
             writeTime(microseconds: (ticks * 10_000 + 1) / 3, into: &buffer)
         case .smalldatetime:
             let days = Int(try load(UInt16.self))
             guard bytes.count >= 4 else { throw Unreadable(kind: kind, length: bytes.count) }
             let minutes = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
-            writeDate(days, into: &buffer)
-            buffer.writeInteger(UInt8(ascii: " "))
+            writeDate(days, into: &buffer, then: UInt8(ascii: " "))
             writeTime(microseconds: minutes * 60_000_000, into: &buffer)
         case .date, .time, .datetime2, .datetimeoffset:
             guard bytes.count >= MemoryLayout<DBDATETIMEALL>.size else { throw Unreadable(kind: kind, length: bytes.count) }
             let value = bytes.loadUnaligned(as: DBDATETIMEALL.self)
             // 100 ns units since midnight; the 7th digit is cut.
-            if kind != .time { writeDate(Int(value.date), into: &buffer) }
-            if kind == .datetime2 || kind == .datetimeoffset { buffer.writeInteger(UInt8(ascii: " ")) }
+            if kind != .time {
+                writeDate(Int(value.date), into: &buffer, then: kind == .date ? nil : UInt8(ascii: " "))
+            }
             if kind != .date {
                 if fullPrecision {
                     writeTime(Int(value.time), digits: 7, into: &buffer)
@@ -183,9 +182,29 @@ package enum SQLServerText {
         }
     }
 
-    /// Days since 1900-01-01 (negative before it) as `YYYY-MM-DD`.
-    static func writeDate(_ daysSince1900: Int, into buffer: inout ByteBuffer) {
+    /// Days since 1900-01-01 (negative before it) as `YYYY-MM-DD`, then `separator` when there is one.
+    static func writeDate(_ daysSince1900: Int, into buffer: inout ByteBuffer, then separator: UInt8? = nil) {
         let (year, month, day) = CivilDate.from(daysSince1970: daysSince1900 - 25_567)
+        guard (0...9999).contains(year) else {
+            writeDate(year: year, month: month, day: day, into: &buffer)
+            if let separator { buffer.writeInteger(separator) }
+            return
+        }
+        // The usual years: the whole date in one write (this runs for every value read).
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 11) { out in
+            var text = FixedText(out)
+            text.digits(year, width: 4)
+            text.byte(UInt8(ascii: "-"))
+            text.digits(month, width: 2)
+            text.byte(UInt8(ascii: "-"))
+            text.digits(day, width: 2)
+            if let separator { text.byte(separator) }
+            return text.count
+        }
+    }
+
+    /// Any year, with a sign before it and more than four digits when it has them.
+    private static func writeDate(year: Int, month: Int, day: Int, into buffer: inout ByteBuffer) {
         writePadded(year, width: 4, into: &buffer)
         buffer.writeInteger(UInt8(ascii: "-"))
         writePadded(month, width: 2, into: &buffer)
@@ -204,6 +223,30 @@ package enum SQLServerText {
         var perSecond = 1
         for _ in 0..<digits { perSecond *= 10 }
         let seconds = units / perSecond
+        if units >= 0, seconds < 360_000, digits <= 7 {
+            // Up to 99 hours and seven digits: the whole time in one write (this runs for every value read).
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 17) { out in
+                var text = FixedText(out)
+                text.digits(seconds / 3600, width: 2)
+                text.byte(UInt8(ascii: ":"))
+                text.digits(seconds / 60 % 60, width: 2)
+                text.byte(UInt8(ascii: ":"))
+                text.digits(seconds % 60, width: 2)
+                var fraction = units % perSecond
+                var width = digits
+                if digits != 7 {
+                    guard fraction > 0 else { return text.count }
+                    while fraction % 10 == 0 {
+                        fraction /= 10
+                        width -= 1
+                    }
+                }
+                text.byte(UInt8(ascii: "."))
+                text.digits(fraction, width: width)
+                return text.count
+            }
+            return
+        }
         writePadded(seconds / 3600, width: 2, into: &buffer)
         buffer.writeInteger(UInt8(ascii: ":"))
         writePadded(seconds / 60 % 60, width: 2, into: &buffer)
@@ -229,5 +272,33 @@ package enum SQLServerText {
     static func writePadded(_ value: Int, width: Int, into buffer: inout ByteBuffer) {
         if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
         writeUnsigned(UInt64(value.magnitude), width: width, into: &buffer)
+    }
+}
+
+/// Text of a known greatest length written into the space a buffer lends (`writeWithUnsafeMutableBytes`): every write
+/// is checked against that space.
+private struct FixedText {
+    let out: UnsafeMutableRawBufferPointer
+    private(set) var count = 0
+
+    init(_ out: UnsafeMutableRawBufferPointer) { self.out = out }
+
+    mutating func byte(_ value: UInt8) {
+        precondition(count < out.count)
+        out[count] = value
+        count += 1
+    }
+
+    /// The last `width` decimal digits of `value` (not negative), zero-padded on the left.
+    mutating func digits(_ value: Int, width: Int) {
+        precondition(value >= 0 && width >= 0 && count + width <= out.count)
+        var rest = value
+        var index = count + width - 1
+        while index >= count {
+            out[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+            index -= 1
+        }
+        count += width
     }
 }
