@@ -14,7 +14,8 @@ extension TDSColumn.SQLType {
         var bytes = bytes
         switch self {
         case .bit:
-            buffer.writeBytes([1, try Self.integer(&bytes, pgType) != 0 ? 1 : 0])
+            // The length (1), then the value.
+            buffer.writeInteger(try Self.integer(&bytes, pgType) != 0 ? UInt16(0x0101) : UInt16(0x0001), endianness: .little)
         case .tinyint, .smallint, .int, .bigint:
             let value = try Self.integer(&bytes, pgType)
             switch self {
@@ -67,22 +68,14 @@ extension TDSColumn.SQLType {
                 buffer.writeInteger(UInt8(8))
                 buffer.writeInteger(value.bitPattern, endianness: .little)
             }
-        case .nvarchar(let length), .varchar(let length):
-            let text = String(buffer: bytes)
-            var encoded = ByteBuffer()
-            if case .nvarchar = self { encoded.writeUTF16(text) } else { encoded.writeBytes(Self.latin1(text)) }
-            if length == nil {
-                Self.writePLP(encoded, into: &buffer)
-            } else {
-                buffer.writeInteger(UInt16(encoded.readableBytes), endianness: .little)
-                buffer.writeImmutableBuffer(encoded)
-            }
-        case .nchar, .char:
-            let text = String(buffer: bytes)
-            var encoded = ByteBuffer()
-            if case .nchar = self { encoded.writeUTF16(text) } else { encoded.writeBytes(Self.latin1(text)) }
-            buffer.writeInteger(UInt16(encoded.readableBytes), endianness: .little)
-            buffer.writeImmutableBuffer(encoded)
+        case .nvarchar(let length):
+            Self.writeText(bytes, wide: true, plp: length == nil, into: &buffer)
+        case .varchar(let length):
+            Self.writeText(bytes, wide: false, plp: length == nil, into: &buffer)
+        case .nchar:
+            Self.writeText(bytes, wide: true, plp: false, into: &buffer)
+        case .char:
+            Self.writeText(bytes, wide: false, plp: false, into: &buffer)
         case .varbinary(let length):
             if length == nil {
                 Self.writePLP(bytes, into: &buffer)
@@ -258,11 +251,63 @@ extension TDSColumn.SQLType {
         } else {
             for _ in scale..<6 { units /= 10 }
         }
-        for i in 0..<length { buffer.writeInteger(UInt8(truncatingIfNeeded: units >> (8 * UInt64(i)))) }
+        writeLittleEndian(units, length: length, into: &buffer)
     }
 
     static func writeUInt24(_ value: UInt32, into buffer: inout ByteBuffer) {
-        buffer.writeBytes([UInt8(truncatingIfNeeded: value), UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value >> 16)])
+        writeLittleEndian(UInt64(value), length: 3, into: &buffer)
+    }
+
+    /// The low `length` bytes (at most 8) of `value`, little-endian, in one write.
+    static func writeLittleEndian(_ value: UInt64, length: Int, into buffer: inout ByteBuffer) {
+        precondition((0...8).contains(length))
+        withUnsafeBytes(of: value.littleEndian) { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(length))) }
+    }
+
+    /// PostgreSQL's text (UTF-8) as a character value: UTF-16LE when `wide` (nvarchar, nchar), Latin-1 otherwise;
+    /// after a two-byte length, or as PLP when `plp` ((max) types).
+    static func writeText(_ utf8: ByteBuffer, wide: Bool, plp: Bool, into buffer: inout ByteBuffer) {
+        let ascii = utf8.withUnsafeReadableBytes { bytes in bytes.allSatisfy { $0 < 0x80 } }
+        guard ascii else {
+            let text = String(buffer: utf8)
+            var encoded = ByteBuffer()
+            if wide { encoded.writeUTF16(text) } else { encoded.writeBytes(Self.latin1(text)) }
+            if plp {
+                Self.writePLP(encoded, into: &buffer)
+            } else {
+                buffer.writeInteger(UInt16(encoded.readableBytes), endianness: .little)
+                buffer.writeImmutableBuffer(encoded)
+            }
+            return
+        }
+        // ASCII (the usual text): each byte is its Latin-1 byte, and its UTF-16 unit with a zero byte after it. The
+        // lengths, the value and a PLP terminator in one write.
+        let count = utf8.readableBytes * (wide ? 2 : 1)
+        let header = plp ? (count > 0 ? 12 : 8) : 2
+        let total = header + count + (plp ? 4 : 0)
+        utf8.withUnsafeReadableBytes { source in
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+                precondition(out.count >= total)
+                if plp {
+                    out.storeBytes(of: UInt64(count).littleEndian, toByteOffset: 0, as: UInt64.self)
+                    if count > 0 { out.storeBytes(of: UInt32(count).littleEndian, toByteOffset: 8, as: UInt32.self) }
+                    out.storeBytes(of: UInt32(0), toByteOffset: header + count, as: UInt32.self)
+                } else {
+                    out.storeBytes(of: UInt16(count).littleEndian, toByteOffset: 0, as: UInt16.self)
+                }
+                if wide {
+                    var index = header
+                    for byte in source {
+                        out[index] = byte
+                        out[index + 1] = 0
+                        index += 2
+                    }
+                } else {
+                    UnsafeMutableRawBufferPointer(rebasing: out[header..<header + count]).copyMemory(from: source)
+                }
+                return total
+            }
+        }
     }
 
     /// A PLP value ([MS-TDS] 2.2.5.2.3): the total length, one chunk, the terminator.

@@ -246,33 +246,35 @@ struct TDSSession {
                     reply.payload.writeBVarchar(column.name)
                 }
             }
+            // One row's values, written apart first: whether the row starts with a NULL bitmap is known only after
+            // them, and a value that cannot be written takes its row back out (an ERROR token then follows whole rows).
+            var values = ByteBuffer()
+            var nulls = [UInt8](repeating: 0, count: (columns.count + 7) / 8)
             for try await row in rows {
-                // A value that cannot be written takes its row back out: an ERROR token then follows whole rows.
-                let rowStart = reply.payload.writerIndex
-                // A row with NULLs goes as NBCROW from TDS 7.3 on, as SQL Server sends it: a bitmap of the NULL columns,
-                // then only the other values.
-                let cells = Array(row)
-                let nullBitmap = nullBitmapRows && cells.contains { $0.bytes == nil }
-                if nullBitmap {
+                values.clear()
+                var hasNull = false
+                for (index, (cell, column)) in zip(row, columns).enumerated() {
+                    if let bytes = cell.bytes {
+                        try column.type.writeValue(bytes, pgType: cell.dataType, into: &values)
+                    } else if nullBitmapRows {
+                        // A row with NULLs goes as NBCROW from TDS 7.3 on, as SQL Server sends it: a bitmap of the NULL
+                        // columns, then only the other values.
+                        if !hasNull {
+                            for byte in nulls.indices { nulls[byte] = 0 }
+                            hasNull = true
+                        }
+                        nulls[index / 8] |= 1 << UInt8(index % 8)
+                    } else {
+                        column.type.writeNull(into: &values)
+                    }
+                }
+                if hasNull {
                     reply.payload.writeInteger(UInt8(0xD2))
-                    var bitmap = [UInt8](repeating: 0, count: (cells.count + 7) / 8)
-                    for (index, cell) in cells.enumerated() where cell.bytes == nil { bitmap[index / 8] |= 1 << UInt8(index % 8) }
-                    reply.payload.writeBytes(bitmap)
+                    reply.payload.writeBytes(nulls)
                 } else {
                     reply.payload.writeInteger(UInt8(0xD1))
                 }
-                for (cell, column) in zip(cells, columns) {
-                    do {
-                        if let bytes = cell.bytes {
-                            try column.type.writeValue(bytes, pgType: cell.dataType, into: &reply.payload)
-                        } else if !nullBitmap {
-                            column.type.writeNull(into: &reply.payload)
-                        }
-                    } catch {
-                        reply.payload.moveWriterIndex(to: rowStart)
-                        throw error
-                    }
-                }
+                reply.payload.writeImmutableBuffer(values)
                 count += 1
                 try await reply.flushWholePackets()
             }
