@@ -451,12 +451,17 @@ package final class SQLServerConnection: Sendable {
                         field.clear()
                         try SQLServerText.append(kind, bytes, into: &field) { convertDecimal(types[offset], $0, &$1) }
                         rows.appendField(field)
-                    default:
-                        // Digits, dates and times need no escaping: written straight into the rows.
+                    case .decimal:
+                        let type = types[offset]
                         try rows.appendPlainField { buffer in
-                            try SQLServerText.append(kind, bytes, into: &buffer, fullPrecision: precise[offset]) {
-                                convertDecimal(types[offset], $0, &$1)
-                            }
+                            try SQLServerText.append(kind, bytes, into: &buffer) { convertDecimal(type, $0, &$1) }
+                        }
+                    default:
+                        // Digits, dates and times need no escaping: written straight into the rows (by closures that
+                        // hold no reference, which every value would retain and release).
+                        let fullPrecision = precise[offset]
+                        try rows.appendPlainField { buffer in
+                            try SQLServerText.append(kind, bytes, into: &buffer, fullPrecision: fullPrecision) { _, _ in false }
                         }
                     }
                 } catch {

@@ -283,6 +283,7 @@ private struct FixedText {
 
     init(_ out: UnsafeMutableRawBufferPointer) { self.out = out }
 
+    @inline(__always)
     mutating func byte(_ value: UInt8) {
         precondition(count < out.count)
         out[count] = value
@@ -290,6 +291,7 @@ private struct FixedText {
     }
 
     /// The last `width` decimal digits of `value` (not negative), zero-padded on the left.
+    @inline(__always)
     mutating func digits(_ value: Int, width: Int) {
         precondition(value >= 0 && width >= 0 && count + width <= out.count)
         var rest = value

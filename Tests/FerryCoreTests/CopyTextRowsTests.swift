@@ -15,6 +15,37 @@ struct CopyTextRowsTests {
         #expect(rows.rowCount == 1)
     }
 
+    @Test func rawFieldsShortAndLongEscapeAlike() {
+        // Short fields are escaped in one write, long ones (over 4 kB) run by run: the same text either way.
+        let short = "a\tb\nc\rd\\e ñ"
+        let long = String(repeating: short, count: 1000)
+        for value in [short, long, "", String(repeating: "x", count: 4096), String(repeating: "\\", count: 4097)] {
+            var rows = CopyTextRows()
+            rows.beginRow()
+            Array(value.utf8).withUnsafeBytes { rows.appendField(bytes: $0) }
+            Array(value.utf8).withUnsafeBytes { rows.appendField(bytes: $0) }
+            rows.endRow()
+            var expected = CopyTextRows()
+            expected.beginRow()
+            expected.appendField(value)
+            expected.appendField(value)
+            expected.endRow()
+            let escaped = String(
+                value.flatMap { character -> [Character] in
+                    switch character {
+                    case "\\": ["\\", "\\"]
+                    case "\t": ["\\", "t"]
+                    case "\n": ["\\", "n"]
+                    case "\r": ["\\", "r"]
+                    default: [character]
+                    }
+                })
+            #expect(String(buffer: rows.buffer) == escaped + "\t" + escaped + "\n")
+            #expect(rows.buffer == expected.buffer)
+            #expect(rows.fields(ofRow: 0) == [value, value])
+        }
+    }
+
     @Test func rowsSliceAndAppendWithoutReparsing() {
         var rows = CopyTextRows()
         for index in 0..<5 {

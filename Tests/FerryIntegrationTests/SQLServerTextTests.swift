@@ -24,6 +24,32 @@ struct SQLServerTextTests {
         #expect(try text(.smalldatetime, le(UInt16(0)) + le(UInt16(0))) == "1900-01-01 00:00:00")
     }
 
+    /// DBDATETIMEALL as DB-Library hands it over: 100 ns units since midnight, days since 1900-01-01, the offset, flags.
+    func dateTimeAll(days: Int32, units: UInt64) -> [UInt8] { le(units) + le(days) + le(Int16(0)) + le(UInt16(0)) }
+
+    @Test func timeTypesAtEveryPrecision() throws {
+        func text(_ kind: SQLServerText.Kind, days: Int32 = 0, units: UInt64 = 0, fullPrecision: Bool = false) throws -> String {
+            var buffer = ByteBuffer()
+            try dateTimeAll(days: days, units: units).withUnsafeBytes { raw in
+                try SQLServerText.append(kind, raw, into: &buffer, fullPrecision: fullPrecision) { _, _ in false }
+            }
+            return String(buffer: buffer)
+        }
+        let lastUnit: UInt64 = 863_999_999_999
+        #expect(try text(.date, days: -693_595) == "0001-01-01")
+        #expect(try text(.date, days: 2_958_463) == "9999-12-31")
+        #expect(try text(.time) == "00:00:00")
+        #expect(try text(.time, units: lastUnit) == "23:59:59.999999", "the 7th digit is cut")
+        #expect(try text(.time, units: lastUnit, fullPrecision: true) == "23:59:59.9999999")
+        #expect(try text(.time, units: 0, fullPrecision: true) == "00:00:00.0000000")
+        #expect(try text(.time, units: 452_965_000_000) == "12:34:56.5")
+        #expect(try text(.time, units: 100) == "00:00:00.00001")
+        #expect(try text(.datetime2, days: 2_958_463, units: lastUnit) == "9999-12-31 23:59:59.999999")
+        #expect(try text(.datetimeoffset, days: 45_000, units: 10_000_000) == "2023-03-17 00:00:01+00")
+        // Beyond what SQL Server holds: still every digit.
+        #expect(try text(.datetime2, days: 2_958_464, units: 3_600_000_000_000) == "10000-01-01 100:00:00")
+    }
+
     @Test func numbersAsPostgreSQLPrintsThem() throws {
         #expect(try text(.bit, [1]) == "t" && text(.bit, [0]) == "f")
         #expect(try text(.tinyint, [255]) == "255")

@@ -93,6 +93,11 @@ package struct CopyTextRows: Sendable {
                 out[0] = UInt8(ascii: "\t")
                 written = 1
             }
+            // Most fields have nothing to escape: their bytes are copied whole.
+            if !source.contains(where: { $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || $0 == 0x5C }) {
+                UnsafeMutableRawBufferPointer(rebasing: out[written..<written + source.count]).copyMemory(from: source)
+                return written + source.count
+            }
             for byte in source {
                 let escaped: UInt8
                 switch byte {
