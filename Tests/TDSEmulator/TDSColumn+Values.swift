@@ -94,8 +94,8 @@ extension TDSColumn.SQLType {
             buffer.writeRepeatingByte(0, count: max(0, length - bytes.readableBytes))
         case .date:
             guard pgType == .date, let days = bytes.readInteger(as: Int32.self) else { throw Self.mismatch(self, pgType) }
-            buffer.writeInteger(UInt8(3))
-            Self.writeUInt24(UInt32(Int(days) + Self.daysTo2000From0001), into: &buffer)
+            // The length (3), then the days, in one write.
+            buffer.writeInteger(UInt32(Int(days) + Self.daysTo2000From0001) << 8 | 3, endianness: .little)
         case .time(let scale):
             guard pgType == .time, let micros = bytes.readInteger(as: Int64.self) else { throw Self.mismatch(self, pgType) }
             let length = Self.timeLength(scale)
@@ -118,10 +118,19 @@ extension TDSColumn.SQLType {
             let (days, ofDay) = Self.split(micros)
             let length = Self.timeLength(scale)
             let offset = self == .datetimeoffset(scale)
-            buffer.writeInteger(UInt8(length + 3 + (offset ? 2 : 0)))
-            Self.writeTime(ofDay, scale: scale, length: length, into: &buffer)
-            Self.writeUInt24(UInt32(days + Self.daysTo2000From0001), into: &buffer)
-            if offset { buffer.writeInteger(Int16(0), endianness: .little) }
+            let units = Self.timeUnits(ofDay, scale: scale)
+            let date = UInt32(days + Self.daysTo2000From0001)
+            // The length, the time's `length` bytes, the date's three and the offset's two (0), in one write: each part
+            // is stored with its whole integer and the next part overwrites what lies beyond it.
+            let total = 1 + length + 3 + (offset ? 2 : 0)
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 16) { out in
+                precondition(out.count >= 16 && length <= 5)
+                out[0] = UInt8(total - 1)
+                out.storeBytes(of: units.littleEndian, toByteOffset: 1, as: UInt64.self)
+                out.storeBytes(of: date.littleEndian, toByteOffset: 1 + length, as: UInt32.self)
+                if offset { out.storeBytes(of: UInt16(0), toByteOffset: 1 + length + 3, as: UInt16.self) }
+                return total
+            }
         case .datetime, .smalldatetime:
             guard pgType == .timestamp || pgType == .timestamptz, let micros = bytes.readInteger(as: Int64.self) else {
                 throw Self.mismatch(self, pgType)
@@ -245,13 +254,18 @@ extension TDSColumn.SQLType {
     }
 
     static func writeTime(_ micros: Int64, scale: Int, length: Int, into buffer: inout ByteBuffer) {
+        writeLittleEndian(timeUnits(micros, scale: scale), length: length, into: &buffer)
+    }
+
+    /// Microseconds as units of 10^-scale s.
+    static func timeUnits(_ micros: Int64, scale: Int) -> UInt64 {
         var units = UInt64(micros)
         if scale >= 6 {
             for _ in 6..<scale { units *= 10 }
         } else {
             for _ in scale..<6 { units /= 10 }
         }
-        writeLittleEndian(units, length: length, into: &buffer)
+        return units
     }
 
     static func writeUInt24(_ value: UInt32, into buffer: inout ByteBuffer) {
@@ -261,7 +275,11 @@ extension TDSColumn.SQLType {
     /// The low `length` bytes (at most 8) of `value`, little-endian, in one write.
     static func writeLittleEndian(_ value: UInt64, length: Int, into buffer: inout ByteBuffer) {
         precondition((0...8).contains(length))
-        withUnsafeBytes(of: value.littleEndian) { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(length))) }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 8) { out in
+            precondition(out.count >= 8)
+            out.storeBytes(of: value.littleEndian, as: UInt64.self)
+            return length
+        }
     }
 
     /// PostgreSQL's text (UTF-8) as a character value: UTF-16LE when `wide` (nvarchar, nchar), Latin-1 otherwise;

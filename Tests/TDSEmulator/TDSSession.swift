@@ -250,12 +250,13 @@ struct TDSSession {
             // them, and a value that cannot be written takes its row back out (an ERROR token then follows whole rows).
             var values = ByteBuffer()
             var nulls = [UInt8](repeating: 0, count: (columns.count + 7) / 8)
+            let types = columns.map(\.type)
             for try await row in rows {
                 values.clear()
                 var hasNull = false
-                for (index, (cell, column)) in zip(row, columns).enumerated() {
+                for (index, (cell, type)) in zip(row, types).enumerated() {
                     if let bytes = cell.bytes {
-                        try column.type.writeValue(bytes, pgType: cell.dataType, into: &values)
+                        try type.writeValue(bytes, pgType: cell.dataType, into: &values)
                     } else if nullBitmapRows {
                         // A row with NULLs goes as NBCROW from TDS 7.3 on, as SQL Server sends it: a bitmap of the NULL
                         // columns, then only the other values.
@@ -265,7 +266,7 @@ struct TDSSession {
                         }
                         nulls[index / 8] |= 1 << UInt8(index % 8)
                     } else {
-                        column.type.writeNull(into: &values)
+                        type.writeNull(into: &values)
                     }
                 }
                 if hasNull {
