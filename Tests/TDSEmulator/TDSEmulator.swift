@@ -77,10 +77,11 @@ package final class TDSEmulator: Sendable {
                 do {
                     try await server.executeThenClose { connections in
                         for try await connection in connections {
-                            group.addTask {
+                            let loop = connection.channel.eventLoop
+                            group.addTask(executorPreference: LoopExecutor(loop)) {
                                 var sessionLogger = logger
                                 sessionLogger[metadataKey: "tds.client"] = "\(connection.channel.remoteAddress?.description ?? "?")"
-                                var session = TDSSession(configuration: configuration, logger: sessionLogger)
+                                var session = TDSSession(configuration: configuration, logger: sessionLogger, eventLoop: loop)
                                 await session.run(connection)
                             }
                         }
@@ -267,5 +268,17 @@ package final class TDSEmulator: Sendable {
         try? await serverChannel.setOption(ChannelOptions.autoRead, value: false)
         try? await serverChannel.close()
         await accepting.value
+    }
+}
+
+/// Runs a session's task on its connection's event loop (the emulator's sessions never block: every wait is async).
+private final class LoopExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -24,9 +24,14 @@ struct TDSSession {
         var column: Int16
     }
 
-    init(configuration: TDSEmulator.Configuration, logger: Logger) {
+    /// The TDS connection's event loop: the PostgreSQL connection runs on it too (and the session's task prefers it),
+    /// so rows go from PostgreSQL to the client without changing threads.
+    private let eventLoop: (any EventLoop)?
+
+    init(configuration: TDSEmulator.Configuration, logger: Logger, eventLoop: (any EventLoop)? = nil) {
         self.configuration = configuration
         self.logger = logger
+        self.eventLoop = eventLoop
     }
 
     mutating func run(_ connection: NIOAsyncChannel<TDSMessage, ByteBuffer>) async {
@@ -93,7 +98,11 @@ struct TDSSession {
             return false
         }
         do {
-            postgres = try await PostgresConnection.connect(configuration: configuration.postgres, id: 1, logger: logger)
+            if let eventLoop {
+                postgres = try await PostgresConnection.connect(on: eventLoop, configuration: configuration.postgres, id: 1, logger: logger)
+            } else {
+                postgres = try await PostgresConnection.connect(configuration: configuration.postgres, id: 1, logger: logger)
+            }
         } catch {
             reply.error(4060, "Cannot open database \"\(database)\": its PostgreSQL is unreachable.", state: 1, severity: 11, server: server)
             reply.payload.writeDone(status: .error)
