@@ -122,6 +122,45 @@ package struct SQLServerBenchmark: Sendable {
             }
             let emulatorLoadCPU = ProcessCPU.seconds(ofProcess: emulator.pid) - emulatorBeforeLoad
             progress(String(format: "  %.1f s, %.0f rows/s", fromSQLServer, rows / fromSQLServer))
+            // Change Tracking: the same table tracked (every row without a version: loaded by key), then a tenth of the
+            // rows updated and a thousandth deleted, read again by it and by the watermark pipeline loaded above.
+            progress("table sync: full load of \(options.rows) rows from SQL Server with change_tracking: true")
+            try await PostgresSession.using(postgres.endpoint, key: "postgres", logger: logger) { session in
+                try await session.withConnection { connection in
+                    try await connection.query(
+                        PostgresQuery(unsafeSQL: "SELECT sys.enable_change_tracking('\(schema).\"VW_VENTAS_SYNC\"')"), logger: logger)
+                }
+            }
+            let tracked = try await fullLoad(
+                "sqlserver", table: "dbo.VW_VENTAS_SYNC", name: "ct_\(run)", configuration: configuration, redis: redis, changeTracking: true)
+            progress(String(format: "  %.1f s, %.0f rows/s", tracked, rows / tracked))
+            let changed = max(1, options.rows / 10)
+            let deleted = max(1, options.rows / 1_000)
+            try await PostgresSession.using(postgres.endpoint, key: "postgres", logger: logger) { session in
+                try await session.withConnection { connection in
+                    let table = "\(schema).\"VW_VENTAS_SYNC\""
+                    try await connection.query(
+                        PostgresQuery(
+                            unsafeSQL: """
+                                UPDATE \(table) SET "CLIENTE" = "CLIENTE" || ' *', "ULTIMA_MODIFICACION" = "ULTIMA_MODIFICACION" + interval '400 days'
+                                WHERE "CONDUCE" IN (SELECT "CONDUCE" FROM \(table) ORDER BY "CONDUCE" LIMIT \(changed))
+                                """), logger: logger)
+                    try await connection.query(
+                        PostgresQuery(
+                            unsafeSQL: """
+                                DELETE FROM \(table) WHERE "CONDUCE" IN (SELECT "CONDUCE" FROM \(table) ORDER BY "CONDUCE" DESC LIMIT \(deleted))
+                                """), logger: logger)
+                }
+            }
+            progress("table sync: \(changed) rows updated and \(deleted) deleted, read by Change Tracking and by the watermark")
+            let trackedChanges = try await incremental(
+                "sqlserver", table: "dbo.VW_VENTAS_SYNC", name: "ct_\(run)", configuration: configuration, redis: redis, changeTracking: true)
+            let watermarkChanges = try await incremental(
+                "sqlserver", table: "dbo.VW_VENTAS_SYNC", name: "mssql_\(run)", configuration: configuration, redis: redis, changeTracking: false)
+            progress(
+                String(
+                    format: "  Change Tracking %.2f s (%d rows), watermark %.2f s (%d rows)", trackedChanges.seconds, trackedChanges.rows,
+                    watermarkChanges.seconds, watermarkChanges.rows))
             await redis.shutdown()
             let perRow = 1e6 / rows
             figures += [
@@ -135,6 +174,13 @@ package struct SQLServerBenchmark: Sendable {
                     name: "full load, the source server's CPU per row: the emulator vs PostgreSQL",
                     ferry: (emulatorLoadCPU + sqlServerCPU.postgres) * perRow, unit: "µs", peer: postgresCPU.postgres * perRow,
                     peerName: "PostgreSQL (source and target)", higherIsBetter: false),
+                .init(
+                    name: "full load from SQL Server: change_tracking vs watermark", ferry: rows / tracked, unit: "rows/s",
+                    peer: rows / fromSQLServer, peerName: "watermark"),
+                .init(
+                    name: "changes after 10% updated, 0.1% deleted: change_tracking vs watermark",
+                    ferry: Double(changed + deleted) / trackedChanges.seconds,
+                    unit: "rows/s", peer: Double(changed) / watermarkChanges.seconds, peerName: "watermark (deletes unseen)"),
             ]
         }
         figures.append(.init(name: "peak resident memory", ferry: SyncBenchmark.peakResidentMegabytes(), unit: "MB", higherIsBetter: false))
@@ -215,25 +261,47 @@ package struct SQLServerBenchmark: Sendable {
 
     /// Seconds for the table sync's initial load of `table` (from `connection`) into a fresh mirror: one `ferry sync
     /// --once`, the same pipeline settings for both sources.
-    private func fullLoad(_ connection: String, table: String, name: String, configuration: FerryConfiguration, redis: RedisClient) async throws
-        -> Double
-    {
+    private func fullLoad(
+        _ connection: String, table: String, name: String, configuration: FerryConfiguration, redis: RedisClient, changeTracking: Bool = false
+    ) async throws -> Double {
+        let (seconds, applied) = try await runOnce(
+            connection, table: table, name: name, configuration: configuration, redis: redis, changeTracking: changeTracking)
+        guard applied >= options.rows else {
+            throw FerryError(.server, "the load from \(connection) applied \(applied) of \(options.rows) rows")
+        }
+        return seconds
+    }
+
+    /// One more pass of a pipeline loaded before: seconds and rows applied.
+    private func incremental(
+        _ connection: String, table: String, name: String, configuration: FerryConfiguration, redis: RedisClient, changeTracking: Bool
+    ) async throws -> (seconds: Double, rows: Int) {
+        let (seconds, applied) = try await runOnce(
+            connection, table: table, name: name, configuration: configuration, redis: redis, changeTracking: changeTracking)
+        return (seconds, applied)
+    }
+
+    /// `ferry sync --once` of the pipeline `bench_NAME` into its own mirror schema: wall seconds and rows applied.
+    private func runOnce(
+        _ connection: String, table: String, name: String, configuration: FerryConfiguration, redis: RedisClient, changeTracking: Bool
+    ) async throws -> (Double, Int) {
         var configuration = configuration
         let schema = "bench_mirror_\(name)"
         configuration.postgres?.schema = schema
-        let pipeline = PipelineConfiguration(
+        var pipeline = PipelineConfiguration(
             name: "bench_\(name)",
             source: .init(connection: connection, table: table, query: nil, key: ["CONDUCE"], watermark: "ULTIMA_MODIFICACION"),
             target: .init(schema: schema, table: "datos_vista"), batchSize: configuration.sync.batchSize, interval: .milliseconds(100))
+        if changeTracking {
+            pipeline.source.changeTracking = true
+            pipeline.source.watermark = PipelineConfiguration.Source.changeVersionColumn
+            pipeline.source.lookback = .zero
+        }
         configuration.pipelines = [pipeline]
         let clock = ContinuousClock()
         let start = clock.now
         let result = try await TableSyncPipeline(pipeline, configuration: configuration, redis: redis, logger: logger).runOnce()
-        let seconds = (clock.now - start).seconds
-        guard result.applied >= options.rows else {
-            throw FerryError(.server, "the load from \(connection) applied \(result.applied) of \(options.rows) rows")
-        }
-        return seconds
+        return ((clock.now - start).seconds, result.applied)
     }
 
     /// Wall seconds and this process's CPU seconds of `body`.
