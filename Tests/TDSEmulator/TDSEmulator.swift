@@ -58,7 +58,7 @@ package final class TDSEmulator: Sendable {
             settings.maximumTLSVersion = .tlsv12
             return try NIOSSLContext(configuration: settings)
         }
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let server = try await ServerBootstrap(group: Self.eventLoops)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: "127.0.0.1", port: port) { channel in
@@ -94,6 +94,10 @@ package final class TDSEmulator: Sendable {
         }
         return TDSEmulator(port: boundPort, configuration: configuration, serverChannel: server.channel, accepting: accepting)
     }
+
+    /// The emulator's own event loops, shared by every emulator in the process: its sessions run on them (with their
+    /// PostgreSQL connections), and a session encoding rows must not hold up the loops of the Ferry code under test.
+    static let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
     /// The parts of SQL Server's catalog Ferry reads, as a `sys` schema in the PostgreSQL database: `OBJECT_ID(name)`
     /// (a name written `[schema].[name]`, `dbo.` being the session's own schema) and `sys.partitions` (a table's row

@@ -361,7 +361,12 @@ struct StreamConsumer<Applier: StreamApplying> {
                     logger.warning(
                         "a batch waited too long for PostgreSQL; closing its connection and applying it again",
                         metadata: metadata.merging(["ferry.stream": "\(stream)", "ferry.waited": "\(limit)"]) { $1 })
-                    interrupt()
+                    // Again every second until the attempt ends: an interrupt finds nothing to close while the session
+                    // has not begun connecting yet (a loaded machine), and the attempt must not outlive its limit.
+                    while true {
+                        interrupt()
+                        try await Task.sleep(for: .seconds(1))
+                    }
                 }
                 defer { watchdog.cancel() }
                 try await heartbeat.keepingAlive { try await applier.apply(entries, stream: stream) }
