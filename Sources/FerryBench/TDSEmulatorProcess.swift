@@ -71,6 +71,8 @@ package final class TDSEmulatorProcess: Sendable {
         endpoint.tls = environment["FERRY_TDS_PG_TLS"].flatMap(PostgresEndpoint.TLSMode.init(rawValue:)) ?? .disable
         var configuration = TDSEmulator.Configuration(
             postgres: try endpoint.connectionConfiguration(), database: "ventas", logins: ["ferry": "s3cret"])
+        // A process of its own, serving one client at a time: its sessions run on their loops (rows stay on one thread).
+        configuration.sessionsOnEventLoops = true
         configuration.postgres.options.additionalStartupParameters = [("search_path", environment["FERRY_TDS_SEARCH_PATH"] ?? "public")]
         let emulator = try await TDSEmulator.start(configuration, logger: logger)
         FileHandle.standardOutput.write(Data("listening \(emulator.port)\n".utf8))

@@ -26,6 +26,11 @@ package final class TDSEmulator: Sendable {
         /// that does not ask for it gets the login alone encrypted (TLS dropped after LOGIN7), one that asks gets the
         /// whole session, one without TLS gets none.
         package var loginOnlyEncryption = false
+        /// Each session's task runs on its connection's event loop, so rows go from PostgreSQL to the client without
+        /// changing threads (cheaper: for `ferry bench`, where the emulator has a process of its own). Off, sessions
+        /// run on Swift's task pool and the emulator's few loop threads only move bytes, which keeps many sessions at
+        /// once responsive (the tests).
+        package var sessionsOnEventLoops = false
 
         package init(postgres: PostgresConnection.Configuration, database: String, logins: [String: String]) {
             self.postgres = postgres
@@ -78,7 +83,7 @@ package final class TDSEmulator: Sendable {
                     try await server.executeThenClose { connections in
                         for try await connection in connections {
                             let loop = connection.channel.eventLoop
-                            group.addTask(executorPreference: LoopExecutor(loop)) {
+                            group.addTask(executorPreference: configuration.sessionsOnEventLoops ? LoopExecutor(loop) : nil) {
                                 var sessionLogger = logger
                                 sessionLogger[metadataKey: "tds.client"] = "\(connection.channel.remoteAddress?.description ?? "?")"
                                 var session = TDSSession(configuration: configuration, logger: sessionLogger, eventLoop: loop)

@@ -24,8 +24,8 @@ struct TDSSession {
         var column: Int16
     }
 
-    /// The TDS connection's event loop: the PostgreSQL connection runs on it too (and the session's task prefers it),
-    /// so rows go from PostgreSQL to the client without changing threads.
+    /// The TDS connection's event loop: the PostgreSQL connection runs on it too (and with
+    /// ``TDSEmulator/Configuration/sessionsOnEventLoops`` the session's task as well, so rows do not change threads).
     private let eventLoop: (any EventLoop)?
 
     init(configuration: TDSEmulator.Configuration, logger: Logger, eventLoop: (any EventLoop)? = nil) {
