@@ -84,6 +84,7 @@ package struct SQLServerBenchmark: Sendable {
             pytds = try python("pytds", port: emulator.port)
         }
         let rows = Double(options.rows)
+        let replayed = try await replayedReads(statement: statement, endpoint: endpoint, postgres: postgres, schema: schema, progress: progress)
         var figures: [SyncBenchmark.Figure] = [
             .init(name: "rows/s read: Ferry vs pymssql", ferry: rows / read.seconds, unit: "rows/s", peer: pymssql?.rate, peerName: "pymssql"),
             .init(name: "rows/s read: Ferry vs python-tds", ferry: rows / read.seconds, unit: "rows/s", peer: pytds?.rate, peerName: "python-tds"),
@@ -98,6 +99,7 @@ package struct SQLServerBenchmark: Sendable {
         if let pytds {
             figures.append(.init(name: "CPU per row: python-tds (its process)", ferry: pytds.cpu * 1e6 / rows, unit: "µs", higherIsBetter: false))
         }
+        figures += replayed
         if options.writeRows > 0 {
             figures += try await writes(endpoint: endpoint, emulator: emulator, postgres: postgres, schema: schema, progress: progress)
         }
@@ -184,6 +186,58 @@ package struct SQLServerBenchmark: Sendable {
             ]
         }
         figures.append(.init(name: "peak resident memory", ferry: SyncBenchmark.peakResidentMegabytes(), unit: "MB", higherIsBetter: false))
+        return figures
+    }
+
+    /// The same reads from a replaying server (``TDSResultCache``: the emulator answers from memory what it served
+    /// once), in a process of its own: the server then costs almost nothing, so the rates are the clients' own, where
+    /// the live emulator caps them all.
+    private func replayedReads(
+        statement: String, endpoint: SQLServerEndpoint, postgres: PostgresInstance, schema: String,
+        progress: @escaping @Sendable (String) -> Void
+    ) async throws -> [SyncBenchmark.Figure] {
+        progress("a replaying server (the emulator answers from memory what it served once): the clients alone")
+        let replay = try TDSEmulatorProcess.start(postgres: postgres.endpoint, schema: schema, replay: true)
+        defer { replay.stop() }
+        var endpoint = endpoint
+        endpoint.port = replay.port
+        _ = try await TDSRawReader.read(statement, port: replay.port)
+        let serverBefore = ProcessCPU.seconds(ofProcess: replay.pid)
+        let (alone, _) = try await measure { try await TDSRawReader.read(statement, port: replay.port) }
+        let connection = try await SQLServerConnection.connect(endpoint)
+        let (read, ferryCPU) = try await measure {
+            try await connection.query(statement, batchRows: options.batchRows) { _ in }.rows
+        }
+        await connection.close()
+        let serverCPU = ProcessCPU.seconds(ofProcess: replay.pid) - serverBefore
+        guard read.count == options.rows, alone.count >= options.rows else {
+            throw FerryError(.server, "read \(read.count) rows from the replaying server (its reader alone: \(alone.count)) of \(options.rows)")
+        }
+        let rows = Double(options.rows)
+        var figures: [SyncBenchmark.Figure] = [
+            .init(name: "rows/s the replaying server serves alone", ferry: rows / alone.seconds, unit: "rows/s"),
+            .init(
+                name: "CPU per row: the replaying server (its reader alone and Ferry)", ferry: serverCPU * 1e6 / rows / 2, unit: "µs",
+                higherIsBetter: false),
+        ]
+        if options.skipPeers {
+            figures.append(.init(name: "rows/s read, replaying server: Ferry", ferry: rows / read.seconds, unit: "rows/s"))
+        } else {
+            progress("  pymssql and python-tds from the replaying server")
+            let pymssql = try python("pymssql", port: replay.port)
+            let pytds = try python("pytds", port: replay.port)
+            figures += [
+                .init(
+                    name: "rows/s read, replaying server: Ferry vs pymssql", ferry: rows / read.seconds, unit: "rows/s", peer: pymssql.rate,
+                    peerName: "pymssql"),
+                .init(
+                    name: "rows/s read, replaying server: Ferry vs python-tds", ferry: rows / read.seconds, unit: "rows/s", peer: pytds.rate,
+                    peerName: "python-tds"),
+                .init(
+                    name: "CPU per row, replaying server: Ferry vs pymssql", ferry: ferryCPU * 1e6 / rows, unit: "µs",
+                    peer: pymssql.cpu * 1e6 / rows, peerName: "pymssql", higherIsBetter: false),
+            ]
+        }
         return figures
     }
 

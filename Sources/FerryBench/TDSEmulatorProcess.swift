@@ -22,8 +22,9 @@ package final class TDSEmulatorProcess: Sendable {
         self.input = input
     }
 
-    /// Starts `ferry bench tds-emulator` serving `schema` of `postgres` to the login ferry / s3cret, database `ventas`.
-    static func start(postgres: PostgresEndpoint, schema: String) throws -> TDSEmulatorProcess {
+    /// Starts `ferry bench tds-emulator` serving `schema` of `postgres` to the login ferry / s3cret, database `ventas`;
+    /// with `replay`, it answers a query it served before from memory (``TDSResultCache``).
+    static func start(postgres: PostgresEndpoint, schema: String, replay: Bool = false) throws -> TDSEmulatorProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         process.arguments = ["bench", "tds-emulator"]
@@ -35,6 +36,7 @@ package final class TDSEmulatorProcess: Sendable {
         environment["FERRY_TDS_PG_DATABASE"] = postgres.database
         environment["FERRY_TDS_PG_TLS"] = postgres.tls.rawValue
         environment["FERRY_TDS_SEARCH_PATH"] = schema
+        environment["FERRY_TDS_REPLAY"] = replay ? "1" : nil
         process.environment = environment
         let input = Pipe()
         let output = Pipe()
@@ -73,6 +75,7 @@ package final class TDSEmulatorProcess: Sendable {
             postgres: try endpoint.connectionConfiguration(), database: "ventas", logins: ["ferry": "s3cret"])
         // A process of its own, serving one client at a time: its sessions run on their loops (rows stay on one thread).
         configuration.sessionsOnEventLoops = true
+        if environment["FERRY_TDS_REPLAY"] == "1" { configuration.resultCache = TDSResultCache() }
         configuration.postgres.options.additionalStartupParameters = [("search_path", environment["FERRY_TDS_SEARCH_PATH"] ?? "public")]
         let emulator = try await TDSEmulator.start(configuration, logger: logger)
         FileHandle.standardOutput.write(Data("listening \(emulator.port)\n".utf8))

@@ -199,6 +199,50 @@ struct SQLServerClientTests {
             await connection.close()
         }
     }
+
+    /// Rows are fetched one batch ahead of the one being rendered and handed on: they still arrive whole, in order, in
+    /// batches of the size asked, the last one short.
+    @Test func rowsFetchedAheadArriveInOrderAndWhole() async throws {
+        try await TDSEmulatorTests.withEmulator { emulator in
+            let connection = try await SQLServerConnection.connect(Self.endpoint(TDSEmulatorHandle(emulator)))
+            var values: [String] = []
+            var sizes: [Int] = []
+            let read = try await connection.query(
+                "SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE CONCAT('fila ', g) END FROM generate_series(1, 5050) AS g",
+                batchRows: 100
+            ) { rows in
+                sizes.append(rows.rowCount)
+                for index in 0..<rows.rowCount {
+                    let fields = rows.fields(ofRow: index)
+                    values.append("\(fields[0] ?? "NULL")|\(fields[1] ?? "NULL")")
+                }
+            }
+            #expect(read.rows == 5050)
+            #expect(sizes == Array(repeating: 100, count: 50) + [50])
+            #expect(values == (1...5050).map { "\($0)|\($0 % 7 == 0 ? "NULL" : "fila \($0)")" })
+            await connection.close()
+        }
+    }
+
+    /// `ferry bench`'s replaying emulator (``TDSResultCache``) answers a query it served before from memory with the
+    /// same rows; the same statement with another parameter value is a query of its own.
+    @Test func aReplayingEmulatorAnswersARepeatedQueryWithTheSameRows() async throws {
+        let cache = TDSResultCache()
+        try await TDSEmulatorTests.withEmulatorConfiguration(resultCache: cache) { emulator, _ in
+            let connection = try await SQLServerConnection.connect(Self.endpoint(TDSEmulatorHandle(emulator)))
+            let sql = "SELECT * FROM [tipos] WHERE [id] >= @p1 ORDER BY [id]"
+            let first = try await connection.rows(sql, parameters: [SQLServerParameter("1", as: "int")])
+            let hitsBefore = cache.hitsAndMisses.hits
+            let again = try await connection.rows(sql, parameters: [SQLServerParameter("1", as: "int")])
+            #expect(first.count == 2)
+            #expect(again == first)
+            #expect(cache.hitsAndMisses.hits == hitsBefore + 1)
+            let other = try await connection.rows(sql, parameters: [SQLServerParameter("2", as: "int")])
+            #expect(other.map { $0.first } == [Optional("2")])
+            #expect(cache.hitsAndMisses.hits == hitsBefore + 1)
+            await connection.close()
+        }
+    }
 }
 
 /// The emulator's port, passed where the emulator type itself is not needed.

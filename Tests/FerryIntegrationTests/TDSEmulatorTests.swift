@@ -40,7 +40,8 @@ struct TDSEmulatorTests {
     /// ``withEmulator(_:)`` with the emulator's configuration, to start another one on the same database (a restart).
     /// `tls`: the emulator forces encryption with that certificate (``TestCertificate``).
     static func withEmulatorConfiguration(
-        tls: TestCertificate? = nil, loginOnlyEncryption: Bool = false, _ body: (TDSEmulator, TDSEmulator.Configuration) async throws -> Void
+        tls: TestCertificate? = nil, loginOnlyEncryption: Bool = false, resultCache: TDSResultCache? = nil,
+        _ body: (TDSEmulator, TDSEmulator.Configuration) async throws -> Void
     ) async throws {
         let sandbox = try SandboxContext.require()
         let postgres = try #require(sandbox.postgres)
@@ -58,6 +59,7 @@ struct TDSEmulatorTests {
         configuration.postgres.options.additionalStartupParameters = [("search_path", schema)]
         configuration.tls = tls.map { ($0.certificate, $0.key) }
         configuration.loginOnlyEncryption = loginOnlyEncryption
+        configuration.resultCache = resultCache
         let emulator = try await TDSEmulator.start(configuration, logger: logger)
         do {
             try await body(emulator, configuration)

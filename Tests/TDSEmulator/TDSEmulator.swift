@@ -31,6 +31,9 @@ package final class TDSEmulator: Sendable {
         /// run on Swift's task pool and the emulator's few loop threads only move bytes, which keeps many sessions at
         /// once responsive (the tests).
         package var sessionsOnEventLoops = false
+        /// Answers a query that was served before from memory (see ``TDSResultCache``): for `ferry bench`'s client
+        /// comparison only, never for the tests.
+        package var resultCache: TDSResultCache?
 
         package init(postgres: PostgresConnection.Configuration, database: String, logins: [String: String]) {
             self.postgres = postgres

@@ -162,7 +162,7 @@ struct TDSSession {
             reply.payload.writeDone(status: .final)
             return
         }
-        try await execute(PostgresQuery(unsafeSQL: statement), reply: &reply)
+        try await execute(PostgresQuery(unsafeSQL: statement), reply: &reply, cacheKey: statement)
     }
 
     /// `sp_executesql @stmt, @params, values…`: the statement runs with its parameters bound (never spliced), its
@@ -212,20 +212,36 @@ struct TDSSession {
         }
         var failed = false
         if let translated {
-            failed = try await execute(PostgresQuery(unsafeSQL: translated, binds: bindings), reply: &reply, doneToken: 0xFF)
+            let key = ([translated] + declared.map { name in named[name.lowercased()].map { $0.map { "=" + $0 } ?? "NULL" } ?? "" })
+                .joined(separator: "\u{0}")
+            failed = try await execute(
+                PostgresQuery(unsafeSQL: translated, binds: bindings), reply: &reply, doneToken: 0xFF, cacheKey: key)
         }
         reply.payload.writeInteger(UInt8(0x79))  // RETURNSTATUS
         reply.payload.writeInteger(Int32(failed ? 1 : 0), endianness: .little)
         reply.payload.writeDone(token: 0xFE, status: failed ? .error : .final)
     }
 
-    /// Runs one statement and streams its rows as COLMETADATA, ROW…, DONE; returns whether it failed.
+    /// Runs one statement and streams its rows as COLMETADATA, ROW…, DONE; returns whether it failed. `cacheKey`
+    /// names the request (its text and parameters) for ``TDSEmulator/Configuration/resultCache``.
     @discardableResult
-    private mutating func execute(_ query: PostgresQuery, reply: inout TDSReply, doneToken: UInt8 = 0xFD) async throws -> Bool {
+    private mutating func execute(
+        _ query: PostgresQuery, reply: inout TDSReply, doneToken: UInt8 = 0xFD, cacheKey: String? = nil
+    ) async throws -> Bool {
         guard let postgres else { throw TDSProtocolError("no PostgreSQL connection") }
         // Inside a procedure more tokens follow (the return status, DONEPROC): DONE_MORE says so, or the client stops reading.
         var done: TDSDoneStatus = transaction != 0 ? .inTransaction : []
         if doneToken == 0xFF { done.insert(.more) }
+        let cache = cacheKey.flatMap { key in configuration.resultCache.map { ($0, "\(nullBitmapRows)\u{1}\(key)") } }
+        if let (cache, key) = cache, let result = cache.result(key) {
+            var bytes = result.bytes
+            while bytes.readableBytes > 0 {
+                reply.payload.writeImmutableBuffer(bytes.readSlice(length: min(bytes.readableBytes, 1 << 16))!)
+                try await reply.flushWholePackets()
+            }
+            reply.payload.writeDone(token: doneToken, status: done.union(.count), rows: result.rows)
+            return false
+        }
         do {
             try await loadDeclaredTypes()
             if let verb = query.sql.split(whereSeparator: \.isWhitespace).first?.uppercased(), ["INSERT", "UPDATE", "DELETE"].contains(verb),
@@ -245,6 +261,9 @@ struct TDSSession {
                 return TDSColumn(name: column.name, type: type)
             }
             var count: UInt64 = 0
+            // What goes out from here to the last row, kept for the result cache.
+            var recorded: ByteBuffer? = cache == nil || columns.isEmpty ? nil : ByteBuffer()
+            var start = reply.payload.writerIndex
             if !columns.isEmpty {
                 reply.payload.writeInteger(UInt8(0x81))
                 reply.payload.writeInteger(UInt16(columns.count), endianness: .little)
@@ -286,7 +305,13 @@ struct TDSSession {
                 }
                 reply.payload.writeImmutableBuffer(values)
                 count += 1
+                if recorded != nil { record(&recorded, from: reply.payload, at: start, limit: cache?.0.limit) }
                 try await reply.flushWholePackets()
+                start = reply.payload.writerIndex
+            }
+            if let (cache, key) = cache, recorded != nil {
+                record(&recorded, from: reply.payload, at: start, limit: cache.limit)
+                if let recorded { cache.keep(.init(bytes: recorded, rows: count), for: key) }
             }
             reply.payload.writeDone(token: doneToken, status: columns.isEmpty ? done : done.union(.count), rows: count)
             return false
@@ -300,6 +325,15 @@ struct TDSSession {
             reply.payload.writeDone(token: doneToken, status: done.union(.error))
             return true
         }
+    }
+
+    /// Copies what `payload` gained since `start` into `recorded`; past `limit` bytes the recording is dropped.
+    private func record(_ recorded: inout ByteBuffer?, from payload: ByteBuffer, at start: Int, limit: Int?) {
+        guard var kept = recorded, let added = payload.getSlice(at: start, length: payload.writerIndex - start) else { return }
+        recorded = nil  // the buffer is written in place, not copied
+        guard kept.readableBytes + added.readableBytes <= limit ?? .max else { return }
+        kept.writeImmutableBuffer(added)
+        recorded = kept
     }
 
     /// Reads the `tds:TYPE` comments of every column.
