@@ -133,8 +133,12 @@ package struct SQLServerBenchmark: Sendable {
                         PostgresQuery(unsafeSQL: "SELECT sys.enable_change_tracking('\(schema).\"VW_VENTAS_SYNC\"')"), logger: logger)
                 }
             }
-            let tracked = try await fullLoad(
-                "sqlserver", table: "dbo.VW_VENTAS_SYNC", name: "ct_\(run)", configuration: configuration, redis: redis, changeTracking: true)
+            let emulatorBeforeTracked = ProcessCPU.seconds(ofProcess: emulator.pid)
+            let (tracked, trackedCPU) = try await ProcessCPU.measure(postgres: postgres, redis: redisInstance) {
+                try await fullLoad(
+                    "sqlserver", table: "dbo.VW_VENTAS_SYNC", name: "ct_\(run)", configuration: configuration, redis: redis, changeTracking: true)
+            }
+            let emulatorTrackedCPU = ProcessCPU.seconds(ofProcess: emulator.pid) - emulatorBeforeTracked
             progress(String(format: "  %.1f s, %.0f rows/s", tracked, rows / tracked))
             let changed = max(1, options.rows / 10)
             let deleted = max(1, options.rows / 1_000)
@@ -179,6 +183,13 @@ package struct SQLServerBenchmark: Sendable {
                 .init(
                     name: "full load from SQL Server: change_tracking vs watermark", ferry: rows / tracked, unit: "rows/s",
                     peer: rows / fromSQLServer, peerName: "watermark"),
+                .init(
+                    name: "full load, change_tracking vs watermark: Ferry's CPU per row", ferry: trackedCPU.ferry * perRow, unit: "µs",
+                    peer: sqlServerCPU.ferry * perRow, peerName: "watermark", higherIsBetter: false),
+                .init(
+                    name: "full load, change_tracking vs watermark: the source server's CPU per row",
+                    ferry: (emulatorTrackedCPU + trackedCPU.postgres) * perRow, unit: "µs",
+                    peer: (emulatorLoadCPU + sqlServerCPU.postgres) * perRow, peerName: "watermark", higherIsBetter: false),
                 .init(
                     name: "changes after 10% updated, 0.1% deleted: change_tracking vs watermark",
                     ferry: Double(changed + deleted) / trackedChanges.seconds,

@@ -55,7 +55,22 @@ package struct SQLServerTableSource: TableSource {
         let layout = Mutex<Layout?>(nil)
         /// The full-precision watermark of the last row of recent reads, by that row's position as printed.
         let exact = Mutex<[SourcePosition: String]>([:])
+        /// Change Tracking: the rows a tail read brought beyond the page asked for (see ``readTrackedChanges``).
+        let trackedAhead = Mutex<TrackedAhead?>(nil)
     }
+
+    /// Rows of the Change Tracking tail read ahead, to be handed out from `after` (the position of the last row handed
+    /// out), for `schema`; `complete`: the read reached the end of the changes.
+    struct TrackedAhead: Sendable {
+        var after: SourcePosition
+        var schema: SourceSchema
+        var rows: CopyTextRows
+        var complete: Bool
+    }
+
+    /// How many pages a Change Tracking tail read brings at once (at most ``trackedAheadRows`` rows).
+    static let trackedAheadPages = 8
+    static let trackedAheadRows = 100_000
 
     package init(
         endpoint: SQLServerEndpoint, configurationKey: String, options: SQLServerOptions? = nil, relation: Relation, key: [String],
@@ -242,13 +257,23 @@ package struct SQLServerTableSource: TableSource {
     /// The tail with Change Tracking: `CHANGETABLE(CHANGES …)` after the position's version (all tracked changes from
     /// the start), joined to the table by key, in (version, key) order. A key whose row is gone is a deleted row: its
     /// key and version, other fields NULL, marked in ``CopyTextRows/deletedRows``.
+    ///
+    /// `CHANGETABLE(CHANGES t, v)` returns every change after `v` and has no seek by key, so each page costs all the
+    /// changes from its version on — a page of a version with many rows (one transaction updating 100,000) costs them
+    /// all again. A read therefore brings ``trackedAheadPages`` pages at once and hands out the pages after the first
+    /// from memory while the caller continues from where the previous one ended; any other position reads again.
     private func readTrackedChanges(after position: SourcePosition?, limit: Int, layout: Layout, into rows: inout CopyTextRows) async throws
         -> String?
     {
         guard case .table(let name) = relation else { return nil }
+        if let position, let page = takeTrackedAhead(after: position, schema: layout.schema, limit: limit, layout: layout) {
+            rows.append(page)
+            return nil
+        }
         let table = SQLServerIdentifier.qualified(name)
         var statement = Statement()
-        let top = statement.bind(limit)
+        let readLimit = max(limit, min(limit * Self.trackedAheadPages, Self.trackedAheadRows))
+        let top = statement.bind(readLimit)
         // CHANGES returns the keys changed after a version; a position at version v still needs the rest of v's keys.
         var since: Int64?
         if let position, let text = position.watermark {
@@ -287,8 +312,47 @@ package struct SQLServerTableSource: TableSource {
             error.fix = "with change_tracking, source.key must be the primary key of \(table) (\(keyColumns.joined(separator: ", ")) is not)"
             throw error
         }
-        rows.append(collected.droppingDeletionFlag())
+        let read = collected.droppingDeletionFlag()
+        let page = min(limit, read.rowCount)
+        rows.append(read.rows(0..<page))
+        if read.rowCount > page {
+            let ahead = TrackedAhead(
+                after: Self.position(of: read, row: page - 1, layout: layout), schema: layout.schema,
+                rows: read.rows(page..<read.rowCount), complete: read.rowCount < readLimit)
+            state.trackedAhead.withLock { $0 = ahead }
+        } else {
+            state.trackedAhead.withLock { $0 = nil }
+        }
         return nil
+    }
+
+    /// The next page of the rows read ahead, when `position` is where the last page handed out ended; nil (and the
+    /// rows dropped) otherwise, or when fewer than a page are left of a read that did not reach the end.
+    private func takeTrackedAhead(after position: SourcePosition, schema: SourceSchema, limit: Int, layout: Layout) -> CopyTextRows? {
+        state.trackedAhead.withLock { slot in
+            guard let ahead = slot, ahead.after == position, ahead.schema == schema,
+                ahead.rows.rowCount >= limit || ahead.complete
+            else {
+                slot = nil
+                return nil
+            }
+            let count = min(limit, ahead.rows.rowCount)
+            let page = ahead.rows.rows(0..<count)
+            if count < ahead.rows.rowCount {
+                slot = TrackedAhead(
+                    after: Self.position(of: page, row: count - 1, layout: layout), schema: schema,
+                    rows: ahead.rows.rows(count..<ahead.rows.rowCount), complete: ahead.complete)
+            } else {
+                slot = nil
+            }
+            return page
+        }
+    }
+
+    /// The position of row `index` of `rows` (columns in `layout.schema`'s order), as the producer takes it.
+    static func position(of rows: CopyTextRows, row index: Int, layout: Layout) -> SourcePosition {
+        let fields = rows.fields(ofRow: index)
+        return SourcePosition(watermark: fields[layout.watermark], key: layout.keys.map { fields[$0] ?? "" })
     }
 
     /// Throws when Change Tracking is off for the table (or hidden from this login), or has cleaned up changes after

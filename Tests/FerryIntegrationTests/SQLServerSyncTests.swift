@@ -311,6 +311,19 @@ struct SQLServerSyncTests {
             #expect(try await world.int(differing) == 0)
             #expect(try await world.reconcile().differences == 0)
 
+            // One transaction changing every row (over 500: one version, more than ten pages of 50): read eight pages
+            // at a time, handed out page by page, each row once.
+            try await world.sql(
+                """
+                INSERT INTO \(table) SELECT g, 'lote ' || g, 1 FROM generate_series(1001, 1200) g;
+                UPDATE \(table) SET saldo = coalesce(saldo, 0) + 1
+                """)
+            let everyRow = try await world.int("SELECT count(*) FROM \(table)")
+            #expect(everyRow > 500)
+            let many = try await world.runOnce()
+            #expect(many.produced == everyRow)
+            #expect(try await world.int(differing) == 0)
+
             // Retention cleans up changes the pipeline has not read: it stops and says how to recover.
             try await world.sql(
                 """
