@@ -30,6 +30,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        // Already built for postgres-nio (SCRAM); FerryBackup's SHA-256 of archived files.
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.9.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -240,9 +242,22 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // Zstandard (Debian's libzstd-dev): backups' and archived WAL's compression.
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", providers: [.apt(["libzstd-dev"])]),
+        // Backups and the WAL archive: repositories, compression, archived files' format (docs/BACKUPS.md).
+        .target(
+            name: "FerryBackup",
+            dependencies: [
+                "CZstd",
+                "FerryCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "ferry",
             dependencies: [
+                "FerryBackup",
                 "FerryCluster",
                 "FerryDaemon",
                 "FerryEtcd",
@@ -292,6 +307,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "FerryBackupTests",
+            dependencies: ["FerryBackup", "FerryCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "FerryCoreTests",
             dependencies: ["FerryCore"],
             swiftSettings: swiftSettings
@@ -333,6 +353,7 @@ let package = Package(
         .testTarget(
             name: "FerryIntegrationTests",
             dependencies: [
+                "FerryBackup",
                 "FerryCluster",
                 "FerryDaemon",
                 "FerryEtcd",

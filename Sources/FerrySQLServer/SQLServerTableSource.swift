@@ -312,6 +312,9 @@ package struct SQLServerTableSource: TableSource {
             error.fix = "with change_tracking, source.key must be the primary key of \(table) (\(keyColumns.joined(separator: ", ")) is not)"
             throw error
         }
+        // Again after the read: a cleanup that ran while it did would have taken changes from under it unseen. The
+        // cleanup only moves the minimum up, so a minimum still at or below `since` now means none was missed.
+        try await checkRetention(table: table, since: since)
         let read = collected.droppingDeletionFlag()
         let page = min(limit, read.rowCount)
         rows.append(read.rows(0..<page))
