@@ -242,13 +242,13 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
-        // Zstandard (Debian's libzstd-dev): backups' and archived WAL's compression.
-        .systemLibrary(name: "CZstd", path: "Sources/CZstd", providers: [.apt(["libzstd-dev"])]),
+        // zstd, lz4 and zlib (Debian's libzstd-dev, liblz4-dev, zlib1g-dev): backups' and archived WAL's compression.
+        .systemLibrary(name: "CCompression", path: "Sources/CCompression", providers: [.apt(["libzstd-dev", "liblz4-dev", "zlib1g-dev"])]),
         // Backups and the WAL archive: repositories, compression, archived files' format (docs/BACKUPS.md).
         .target(
             name: "FerryBackup",
             dependencies: [
-                "CZstd",
+                "CCompression",
                 "FerryCore",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

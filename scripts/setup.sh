@@ -9,7 +9,7 @@ packages=(
   etcd-server etcd-client              # consensus for the HA cluster
   python3 python3-redis python3-psycopg2  # the original Python design, measured beside Ferry in benchmarks
   freetds-dev                          # FreeTDS's DB-Library: Ferry's SQL Server client is built on it
-  libzstd-dev                          # Zstandard: backups' and archived WAL's compression
+  libzstd-dev liblz4-dev zlib1g-dev    # zstd, lz4, gzip: backups' and archived WAL's compression
   python3-pip freetds-bin python3-openssl  # the TDS emulator's independent clients in the tests: FreeTDS's tsql, python-tds (and its TLS)
   ca-certificates git make
 )

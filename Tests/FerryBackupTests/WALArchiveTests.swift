@@ -72,9 +72,9 @@ struct WALArchiveTests {
         }
     }
 
-    @Test func damagedFilesAreFoundNeverHandedOn() throws {
+    @Test(arguments: BackupCompression.allCases) func damagedFilesAreFoundNeverHandedOn(compression: BackupCompression) throws {
         try Self.withRepository { repository, root in
-            let archive = WALArchive(repository: repository)
+            let archive = WALArchive(repository: repository, compression: compression)
             _ = try archive.push(name: Self.segment, content: Self.content(), system: Self.system)
             let path = root + "/" + (try WALArchive.path(of: Self.segment, system: Self.system))
             let good = try #require(FileManager.default.contents(atPath: path))
