@@ -9,8 +9,10 @@ import Foundation
 package protocol BackupRepository: Sendable {
     /// The file's bytes, or nil when there is none.
     func read(_ path: String) throws(FerryError) -> [UInt8]?
-    /// Stores `bytes` at `path` whole or not at all (never a partial file under that name).
-    func write(_ path: String, _ bytes: [UInt8]) throws(FerryError)
+    /// Stores `bytes` at `path` whole or not at all (never a partial file under that name). With `replacing` false,
+    /// a file already at `path` is kept and the call returns false (atomically: of two writers, one wins).
+    @discardableResult
+    func write(_ path: String, _ bytes: [UInt8], replacing: Bool) throws(FerryError) -> Bool
     /// A description for messages (`/backups/ferry`, `s3://bucket/prefix`).
     var location: String { get }
 }
@@ -37,7 +39,8 @@ package struct LocalRepository: BackupRepository {
         return try Self.readAll(descriptor, path: full)
     }
 
-    package func write(_ path: String, _ bytes: [UInt8]) throws(FerryError) {
+    @discardableResult
+    package func write(_ path: String, _ bytes: [UInt8], replacing: Bool = true) throws(FerryError) -> Bool {
         let full = try resolve(path)
         let directory = (full as NSString).deletingLastPathComponent
         try Self.makeDirectories(directory)
@@ -61,9 +64,18 @@ package struct LocalRepository: BackupRepository {
             }
             guard fsync(descriptor) == 0 else { throw Self.failure("flush", temporary, errno) }
         }
-        guard rename(temporary, full) == 0 else { throw Self.failure("rename into place", full, errno) }
-        done = true
+        if replacing {
+            guard rename(temporary, full) == 0 else { throw Self.failure("rename into place", full, errno) }
+            done = true
+        } else {
+            // link() never replaces: the first writer's file stays, whoever comes second learns it.
+            if link(temporary, full) != 0 {
+                if errno == EEXIST { return false }
+                throw Self.failure("link into place", full, errno)
+            }
+        }
         Self.flushDirectory(directory)
+        return true
     }
 
     /// `path` under the root; refused when it is absolute, empty or climbs out (`..`).

@@ -30,20 +30,29 @@ package struct WALArchive: Sendable {
     package func push(name: String, content: [UInt8], system: UInt64) throws(FerryError) -> PushOutcome {
         let path = try Self.path(of: name, system: system)
         let digest = Array(SHA256.hash(data: content))
-        if let existing = try repository.read(path) {
-            let header = try WALFileHeader(existing, what: "\(name) in \(repository.location)")
-            if header.size == content.count, header.sha256 == digest { return .alreadyArchived }
-            throw FerryError(
-                .conflict,
-                "WAL file \(name) is already archived in \(repository.location) with other content (\(header.size) bytes, SHA-256 \(Self.hex(header.sha256.prefix(8)))…; this one: \(content.count) bytes, \(Self.hex(digest.prefix(8)))…)",
-                fix:
-                    "two clusters or two timelines may be archiving into the same place: check that each cluster has its own repository and that only the primary archives; the archived file was left as it is"
-            )
-        }
+        if let existing = try repository.read(path) { return try compare(existing, name: name, content: content, digest: digest) }
         let body = try compression.compress(content)
         let header = WALFileHeader(compression: compression, size: content.count, sha256: digest)
-        try repository.write(path, header.encoded + body)
+        // Never over a file another push stored meanwhile: that one is compared instead.
+        guard try repository.write(path, header.encoded + body, replacing: false) else {
+            guard let existing = try repository.read(path) else {
+                throw FerryError(.server, "\(name) appeared and vanished in \(repository.location) while it was archived", fix: "run the push again")
+            }
+            return try compare(existing, name: name, content: content, digest: digest)
+        }
         return .stored(bytes: WALFileHeader.length + body.count)
+    }
+
+    /// An archived file against the one being pushed: the same content is archived already, other content an error.
+    private func compare(_ existing: [UInt8], name: String, content: [UInt8], digest: [UInt8]) throws(FerryError) -> PushOutcome {
+        let header = try WALFileHeader(existing, what: "\(name) in \(repository.location)")
+        if header.size == content.count, header.sha256 == digest { return .alreadyArchived }
+        throw FerryError(
+            .conflict,
+            "WAL file \(name) is already archived in \(repository.location) with other content (\(header.size) bytes, SHA-256 \(Self.hex(header.sha256.prefix(8)))…; this one: \(content.count) bytes, \(Self.hex(digest.prefix(8)))…)",
+            fix:
+                "two clusters or two timelines may be archiving into the same place: check that each cluster has its own repository and that only the primary archives; the archived file was left as it is"
+        )
     }
 
     /// The WAL file `name` of the cluster `system`, checked against its SHA-256; nil when the archive does not hold it.

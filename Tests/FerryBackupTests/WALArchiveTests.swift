@@ -1,6 +1,7 @@
 import FerryBackup
 import FerryCore
 import Foundation
+import Synchronization
 import Testing
 
 /// The WAL archive's own rules, on a repository in a temporary directory: what is stored comes back exactly, an
@@ -50,6 +51,24 @@ struct WALArchiveTests {
             #expect(refused?.code == .conflict)
             #expect(refused?.message.contains(Self.segment) == true && refused?.message.contains("other content") == true)
             #expect(try archive.fetch(name: Self.segment, system: Self.system) == Self.content(), "the archived file was left as it was")
+        }
+    }
+
+    /// Pushes racing for one name with two contents: one content wins whole, every push of it succeeds, every push of
+    /// the other is refused.
+    @Test func racingPushesOfOneNameNeverMixOrReplace() throws {
+        try Self.withRepository { repository, _ in
+            let archive = WALArchive(repository: repository, compression: .lz4)
+            let contents = [Self.content(seed: 1), Self.content(seed: 2)]
+            let outcomes = Mutex<[(Int, Bool)]>([])
+            DispatchQueue.concurrentPerform(iterations: 8) { index in
+                let which = index % 2
+                let succeeded = (try? archive.push(name: Self.segment, content: contents[which], system: Self.system)) != nil
+                outcomes.withLock { $0.append((which, succeeded)) }
+            }
+            let stored = try #require(try archive.fetch(name: Self.segment, system: Self.system))
+            let winner = try #require(contents.firstIndex(of: stored), "the archived file is one of the two, whole")
+            for (which, succeeded) in outcomes.withLock({ $0 }) { #expect(succeeded == (which == winner)) }
         }
     }
 
