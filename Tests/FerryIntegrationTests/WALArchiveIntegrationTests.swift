@@ -18,11 +18,20 @@ struct WALArchiveIntegrationTests {
         let servers = try Sandbox.reachableServerRoot(for: root)
         let repository = servers + "/repository"
         try FileManager.default.createDirectory(atPath: repository, withIntermediateDirectories: true)
-        if let owner = SystemUser.forPostgres() { FileSystem.chownRecursive(repository, to: owner) }
+        // archive_command runs as PostgreSQL's user: the repository and the binary must be within its reach (a
+        // checkout under a private home directory is not).
+        var binary = FerryProcess.binary
+        if let owner = SystemUser.forPostgres() {
+            FileSystem.chownRecursive(repository, to: owner)
+            if !FileSystem.canTraverse(binary, as: owner) {
+                binary = servers + "/ferry"
+                try FileManager.default.copyItem(atPath: FerryProcess.binary, toPath: binary)
+            }
+        }
         let instance = try await PostgresInstance.create(
             directory: servers + "/node1",
             settings: [
-                "archive_mode": "on", "archive_command": "'\(FerryProcess.binary) wal push %p --repository \(repository)'",
+                "archive_mode": "on", "archive_command": "'\(binary) wal push %p --repository \(repository)'",
                 "wal_keep_size": "'512MB'",
             ],
             cache: Sandbox.cacheDirectory(serverRoot: servers, root: root), logger: logger)
@@ -35,6 +44,7 @@ struct WALArchiveIntegrationTests {
         }
         await instance.stop()
         try? FileManager.default.removeItem(atPath: root)
+        if servers != root { try? FileManager.default.removeItem(atPath: servers) }
     }
 
     private func check(_ instance: PostgresInstance, repository: String) async throws {
