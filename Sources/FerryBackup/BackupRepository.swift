@@ -110,7 +110,16 @@ package struct LocalRepository: BackupRepository {
         var current = directory.hasPrefix("/") ? "" : "."
         for part in directory.split(separator: "/") {
             current += "/" + part
-            if mkdir(current, 0o750) != 0, errno != EEXIST { throw failure("create the directory", current, errno) }
+            if mkdir(current, 0o750) != 0, errno != EEXIST {
+                // The fix is about the directory it goes in, which must let this user create entries.
+                let code = errno
+                var error = failure("create the directory", current, code)
+                if code == EACCES || code == EPERM {
+                    let parent = (current as NSString).deletingLastPathComponent
+                    error.fix = "give the user running ferry (for WAL, PostgreSQL's own user) write access to \(parent), or create \(current) for it"
+                }
+                throw error
+            }
         }
     }
 
