@@ -1,4 +1,5 @@
 import CFreeTDS
+import Foundation
 import NIOPosix
 import Synchronization
 
@@ -45,6 +46,32 @@ enum DBLibrary {
             defer { pthread_setspecific(collectorKey, nil) }
             return try body()
         }
+    }
+
+    /// `dbsetlogintime` is process-wide and `tdsdbopen` reads it: two logins with different timeouts at once could
+    /// each get the other's (seen: a login given 15 s timed out after 2 s while another test logged in with 2 s).
+    /// Logins with the same timeout run together; one with another timeout waits until those in flight are done.
+    private static let loginGate = NSCondition()
+    nonisolated(unsafe) private static var loginTimeout: Int32 = -1
+    nonisolated(unsafe) private static var loginsInFlight = 0
+
+    /// Runs `open` (a `tdsdbopen`) with DB-Library's login timeout at `seconds`. On a DB-Library thread only.
+    static func withLoginTimeout<T>(_ seconds: Int32, _ open: () -> T) -> T {
+        loginGate.lock()
+        while loginsInFlight > 0 && loginTimeout != seconds { loginGate.wait() }
+        if loginTimeout != seconds {
+            dbsetlogintime(seconds)
+            loginTimeout = seconds
+        }
+        loginsInFlight += 1
+        loginGate.unlock()
+        defer {
+            loginGate.lock()
+            loginsInFlight -= 1
+            loginGate.broadcast()
+            loginGate.unlock()
+        }
+        return open()
     }
 
     /// The collector of the call running on this thread.

@@ -85,9 +85,8 @@ package final class SQLServerConnection: Sendable {
             dbsetlname(login, "UTF-8", Int32(DBSETCHARSET))
             dbsetlversion(login, BYTE(options.version.dbVersion))
             if options.bulkCopy { dbsetlbool(login, 1, Int32(DBSETBCP)) }
-            dbsetlogintime(loginSeconds)
             // Encryption and the CA are a freetds.conf section of Ferry's own (FreeTDSServers).
-            guard let process = tdsdbopen(login, server, 1) else {
+            guard let process = DBLibrary.withLoginTimeout(loginSeconds, { tdsdbopen(login, server, 1) }) else {
                 return .failure(collector.failure())
             }
             if options.queryTimeoutSeconds > 0 { dbsetopt(process, Int32(DBSETTIME), "\(options.queryTimeoutSeconds)", 0) }

@@ -79,6 +79,43 @@ struct SQLServerBrokenServerTests {
     /// Found by Fuzz/FuzzTDSReply: DB-Library sent `dbsetopt(DBTEXTSIZE)` as a hidden batch and spun for ever inside
     /// FreeTDS when a server answered it with rows. Ferry sends the setting as its own statement: rows in answer are
     /// read and the connection goes on.
+    /// DB-Library's login timeout is process-wide: logins with different timeouts at once must each keep their own.
+    /// Patient logins (6 s) and impatient ones (1 s) to a server that never answers, interleaved: no patient login
+    /// gives up before its 6 s (one did after 2 s in a CI run, taking another test's timeout).
+    @Test func loginsAtOnceKeepTheirOwnTimeouts() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        let port = try #require(server.channel.localAddress?.port)
+        let serving = Task {
+            try await server.executeThenClose { connections in
+                for try await connection in connections {
+                    Task { try await connection.executeThenClose { inbound, _ in for try await _ in inbound {} } }
+                }
+            }
+        }
+        defer { server.channel.close(promise: nil) }
+        let results = try await withThrowingTaskGroup(of: (patient: Bool, seconds: Double).self) { group in
+            for index in 0..<6 {
+                let patient = index % 2 == 0
+                var endpoint = Self.endpoint(port: port)
+                endpoint.connectTimeout = .seconds(patient ? 6 : 1)
+                group.addTask {
+                    let start = ContinuousClock.now
+                    _ = try? await SQLServerConnection.connect(endpoint)
+                    let elapsed = ContinuousClock.now - start
+                    return (patient, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for result in results where result.patient { #expect(result.seconds >= 5.5, "a 6 s login gave up after \(result.seconds) s") }
+        try? await server.channel.setOption(ChannelOptions.autoRead, value: false)
+        try? await server.channel.close()
+        _ = await serving.result
+    }
+
     @Test func rowsInAnswerToTheSessionSettingAreNoHang() async throws {
         func bVarchar(_ text: String) -> [UInt8] { [UInt8(text.utf16.count)] + text.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] } }
         let preLogin: [UInt8] = [
