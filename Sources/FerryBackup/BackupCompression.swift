@@ -97,18 +97,25 @@ package enum BackupCompression: String, Sendable, CaseIterable {
         }
         defer { deflateEnd(&stream) }
         var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(bytes.count))) + 32)
-        let status = output.withUnsafeMutableBytes { out in
+        let status = Self.finish(&stream, from: bytes[...], into: &output, with: deflate)
+        guard status == Z_STREAM_END else { throw failure("compress", "deflate returned \(status)") }
+        output.removeLast(output.count - Int(stream.total_out))
+        return output
+    }
+
+    /// One zlib call (`deflate` or `inflate`) with `Z_FINISH` over the whole input into `output`'s room.
+    private static func finish(
+        _ stream: inout z_stream, from bytes: ArraySlice<UInt8>, into output: inout [UInt8], with step: (z_streamp?, Int32) -> Int32
+    ) -> Int32 {
+        output.withUnsafeMutableBytes { out in
             bytes.withUnsafeBytes { input -> Int32 in
                 stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: Bytef.self))
                 stream.avail_in = uInt(input.count)
                 stream.next_out = out.baseAddress?.assumingMemoryBound(to: Bytef.self)
                 stream.avail_out = uInt(out.count)
-                return deflate(&stream, Z_FINISH)
+                return step(&stream, Z_FINISH)
             }
         }
-        guard status == Z_STREAM_END else { throw failure("compress", "deflate returned \(status)") }
-        output.removeLast(output.count - Int(stream.total_out))
-        return output
     }
 
     private static func gunzip(_ bytes: ArraySlice<UInt8>, into output: inout [UInt8], what: String) throws(FerryError) -> Int {
@@ -117,15 +124,7 @@ package enum BackupCompression: String, Sendable, CaseIterable {
             throw FerryError(.server, "gzip could not start decompressing \(what)")
         }
         defer { inflateEnd(&stream) }
-        let status = output.withUnsafeMutableBytes { out in
-            bytes.withUnsafeBytes { input -> Int32 in
-                stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: Bytef.self))
-                stream.avail_in = uInt(input.count)
-                stream.next_out = out.baseAddress?.assumingMemoryBound(to: Bytef.self)
-                stream.avail_out = uInt(out.count)
-                return inflate(&stream, Z_FINISH)
-            }
-        }
+        let status = finish(&stream, from: bytes, into: &output, with: inflate)
         // Z_STREAM_END: whole; anything else (Z_BUF_ERROR: more output than the header says, or input cut short;
         // Z_DATA_ERROR: damage) is a damaged file.
         guard status == Z_STREAM_END, stream.avail_in == 0 else { throw damaged(what, "does not decompress (gzip status \(status))") }

@@ -24,13 +24,18 @@ struct SQLServerBrokenServerTests {
         return endpoint
     }
 
-    @Test(arguments: [Breakage.closeAtOnce, .garbage, .endlessPacket, .silence])
-    func aBrokenServerIsAnErrorAtLogin(_ breakage: Breakage) async throws {
+    /// A server on a free loopback port whose connections are plain byte streams, and its port.
+    static func listen() async throws -> (server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, port: Int) {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(host: "127.0.0.1", port: 0) { channel in
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }
-        let port = try #require(server.channel.localAddress?.port)
+        return (server, try #require(server.channel.localAddress?.port))
+    }
+
+    @Test(arguments: [Breakage.closeAtOnce, .garbage, .endlessPacket, .silence])
+    func aBrokenServerIsAnErrorAtLogin(_ breakage: Breakage) async throws {
+        let (server, port) = try await Self.listen()
         let serving = Task {
             try await server.executeThenClose { connections in
                 for try await connection in connections {
@@ -83,11 +88,7 @@ struct SQLServerBrokenServerTests {
     /// Patient logins (6 s) and impatient ones (1 s) to a server that never answers, interleaved: no patient login
     /// gives up before its 6 s (one did after 2 s in a CI run, taking another test's timeout).
     @Test func loginsAtOnceKeepTheirOwnTimeouts() async throws {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0) { channel in
-                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
-            }
-        let port = try #require(server.channel.localAddress?.port)
+        let (server, port) = try await Self.listen()
         let serving = Task {
             try await server.executeThenClose { connections in
                 for try await connection in connections {
@@ -129,11 +130,7 @@ struct SQLServerBrokenServerTests {
             + [UInt8](repeating: 0, count: 7)
         // Every answer is a result with rows, once logged in: the setting's, and the query's.
         let answers = [preLogin, login]
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0) { channel in
-                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
-            }
-        let port = try #require(server.channel.localAddress?.port)
+        let (server, port) = try await Self.listen()
         let serving = Task {
             try await server.executeThenClose { connections in
                 for try await connection in connections {
@@ -224,10 +221,7 @@ final class CuttingProxy: Sendable {
     }
 
     static func start(upstream: Int, cutAfter limit: Int) async throws -> CuttingProxy {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0) { channel in
-                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
-            }
+        let (server, _) = try await SQLServerBrokenServerTests.listen()
         let serving = Task {
             try await server.executeThenClose { connections in
                 for try await client in connections {
