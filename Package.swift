@@ -250,7 +250,11 @@ let package = Package(
             dependencies: [
                 "CCompression",
                 "FerryCore",
+                "FerryPostgres",
+                "FerryPostgresNode",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -13,6 +13,10 @@ package protocol BackupRepository: Sendable {
     /// a file already at `path` is kept and the call returns false (atomically: of two writers, one wins).
     @discardableResult
     func write(_ path: String, _ bytes: [UInt8], replacing: Bool) throws(FerryError) -> Bool
+    /// The names directly inside `directory` (files and directories), sorted; empty when there is none.
+    func list(_ directory: String) throws(FerryError) -> [String]
+    /// Removes the file or the directory tree at `path`; nothing there is not an error.
+    func remove(_ path: String) throws(FerryError)
     /// A description for messages (`/backups/ferry`, `s3://bucket/prefix`).
     var location: String { get }
 }
@@ -78,6 +82,57 @@ package struct LocalRepository: BackupRepository {
         return true
     }
 
+    package func list(_ directory: String) throws(FerryError) -> [String] {
+        let full = try resolve(directory)
+        guard let handle = opendir(full) else {
+            if errno == ENOENT || errno == ENOTDIR { return [] }
+            throw Self.failure("list", full, errno)
+        }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if name != ".", name != "..", !name.hasPrefix(".tmp-") { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    package func remove(_ path: String) throws(FerryError) {
+        let full = try resolve(path)
+        do {
+            try FileManager.default.removeItem(atPath: full)
+        } catch let error as CocoaError where error.code == .fileNoSuchFile {
+            return
+        } catch {
+            if access(full, F_OK) != 0 { return }
+            throw FerryError(
+                .permission, "cannot remove \(full): \(error.localizedDescription)", fix: "give the user running ferry write access to \(root)")
+        }
+    }
+
+    /// Takes the repository's lock (`backup.lock`, an advisory lock the kernel releases when the process dies): one
+    /// backup, retention run or deletion at a time, and a killed run never leaves it held.
+    package func lock(for what: String) throws(FerryError) -> RepositoryLock {
+        try Self.makeDirectories(root)
+        let path = root + "/backup.lock"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+        guard descriptor >= 0 else { throw Self.failure("open", path, errno) }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? Self.readAll(descriptor, path: path)).map {
+                String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            close(descriptor)
+            throw FerryError(
+                .conflict,
+                "another ferry is working in \(root) (\(holder.map { $0.isEmpty ? "pid unknown" : $0 } ?? "pid unknown")), so \(what) cannot start",
+                fix: "wait for it to finish (or stop it), then run this again")
+        }
+        _ = ftruncate(descriptor, 0)
+        let note = Array("pid \(getpid()): \(what)\n".utf8)
+        _ = note.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
+        return RepositoryLock(descriptor: descriptor)
+    }
+
     /// `path` under the root; refused when it is absolute, empty or climbs out (`..`).
     private func resolve(_ path: String) throws(FerryError) -> String {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
@@ -141,4 +196,13 @@ package struct LocalRepository: BackupRepository {
             }
         return FerryError(code == EACCES || code == EPERM ? .permission : .server, "cannot \(action) \(path): \(reason)", fix: fix)
     }
+}
+
+/// A repository's lock, held until `release()` or the process ends.
+package final class RepositoryLock: Sendable {
+    private let descriptor: Int32
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    deinit { close(descriptor) }
 }

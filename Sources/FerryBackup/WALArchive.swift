@@ -68,10 +68,20 @@ package struct WALArchive: Sendable {
         return content
     }
 
+    /// Whether the archive holds `name` (without reading it).
+    package func contains(name: String, system: UInt64) throws(FerryError) -> Bool {
+        let path = try Self.path(of: name, system: system)
+        let slash = path.lastIndex(of: "/")!
+        return try repository.list(String(path[..<slash])).contains(name)
+    }
+
+    /// The directory under `wal/` of the cluster `system`: 16 hex digits.
+    package static func systemDirectoryName(_ system: UInt64) -> String { String(system, radix: 16).leftPadded(to: 16) }
+
     /// Where `name` is kept; refused unless it is a WAL segment (24 hex digits, or with `.partial`), a timeline
     /// history file (`00000002.history`) or a backup label (`<segment>.00000028.backup`): nothing else may name a path.
     package static func path(of name: String, system: UInt64) throws(FerryError) -> String {
-        let base = "wal/" + String(system, radix: 16).leftPadded(to: 16)
+        let base = "wal/" + systemDirectoryName(system)
         if name.hasSuffix(".history"), isHex(String(name.dropLast(8)), count: 8) {
             return base + "/history/" + name
         }

@@ -12,39 +12,7 @@ import Testing
 @Suite("WAL archive with a real PostgreSQL", .sandbox)
 struct WALArchiveIntegrationTests {
     @Test func postgresArchivesThroughFerryAndGetsItBackByteForByte() async throws {
-        let logger = Logger(label: "ferry.test.wal")
-        let root = FerryProcess.packageRoot + "/.ferry/test/wal-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let servers = try Sandbox.reachableServerRoot(for: root)
-        let repository = servers + "/repository"
-        try FileManager.default.createDirectory(atPath: repository, withIntermediateDirectories: true)
-        // archive_command runs as PostgreSQL's user: the repository and the binary must be within its reach (a
-        // checkout under a private home directory is not).
-        var binary = FerryProcess.binary
-        if let owner = SystemUser.forPostgres() {
-            FileSystem.chownRecursive(repository, to: owner)
-            if !FileSystem.canTraverse(binary, as: owner) {
-                binary = servers + "/ferry"
-                try FileManager.default.copyItem(atPath: FerryProcess.binary, toPath: binary)
-            }
-        }
-        let instance = try await PostgresInstance.create(
-            directory: servers + "/node1",
-            settings: [
-                "archive_mode": "on", "archive_command": "'\(binary) wal push %p --repository \(repository)'",
-                "wal_keep_size": "'512MB'",
-            ],
-            cache: Sandbox.cacheDirectory(serverRoot: servers, root: root), logger: logger)
-        try await instance.start()
-        do {
-            try await check(instance, repository: repository)
-        } catch {
-            await instance.stop()
-            throw error
-        }
-        await instance.stop()
-        try? FileManager.default.removeItem(atPath: root)
-        if servers != root { try? FileManager.default.removeItem(atPath: servers) }
+        try await ArchivingServer.with("wal") { server in try await check(server.instance, repository: server.repository) }
     }
 
     private func check(_ instance: PostgresInstance, repository: String) async throws {

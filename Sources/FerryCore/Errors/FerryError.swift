@@ -22,6 +22,7 @@ package struct FerryError: Error, Sendable, CustomStringConvertible {
             case cancelled
             case conflict
             case tooLarge = "too_large"
+            case notFound = "not_found"
         }
 
         private let base: Base
@@ -57,6 +58,8 @@ package struct FerryError: Error, Sendable, CustomStringConvertible {
         package static let conflict = Code(.conflict)
         /// Input (a request body, a file, an expanded document) is over its size limit.
         package static let tooLarge = Code(.tooLarge)
+        /// The named thing (a backup, a file, a job) does not exist.
+        package static let notFound = Code(.notFound)
 
         package var description: String { base.rawValue }
     }

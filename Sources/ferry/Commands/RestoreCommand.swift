@@ -1,0 +1,134 @@
+import ArgumentParser
+import FerryBackup
+import FerryCore
+import FerryPostgresNode
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `ferry restore`: a backup chain into an empty directory, recovered to a point in time.
+struct RestoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore a base backup (with its incrementals) and recover to the latest WAL, a time, an LSN or a restore point.",
+        discussion: """
+            Examples:
+              ferry restore --repository /backups/ferry --target /var/lib/postgresql/15/restored --port 5440
+              ferry restore --repository /backups/ferry --target /srv/pitr --to '2026-12-07 14:05:00+00' --port 5440
+              ferry restore --repository /backups/ferry --target /srv/pitr --to 0/3A000028 --action pause --port 5440
+              ferry restore --repository /backups/ferry --target /srv/pitr --to name:before_migration --port 5440
+
+            Without --backup, the newest backup that ends before the target is used. Before writing anything, Ferry checks that the chain is whole and that the WAL making the backup consistent is archived. Every block is checked against its checksum as it is written. With --port the server is started and Ferry waits until recovery reaches the target (promote by default, or pause/shutdown), then reports where it stopped; without it the directory is left ready to start.
+            """
+    )
+
+    @OptionGroup var repository: BackupCommand.RepositoryOption
+
+    @Option(help: ArgumentHelp("The directory to restore into: new or empty.", valueName: "path"))
+    var target: String
+
+    @Option(
+        name: .customLong("to"),
+        help: ArgumentHelp(
+            "latest (default), a time with its zone (2026-12-07 14:05:00+00), an LSN (0/3A000028), or name:NAME (a restore point).",
+            valueName: "target"))
+    var recoveryTarget = "latest"
+
+    @Option(help: ArgumentHelp("Restore this backup (default: the newest before the target).", valueName: "id"))
+    var backup: String?
+
+    @Option(help: ArgumentHelp("At the target: promote (default), pause or shutdown.", valueName: "action"))
+    var action = "promote"
+
+    @Option(help: ArgumentHelp("Start the restored server on this port and wait for recovery; without it, nothing is started.", valueName: "port"))
+    var port: Int?
+
+    @Option(
+        name: .customLong("archive-mode"),
+        help: ArgumentHelp(
+            "off: the restored server does not archive (a copy beside the original); preserve (default): as backed up.", valueName: "mode"))
+    var archiveMode = "preserve"
+
+    @Option(
+        name: .customLong("ferry-binary"), help: ArgumentHelp("The ferry PostgreSQL's restore_command runs (default: this one).", valueName: "path"))
+    var ferryBinary: String?
+
+    @Option(help: ArgumentHelp("Files written at once (default 2).", valueName: "n"))
+    var workers = 2
+
+    @Option(help: ArgumentHelp("Seconds to wait for recovery to reach its target (default 3600).", valueName: "seconds"))
+    var wait = 3600
+
+    @Flag(help: "Print the outcome as JSON.")
+    var json = false
+
+    @Flag(help: "No progress bar.")
+    var quiet = false
+
+    func run() async throws {
+        var restore = BackupRestore(repository: try repository.open(), target: FileSystem.absolute(target), ferryBinary: try binary())
+        restore.recoveryTarget = try Self.parseTarget(recoveryTarget)
+        guard let chosen = BackupRestorer.TargetAction(rawValue: action) else {
+            throw FerryError(.configuration, "unknown --action \"\(PrintableText.escaped(action))\"", fix: "use promote, pause or shutdown")
+        }
+        restore.action = chosen
+        switch archiveMode {
+        case "preserve": restore.archiveMode = nil
+        case "off": restore.archiveMode = "off"
+        default: throw FerryError(.configuration, "unknown --archive-mode \"\(PrintableText.escaped(archiveMode))\"", fix: "use off or preserve")
+        }
+        if let backup { try BackupStore.checkID(backup) }
+        restore.backupID = backup
+        restore.port = port
+        guard (1...64).contains(workers) else { throw FerryError(.configuration, "--workers \(workers) is out of range", fix: "use 1–64") }
+        guard (1...604_800).contains(wait) else { throw FerryError(.configuration, "--wait \(wait) is out of range", fix: "use 1–604800 seconds") }
+        restore.workers = workers
+        restore.wait = .seconds(wait)
+        let bar = ProgressBar(quiet: quiet || json)
+        let began = ContinuousClock.now
+        let report = try await restore.run { done, total in bar.draw(ProgressBar.renderBytes("restore", done: done, total: total, since: began)) }
+        bar.finish()
+        if json {
+            Terminal.print(try BackupCommand.json(report))
+            return
+        }
+        Terminal.print(
+            "restored backup \(report.backup)\(report.chain.count > 1 ? " (chain \(report.chain.joined(separator: " → ")))" : "") into \(report.target): "
+                + "\(report.files) files, \(ProgressBar.bytes(report.bytes)) in \(String(format: "%.1f", report.seconds)) s")
+        for line in report.recovery { Terminal.print("  " + line) }
+        if report.started {
+            Terminal.print(
+                "server \(report.state ?? "started") on port \(port ?? 0)\(report.timeline.map { ", timeline \($0)" } ?? ""); log: \(report.log ?? "")"
+            )
+        } else {
+            Terminal.hint("not started: start it with pg_ctl -D \(report.target) start (or pass --port to have Ferry start it and wait)")
+        }
+    }
+
+    /// `latest`, `name:X`, an LSN, or a time.
+    static func parseTarget(_ text: String) throws(FerryError) -> BackupRestorer.Target {
+        if text == "latest" { return .latest }
+        if text.hasPrefix("name:") {
+            let name = String(text.dropFirst(5))
+            guard !name.isEmpty, name.utf8.count <= 63 else {
+                throw FerryError(.configuration, "the restore point name in --to is empty or longer than 63 bytes", fix: "give --to name:NAME")
+            }
+            return .name(name)
+        }
+        if WALPosition(text) != nil { return .lsn(text) }
+        if BackupRestore.parseTime(text) != nil { return .time(text) }
+        throw FerryError(
+            .configuration, "--to \"\(PrintableText.escaped(text))\" is not latest, a time with its zone, an LSN or name:NAME",
+            fix: "e.g. --to '2026-12-07 14:05:00+00', --to 0/3A000028, --to name:before_migration")
+    }
+
+    private func binary() throws(FerryError) -> String {
+        if let ferryBinary { return FileSystem.absolute(ferryBinary) }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return FileSystem.absolute(CommandLine.arguments[0]) }
+        return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
