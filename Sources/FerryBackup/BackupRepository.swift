@@ -1,5 +1,6 @@
 package import FerryCore
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -17,8 +18,16 @@ package protocol BackupRepository: Sendable {
     func list(_ directory: String) throws(FerryError) -> [String]
     /// Removes the file or the directory tree at `path`; nothing there is not an error.
     func remove(_ path: String) throws(FerryError)
+    /// Takes the repository's lock for `what` (one backup, retention run or deletion at a time); held until the
+    /// returned lock is released or dropped, and never left held by a process that died.
+    func lock(for what: String) throws(FerryError) -> any RepositoryLock
     /// A description for messages (`/backups/ferry`, `s3://bucket/prefix`).
     var location: String { get }
+}
+
+/// A repository's lock: held until `release()` or until it is dropped.
+package protocol RepositoryLock: Sendable {
+    func release()
 }
 
 /// A repository in a local directory (or a mounted file system). Writes go to a temporary name in the same directory,
@@ -112,7 +121,7 @@ package struct LocalRepository: BackupRepository {
 
     /// Takes the repository's lock (`backup.lock`, an advisory lock the kernel releases when the process dies): one
     /// backup, retention run or deletion at a time, and a killed run never leaves it held.
-    package func lock(for what: String) throws(FerryError) -> RepositoryLock {
+    package func lock(for what: String) throws(FerryError) -> any RepositoryLock {
         try Self.makeDirectories(root)
         let path = root + "/backup.lock"
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
@@ -130,7 +139,7 @@ package struct LocalRepository: BackupRepository {
         _ = ftruncate(descriptor, 0)
         let note = Array("pid \(getpid()): \(what)\n".utf8)
         _ = note.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
-        return RepositoryLock(descriptor: descriptor)
+        return FileLock(descriptor: descriptor)
     }
 
     /// `path` under the root; refused when it is absolute, empty or climbs out (`..`).
@@ -198,11 +207,18 @@ package struct LocalRepository: BackupRepository {
     }
 }
 
-/// A repository's lock, held until `release()` or the process ends.
-package final class RepositoryLock: Sendable {
-    private let descriptor: Int32
+/// A local repository's lock: an advisory `flock` on `backup.lock`, which the kernel drops when the process dies.
+final class FileLock: RepositoryLock {
+    private let descriptor: Mutex<Int32>
 
-    init(descriptor: Int32) { self.descriptor = descriptor }
+    init(descriptor: Int32) { self.descriptor = Mutex(descriptor) }
 
-    deinit { close(descriptor) }
+    func release() {
+        descriptor.withLock { descriptor in
+            if descriptor >= 0 { close(descriptor) }
+            descriptor = -1
+        }
+    }
+
+    deinit { release() }
 }

@@ -11,7 +11,7 @@ import Synchronization
 /// anything is written, restores the chain into an empty directory, writes the recovery settings, then starts
 /// PostgreSQL and waits until recovery reaches the target, reporting what it recovered to.
 package struct BackupRestore: Sendable {
-    package let repository: LocalRepository
+    package let repository: any BackupRepository
     package let target: String
     package var recoveryTarget: BackupRestorer.Target = .latest
     package var action: BackupRestorer.TargetAction = .promote
@@ -26,7 +26,7 @@ package struct BackupRestore: Sendable {
     package var binaries: PostgresBinaries?
     package var wait: Duration = .seconds(3600)
 
-    package init(repository: LocalRepository, target: String, ferryBinary: String) {
+    package init(repository: any BackupRepository, target: String, ferryBinary: String) {
         self.repository = repository
         self.target = target
         self.ferryBinary = ferryBinary

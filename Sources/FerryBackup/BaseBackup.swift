@@ -9,7 +9,7 @@ import Synchronization
 /// The repository is locked for the run; a backup a killed or failed run left behind (no manifest) is removed at the
 /// next run's start, and is never listed as usable.
 package struct BaseBackup: Sendable {
-    package let repository: LocalRepository
+    package let repository: any BackupRepository
     package let dataDirectory: String
     package let server: any BackupServer
     package var compression: BackupCompression = .zstd
@@ -17,7 +17,7 @@ package struct BaseBackup: Sendable {
     /// How long to wait for the archive to hold the WAL the backup needs.
     package var archiveTimeout: Duration = .seconds(120)
 
-    package init(repository: LocalRepository, dataDirectory: String, server: any BackupServer) {
+    package init(repository: any BackupRepository, dataDirectory: String, server: any BackupServer) {
         self.repository = repository
         self.dataDirectory = dataDirectory
         self.server = server
@@ -37,7 +37,7 @@ package struct BaseBackup: Sendable {
         let systemHex = WALArchive.systemDirectoryName(system)
         try DataDirectoryScan.checkDataDirectory(dataDirectory)
         let lock = try repository.lock(for: "ferry backup \(requested.rawValue)")
-        defer { withExtendedLifetime(lock) {} }
+        defer { lock.release() }
         let store = BackupStore(repository: repository)
         let removed = try store.incomplete()
         for id in removed { try repository.remove(BackupManifest.directory(id)) }

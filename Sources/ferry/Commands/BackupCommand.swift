@@ -24,11 +24,11 @@ struct BackupCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("The backup repository: a directory (or FERRY_BACKUP_REPOSITORY).", valueName: "path"))
         var repository: String?
 
-        func open() throws(FerryError) -> LocalRepository {
+        func open() throws(FerryError) -> any BackupRepository {
             guard let path = repository ?? ProcessInfo.processInfo.environment["FERRY_BACKUP_REPOSITORY"], !path.isEmpty else {
                 throw FerryError(.configuration, "no backup repository given", fix: "pass --repository DIR or set FERRY_BACKUP_REPOSITORY")
             }
-            return LocalRepository(root: FileSystem.absolute(path))
+            return try BackupRepositories.open(path.contains("://") ? path : FileSystem.absolute(path))
         }
     }
 
@@ -245,9 +245,8 @@ struct BackupCommand: AsyncParsableCommand {
             let repository = try repository.open()
             try BackupStore.checkID(id)
             let lock = try repository.lock(for: "ferry backup delete \(id)")
-            let deleted = try withExtendedLifetime(lock) { () throws(FerryError) in
-                try BackupStore(repository: repository).delete(id, withDependents: withDependents)
-            }
+            defer { lock.release() }
+            let deleted = try BackupStore(repository: repository).delete(id, withDependents: withDependents)
             Terminal.print(json ? try BackupCommand.json(["deleted": deleted]) : "deleted \(deleted.joined(separator: ", "))")
         }
     }

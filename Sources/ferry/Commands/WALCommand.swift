@@ -33,7 +33,7 @@ struct WALCommand: ParsableCommand {
             help: ArgumentHelp("PostgreSQL's data directory (default: the current one, where PostgreSQL runs these commands).", valueName: "path"))
         var dataDirectory = "."
 
-        func open() throws(FerryError) -> (repository: LocalRepository, system: UInt64) {
+        func open() throws(FerryError) -> (repository: any BackupRepository, system: UInt64) {
             guard let path = repository ?? ProcessInfo.processInfo.environment["FERRY_BACKUP_REPOSITORY"], !path.isEmpty else {
                 throw FerryError(
                     .configuration, "no backup repository given",
@@ -41,12 +41,7 @@ struct WALCommand: ParsableCommand {
                         "pass --repository DIR (e.g. archive_command = 'ferry wal push %p --repository /backups/ferry') or set FERRY_BACKUP_REPOSITORY"
                 )
             }
-            guard path.hasPrefix("/") else {
-                throw FerryError(
-                    .configuration, "the repository \"\(PrintableText.escaped(path))\" is not an absolute path",
-                    fix: "PostgreSQL runs archive and restore commands in its data directory: give the repository's full path")
-            }
-            return (LocalRepository(root: path), try PostgresControlFile.systemIdentifier(dataDirectory: dataDirectory))
+            return (try BackupRepositories.open(path), try PostgresControlFile.systemIdentifier(dataDirectory: dataDirectory))
         }
     }
 
