@@ -187,6 +187,7 @@ let package = Package(
         .target(
             name: "FerryCluster",
             dependencies: [
+                "FerryBackup",
                 "FerryCore",
                 "FerryEtcd",
                 "FerryPostgres",
@@ -252,8 +253,14 @@ let package = Package(
                 "FerryCore",
                 "FerryPostgres",
                 "FerryPostgresNode",
+                "FerryRedis",
+                // The S3 repository's HTTP client.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings

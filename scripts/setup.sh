@@ -17,6 +17,7 @@ packages=(
 # `scripts/setup.sh bench` also installs the peers the benchmarks measure beside Ferry.
 if [ "${1:-}" = "bench" ]; then
   packages+=(patroni)   # the HA benchmark's peer (Debian's Patroni on the same etcd and PostgreSQL)
+  packages+=(pgbackrest)   # the backup benchmark's peer (Debian's pgBackRest 2.45, on the same PostgreSQL)
   packages+=(python3-pymssql)   # the SQL Server benchmark's peer (pymssql, FreeTDS underneath like Ferry's client)
 fi
 
@@ -51,6 +52,13 @@ fi
 if ! python3 -c "import OpenSSL" 2>/dev/null; then
   echo "setup: installing pyOpenSSL (PyPI)"
   python3 -m pip install -q pyOpenSSL 2>/dev/null || python3 -m pip install -q --break-system-packages pyOpenSSL
+fi
+
+# moto's S3 server (PyPI): the S3-compatible store the S3 repository's tests run against (its conditional writes and
+# deletes, If-None-Match and If-Match, need moto 5.2).
+if ! python3 -c "import moto, moto.server; assert tuple(map(int, moto.__version__.split('.')[:2])) >= (5, 2)" 2>/dev/null; then
+  echo "setup: installing moto[server] (PyPI)"
+  python3 -m pip install -q "moto[server]>=5.2,<6" 2>/dev/null || python3 -m pip install -q --break-system-packages "moto[server]>=5.2,<6"
 fi
 
 # The benchmarks' Python peers run on Debian's python3 (/usr/bin/python3): python-tds for it too.

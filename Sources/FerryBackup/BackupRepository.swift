@@ -56,10 +56,11 @@ package struct LocalRepository: BackupRepository {
     package func write(_ path: String, _ bytes: [UInt8], replacing: Bool = true) throws(FerryError) -> Bool {
         let full = try resolve(path)
         let directory = (full as NSString).deletingLastPathComponent
-        try Self.makeDirectories(directory)
+        try Self.makeDirectories(directory, owner: repositoryOwner)
         let temporary = directory + "/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-" + (full as NSString).lastPathComponent
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard descriptor >= 0 else { throw Self.failure("create", temporary, errno) }
+        if let owner = repositoryOwner { _ = fchown(descriptor, owner.uid, owner.gid) }
         var done = false
         defer {
             if !done { unlink(temporary) }
@@ -170,11 +171,22 @@ package struct LocalRepository: BackupRepository {
         return bytes
     }
 
-    static func makeDirectories(_ directory: String) throws(FerryError) {
+    /// When root writes into a repository another account owns (an agent, beside PostgreSQL's archive_command), what
+    /// it creates is handed to that owner, so the other account can still write beside it.
+    private var repositoryOwner: (uid: uid_t, gid: gid_t)? {
+        guard geteuid() == 0 else { return nil }
+        var status = stat()
+        guard stat(root, &status) == 0, status.st_uid != 0 else { return nil }
+        return (status.st_uid, status.st_gid)
+    }
+
+    static func makeDirectories(_ directory: String, owner: (uid: uid_t, gid: gid_t)? = nil) throws(FerryError) {
         var current = directory.hasPrefix("/") ? "" : "."
         for part in directory.split(separator: "/") {
             current += "/" + part
-            if mkdir(current, 0o750) != 0, errno != EEXIST {
+            if mkdir(current, 0o750) == 0 {
+                if let owner { _ = chown(current, owner.uid, owner.gid) }
+            } else if errno != EEXIST {
                 // The fix is about the directory it goes in, which must let this user create entries.
                 let code = errno
                 var error = failure("create the directory", current, code)

@@ -25,6 +25,10 @@ package struct BackupRestore: Sendable {
     package var port: Int?
     package var binaries: PostgresBinaries?
     package var wait: Duration = .seconds(3600)
+    /// Restore as a standby (`standby.signal`, recovery to the latest WAL and on by streaming): a cluster node seeded
+    /// from a backup instead of a copy of the primary. `configureStandby` then points it at the primary.
+    package var standby = false
+    package var configureStandby: (@Sendable () throws(FerryError) -> Void)?
 
     package init(repository: any BackupRepository, target: String, ferryBinary: String) {
         self.repository = repository
@@ -120,9 +124,10 @@ package struct BackupRestore: Sendable {
             }
             let command = "\(ferryBinary) wal fetch %f %p --repository \(repository.location)"
             try restorer.writeRecoverySettings(
-                restoreCommand: command, recoveryTarget: recoveryTarget, action: action, standby: nil, archiveMode: archiveMode,
-                owner: owner.map { ($0.uid, $0.gid) })
+                restoreCommand: command, recoveryTarget: standby ? .latest : recoveryTarget, action: action, standby: standby ? [:] : nil,
+                archiveMode: archiveMode, owner: owner.map { ($0.uid, $0.gid) })
             try writeMissingConfiguration()
+            try configureStandby?()
         } catch {
             // Nothing half-written: the directory is left as it was found (empty, or not there).
             if existed {
@@ -141,13 +146,48 @@ package struct BackupRestore: Sendable {
             try await start(port: port, log: log, owner: owner)
             report.started = true
             report.log = log
-            report.state = try await waitForRecovery(log: log)
+            report.state = standby ? "standby" : try await waitForRecovery(log: log)
             report.recovery = Self.recoveryLines(FileSystem.read(log) ?? "")
             report.timeline = Self.timeline(FileSystem.read(log) ?? "")
+            if recoveryTarget == .latest, action == .promote, !standby, let timeline = report.timeline {
+                try checkReachedTheEnd(timeline: timeline, backup: backup, system: system, log: log)
+            }
         }
         let elapsed = (ContinuousClock.now - clock).components
         report.seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return report
+    }
+
+    /// After a restore to the latest WAL: refuses to call it complete when the archive holds WAL past the point where
+    /// recovery stopped (on its timeline or a later one): a segment in between is missing, and what came after it is
+    /// not in the restored server. The server is left running at the point it reached.
+    private func checkReachedTheEnd(timeline: Int, backup: BackupManifest, system: UInt64, log: String) throws(FerryError) {
+        let historyName = String(format: "%08X.history", timeline)
+        guard let history = FileSystem.read(target + "/pg_wal/" + historyName), let (parent, switchPoint) = WALCatchUp.parse(history).last else {
+            return
+        }
+        let segmentSize = backup.walSegmentSize
+        // The last segment recovery read: the one holding the byte before the switch point.
+        let reached = (max(switchPoint, 1) - 1) / UInt64(segmentSize)
+        let base = "wal/" + WALArchive.systemDirectoryName(system)
+        var beyond: [String] = []
+        for directory in try repository.list(base) where directory.utf8.count == 16 {
+            guard let directoryTimeline = Int(directory.prefix(8), radix: 16), directoryTimeline >= parent, directoryTimeline < timeline else {
+                continue
+            }
+            for name in try repository.list(base + "/" + directory) {
+                guard let (_, segment) = WALPosition.parse(String(name.prefix(24)), segmentSize: segmentSize), segment > reached else { continue }
+                beyond.append(name)
+            }
+        }
+        guard let first = beyond.min() else { return }
+        let missing = WALPosition.segmentName(timeline: parent, segment: reached + 1, segmentSize: segmentSize)
+        throw FerryError(
+            .notFound,
+            "recovery stopped at \(WALPosition(switchPoint)) on timeline \(parent), but the archive holds WAL after it (\(beyond.count) file(s) from \(first)): \(missing) or a segment after it is missing, and what follows is not in the restored server",
+            fix:
+                "the server in \(target) runs at the point it reached (see \(log)); put the missing segment back in the archive and restore again, or keep this state knowing what is lost"
+        )
     }
 
     /// A Debian cluster keeps postgresql.conf and pg_hba.conf in /etc: the restored directory gets minimal ones.

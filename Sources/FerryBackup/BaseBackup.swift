@@ -16,6 +16,8 @@ package struct BaseBackup: Sendable {
     package var workers = 2
     /// How long to wait for the archive to hold the WAL the backup needs.
     package var archiveTimeout: Duration = .seconds(120)
+    /// Applied after a backup succeeds (nothing when empty).
+    package var retention = BackupRetention()
 
     package init(repository: any BackupRepository, dataDirectory: String, server: any BackupServer) {
         self.repository = repository
@@ -28,6 +30,7 @@ package struct BaseBackup: Sendable {
         /// Why an incremental became a full backup, when it did.
         package var note: String?
         package var removedIncomplete: [String]
+        package var retention: BackupRetention.Outcome?
     }
 
     package func run(
@@ -70,6 +73,7 @@ package struct BaseBackup: Sendable {
             )
         }
         let written: BaseBackupWriter.Result
+        let manifest: BackupManifest
         do throws(FerryError) {
             let scan = try DataDirectoryScan(dataDirectory: dataDirectory)
             var configured = BaseBackupWriter(repository: repository, id: id, compression: compression, prior: prior)
@@ -87,7 +91,7 @@ package struct BaseBackup: Sendable {
             }
             let stopWAL = WALPosition.segmentName(timeline: label.timeline, position: stopLSN.value - 1, segmentSize: start.walSegmentSize)
             try await waitForArchive(from: label.startWAL, to: stopWAL, system: system, segmentSize: start.walSegmentSize)
-            let manifest = BackupManifest(
+            manifest = BackupManifest(
                 id: id, kind: kind, prior: prior?.id, full: prior?.full ?? id, system: systemHex, serverVersion: start.serverVersion,
                 timeline: label.timeline, startLSN: label.startLSN, stopLSN: stop.lsn, startWAL: label.startWAL, stopWAL: stopWAL,
                 walSegmentSize: start.walSegmentSize, started: started, stopped: Date(), backupLabel: stop.label, tablespaceMap: stop.tablespaceMap,
@@ -97,12 +101,14 @@ package struct BaseBackup: Sendable {
             guard try repository.write(BackupManifest.path(id), manifest.encoded(), replacing: false) else {
                 throw FerryError(.conflict, "backup \(id) already has a manifest in \(repository.location)", fix: "run the backup again")
             }
-            return Report(manifest: manifest, note: note, removedIncomplete: removed)
         } catch {
             _ = try? await server.stop()
             try? repository.remove(BackupManifest.directory(id))
             throw error
         }
+        // The backup is kept whatever happens next; a retention failure is reported and the next run tries again.
+        let expired = retention.isEmpty ? nil : try retention.apply(to: repository)
+        return Report(manifest: manifest, note: note, removedIncomplete: removed, retention: expired)
     }
 
     /// Waits until every segment from `first` to `last` is in the archive.
@@ -124,7 +130,7 @@ package struct BaseBackup: Sendable {
     }
 
     /// Runs blocking file work on a thread of its own, off the concurrency pool.
-    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(FerryError) -> T) async throws(FerryError) -> T {
+    package static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(FerryError) -> T) async throws(FerryError) -> T {
         let result: Result<T, FerryError> = await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 do throws(FerryError) {

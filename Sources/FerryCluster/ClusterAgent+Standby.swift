@@ -1,4 +1,5 @@
 import CoreMetrics
+import FerryBackup
 import FerryCore
 import FerryEtcd
 import FerryPostgres
@@ -94,6 +95,8 @@ extension ClusterAgent {
         state.role = .primary
         state.following = nil
         state.synchronousNames = nil
+        // Before the first checkpoint of the new timeline can recycle them.
+        await archiveOldTimeline(session)
         // pg_rewind reads the new timeline from the control file, which a promotion updates only at its next
         // checkpoint: an old primary coming back could otherwise not be rewound.
         _ = try? await session.withConnection { connection in try await connection.query("CHECKPOINT", logger: logger) }
@@ -221,6 +224,39 @@ extension ClusterAgent {
         } catch {
             state.failedStarts += 1
             throw error
+        }
+    }
+}
+
+extension ClusterAgent {
+    /// Archives the old timeline's complete segments this node received but the old primary may not have archived
+    /// (it died with segments waiting); a failure is logged and the archive checked by `ferry backup verify`.
+    func archiveOldTimeline(_ session: PostgresSession) async {
+        guard let repository = settings.archiveRepository else { return }
+        do {
+            var timeline = 0
+            try await session.withConnection { connection in
+                let rows = try await connection.query("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)", logger: logger)
+                for try await text in rows.decode(String.self) { timeline = Int(text, radix: 16) ?? 0 }
+            }
+            let archive = WALArchive(repository: try BackupRepositories.open(repository))
+            let dataDirectory = controller.dataDirectory
+            let found = timeline
+            let outcome = try await BaseBackup.blocking { () throws(FerryError) in
+                try WALCatchUp.run(dataDirectory: dataDirectory, timeline: found, archive: archive)
+            }
+            logger.notice(
+                "archived the old timeline's segments the old primary had not",
+                metadata: metadata.merging(
+                    [
+                        "ferry.pushed": "\(outcome.pushed.count)", "ferry.already_archived": "\(outcome.alreadyArchived)",
+                        "ferry.timeline": "\(timeline)",
+                    ]
+                ) { $1 })
+        } catch {
+            logger.error(
+                "could not archive the old timeline's segments after the promotion",
+                metadata: metadata.merging(["ferry.error": "\(error)"]) { $1 })
         }
     }
 }

@@ -37,6 +37,9 @@ package struct AgentSettings: Sendable {
     package var synchronousStrict = false
     /// The watchdog process that fences this node's primary if the agent stops renewing (killed, frozen).
     package var watchdog: WatchdogSettings?
+    /// The backup repository the cluster archives its WAL into: after promoting, the agent archives the segments of
+    /// the old timeline the old primary may have left unarchived (``WALCatchUp``).
+    package var archiveRepository: String?
 
     package init(node: String, port: Int, postgres: PostgresEndpoint, etcd: [String]) {
         self.node = node

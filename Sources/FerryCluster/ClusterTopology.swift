@@ -27,6 +27,9 @@ package struct ClusterTopology: Sendable {
     package var origin: String
     /// Whether the nodes come from `ferry.yaml` (their data directories belong to their PostgreSQL installations).
     package var isDefined: Bool
+    /// The backup repository the nodes archive their WAL into; a promoted node's agent archives what the old primary
+    /// may have left unarchived.
+    package var archiveRepository: String?
 
     package func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
 
@@ -42,6 +45,7 @@ package struct ClusterTopology: Sendable {
         stateDirectory = cluster.directory
         origin = "--dir \(cluster.directory)"
         isDefined = false
+        archiveRepository = cluster.archiveRepository
     }
 
     /// A cluster defined in `ferry.yaml` (`cluster.nodes`).
@@ -140,6 +144,7 @@ package struct ClusterTopology: Sendable {
         settings.synchronousCount = synchronous
         settings.synchronousStrict = synchronousStrict
         settings.keepServingWithoutEtcd = keepServingWithoutEtcd
+        settings.archiveRepository = archiveRepository
         if let watchdogExecutable {
             settings.watchdog = WatchdogSettings(executable: watchdogExecutable, directory: stateDirectory + "/watchdog-\(name)")
         }

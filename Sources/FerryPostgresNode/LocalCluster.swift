@@ -38,6 +38,8 @@ package struct LocalCluster: Sendable, Codable {
     /// with `synchronousStrict` also while none streams.
     package var synchronous: Int?
     package var synchronousStrict: Bool?
+    /// The backup repository every node archives its WAL into (`archive_command = 'ferry wal push %p …'`), when set.
+    package var archiveRepository: String?
 
     package init(directory: String, serverRoot: String, nodes: [Node], replicationUser: String, replicationPassword: String) {
         self.directory = directory

@@ -19,7 +19,11 @@ extension LocalCluster {
 
     /// Creates and starts a primary (`node1`) and `replicas` standbys (`node2`…), each from a base backup of the
     /// primary taken through its own slot.
-    package static func create(directory: String, replicas: Int, logger: Logger) async throws(FerryError) -> LocalCluster {
+    /// With `archive`, every node archives its WAL into `archive.repository` through `archive.binary` (copied where
+    /// PostgreSQL's account can run it when it cannot reach it where it is).
+    package static func create(
+        directory: String, replicas: Int, archive: (repository: String, binary: String)? = nil, logger: Logger
+    ) async throws(FerryError) -> LocalCluster {
         guard (0...8).contains(replicas) else {
             throw FerryError(.configuration, "--replicas \(replicas) is out of range", fix: "use 0 to 8 standbys")
         }
@@ -31,12 +35,21 @@ extension LocalCluster {
         FileSystem.remove(directory)
         try FileSystem.makeDirectory(directory)
         let serverRoot = try Sandbox.reachableServerRoot(for: directory)
+        var settings = nodeSettings
+        if let archive {
+            let binary = try Sandbox.reachableBinary(archive.binary, serverRoot: serverRoot)
+            try FileSystem.makeDirectory(archive.repository)
+            if let owner = SystemUser.forPostgres() { FileSystem.chownRecursive(archive.repository, to: owner) }
+            settings["archive_mode"] = "on"
+            settings["archive_command"] = "'\(binary) wal push %p --repository \(archive.repository)'"
+        }
         let primary = try await PostgresInstance.create(
-            directory: serverRoot + "/node1", settings: nodeSettings, cache: Sandbox.cacheDirectory(serverRoot: serverRoot, root: directory),
+            directory: serverRoot + "/node1", settings: settings, cache: Sandbox.cacheDirectory(serverRoot: serverRoot, root: directory),
             logger: logger)
         var cluster = LocalCluster(
             directory: directory, serverRoot: serverRoot, nodes: [Node(name: "node1", instance: primary)], replicationUser: "ferry_replication",
             replicationPassword: PostgresTemplate.randomPassword())
+        cluster.archiveRepository = archive?.repository
         try cluster.save()
         try await primary.start()
         _ = try await primary.psql(

@@ -211,6 +211,22 @@ package struct Sandbox: Sendable, Codable {
         return directory
     }
 
+    /// `binary`, or a copy of it in `serverRoot` when PostgreSQL's account cannot run it where it is (a checkout under
+    /// a private home directory): archive and restore commands run as that account.
+    package static func reachableBinary(_ binary: String, serverRoot: String) throws(FerryError) -> String {
+        guard let owner = SystemUser.forPostgres(), !FileSystem.canTraverse(binary, as: owner) else { return binary }
+        let copy = serverRoot + "/ferry"
+        FileSystem.remove(copy)
+        do {
+            try FileManager.default.copyItem(atPath: binary, toPath: copy)
+        } catch {
+            throw FerryError(
+                .sandbox, "cannot copy \(binary) to \(copy): \(error.localizedDescription)", fix: "check free disk space in \(serverRoot)")
+        }
+        chmod(copy, 0o755)
+        return copy
+    }
+
     /// Creates `path` (and its parents) owned by the account PostgreSQL runs as, mode 0700: a data directory
     /// for a server started by another tool (the HA benchmark's Patroni).
     package static func makeServerDirectory(_ path: String) throws(FerryError) { try FileSystem.makeServerDirectory(path) }

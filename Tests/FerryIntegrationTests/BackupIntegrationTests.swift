@@ -62,6 +62,17 @@ struct BackupIntegrationTests {
 
             let list = try await FerryProcess.run(["backup", "list", "--json", "--repository", server.repository], in: scratch)
             #expect(list.status == 0 && list.stdout.contains(second.id) && list.stdout.contains(#""incomplete":[]"#), "\(list.stdout)\(list.stderr)")
+            // A segment missing after the backup: restoring to the latest stops there and says so, naming it.
+            let system = try PostgresControlFile.systemIdentifier(dataDirectory: pg.dataDirectory)
+            let next = String(second.stopWal.prefix(16)) + String(format: "%08X", try #require(UInt32(second.stopWal.suffix(8), radix: 16)) + 1)
+            let gap = server.repository + "/" + (try WALArchive.path(of: next, system: system))
+            try FileManager.default.moveItem(atPath: gap, toPath: gap + ".moved")
+            let gapped = try await kit.restore(["--to", "latest", "--backup", second.id], name: "gap", expectFailure: true)
+            #expect(gapped.failure?.contains(next) == true && gapped.failure?.contains("missing") == true, "\(gapped.failure ?? "")")
+            await gapped.instance.stop()
+            try FileManager.default.moveItem(atPath: gap + ".moved", toPath: gap)
+
+            try await checkCatalogue(kit, ids: [full.id, first.id, second.id])
             let verified = try await FerryProcess.run(["backup", "verify", second.id, "--repository", server.repository], in: scratch)
             #expect(verified.status == 0 && verified.stdout.contains("intact"), "\(verified.stdout)\(verified.stderr)")
 
@@ -83,7 +94,6 @@ struct BackupIntegrationTests {
             #expect(((try? FileManager.default.contentsOfDirectory(atPath: broken)) ?? []).isEmpty, "a failed restore leaves nothing half-written")
 
             // A missing WAL segment the full backup needs: named, and nothing written.
-            let system = try PostgresControlFile.systemIdentifier(dataDirectory: pg.dataDirectory)
             let segment = server.repository + "/" + (try WALArchive.path(of: full.startWal, system: system))
             try FileManager.default.moveItem(atPath: segment, toPath: segment + ".moved")
             let missing = server.servers + "/restored-missing"
@@ -94,6 +104,28 @@ struct BackupIntegrationTests {
             let noWALVerify = try await FerryProcess.run(["backup", "verify", full.id, "--repository", server.repository], in: scratch)
             #expect(noWALVerify.status == 1 && noWALVerify.stderr.contains(full.startWal), "\(noWALVerify.stderr)")
         }
+    }
+
+    /// The Redis catalogue lists what the repository holds; wiped, it is rebuilt from the manifests at the next list.
+    private func checkCatalogue(_ kit: BackupTestKit, ids: [String]) async throws {
+        let redis = try #require(try SandboxContext.require().redis)
+        let catalog = ["--catalog", "redis://127.0.0.1:\(redis.port)/3", "--repository", kit.server.repository]
+        let environment = ["REDIS_PASSWORD": redis.password ?? ""]
+        let first = try await FerryProcess.run(["backup", "list", "--json"] + catalog, in: kit.scratch, environment: environment)
+        #expect(first.status == 0 && first.stdout.contains(#""rebuilt":3"#), "\(first.stdout)\(first.stderr)")
+        let key = "ferry:backups:" + kit.server.repository
+        let members = try await RedisAdmin.send(redis, ["ZRANGE", key, "0", "-1"], database: 3)
+        #expect("\(members)".contains(ids[2]), "\(members)")
+        let cached = try await FerryProcess.run(["backup", "list", "--json"] + catalog, in: kit.scratch, environment: environment)
+        #expect(cached.stdout.contains(#""rebuilt":0"#), "the second list comes from Redis: \(cached.stdout)")
+        try await RedisAdmin.send(redis, ["FLUSHALL"])
+        let rebuilt = try await FerryProcess.run(["backup", "list", "--json"] + catalog, in: kit.scratch, environment: environment)
+        #expect(rebuilt.status == 0 && rebuilt.stdout.contains(#""rebuilt":3"#), "\(rebuilt.stdout)\(rebuilt.stderr)")
+        for id in ids { #expect(rebuilt.stdout.contains(id)) }
+        // A stale entry for a backup the repository does not hold is dropped.
+        try await RedisAdmin.send(redis, ["ZADD", key, "1", "20200101-000000F"], database: 3)
+        let dropped = try await FerryProcess.run(["backup", "list", "--json"] + catalog, in: kit.scratch, environment: environment)
+        #expect(dropped.stdout.contains(#""dropped":1"#) && !dropped.stdout.contains("20200101-000000F"), "\(dropped.stdout)")
     }
 
     @Test func aBackupKilledAtARandomPointIsNeverUsableAndTheNextRunCleansUp() async throws {
@@ -156,6 +188,7 @@ struct BackupTestKit {
         var bytes: Int64
         var storedBlocks: Int
         var startWal: String
+        var stopWal: String
     }
 
     func backup(_ kind: String) async throws -> Taken {
@@ -183,10 +216,12 @@ struct BackupTestKit {
     struct Restored {
         var instance: PostgresInstance
         var chain: [String]
+        /// With `expectFailure`: ferry restore's error output.
+        var failure: String?
     }
 
     /// `ferry restore …` into a new directory, started on a free port; the caller stops it.
-    func restore(_ arguments: [String], name: String) async throws -> Restored {
+    func restore(_ arguments: [String], name: String, expectFailure: Bool = false) async throws -> Restored {
         let pg = server.instance
         let target = server.servers + "/restored-\(name)"
         let port = try FreePort.find()
@@ -200,12 +235,16 @@ struct BackupTestKit {
             directory: server.servers + "/restored-\(name)-instance", port: port, user: pg.user, password: pg.password, database: pg.database,
             binDirectory: pg.binDirectory, externalDataDirectory: target)
         instance.host = "127.0.0.1"
+        if expectFailure {
+            #expect(result.status == 1)
+            return Restored(instance: instance, chain: [], failure: result.stderr)
+        }
         guard result.status == 0 else {
             await instance.stop()
             throw FerryError(.server, "ferry restore \(arguments) failed: \(result.stderr)")
         }
         struct Report: Decodable { var chain: [String] }
-        return Restored(instance: instance, chain: try JSONDecoder().decode(Report.self, from: Data(result.stdout.utf8)).chain)
+        return Restored(instance: instance, chain: try JSONDecoder().decode(Report.self, from: Data(result.stdout.utf8)).chain, failure: nil)
     }
 
     /// Every row of pgbench's tables and the markers, as one checksum.

@@ -1,3 +1,4 @@
+import FerryBackup
 import FerryCluster
 import FerryCore
 import FerryEtcd
@@ -202,6 +203,159 @@ struct FailoverTests {
         for agent in agents.values { _ = try? await agent.wait(timeout: .seconds(10)) }
         await cluster.destroy()
         try? FileManager.default.removeItem(atPath: scratch)
+    }
+
+    /// Continuous archiving through a failover: the primary dies with two complete segments it never archived (its
+    /// archive_command failing), the promoted standby's agent archives them from its own pg_wal, and a backup taken
+    /// before the failover restores to the new primary's latest write — no segment missing on either timeline.
+    @Test func failoverDuringContinuousArchivingLosesNoSegment() async throws {
+        let sandbox = try SandboxContext.require()
+        let etcd = try #require(sandbox.etcd)
+        let directory = FerryProcess.packageRoot + "/.ferry/test/archive-\(UUID().uuidString.prefix(8))"
+        // Reachable by PostgreSQL's account, which runs archive_command.
+        let repository = "/var/tmp/ferry-test-archive-\(UUID().uuidString.prefix(8))"
+        let scratch = try FerryProcess.scratchDirectory()
+        let scope = "a\(UInt32.random(in: 0..<UInt32.max))"
+        let initialize = try await FerryProcess.run(
+            [
+                "cluster", "init", "--local", "--replicas", "2", "--dir", directory, "--etcd", etcd.url, "--scope", scope, "--archive-repository",
+                repository,
+            ], in: scratch)
+        #expect(initialize.status == 0, "\(initialize.stderr.suffix(2000))")
+        let cluster = try #require(LocalCluster.load(directory: directory))
+        var agents: [String: FerryProcess.Running] = [:]
+        for node in cluster.nodes {
+            agents[node.name] = try FerryProcess.start(["agent", "--dir", directory, "--node", node.name, "--ttl", "2"], in: scratch)
+        }
+        let client = EtcdClient(endpoints: [etcd.url])
+        func leader() async -> String? { try? await client.get("/ferry/\(scope)/leader")?.value }
+        var restored: PostgresInstance?
+        do {
+            for _ in 0..<100 where await leader() == nil { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(await leader() == "node1")
+            let primary = try #require(cluster.node("node1")).instance
+            _ = try await primary.psql(
+                "CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t SELECT g, 'before' FROM generate_series(1, 1000) g")
+            let backup = try await FerryProcess.run(
+                [
+                    "backup", "full", "--json", "--host", "127.0.0.1", "--port", "\(primary.port)", "--user", primary.user, "--database",
+                    primary.database,
+                    "--data-directory", primary.dataDirectory, "--repository", repository,
+                ], in: scratch, environment: ["PGPASSWORD": primary.password], timeout: .seconds(180))
+            #expect(backup.status == 0, "\(backup.stderr)")
+            let backupID = try #require(backup.stdout.split(separator: "\"").first { $0.count == 16 && $0.hasSuffix("F") }.map(String.init))
+
+            // The primary stops archiving; two more segments complete and stream to the standbys.
+            _ = try await primary.psql("ALTER SYSTEM SET archive_command = '/bin/false'")
+            _ = try await primary.psql("SELECT pg_reload_conf()")
+            try await Task.sleep(for: .milliseconds(500))
+            var unarchived: [String] = []
+            for round in 0..<2 {
+                _ = try await primary.psql(
+                    "INSERT INTO t SELECT g, 'unarchived' FROM generate_series(\(2000 + round * 1000), \(2999 + round * 1000)) g")
+                unarchived.append(try await primary.psql("SELECT pg_walfile_name(pg_current_wal_lsn())"))
+                _ = try await primary.psql("SELECT pg_switch_wal()")
+            }
+            let position = try await primary.psql("SELECT pg_current_wal_lsn()")
+            for standby in cluster.nodes.dropFirst() {
+                var caught = false
+                for _ in 0..<300 {
+                    if (try? await standby.instance.psql("SELECT pg_last_wal_replay_lsn() >= '\(position)'::pg_lsn")) == "t" {
+                        caught = true
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(caught, "\(standby.name) received every segment")
+            }
+            let system = try PostgresControlFile.systemIdentifier(dataDirectory: primary.dataDirectory)
+            let archive = WALArchive(repository: LocalRepository(root: repository))
+            for name in unarchived { #expect(try !archive.contains(name: name, system: system), "\(name) waits on the dead primary") }
+
+            // The primary's machine dies.
+            agents["node1"]?.signal(SIGKILL)
+            await primary.kill()
+            var promoted: PostgresInstance?
+            let crashed = ContinuousClock.now
+            while promoted == nil, ContinuousClock.now - crashed < .seconds(30) {
+                for node in cluster.nodes.dropFirst() where (try? await node.instance.psql("INSERT INTO t VALUES (100000, 'after')")) != nil {
+                    promoted = node.instance
+                }
+                if promoted == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            let newPrimary = try #require(promoted)
+            // The new primary's agent archived the old timeline's segments from its own pg_wal.
+            for name in unarchived {
+                var found = false
+                for _ in 0..<100 {
+                    if try archive.contains(name: name, system: system) {
+                        found = true
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(
+                    found, "\(name) archived after the failover\n\(agents.values.map { String($0.errors().suffix(1500)) }.joined(separator: "\n"))")
+            }
+            _ = try await newPrimary.psql("INSERT INTO t SELECT g, 'after' FROM generate_series(100001, 101000) g")
+            let last = try await newPrimary.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+            _ = try await newPrimary.psql("SELECT pg_switch_wal()")
+            for _ in 0..<300 {
+                if try await newPrimary.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= last { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let expected = try await newPrimary.psql("SELECT count(*) || '/' || sum(id) FROM t")
+
+            // The backup from before the failover, restored to the latest: both timelines, no segment missing.
+            let port = try FreePort.find()
+            let target = cluster.serverRoot + "/restored"
+            let restore = try await FerryProcess.run(
+                [
+                    "restore", "--repository", repository, "--target", target, "--backup", backupID, "--port", "\(port)", "--archive-mode", "off",
+                    "--ferry-binary", try Sandbox.reachableBinary(FerryProcess.binary, serverRoot: cluster.serverRoot), "--json",
+                ], in: scratch, timeout: .seconds(300))
+            var instance = primary
+            instance.directory = cluster.serverRoot + "/restored-instance"
+            instance.externalDataDirectory = target
+            instance.port = port
+            restored = instance
+            #expect(restore.status == 0, "\(restore.stderr)")
+            #expect(restore.stdout.contains(#""timeline":3"#), "recovery followed the new timeline and promoted: \(restore.stdout)")
+            #expect(try await instance.psql("SELECT count(*) || '/' || sum(id) FROM t") == expected, "every row the new primary holds")
+            await instance.stop()
+
+            // The dead machine is replaced: node1 is seeded from the backup as a standby of the new primary (not
+            // copied from it), catches up from the archive across the timeline change, then streams.
+            try FileManager.default.removeItem(atPath: primary.dataDirectory)
+            let seed = try await FerryProcess.run(
+                [
+                    "restore", "--repository", repository, "--as-standby", "node1", "--dir", directory, "--backup", backupID, "--ferry-binary",
+                    try Sandbox.reachableBinary(FerryProcess.binary, serverRoot: cluster.serverRoot),
+                ], in: scratch, timeout: .seconds(300))
+            #expect(seed.status == 0, "\(seed.stderr)")
+            #expect(seed.stdout.contains("standby of"), "\(seed.stdout)")
+            agents["node1"] = try FerryProcess.start(["agent", "--dir", directory, "--node", "node1", "--ttl", "2"], in: scratch)
+            _ = try await newPrimary.psql("INSERT INTO t VALUES (200000, 'streamed to the seeded node')")
+            let streamed = try await newPrimary.psql("SELECT count(*) || '/' || sum(id) FROM t")
+            var seeded = ""
+            for _ in 0..<600 {
+                seeded = (try? await primary.psql("SELECT count(*) || '/' || sum(id) FROM t")) ?? ""
+                if seeded == streamed { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(seeded == streamed, "node1, seeded from the backup, follows the new primary\n\(agents["node1"]?.errors().suffix(3000) ?? "")")
+            #expect(try await primary.psql("SELECT pg_is_in_recovery()") == "t")
+        } catch {
+            for agent in agents.values { agent.signal(SIGKILL) }
+            if let restored { await restored.stop() }
+            await cluster.destroy()
+            try? FileManager.default.removeItem(atPath: repository)
+            throw error
+        }
+        for agent in agents.values { agent.signal(SIGKILL) }
+        if let restored { await restored.stop() }
+        await cluster.destroy()
+        try? FileManager.default.removeItem(atPath: repository)
     }
 }
 

@@ -17,11 +17,14 @@ struct BackupCommand: AsyncParsableCommand {
 
             A full backup stores every block of the data directory; an incremental stores only the 8 KB blocks whose checksum changed since the backup before it. Restore with `ferry restore`. The connection comes from --host/--port/--user/--database or PGHOST/PGPORT/PGUSER/PGDATABASE, the password from PGPASSWORD. See docs/BACKUPS.md.
             """,
-        subcommands: [Full.self, Incremental.self, List.self, Verify.self, Delete.self]
+        subcommands: [Full.self, Incremental.self, List.self, Verify.self, Delete.self, Expire.self]
     )
 
     struct RepositoryOption: ParsableArguments {
-        @Option(help: ArgumentHelp("The backup repository: a directory (or FERRY_BACKUP_REPOSITORY).", valueName: "path"))
+        @Option(
+            help: ArgumentHelp(
+                "The backup repository: a directory, or s3://bucket/prefix with the AWS_* variables (or FERRY_BACKUP_REPOSITORY).",
+                valueName: "location"))
         var repository: String?
 
         func open() throws(FerryError) -> any BackupRepository {
@@ -29,6 +32,32 @@ struct BackupCommand: AsyncParsableCommand {
                 throw FerryError(.configuration, "no backup repository given", fix: "pass --repository DIR or set FERRY_BACKUP_REPOSITORY")
             }
             return try BackupRepositories.open(path.contains("://") ? path : FileSystem.absolute(path))
+        }
+    }
+
+    struct CatalogOption: ParsableArguments {
+        @Option(
+            help: ArgumentHelp(
+                "The backup catalogue in Redis: redis://HOST:PORT/DB (or FERRY_BACKUP_CATALOG; password from REDIS_PASSWORD). A cache of the repository, rebuilt from it when lost.",
+                valueName: "url"))
+        var catalog: String?
+
+        func open(for repository: any BackupRepository) throws(FerryError) -> RedisBackupCatalog? {
+            let environment = ProcessInfo.processInfo.environment
+            guard let url = catalog ?? environment["FERRY_BACKUP_CATALOG"], !url.isEmpty else { return nil }
+            return RedisBackupCatalog(endpoint: try RedisBackupCatalog.endpoint(from: url, environment: environment), repository: repository.location)
+        }
+
+        /// Brings the catalogue up to date after a change; a failure is a warning (the next list rebuilds it).
+        static func update(_ catalog: RedisBackupCatalog?, _ change: (RedisBackupCatalog) async throws(FerryError) -> Void) async -> String? {
+            guard let catalog else { return nil }
+            do {
+                try await change(catalog)
+                return nil
+            } catch {
+                Terminal.hint("the backup catalogue was not updated (\(error.message)); the next `ferry backup list --catalog …` rebuilds it")
+                return error.message
+            }
         }
     }
 
@@ -86,6 +115,9 @@ struct BackupCommand: AsyncParsableCommand {
             help: ArgumentHelp("Seconds to wait for the WAL the backup needs to reach the archive (default 120).", valueName: "seconds"))
         var archiveTimeout = 120
 
+        @OptionGroup var retention: RetentionOptions
+        @OptionGroup var catalog: CatalogOption
+
         @Flag(help: "Print the outcome as JSON.")
         var json = false
 
@@ -105,10 +137,13 @@ struct BackupCommand: AsyncParsableCommand {
             var logger = Logger(label: "ferry.backup")
             logger.logLevel = .warning
             let server = PostgresBackupServer(endpoint: try self.server.endpoint(), logger: logger)
-            var backup = BaseBackup(repository: try repository.open(), dataDirectory: try self.server.dataDirectoryPath(), server: server)
+            let repository = try repository.open()
+            let catalog = try catalog.open(for: repository)
+            var backup = BaseBackup(repository: repository, dataDirectory: try self.server.dataDirectoryPath(), server: server)
             backup.compression = codec
             backup.workers = workers
             backup.archiveTimeout = .seconds(archiveTimeout)
+            backup.retention = try retention.rules()
             let bar = ProgressBar(quiet: quiet || json)
             let began = ContinuousClock.now
             let label = kind == .full ? "full backup" : "incremental backup"
@@ -119,8 +154,14 @@ struct BackupCommand: AsyncParsableCommand {
             await server.close()
             let manifest = report.manifest
             let seconds = manifest.stopped.timeIntervalSince(manifest.started)
+            let catalogError = await CatalogOption.update(catalog) { catalog throws(FerryError) in
+                try await catalog.record(BackupCatalogEntry(manifest))
+                try await catalog.forget(report.retention?.expired ?? [])
+            }
             if json {
-                Terminal.print(try BackupCommand.json(BackupSummary(manifest, note: report.note)))
+                Terminal.print(
+                    try BackupCommand.json(
+                        TakenBackup(entry: BackupCatalogEntry(manifest), note: report.note, retention: report.retention, catalogError: catalogError)))
             } else {
                 if let note = report.note { Terminal.hint(note) }
                 Terminal.print(
@@ -146,29 +187,41 @@ struct BackupCommand: AsyncParsableCommand {
         func run() async throws { try await options.take(.incremental) }
     }
 
-    struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the usable backups, oldest first.")
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List the usable backups, oldest first (from the Redis catalogue when given, rebuilt from the repository when lost).")
         @OptionGroup var repository: RepositoryOption
+        @OptionGroup var catalog: CatalogOption
         @Flag(help: "Print the backups as JSON.")
         var json = false
 
-        func run() throws {
-            let store = BackupStore(repository: try repository.open())
-            let manifests = try store.manifests()
-            let incomplete = try store.incomplete()
+        func run() async throws {
+            let repository = try repository.open()
+            let store = BackupStore(repository: repository)
+            var listing: BackupListing
+            if let catalog = try catalog.open(for: repository) {
+                let listed = try await catalog.list(store)
+                listing = BackupListing(backups: listed.entries, incomplete: [], rebuilt: listed.rebuilt, dropped: listed.dropped)
+                if !json, listed.rebuilt > 0 { Terminal.hint("catalogue: \(listed.rebuilt) backup(s) rebuilt from the repository's manifests") }
+            } else {
+                listing = BackupListing(backups: try store.manifests().map(BackupCatalogEntry.init), incomplete: [])
+            }
+            listing.incomplete = try store.incomplete()
+            let incomplete = listing.incomplete
             if json {
-                Terminal.print(try BackupCommand.json(BackupListing(backups: manifests.map { BackupSummary($0) }, incomplete: incomplete)))
+                Terminal.print(try BackupCommand.json(listing))
                 return
             }
+            let manifests = listing.backups
             if manifests.isEmpty {
                 Terminal.print("no backups in \(store.repository.location)")
             } else {
                 var table = TextTable(["BACKUP", "TYPE", "ON", "STOPPED (UTC)", "SIZE", "STORED", "WAL"])
-                for manifest in manifests {
+                for entry in manifests {
                     table.add([
-                        manifest.id, manifest.kind.rawValue, manifest.prior ?? "-", BackupSummary.timestamp(manifest.stopped),
-                        ProgressBar.bytes(manifest.bytes),
-                        ProgressBar.bytes(manifest.storedBytes), "\(manifest.startWAL)…\(manifest.stopWAL.suffix(8))",
+                        entry.id, entry.kind, entry.prior ?? "-", BackupTime.text(entry.stopped), ProgressBar.bytes(entry.bytes),
+                        ProgressBar.bytes(entry.storedBytes), "\(entry.startWal)…\(entry.stopWal.suffix(8))",
                     ])
                 }
                 Terminal.print(table.render())
@@ -230,7 +283,7 @@ struct BackupCommand: AsyncParsableCommand {
         }
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "delete", abstract: "Delete a backup (and, if asked, the incrementals built on it).")
         @Argument(help: ArgumentHelp("The backup (as `ferry backup list` shows it).", valueName: "id"))
@@ -238,16 +291,77 @@ struct BackupCommand: AsyncParsableCommand {
         @OptionGroup var repository: RepositoryOption
         @Flag(name: .customLong("with-dependents"), help: "Also delete the incrementals built on it.")
         var withDependents = false
+        @OptionGroup var catalog: CatalogOption
         @Flag(help: "Print the outcome as JSON.")
         var json = false
 
-        func run() throws {
+        func run() async throws {
             let repository = try repository.open()
             try BackupStore.checkID(id)
+            let catalog = try catalog.open(for: repository)
             let lock = try repository.lock(for: "ferry backup delete \(id)")
             defer { lock.release() }
             let deleted = try BackupStore(repository: repository).delete(id, withDependents: withDependents)
+            _ = await CatalogOption.update(catalog) { catalog throws(FerryError) in try await catalog.forget(deleted) }
             Terminal.print(json ? try BackupCommand.json(["deleted": deleted]) : "deleted \(deleted.joined(separator: ", "))")
+        }
+    }
+
+    struct RetentionOptions: ParsableArguments {
+        @Option(name: .customLong("keep-full"), help: ArgumentHelp("Keep the newest N full backups and their incrementals.", valueName: "n"))
+        var keepFull: Int?
+
+        @Option(
+            name: .customLong("keep-days"),
+            help: ArgumentHelp("Keep what restoring to any moment of the last N days needs (the seed's rotation: 6).", valueName: "n"))
+        var keepDays: Int?
+
+        func rules() throws(FerryError) -> BackupRetention {
+            if let keepFull, !(1...10_000).contains(keepFull) {
+                throw FerryError(.configuration, "--keep-full \(keepFull) is out of range", fix: "use 1–10000")
+            }
+            if let keepDays, !(0...36_500).contains(keepDays) {
+                throw FerryError(.configuration, "--keep-days \(keepDays) is out of range", fix: "use 0–36500")
+            }
+            return BackupRetention(keepFull: keepFull, keepDays: keepDays)
+        }
+
+        static func describe(_ outcome: BackupRetention.Outcome, dryRun: Bool) -> String {
+            let verb = dryRun ? "would expire" : "expired"
+            let backups = outcome.expired.isEmpty ? "no backup" : outcome.expired.joined(separator: ", ")
+            let from = outcome.walKeptFrom.sorted { $0.key < $1.key }.map { "\($0.value)" }.joined(separator: ", ")
+            return "\(verb) \(backups); \(outcome.walFilesRemoved) archived WAL file(s) \(dryRun ? "would be " : "")removed"
+                + (from.isEmpty ? "" : " (WAL kept from \(from))")
+        }
+    }
+
+    struct Expire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "expire",
+            abstract: "Delete the backups the retention rules no longer keep, and the archived WAL no kept backup needs.",
+            discussion:
+                "A kept backup's chain is always kept and the newest backup never expires; WAL is pruned only below the oldest kept backup's start, so every kept backup stays restorable to any later point."
+        )
+        @OptionGroup var repository: RepositoryOption
+        @OptionGroup var retention: RetentionOptions
+        @Flag(name: .customLong("dry-run"), help: "Show what would be deleted, delete nothing.")
+        var dryRun = false
+        @OptionGroup var catalog: CatalogOption
+        @Flag(help: "Print the outcome as JSON.")
+        var json = false
+
+        func run() async throws {
+            let rules = try retention.rules()
+            guard !rules.isEmpty else {
+                throw FerryError(.configuration, "no retention rule given", fix: "pass --keep-full N and/or --keep-days N")
+            }
+            let repository = try repository.open()
+            let lock = try repository.lock(for: "ferry backup expire")
+            defer { lock.release() }
+            let catalog = try catalog.open(for: repository)
+            let outcome = try rules.apply(to: repository, dryRun: dryRun)
+            if !dryRun { _ = await CatalogOption.update(catalog) { catalog throws(FerryError) in try await catalog.forget(outcome.expired) } }
+            Terminal.print(json ? try BackupCommand.json(outcome) : RetentionOptions.describe(outcome, dryRun: dryRun))
         }
     }
 
@@ -260,49 +374,30 @@ struct BackupCommand: AsyncParsableCommand {
     }
 }
 
-/// One backup as `list` and `--json` show it (the manifest without its file list).
-struct BackupSummary: Encodable {
-    var id: String
-    var kind: String
-    var prior: String?
-    var full: String
-    var system: String
-    var timeline: Int
-    var startLsn: String
-    var stopLsn: String
-    var startWal: String
-    var stopWal: String
-    var started: Date
-    var stopped: Date
-    var bytes: Int64
-    var storedBytes: Int64
-    var storedBlocks: Int
-    var files: Int
-    var compression: String
+/// A backup just taken, for `--json`: its catalogue entry, and what happened around it.
+struct TakenBackup: Encodable {
+    var entry: BackupCatalogEntry
     var note: String?
+    var retention: BackupRetention.Outcome?
+    var catalogError: String?
 
-    init(_ manifest: BackupManifest, note: String? = nil) {
-        id = manifest.id
-        kind = manifest.kind.rawValue
-        prior = manifest.prior
-        full = manifest.full
-        system = manifest.system
-        timeline = manifest.timeline
-        startLsn = manifest.startLSN
-        stopLsn = manifest.stopLSN
-        startWal = manifest.startWAL
-        stopWal = manifest.stopWAL
-        started = manifest.started
-        stopped = manifest.stopped
-        bytes = manifest.bytes
-        storedBytes = manifest.storedBytes
-        storedBlocks = manifest.storedBlocks
-        files = manifest.files.count
-        compression = manifest.compression.rawValue
-        self.note = note
+    enum CodingKeys: String, CodingKey {
+        case note, retention
+        case catalogError = "catalog_error"
     }
 
-    static func timestamp(_ date: Date) -> String {
+    func encode(to encoder: any Encoder) throws {
+        try entry.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(note, forKey: .note)
+        try container.encodeIfPresent(retention, forKey: .retention)
+        try container.encodeIfPresent(catalogError, forKey: .catalogError)
+    }
+}
+
+/// UTC time as `list` shows it.
+enum BackupTime {
+    static func text(_ date: Date) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
@@ -312,8 +407,11 @@ struct BackupSummary: Encodable {
 }
 
 struct BackupListing: Encodable {
-    var backups: [BackupSummary]
+    var backups: [BackupCatalogEntry]
     var incomplete: [String]
+    /// From the catalogue: entries rebuilt from manifests, and entries dropped for backups no longer there.
+    var rebuilt: Int?
+    var dropped: Int?
 }
 
 struct VerifyOutcome: Encodable {

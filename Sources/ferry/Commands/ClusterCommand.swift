@@ -102,6 +102,13 @@ struct ClusterInitCommand: AsyncParsableCommand {
     @Flag(help: "In synchronous mode, keep commits waiting while no standby streams (no acknowledged commit without a standby's copy).")
     var strict = false
 
+    @Option(
+        name: .customLong("archive-repository"),
+        help: ArgumentHelp(
+            "With --local: every node archives its WAL into this backup repository (ferry wal push); after a failover the new primary archives what the old one left unarchived.",
+            valueName: "path"))
+    var archiveRepository: String?
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -112,7 +119,9 @@ struct ClusterInitCommand: AsyncParsableCommand {
             try await prepareDefined(logger: logger)
             return
         }
-        var cluster = try await LocalCluster.create(directory: dir, replicas: replicas, logger: logger)
+        var archive: (repository: String, binary: String)?
+        if let archiveRepository { archive = (FileSystem.absolute(archiveRepository), try RestoreCommand.currentBinary()) }
+        var cluster = try await LocalCluster.create(directory: dir, replicas: replicas, archive: archive, logger: logger)
         if let etcd {
             cluster.etcd = etcd.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
             cluster.scope = scope

@@ -1,8 +1,10 @@
 import ArgumentParser
 import FerryBackup
+import FerryCluster
 import FerryCore
 import FerryPostgresNode
 import Foundation
+import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -26,8 +28,18 @@ struct RestoreCommand: AsyncParsableCommand {
 
     @OptionGroup var repository: BackupCommand.RepositoryOption
 
-    @Option(help: ArgumentHelp("The directory to restore into: new or empty.", valueName: "path"))
-    var target: String
+    @Option(
+        help: ArgumentHelp("The directory to restore into: new or empty (with --as-standby: default the node's data directory).", valueName: "path"))
+    var target: String?
+
+    @Option(
+        name: .customLong("as-standby"),
+        help: ArgumentHelp(
+            "Seed this node of the cluster (--dir or --config) from the backup instead of from the primary: restored as a standby that follows the current primary through its slot, catching up from the archive.",
+            valueName: "node"))
+    var asStandby: String?
+
+    @OptionGroup var cluster: ClusterSelection
 
     @Option(
         name: .customLong("to"),
@@ -68,7 +80,11 @@ struct RestoreCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
-        var restore = BackupRestore(repository: try repository.open(), target: FileSystem.absolute(target), ferryBinary: try binary())
+        let seeded = try await asStandby.asyncMap { try await Self.standbyNode($0, cluster: cluster, recoveryTarget: recoveryTarget) }
+        guard let path = target ?? seeded?.node.instance.dataDirectory else {
+            throw FerryError(.configuration, "no --target given", fix: "pass --target DIR: a new or empty directory to restore into")
+        }
+        var restore = BackupRestore(repository: try repository.open(), target: FileSystem.absolute(path), ferryBinary: try binary())
         restore.recoveryTarget = try Self.parseTarget(recoveryTarget)
         guard let chosen = BackupRestorer.TargetAction(rawValue: action) else {
             throw FerryError(.configuration, "unknown --action \"\(PrintableText.escaped(action))\"", fix: "use promote, pause or shutdown")
@@ -86,10 +102,33 @@ struct RestoreCommand: AsyncParsableCommand {
         guard (1...604_800).contains(wait) else { throw FerryError(.configuration, "--wait \(wait) is out of range", fix: "use 1–604800 seconds") }
         restore.workers = workers
         restore.wait = .seconds(wait)
+        if let seeded {
+            // The node's own port and settings, then primary_conninfo and its slot on the current primary.
+            var located = seeded.node.instance
+            if target != nil { located.externalDataDirectory = restore.target }
+            let instance = located
+            let primary = seeded.primary
+            let user = seeded.replicationUser
+            let password = seeded.replicationPassword
+            let slot = seeded.node.name
+            restore.standby = true
+            restore.port = nil
+            restore.configureStandby = { () throws(FerryError) in
+                try instance.writeConfiguration()
+                try instance.configureStandby(host: primary.host, port: primary.port, user: user, password: password, slot: slot)
+            }
+        }
         let bar = ProgressBar(quiet: quiet || json)
         let began = ContinuousClock.now
-        let report = try await restore.run { done, total in bar.draw(ProgressBar.renderBytes("restore", done: done, total: total, since: began)) }
+        var report = try await restore.run { done, total in bar.draw(ProgressBar.renderBytes("restore", done: done, total: total, since: began)) }
         bar.finish()
+        if let seeded, port != nil {
+            var instance = seeded.node.instance
+            if target != nil { instance.externalDataDirectory = restore.target }
+            try await instance.start()
+            report.started = true
+            report.state = "standby"
+        }
         if json {
             Terminal.print(try BackupCommand.json(report))
             return
@@ -98,13 +137,47 @@ struct RestoreCommand: AsyncParsableCommand {
             "restored backup \(report.backup)\(report.chain.count > 1 ? " (chain \(report.chain.joined(separator: " → ")))" : "") into \(report.target): "
                 + "\(report.files) files, \(ProgressBar.bytes(report.bytes)) in \(String(format: "%.1f", report.seconds)) s")
         for line in report.recovery { Terminal.print("  " + line) }
-        if report.started {
+        if let seeded {
+            Terminal.print(
+                "\(seeded.node.name) is a standby of \(seeded.primary.host):\(seeded.primary.port) (slot \(seeded.node.name)), catching up from the archive"
+                    + (report.started ? "; started" : "; start it with its agent: ferry agent … --node \(seeded.node.name)"))
+        } else if report.started {
             Terminal.print(
                 "server \(report.state ?? "started") on port \(port ?? 0)\(report.timeline.map { ", timeline \($0)" } ?? ""); log: \(report.log ?? "")"
             )
         } else {
             Terminal.hint("not started: start it with pg_ctl -D \(report.target) start (or pass --port to have Ferry start it and wait)")
         }
+    }
+
+    /// The cluster node `name` to seed, and the primary it will follow.
+    static func standbyNode(_ name: String, cluster: ClusterSelection, recoveryTarget: String) async throws -> (
+        node: ClusterTopology.Node, primary: PostgresEndpoint, replicationUser: String, replicationPassword: String
+    ) {
+        guard recoveryTarget == "latest" else {
+            throw FerryError(.configuration, "--as-standby recovers to the latest WAL, then streams", fix: "leave out --to")
+        }
+        let topology = try cluster.topology()
+        guard let node = topology.node(name) else {
+            throw FerryError(
+                .configuration, "the cluster (\(topology.origin)) has no node \(name)",
+                fix: "name one of \(topology.nodes.map(\.name).joined(separator: ", "))")
+        }
+        guard !node.instance.isRunning else {
+            throw FerryError(
+                .conflict, "\(name)'s PostgreSQL is running in \(node.instance.dataDirectory)",
+                fix: "stop its agent and server first (the restore needs an empty data directory)")
+        }
+        var logger = Logger(label: "ferry.restore")
+        logger.logLevel = .warning
+        let others = topology.nodes.filter { $0.name != name }.map { ($0.name, $0.endpoint) }
+        let status = await ClusterInspector.inspect(others, logger: logger)
+        guard let primary = status.primaries.first, let primaryNode = topology.node(primary.name), status.primaries.count == 1 else {
+            throw FerryError(
+                .conflict, "the cluster (\(topology.origin)) has \(status.primaries.count) primaries answering",
+                fix: "a standby is seeded to follow the one primary: check `ferry cluster status`")
+        }
+        return (node, primaryNode.endpoint, topology.replicationUser, topology.replicationPassword)
     }
 
     /// `latest`, `name:X`, an LSN, or a time.
@@ -126,9 +199,22 @@ struct RestoreCommand: AsyncParsableCommand {
 
     private func binary() throws(FerryError) -> String {
         if let ferryBinary { return FileSystem.absolute(ferryBinary) }
+        return try Self.currentBinary()
+    }
+
+    /// The running ferry's own path.
+    static func currentBinary() throws(FerryError) -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard length > 0 else { return FileSystem.absolute(CommandLine.arguments[0]) }
         return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension Optional {
+    /// `map` with an asynchronous, throwing transform.
+    fileprivate func asyncMap<U>(_ transform: (Wrapped) async throws -> U) async rethrows -> U? {
+        guard let self else { return nil }
+        return try await transform(self)
     }
 }

@@ -25,7 +25,10 @@ struct WALCommand: ParsableCommand {
     )
 
     struct RepositoryOptions: ParsableArguments {
-        @Option(help: ArgumentHelp("The backup repository: a directory (or FERRY_BACKUP_REPOSITORY).", valueName: "path"))
+        @Option(
+            help: ArgumentHelp(
+                "The backup repository: a directory, or s3://bucket/prefix with the AWS_* variables (or FERRY_BACKUP_REPOSITORY).",
+                valueName: "location"))
         var repository: String?
 
         @Option(
