@@ -206,15 +206,18 @@ let package = Package(
         .target(
             name: "FerryDaemon",
             dependencies: [
+                "FerryBackup",
                 "FerryCheck",
                 "FerryCluster",
                 "FerryCore",
+                "FerryPostgres",
                 "FerryRedis",
                 "FerryServer",
                 "FerrySync",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -107,6 +107,16 @@ package struct Daemon {
                     nodes: topology.nodes.map { ($0.name, $0.endpoint) }, logger: Logger(label: "ferry.cluster.api"))
             }
         }
+        if let backup = configuration.backup, backup.fullEvery != nil || backup.incrementalEvery != nil {
+            guard let endpoint = backup.postgres ?? configuration.postgres else {
+                throw FerryError(.configuration, "backup.postgres: missing", fix: "add `backup.postgres` or a top-level `postgres:` section")
+            }
+            supervise(
+                "backup",
+                BackupSchedule(
+                    settings: backup, endpoint: endpoint, reportStall: Self.stallReporter("backup", jobs: jobs, logger: logger),
+                    logger: Logger(label: "ferry.backup")))
+        }
         services.append(readiness)
         self.configuration = configuration
         self.jobs = jobs

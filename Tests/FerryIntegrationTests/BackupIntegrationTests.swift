@@ -128,6 +128,64 @@ struct BackupIntegrationTests {
         #expect(dropped.stdout.contains(#""dropped":1"#) && !dropped.stdout.contains("20200101-000000F"), "\(dropped.stdout)")
     }
 
+    /// `ferry run` with a `backup:` schedule: a full backup at once, incrementals on schedule, metrics; an archiver
+    /// that starts failing turns `/health/ready` to 503, naming it.
+    @Test func ferryRunTakesScheduledBackupsAndReportsAFailingArchiver() async throws {
+        try await ArchivingServer.with("backup-run") { server in
+            let pg = server.instance
+            let scratch = try FerryProcess.scratchDirectory()
+            let kit = BackupTestKit(server: server, scratch: scratch)
+            let yaml = """
+                postgres:
+                  host: 127.0.0.1
+                  port: \(pg.port)
+                  user: \(pg.user)
+                  password: \(pg.password)
+                  database: \(pg.database)
+                  tls: disable
+                backup:
+                  repository: \(server.repository)
+                  data_directory: \(pg.dataDirectory)
+                  full_every: 1h
+                  incremental_every: 3s
+                  keep_full: 1
+
+                """
+            try yaml.write(toFile: scratch + "/ferry.yaml", atomically: true, encoding: .utf8)
+            let port = try FreePort.find()
+            let daemon = try FerryProcess.start(["run", "--http-port", "\(port)", "--log-format", "json"], in: scratch)
+            defer { daemon.signal(SIGKILL) }
+            var listing: (backups: [String], incomplete: [String]) = ([], [])
+            for _ in 0..<600 {
+                listing = try await kit.listing()
+                if listing.backups.count >= 2 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(
+                listing.backups.first?.hasSuffix("F") == true && listing.backups.dropFirst().first?.hasSuffix("I") == true,
+                "\(listing)\n\(daemon.errors().suffix(3000))")
+            let metrics = try await HTTPProbe.get(port: port, path: "/metrics")
+            #expect(metrics.body.contains("ferry_backup_last_success_timestamp_seconds{kind=\"full\"}"), "\(metrics.body.suffix(3000))")
+            #expect(metrics.body.contains("ferry_backup_last_success_timestamp_seconds{kind=\"incremental\"}"))
+            #expect(metrics.body.contains("ferry_wal_archive_failing 0"))
+            let ready = try await HTTPProbe.waitFor(port: port, path: "/health/ready", status: 200, timeout: .seconds(30))
+            #expect(ready.status == 200)
+
+            // The archiver starts failing: the backup job shows it.
+            _ = try await pg.psql("ALTER SYSTEM SET archive_command = '/bin/false'")
+            _ = try await pg.psql("SELECT pg_reload_conf()")
+            _ = try await pg.psql("CREATE TABLE IF NOT EXISTS churn (id int); INSERT INTO churn SELECT generate_series(1, 1000)")
+            _ = try await pg.psql("SELECT pg_switch_wal()")
+            let failing = try await HTTPProbe.waitFor(port: port, path: "/health/ready", status: 503, timeout: .seconds(60))
+            #expect(failing.body.contains("backup") && failing.body.contains("archive_command is failing"), "\(failing.body)")
+            _ = try await pg.psql("ALTER SYSTEM RESET archive_command")
+            _ = try await pg.psql("SELECT pg_reload_conf()")
+            daemon.signal(SIGTERM)
+            #expect(try await daemon.wait(timeout: .seconds(30)) == 0, "\(daemon.errors().suffix(2000))")
+            #expect(!daemon.errors().contains(pg.password))
+        }
+    }
+
     @Test func aBackupKilledAtARandomPointIsNeverUsableAndTheNextRunCleansUp() async throws {
         try await ArchivingServer.with("backup-kill") { server in
             let scratch = try FerryProcess.scratchDirectory()

@@ -38,7 +38,11 @@ package struct ConfigLoader: Sendable {
         package var environment: [String: String]
     }
 
-    package func load() throws(ConfigurationError) -> Loaded {
+    /// Loads the whole configuration.
+    package func load() throws(ConfigurationError) -> Loaded { try load(FerryConfiguration.read) }
+
+    /// Loads with `read` picking what to read from the tree (e.g. only `backup:`, for `ferry backup`).
+    package func load(_ read: (ConfigReader) -> FerryConfiguration) throws(ConfigurationError) -> Loaded {
         var environment = self.environment
         var usedEnvFile: String?
         let dotenvPath = envFile.map(absolute) ?? absolute(".env")
@@ -84,7 +88,7 @@ package struct ConfigLoader: Sendable {
         tree = Interpolation.expand(tree, path: "", environment: environment, issues: issues)
         tree = EnvironmentOverrides.apply(to: tree, environment: environment)
 
-        let configuration = FerryConfiguration.read(ConfigReader(node: tree, issues: issues))
+        let configuration = read(ConfigReader(node: tree, issues: issues))
         if !issues.all.isEmpty { throw ConfigurationError(file: file, issues: issues.all) }
         return Loaded(configuration: configuration, tree: tree, file: file, envFile: usedEnvFile, environment: environment)
     }

@@ -31,9 +31,34 @@ extension FerryConfiguration {
         }
         let cluster = root.section("cluster")
         if cluster.isPresent { config.cluster = ClusterConfiguration.read(cluster) }
+        config.backup = readBackup(root, postgres: config.postgres)
         root.finish()
         config.validatePipelines(paths: pipelines.map(\.path), declared: pipelineReaders.count, issues: root.issues)
         return config
+    }
+
+    /// The `backup:` section (and the top-level `postgres` it falls back to), for `ferry backup`: the rest of the file is
+    /// not read, so a problem elsewhere does not stop a backup.
+    package static func readBackupOnly(_ root: ConfigReader) -> FerryConfiguration {
+        var config = FerryConfiguration()
+        let postgres = root.section("postgres")
+        if postgres.isPresent { config.postgres = PostgresEndpoint.read(postgres) }
+        config.backup = readBackup(root, postgres: config.postgres)
+        if config.backup == nil, root.issues.all.isEmpty {
+            root.issues.add("backup", "missing", fix: "add a `backup:` section (see examples/ferry.yaml), or pass --repository and --data-directory")
+        }
+        return config
+    }
+
+    static func readBackup(_ root: ConfigReader, postgres: PostgresEndpoint?) -> BackupConfiguration? {
+        let section = root.section("backup")
+        guard section.isPresent, let backup = BackupConfiguration.read(section) else { return nil }
+        if backup.postgres == nil, postgres == nil {
+            root.issues.add(
+                "backup.postgres", "missing",
+                fix: "add `backup.postgres` or a top-level `postgres:` section: the backup starts and stops on that server")
+        }
+        return backup
     }
 
     private func validatePipelines(paths: [String], declared: Int, issues: ConfigIssues) {

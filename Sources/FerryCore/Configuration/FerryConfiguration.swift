@@ -22,6 +22,8 @@ package struct FerryConfiguration: Sendable {
     package var redisSync: RedisSyncConfiguration?
     /// The HA cluster's control API and agent, when a `cluster:` section is present.
     package var cluster: ClusterConfiguration?
+    /// `backup:`, when present.
+    package var backup: BackupConfiguration?
 
     package init() {}
 

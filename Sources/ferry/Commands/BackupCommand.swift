@@ -27,8 +27,8 @@ struct BackupCommand: AsyncParsableCommand {
                 valueName: "location"))
         var repository: String?
 
-        func open() throws(FerryError) -> any BackupRepository {
-            guard let path = repository ?? ProcessInfo.processInfo.environment["FERRY_BACKUP_REPOSITORY"], !path.isEmpty else {
+        func open(fallback: String? = nil) throws(FerryError) -> any BackupRepository {
+            guard let path = repository ?? ProcessInfo.processInfo.environment["FERRY_BACKUP_REPOSITORY"] ?? fallback, !path.isEmpty else {
                 throw FerryError(.configuration, "no backup repository given", fix: "pass --repository DIR or set FERRY_BACKUP_REPOSITORY")
             }
             return try BackupRepositories.open(path.contains("://") ? path : FileSystem.absolute(path))
@@ -42,9 +42,9 @@ struct BackupCommand: AsyncParsableCommand {
                 valueName: "url"))
         var catalog: String?
 
-        func open(for repository: any BackupRepository) throws(FerryError) -> RedisBackupCatalog? {
+        func open(for repository: any BackupRepository, fallback: String? = nil) throws(FerryError) -> RedisBackupCatalog? {
             let environment = ProcessInfo.processInfo.environment
-            guard let url = catalog ?? environment["FERRY_BACKUP_CATALOG"], !url.isEmpty else { return nil }
+            guard let url = catalog ?? environment["FERRY_BACKUP_CATALOG"] ?? fallback, !url.isEmpty else { return nil }
             return RedisBackupCatalog(endpoint: try RedisBackupCatalog.endpoint(from: url, environment: environment), repository: repository.location)
         }
 
@@ -75,8 +75,12 @@ struct BackupCommand: AsyncParsableCommand {
             help: ArgumentHelp("The server's data directory (default PGDATA).", valueName: "path"))
         var dataDirectory: String?
 
-        func endpoint() throws(FerryError) -> PostgresEndpoint {
+        func endpoint(fallback: PostgresEndpoint? = nil) throws(FerryError) -> PostgresEndpoint {
             let environment = ProcessInfo.processInfo.environment
+            let given =
+                [host, port.map(String.init), user, database].contains { $0 != nil }
+                || ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE"].contains { environment[$0] != nil }
+            if !given, let fallback { return fallback }
             var endpoint = PostgresEndpoint()
             endpoint.host = host ?? environment["PGHOST"] ?? "127.0.0.1"
             let portText = port.map(String.init) ?? environment["PGPORT"] ?? "5432"
@@ -91,8 +95,8 @@ struct BackupCommand: AsyncParsableCommand {
             return endpoint
         }
 
-        func dataDirectoryPath() throws(FerryError) -> String {
-            guard let path = dataDirectory ?? ProcessInfo.processInfo.environment["PGDATA"], !path.isEmpty else {
+        func dataDirectoryPath(fallback: String? = nil) throws(FerryError) -> String {
+            guard let path = dataDirectory ?? ProcessInfo.processInfo.environment["PGDATA"] ?? fallback, !path.isEmpty else {
                 throw FerryError(
                     .configuration, "no data directory given", fix: "pass --data-directory (the server's SHOW data_directory) or set PGDATA")
             }
@@ -104,16 +108,35 @@ struct BackupCommand: AsyncParsableCommand {
         @OptionGroup var repository: RepositoryOption
         @OptionGroup var server: ServerOptions
 
-        @Option(help: ArgumentHelp("Compression: \(BackupCompression.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
-        var compression = "zstd"
+        @Option(
+            name: .customLong("config"),
+            help: ArgumentHelp(
+                "ferry.yaml whose `backup:` section gives what the flags do not (default ./ferry.yaml or FERRY_CONFIG when --repository is not given); only that section is read.",
+                valueName: "path"))
+        var configPath: String?
+
+        @Option(
+            help: ArgumentHelp(
+                "Compression: \(BackupCompression.allCases.map(\.rawValue).joined(separator: ", ")) (default zstd).", valueName: "name"))
+        var compression: String?
 
         @Option(help: ArgumentHelp("Files read and compressed at once (default 2).", valueName: "n"))
-        var workers = 2
+        var workers: Int?
 
         @Option(
             name: .customLong("archive-timeout"),
             help: ArgumentHelp("Seconds to wait for the WAL the backup needs to reach the archive (default 120).", valueName: "seconds"))
-        var archiveTimeout = 120
+        var archiveTimeout: Int?
+
+        /// `backup:` from the configuration, when one is given or the flags leave the repository out.
+        func configured() throws -> (backup: BackupConfiguration?, postgres: PostgresEndpoint?) {
+            let environment = ProcessInfo.processInfo.environment
+            guard configPath != nil || (repository.repository == nil && environment["FERRY_BACKUP_REPOSITORY"] == nil) else { return (nil, nil) }
+            let loader = ConfigLoader(explicitPath: configPath)
+            if configPath == nil, environment["FERRY_CONFIG"] == nil, !FileManager.default.fileExists(atPath: "ferry.yaml") { return (nil, nil) }
+            let configuration = try loader.load(FerryConfiguration.readBackupOnly).configuration
+            return (configuration.backup, configuration.backup?.postgres ?? configuration.postgres)
+        }
 
         @OptionGroup var retention: RetentionOptions
         @OptionGroup var catalog: CatalogOption
@@ -125,6 +148,10 @@ struct BackupCommand: AsyncParsableCommand {
         var quiet = false
 
         func take(_ kind: BackupManifest.Kind) async throws {
+            let (settings, configuredServer) = try configured()
+            let compression = self.compression ?? settings?.compression ?? "zstd"
+            let workers = self.workers ?? settings?.workers ?? 2
+            let archiveTimeout = self.archiveTimeout ?? settings.map { Int($0.archiveTimeout.components.seconds) } ?? 120
             guard let codec = BackupCompression(rawValue: compression) else {
                 throw FerryError(
                     .configuration, "unknown compression \"\(PrintableText.escaped(compression))\"",
@@ -136,14 +163,17 @@ struct BackupCommand: AsyncParsableCommand {
             }
             var logger = Logger(label: "ferry.backup")
             logger.logLevel = .warning
-            let server = PostgresBackupServer(endpoint: try self.server.endpoint(), logger: logger)
-            let repository = try repository.open()
-            let catalog = try catalog.open(for: repository)
-            var backup = BaseBackup(repository: repository, dataDirectory: try self.server.dataDirectoryPath(), server: server)
+            let server = PostgresBackupServer(endpoint: try self.server.endpoint(fallback: configuredServer), logger: logger)
+            let repository = try repository.open(fallback: settings?.repository)
+            let catalog = try catalog.open(for: repository, fallback: settings?.catalog)
+            var backup = BaseBackup(
+                repository: repository, dataDirectory: try self.server.dataDirectoryPath(fallback: settings?.dataDirectory), server: server)
             backup.compression = codec
             backup.workers = workers
             backup.archiveTimeout = .seconds(archiveTimeout)
-            backup.retention = try retention.rules()
+            var rules = try retention.rules()
+            if rules.isEmpty, let settings { rules = BackupRetention(keepFull: settings.keepFull, keepDays: settings.keepDays) }
+            backup.retention = rules
             let bar = ProgressBar(quiet: quiet || json)
             let began = ContinuousClock.now
             let label = kind == .full ? "full backup" : "incremental backup"
