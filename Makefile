@@ -41,6 +41,7 @@ bench: setup release
 	.build/release/ferry bench redis-sync
 	.build/release/ferry bench sqlserver
 	.build/release/ferry bench ha
+	.build/release/ferry bench backup
 
 format:
 	$(SWIFT) format format -i -r -p Sources Tests Benchmarks Package.swift

@@ -12,7 +12,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Ferry against peer tools on private sandbox servers (use a release build).",
-        subcommands: [Redis.self, Sync.self, RedisSync.self, SQLServer.self, HA.self, TDSEmulatorServer.self]
+        subcommands: [Redis.self, Sync.self, RedisSync.self, SQLServer.self, HA.self, Backup.self, TDSEmulatorServer.self]
     )
 
     /// The TDS emulator in its own process, for `ferry bench sqlserver` (hidden: not a user command).
@@ -210,6 +210,8 @@ enum BenchReport {
         switch unit {
         case "ms": String(format: "%.3f ms", value)
         case "µs": String(format: "%.1f µs", value)
+        case "s": String(format: "%.2f s", value)
+        case "MB": String(format: "%.1f MB", value)
         default: ProgressBar.grouped(Int(value.rounded())) + " " + unit
         }
     }
