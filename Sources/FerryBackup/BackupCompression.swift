@@ -58,6 +58,17 @@ package enum BackupCompression: String, Sendable, CaseIterable {
     /// `bytes` decompressed to exactly `size` bytes (the size the file's header states, range-checked by the caller);
     /// anything else is an error that names `what`.
     package func decompress(_ bytes: ArraySlice<UInt8>, size: Int, what: String) throws(FerryError) -> [UInt8] {
+        if self == .zstd {
+            // Straight into uninitialized memory: no zero fill of what is about to be overwritten.
+            var result = 0
+            let output = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                result = bytes.withUnsafeBytes { input in ZSTD_decompress(buffer.baseAddress, size, input.baseAddress, input.count) }
+                count = ZSTD_isError(result) != 0 ? 0 : min(result, size)
+            }
+            if ZSTD_isError(result) != 0 { throw Self.damaged(what, "does not decompress (zstd: \(String(cString: ZSTD_getErrorName(result))))") }
+            guard result == size else { throw Self.damaged(what, "decompresses to \(result) bytes where its header says \(size)") }
+            return output
+        }
         var output = [UInt8](repeating: 0, count: size)
         let written: Int
         switch self {
@@ -65,11 +76,7 @@ package enum BackupCompression: String, Sendable, CaseIterable {
             guard bytes.count == size else { throw Self.damaged(what, "holds \(bytes.count) bytes where its header says \(size)") }
             return Array(bytes)
         case .zstd:
-            let result = output.withUnsafeMutableBytes { out in
-                bytes.withUnsafeBytes { input in ZSTD_decompress(out.baseAddress, out.count, input.baseAddress, input.count) }
-            }
-            if ZSTD_isError(result) != 0 { throw Self.damaged(what, "does not decompress (zstd: \(String(cString: ZSTD_getErrorName(result))))") }
-            written = result
+            preconditionFailure("handled above")
         case .lz4:
             written = try Self.lz4Decompress(bytes, into: &output, what: what)
         case .gzip:

@@ -55,30 +55,31 @@ package struct BackupRestore: Sendable {
     package func chooseChain() throws(FerryError) -> [BackupManifest] {
         let store = BackupStore(repository: repository)
         if let backupID { return try store.chain(backupID) }
-        let all = try store.manifests()
-        guard !all.isEmpty else {
+        guard let oldest = try store.usableIDs().first else {
             throw FerryError(.notFound, "there is no usable backup in \(repository.location)", fix: "take one with `ferry backup full`")
         }
-        var candidates = all
+        let accept: (BackupManifest) -> Bool
         switch recoveryTarget {
-        case .latest, .name: break
+        case .latest, .name: accept = { _ in true }
         case .time(let text):
             guard let time = Self.parseTime(text) else {
                 throw FerryError(
                     .invalidInput, "\"\(PrintableText.escaped(text))\" is not a time Ferry can read",
                     fix: "give it as PostgreSQL prints it, with its zone: 2026-12-07 14:05:00+00")
             }
-            candidates = all.filter { $0.stopped < time }
+            accept = { $0.stopped < time }
         case .lsn(let text):
             guard let position = WALPosition(text) else {
                 throw FerryError(.invalidInput, "\"\(PrintableText.escaped(text))\" is not a WAL position", fix: "give it as 16/B374D848")
             }
-            candidates = all.filter { WALPosition($0.stopLSN).map { $0 <= position } ?? false }
+            accept = { WALPosition($0.stopLSN).map { $0 <= position } ?? false }
         }
-        guard let chosen = candidates.last else {
+        // From the newest back, reading only the manifests it needs.
+        guard let chosen = try store.newest(where: accept) else {
+            let first = try store.manifest(oldest)
             throw FerryError(
                 .notFound,
-                "no backup in \(repository.location) ends before the recovery target (the oldest ends at \(all[0].stopped), LSN \(all[0].stopLSN))",
+                "no backup in \(repository.location) ends before the recovery target (the oldest ends at \(first.stopped), LSN \(first.stopLSN))",
                 fix: "choose a later target, or a backup with --backup ID")
         }
         return try store.chain(chosen.id)
@@ -220,6 +221,7 @@ package struct BackupRestore: Sendable {
     /// Waits until recovery has done what `action` asks: promoted (recovery.signal removed), paused, or shut down.
     private func waitForRecovery(log: String) async throws(FerryError) -> String {
         let deadline = ContinuousClock.now + wait
+        var promotedAt: ContinuousClock.Instant?
         while ContinuousClock.now < deadline {
             let text = FileSystem.read(log) ?? ""
             let alive = Self.postmasterAlive(target)
@@ -230,13 +232,19 @@ package struct BackupRestore: Sendable {
                         "read \(log); a target after the last archived WAL cannot be reached, choose an earlier one (the restored files stay in \(target))"
                 )
             }
+            // Promoted: recovery.signal is removed before the new timeline's history file is written, so the end is the
+            // server's "ready" after it chose the timeline (or, with its log in another language, a few seconds on).
+            if action == .promote, alive, !FileSystem.exists(target + "/recovery.signal") {
+                promotedAt = promotedAt ?? ContinuousClock.now
+                if let chosen = text.range(of: "selected new timeline ID"), text[chosen.upperBound...].contains("ready to accept connections") { return "running" }
+                if ContinuousClock.now - promotedAt! > .seconds(5) { return "running" }
+            }
             switch action {
-            case .promote where alive && !FileSystem.exists(target + "/recovery.signal"): return "running"
             case .pause where alive && (text.contains("recovery has paused") || text.contains("pausing at the end of recovery")): return "paused"
             case .shutdown where !alive: return "stopped"
             default: break
             }
-            try? await Task.sleep(for: .milliseconds(200))
+            try? await Task.sleep(for: .milliseconds(20))
         }
         throw FerryError(
             .timeout, "recovery in \(target) did not reach its target within \(wait)",

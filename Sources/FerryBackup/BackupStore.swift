@@ -41,18 +41,35 @@ package struct BackupStore: Sendable {
     /// Every usable backup, oldest first.
     package func manifests() throws(FerryError) -> [BackupManifest] {
         var manifests: [BackupManifest] = []
-        for id in try repository.list("backups") where (try? Self.checkID(id)) != nil {
-            guard let bytes = try repository.read(BackupManifest.path(id)) else { continue }
-            manifests.append(try BackupManifest.decode(bytes, what: "the manifest of backup \(id) in \(repository.location)"))
-        }
+        for id in try usableIDs() { manifests.append(try manifest(id)) }
         return manifests
+    }
+
+    /// The names of the usable backups (those with a manifest), oldest first, without reading a manifest.
+    package func usableIDs() throws(FerryError) -> [String] {
+        var ids: [String] = []
+        for id in try backupIDs() where try repository.list(BackupManifest.directory(id)).contains("manifest.json") { ids.append(id) }
+        return ids
+    }
+
+    /// The newest usable backup `accept` takes, reading manifests from the newest back only as far as needed.
+    package func newest(where accept: (BackupManifest) -> Bool) throws(FerryError) -> BackupManifest? {
+        for id in try usableIDs().reversed() {
+            let candidate = try manifest(id)
+            if accept(candidate) { return candidate }
+        }
+        return nil
     }
 
     /// Backups a killed or failed run left without a manifest.
     package func incomplete() throws(FerryError) -> [String] {
-        try repository.list("backups").filter { id in
-            (try? Self.checkID(id)) != nil && ((try? repository.read(BackupManifest.path(id))) ?? nil) == nil
-        }
+        var ids: [String] = []
+        for id in try backupIDs() where try !repository.list(BackupManifest.directory(id)).contains("manifest.json") { ids.append(id) }
+        return ids
+    }
+
+    private func backupIDs() throws(FerryError) -> [String] {
+        try repository.list("backups").filter { (try? Self.checkID($0)) != nil }
     }
 
     package func manifest(_ id: String) throws(FerryError) -> BackupManifest {
@@ -165,10 +182,11 @@ package struct BackupStore: Sendable {
         if bytes.count != bundle.bytes || WALArchive.hex(SHA256.hash(data: bytes)) != bundle.sha256 {
             found.append(Damage(backup: manifest.id, what: "\(path) does not match its SHA-256 (\(bytes.count) bytes, \(bundle.bytes) expected)"))
         }
-        for file in manifest.files {
+        for file in manifest.files where file.pieces.contains(where: { $0.bundle == bundle.number }) {
+            let digests = file.blockDigests
             for piece in file.pieces where piece.bundle == bundle.number {
                 do {
-                    _ = try BackupPieceReader.blocks(of: piece, file: file, in: bytes, backup: manifest)
+                    _ = try BackupPieceReader.blocks(of: piece, file: file, digests: digests, in: bytes, backup: manifest)
                 } catch {
                     found.append(Damage(backup: manifest.id, what: error.message))
                 }

@@ -49,7 +49,7 @@ package struct BaseBackup: Sendable {
         var note: String?
         var prior: BackupManifest?
         if kind == .incremental {
-            prior = try store.manifests().last { $0.system == systemHex }
+            prior = try store.newest { $0.system == systemHex }
             if prior == nil {
                 kind = .full
                 note = "no earlier backup of this cluster in \(repository.location): this one is a full backup"

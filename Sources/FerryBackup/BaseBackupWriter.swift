@@ -27,6 +27,9 @@ package struct BaseBackupWriter: Sendable {
     package let prior: BackupManifest?
     package var workers = 2
     package var bundleSize = 64 << 20
+    /// …or when the blocks it holds pass this: data that compresses 20:1 still makes bundles a restore can spread over
+    /// its workers.
+    package var bundleRawSize = 128 << 20
     package var pieceSize = 1 << 20
 
     package init(repository: any BackupRepository, id: String, compression: BackupCompression, prior: BackupManifest?) {
@@ -85,6 +88,7 @@ package struct BaseBackupWriter: Sendable {
         var storedBytes: Int64 = 0
         var storedBlocks = 0
         private var bundle: [UInt8] = []
+        private var bundleRaw = 0
         private var bundleNumber: Int?
 
         init(writer: BaseBackupWriter, bundleNumbers: BundleNumbers) {
@@ -158,8 +162,9 @@ package struct BaseBackupWriter: Sendable {
             if bundleNumber == nil { bundleNumber = bundleNumbers.next() }
             let piece = BackupManifest.Piece(bundle: bundleNumber!, offset: bundle.count, length: compressed.count, blocks: runs)
             bundle.append(contentsOf: compressed)
+            bundleRaw += raw.count
             storedBytes += Int64(compressed.count)
-            if bundle.count >= writer.bundleSize { try finishBundle() }
+            if bundle.count >= writer.bundleSize || bundleRaw >= writer.bundleRawSize { try finishBundle() }
             return piece
         }
 
@@ -168,6 +173,7 @@ package struct BaseBackupWriter: Sendable {
             try writer.repository.write(BackupManifest.bundlePath(writer.id, number), bundle, replacing: true)
             bundles.append(.init(number: number, bytes: bundle.count, sha256: WALArchive.hex(SHA256.hash(data: bundle))))
             bundle.removeAll(keepingCapacity: true)
+            bundleRaw = 0
             bundleNumber = nil
         }
 

@@ -112,12 +112,27 @@ struct WALCommand: ParsableCommand {
             try Self.writeWhole(content, to: destination)
         }
 
-        /// Writes under a temporary name beside `destination`, then renames it: PostgreSQL never reads half a file.
+        /// Writes under a temporary name beside `destination`, then renames it: PostgreSQL never reads half a file. No
+        /// flush: the file is recovery's working copy (RECOVERYXLOG), which PostgreSQL reads at once and does not keep.
         static func writeWhole(_ content: [UInt8], to destination: String) throws(FerryError) {
             let temporary = destination + ".ferry-\(getpid())"
-            guard FileManager.default.createFile(atPath: temporary, contents: Data(content)) else {
-                throw FerryError(.permission, "cannot write \(temporary)", fix: "run it as PostgreSQL's user, in its data directory")
+            let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard descriptor >= 0 else {
+                throw FerryError(.permission, "cannot write \(temporary): \(String(cString: strerror(errno)))", fix: "run it as PostgreSQL's user, in its data directory")
             }
+            var offset = 0
+            while offset < content.count {
+                let written = content.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, content.count - offset) }
+                if written < 0, errno == EINTR { continue }
+                guard written > 0 else {
+                    let reason = String(cString: strerror(errno))
+                    close(descriptor)
+                    unlink(temporary)
+                    throw FerryError(.server, "cannot write \(temporary): \(reason)", fix: "check free space in the data directory")
+                }
+                offset += written
+            }
+            close(descriptor)
             guard rename(temporary, destination) == 0 else {
                 let reason = String(cString: strerror(errno))
                 unlink(temporary)
