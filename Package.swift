@@ -253,6 +253,7 @@ let package = Package(
             name: "FerryBackup",
             dependencies: [
                 "CCompression",
+                "CFerryLinux",
                 "FerryCore",
                 "FerryPostgres",
                 "FerryPostgresNode",

@@ -121,7 +121,7 @@ package struct BackupRestore: Sendable {
             let counter = RestoredBytes()
             let configured = restorer
             try await BaseBackup.blocking { () throws(FerryError) in
-                try configured.restoreFiles { bytes in progress(counter.add(bytes), total) }
+                try configured.restoreFiles(flush: port == nil) { bytes in progress(counter.add(bytes), total) }
             }
             let command = "\(ferryBinary) wal fetch %f %p --repository \(repository.location)"
             try restorer.writeRecoverySettings(
@@ -236,7 +236,9 @@ package struct BackupRestore: Sendable {
             // server's "ready" after it chose the timeline (or, with its log in another language, a few seconds on).
             if action == .promote, alive, !FileSystem.exists(target + "/recovery.signal") {
                 promotedAt = promotedAt ?? ContinuousClock.now
-                if let chosen = text.range(of: "selected new timeline ID"), text[chosen.upperBound...].contains("ready to accept connections") { return "running" }
+                if let chosen = text.range(of: "selected new timeline ID"), text[chosen.upperBound...].contains("ready to accept connections") {
+                    return "running"
+                }
                 if ContinuousClock.now - promotedAt! > .seconds(5) { return "running" }
             }
             switch action {

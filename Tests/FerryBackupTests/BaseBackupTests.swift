@@ -157,13 +157,19 @@ import Testing
         for blocks in [[[0, Int.max]], [[-1, 1]], [[1, 5]], [[0]], []] {
             var piece = file.pieces[0]
             piece.blocks = blocks
-            #expect(throws: FerryError.self, "\(blocks)") { _ = try BackupPieceReader.blocks(of: piece, file: file, digests: file.blockDigests, in: bundle, backup: full) }
+            #expect(throws: FerryError.self, "\(blocks)") {
+                _ = try BackupPieceReader.blocks(of: piece, file: file, digests: file.blockDigests, in: bundle, backup: full)
+            }
         }
         var piece = file.pieces[0]
         piece.offset = Int.max - 2
-        #expect(throws: FerryError.self) { _ = try BackupPieceReader.blocks(of: piece, file: file, digests: file.blockDigests, in: bundle, backup: full) }
+        #expect(throws: FerryError.self) {
+            _ = try BackupPieceReader.blocks(of: piece, file: file, digests: file.blockDigests, in: bundle, backup: full)
+        }
         file.size = Int64.max
-        #expect(throws: FerryError.self) { _ = try BackupPieceReader.blocks(of: file.pieces[0], file: file, digests: file.blockDigests, in: bundle, backup: full) }
+        #expect(throws: FerryError.self) {
+            _ = try BackupPieceReader.blocks(of: file.pieces[0], file: file, digests: file.blockDigests, in: bundle, backup: full)
+        }
         for path in ["../escape", "/etc/passwd", "base/../../x", ""] {
             full.files[0].path = path
             #expect(throws: FerryError.self, "\(path)") {

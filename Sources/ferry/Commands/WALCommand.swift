@@ -118,7 +118,9 @@ struct WALCommand: ParsableCommand {
             let temporary = destination + ".ferry-\(getpid())"
             let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else {
-                throw FerryError(.permission, "cannot write \(temporary): \(String(cString: strerror(errno)))", fix: "run it as PostgreSQL's user, in its data directory")
+                throw FerryError(
+                    .permission, "cannot write \(temporary): \(String(cString: strerror(errno)))",
+                    fix: "run it as PostgreSQL's user, in its data directory")
             }
             var offset = 0
             while offset < content.count {
