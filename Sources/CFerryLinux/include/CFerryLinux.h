@@ -3,17 +3,21 @@
 #define CFERRY_LINUX_H
 
 #ifdef __linux__
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /// Starts writing `length` bytes at `offset` of `fd` back to disk without waiting for it (sync_file_range with
-/// SYNC_FILE_RANGE_WRITE): a restore's writes reach the disk while it goes on. Returns 0, or -1 with errno.
+/// SYNC_FILE_RANGE_WRITE): a restore's writes reach the disk while it goes on. Returns 0, or -1 with errno. Through
+/// syscall(2): glibc declares sync_file_range only under _GNU_SOURCE, which would make this module's system types
+/// differ from the other modules' (fd_set).
 static inline int cferry_start_writeback(int fd, long long offset, long long length) {
-    return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
+#ifdef SYS_sync_file_range
+    return (int)syscall(SYS_sync_file_range, fd, offset, length, 2 /* SYNC_FILE_RANGE_WRITE */);
+#else
+    (void)fd; (void)offset; (void)length;
+    return -1;
+#endif
 }
 
 /// Makes a private epoll set holding one registration (another, empty epoll set). Returns 0, or -1 with errno.
