@@ -112,6 +112,8 @@ struct SQLServerBrokenServerTests {
             return try await group.reduce(into: []) { $0.append($1) }
         }
         for result in results where result.patient { #expect(result.seconds >= 5.5, "a 6 s login gave up after \(result.seconds) s") }
+        // As above: connections still coming are let in before the listener closes (NIO traps on one dropped unserved).
+        try? await Task.sleep(for: .seconds(1))
         try? await server.channel.setOption(ChannelOptions.autoRead, value: false)
         try? await server.channel.close()
         _ = await serving.result
@@ -175,6 +177,7 @@ struct SQLServerBrokenServerTests {
             }
         }
         #expect(outcome == "read [[Optional(\"1\")]]", "\(outcome)")
+        try? await Task.sleep(for: .seconds(1))
         try? await server.channel.setOption(ChannelOptions.autoRead, value: false)
         try? await server.channel.close()
         _ = await serving.result
