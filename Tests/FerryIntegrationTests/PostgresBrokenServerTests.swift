@@ -22,7 +22,7 @@ struct PostgresBrokenServerTests {
     static func serve(_ breakage: Breakage) async throws -> (port: Int, server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>) {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(host: "127.0.0.1", port: 0) { channel in
-                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+                channel.eventLoop.makeCompletedFuture { try AcceptedConnections.wrap(channel) }
             }
         return (try #require(server.channel.localAddress?.port), server)
     }

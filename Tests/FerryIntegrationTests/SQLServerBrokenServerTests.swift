@@ -28,7 +28,7 @@ struct SQLServerBrokenServerTests {
     static func listen() async throws -> (server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, port: Int) {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(host: "127.0.0.1", port: 0) { channel in
-                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+                channel.eventLoop.makeCompletedFuture { try AcceptedConnections.wrap(channel) }
             }
         return (server, try #require(server.channel.localAddress?.port))
     }
@@ -232,7 +232,7 @@ final class CuttingProxy: Sendable {
                         let target = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                             .connect(host: "127.0.0.1", port: upstream) { channel in
                                 channel.eventLoop.makeCompletedFuture {
-                                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                                    try AcceptedConnections.wrap(channel)
                                 }
                             }
                         try await client.executeThenClose { clientIn, clientOut in
