@@ -36,9 +36,10 @@ package struct BaseBackup: Sendable {
     package func run(
         kind requested: BackupManifest.Kind, progress: @escaping @Sendable (_ done: Int64, _ total: Int64) -> Void = { _, _ in }
     ) async throws(FerryError) -> Report {
+        // First the check whose message is about a backup's data directory (the control file's speaks of WAL commands).
+        try DataDirectoryScan.checkDataDirectory(dataDirectory)
         let system = try PostgresControlFile.systemIdentifier(dataDirectory: dataDirectory)
         let systemHex = WALArchive.systemDirectoryName(system)
-        try DataDirectoryScan.checkDataDirectory(dataDirectory)
         let lock = try repository.lock(for: "ferry backup \(requested.rawValue)")
         defer { lock.release() }
         let store = BackupStore(repository: repository)
