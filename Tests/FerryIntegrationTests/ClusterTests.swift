@@ -100,7 +100,9 @@ struct SandboxEtcdTests {
     @Test func theEtcdClientRacesForAKeyUnderALease() async throws {
         let sandbox = try SandboxContext.require()
         let etcd = try #require(sandbox.etcd)
-        let client = EtcdClient(endpoints: [etcd.url])
+        // The semantics are tested here, not the latency: on a loaded machine (the backup tests' disk writes beside it)
+        // etcd's first writes after its restart above took longer than the client's default 2 s once.
+        let client = EtcdClient(endpoints: [etcd.url], timeout: .seconds(10))
         // Just started, etcd may take a moment (more on a loaded machine) to elect itself and report healthy.
         try await eventually("etcd to report itself healthy") { await client.isHealthy() }
         let key = "/ferry/test-\(UUID().uuidString.prefix(8))/leader"
