@@ -1,5 +1,7 @@
+import FerryBackup
 package import FerryCore
 import FerryPostgres
+import Foundation
 package import Logging
 import PostgresNIO
 
@@ -59,7 +61,9 @@ package enum ClusterBootstrap {
             try await PostgresSession.using(primary.endpoint, key: "cluster.nodes.\(primary.name)", logger: logger) { session in
                 try await session.withConnection { connection in
                     try await ensureRole(topology.replicationUser, password: topology.replicationPassword, connection, &report, logger: logger)
-                    try await ensureSettings(nodes: topology.nodes.count, connection, &report, logger: logger)
+                    var archive: (repository: String, binary: String)?
+                    if let repository = topology.archiveRepository, let binary = topology.archiveBinary { archive = (repository, binary) }
+                    try await ensureSettings(nodes: topology.nodes.count, archive: archive, connection, &report, logger: logger)
                     for node in topology.nodes where node.name != primary.name {
                         let rows = try await connection.query(
                             """
@@ -103,12 +107,19 @@ package enum ClusterBootstrap {
     }
 
     /// `ALTER SYSTEM` for every required setting the server does not have, then a reload; settings that need a
-    /// restart are reported.
-    static func ensureSettings(nodes: Int, _ connection: PostgresSessionConnection, _ report: inout Report, logger: Logger) async throws {
+    /// restart are reported. With `archive`, WAL archiving into that repository too (through `ferry wal push`); an
+    /// `archive_command` that is not Ferry's is left as it is, with a warning.
+    static func ensureSettings(
+        nodes: Int, archive: (repository: String, binary: String)? = nil, _ connection: PostgresSessionConnection, _ report: inout Report,
+        logger: Logger
+    ) async throws {
         var current: [String: (setting: String, unit: String?)] = [:]
         let rows = try await connection.query("SELECT name, setting, unit FROM pg_settings", logger: logger)
         for try await (name, setting, unit) in rows.decode((String, String, String?).self) { current[name] = (setting, unit) }
         var changed = false
+        if let archive {
+            changed = try await ensureArchiving(archive, current: current, connection, &report, logger: logger)
+        }
         for wanted in required(nodes: nodes) {
             guard let have = current[wanted.name] else { continue }
             if let minimum = wanted.minimum {
@@ -127,6 +138,69 @@ package enum ClusterBootstrap {
         try await Task.sleep(for: .milliseconds(300))
         let pending = try await connection.query("SELECT name FROM pg_settings WHERE pending_restart ORDER BY name", logger: logger)
         for try await name in pending.decode(String.self) { report.restartNeeded.append(name) }
+    }
+
+    /// The `archive_command` that archives into `repository` through `binary`.
+    package static func archiveCommand(repository: String, binary: String) -> String {
+        "\(shellWord(binary)) wal push %p --repository \(shellWord(repository))"
+    }
+
+    /// `text` as one word for the shell PostgreSQL runs archive_command with: as is when it has nothing the shell
+    /// reads specially, else single-quoted.
+    static func shellWord(_ text: String) -> String {
+        let plain =
+            !text.isEmpty
+            && text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "/._-:+=@,".unicodeScalars.contains($0)) }
+        return plain ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// `archive_mode = on` and Ferry's `archive_command`; returns whether anything changed.
+    static func ensureArchiving(
+        _ archive: (repository: String, binary: String), current: [String: (setting: String, unit: String?)],
+        _ connection: PostgresSessionConnection, _ report: inout Report, logger: Logger
+    ) async throws -> Bool {
+        _ = try BackupRepositories.open(archive.repository)
+        let wanted = archiveCommand(repository: archive.repository, binary: archive.binary)
+        // pg_settings shows "(disabled)" while archive_mode is off: the configured command is read from the files.
+        var command = current["archive_command"]?.setting ?? ""
+        if command == "(disabled)" {
+            command = ""
+            let rows = try await connection.query(
+                "SELECT setting FROM pg_file_settings WHERE name = 'archive_command' AND error IS NULL ORDER BY seqno DESC LIMIT 1", logger: logger)
+            for try await setting in rows.decode(String?.self) { command = setting ?? "" }
+        }
+        if !command.isEmpty, command != wanted, !command.contains(" wal push ") {
+            report.warnings.append(
+                "archive_command is already '\(command)': Ferry leaves another tool's archiving alone; to archive into \(archive.repository), set it to '\(wanted)'"
+            )
+            return false
+        }
+        var changed = false
+        if command != wanted {
+            // The value is bound and quoted by the server's format(): a repository path is never spliced into SQL.
+            var statement = ""
+            let rows = try await connection.query("SELECT format('ALTER SYSTEM SET archive_command = %L', \(wanted)::text)", logger: logger)
+            for try await text in rows.decode(String.self) { statement = text }
+            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            report.actions.append("ALTER SYSTEM SET archive_command = '\(wanted)'")
+            changed = true
+        }
+        if let mode = current["archive_mode"]?.setting, mode == "off" {
+            try await connection.query("ALTER SYSTEM SET archive_mode = 'on'", logger: logger)
+            report.actions.append("ALTER SYSTEM SET archive_mode = 'on'")
+            changed = true
+        }
+        if !FileManager.default.isExecutableFile(atPath: archive.binary) {
+            report.warnings.append(
+                "\(archive.binary) is not a program on this machine: archive_command runs it on every node; install ferry there or set cluster.ferry_binary"
+            )
+        }
+        if archive.repository.hasPrefix("s3://") {
+            report.warnings.append(
+                "archive_command pushes to \(archive.repository): PostgreSQL's own environment on every node needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (e.g. a systemd drop-in), never postgresql.auto.conf"
+            )
+        }
+        return changed
     }
 
     /// Whether the server's `setting` (in `unit`) is `wanted` (`on`, `replica`, `256MB`, `1s`…).

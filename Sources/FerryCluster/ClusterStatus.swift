@@ -1,6 +1,8 @@
+import FerryBackup
 package import FerryCore
 package import FerryEtcd
 import FerryPostgres
+import Foundation
 package import Logging
 import PostgresNIO
 
@@ -28,10 +30,45 @@ package struct NodeStatus: Sendable, Codable, Equatable {
     package var error: String?
 }
 
+/// The primary's WAL archiver, from `pg_stat_archiver` (present when `archive_mode` is not off).
+package struct ArchiveStatus: Sendable, Codable, Equatable {
+    package var mode: String
+    package var archivedCount: Int64
+    package var lastArchivedWAL: String?
+    package var lastArchivedAgeSeconds: Double?
+    package var failedCount: Int64
+    package var lastFailedWAL: String?
+    /// A failure newer than the last success.
+    package var failing: Bool
+}
+
+/// The cluster's backup repository as `ferry cluster status` shows it.
+package struct BackupOverview: Sendable, Codable, Equatable {
+    package var repository: String
+    /// Usable backups (with a manifest), and how many of them are full.
+    package var count: Int = 0
+    package var fullCount: Int = 0
+    package var newest: String?
+    package var newestKind: String?
+    package var newestAgeSeconds: Double?
+    package var newestFull: String?
+    /// Compressed bytes the usable backups store.
+    package var storedBytes: Int64 = 0
+    /// Backups without a manifest: a run going on now, or what a failed or killed run left (the next backup removes
+    /// those).
+    package var unfinished: [String] = []
+    /// Whether a backup holds the repository's lock now (nil: not known, e.g. for S3).
+    package var running: Bool?
+    /// Why the repository could not be read.
+    package var error: String?
+}
+
 /// The whole cluster, with warnings.
 package struct ClusterStatus: Sendable, Codable, Equatable {
     package var nodes: [NodeStatus]
     package var warnings: [String]
+    package var archive: ArchiveStatus?
+    package var backups: BackupOverview?
 
     package var primaries: [NodeStatus] { nodes.filter { $0.role == "primary" } }
 }
@@ -43,8 +80,12 @@ package enum ClusterInspector {
 
     /// With `etcd` and `scope`, each node's agent is reported too: `leader`, `running` (its member key is alive),
     /// or `missing`.
+    ///
+    /// With `backups`, the repository's newest backups are reported too, and warned about when there is none, when the
+    /// newest is more than twice `every` old, or when a failed run left an unfinished one.
     package static func inspect(
-        _ nodes: [(name: String, endpoint: PostgresEndpoint)], etcd: EtcdClient? = nil, scope: String? = nil, logger: Logger
+        _ nodes: [(name: String, endpoint: PostgresEndpoint)], etcd: EtcdClient? = nil, scope: String? = nil,
+        backups: (repository: String, every: Duration?)? = nil, logger: Logger
     ) async -> ClusterStatus {
         var statuses: [NodeStatus] = []
         for (name, endpoint) in nodes {
@@ -67,10 +108,12 @@ package enum ClusterInspector {
                 agentWarnings.append("etcd does not answer: \(error)")
             }
         }
-        // What the primary knows about each standby: replication state, lag, slot.
+        // What the primary knows about each standby: replication state, lag, slot; and its archiver.
+        var archive: ArchiveStatus?
         for primary in statuses where primary.role == "primary" {
             guard let endpoint = nodes.first(where: { $0.name == primary.name })?.endpoint else { continue }
             let replication = await replicationView(endpoint, logger: logger)
+            if archive == nil { archive = replication.archive }
             for index in statuses.indices where statuses[index].role == "standby" {
                 let name = statuses[index].name
                 if let row = replication.senders[name] {
@@ -102,7 +145,72 @@ package enum ClusterInspector {
                     "slot \(node.name) holds back \(retained / (1 << 20)) MB of WAL on the primary; bring \(node.name) back or drop its slot")
             }
         }
-        return ClusterStatus(nodes: statuses, warnings: warnings + agentWarnings)
+        if let archive, archive.failing {
+            warnings.append(
+                "the primary's archive_command is failing (\(archive.failedCount) failures, last on \(archive.lastFailedWAL ?? "?")): WAL piles up in pg_wal and point-in-time restore stops at the gap; check the command in the server's log"
+            )
+        }
+        var overview: BackupOverview?
+        if let backups {
+            let found = await Self.overview(repository: backups.repository)
+            warnings += Self.backupWarnings(found, every: backups.every)
+            overview = found
+        }
+        return ClusterStatus(nodes: statuses, warnings: warnings + agentWarnings, archive: archive, backups: overview)
+    }
+
+    /// The repository's usable and unfinished backups; whether one runs now is known for a local repository only
+    /// (its lock is tried and let go at once).
+    package static func overview(repository location: String) async -> BackupOverview {
+        let result = try? await BaseBackup.blocking { () throws(FerryError) -> BackupOverview in
+            var overview = BackupOverview(repository: location)
+            do {
+                let repository = try BackupRepositories.open(location)
+                let store = BackupStore(repository: repository)
+                let manifests = try store.manifests()
+                overview.count = manifests.count
+                overview.fullCount = manifests.count { $0.kind == .full }
+                overview.storedBytes = manifests.reduce(0) { $0 + $1.storedBytes }
+                if let newest = manifests.last {
+                    overview.newest = newest.id
+                    overview.newestKind = newest.kind.rawValue
+                    overview.newestAgeSeconds = max(0, Date().timeIntervalSince(newest.stopped))
+                }
+                overview.newestFull = manifests.last { $0.kind == .full }?.id
+                overview.unfinished = try store.incomplete()
+                if !location.hasPrefix("s3://") {
+                    if let lock = try? repository.lock(for: "cluster status") {
+                        lock.release()
+                        overview.running = false
+                    } else {
+                        overview.running = true
+                    }
+                }
+            } catch {
+                overview.error = (error as? FerryError)?.message ?? "\(error)"
+            }
+            return overview
+        }
+        return result ?? BackupOverview(repository: location, error: "the repository could not be read")
+    }
+
+    /// What needs attention in the repository: none, overdue, unfinished, unreadable.
+    package static func backupWarnings(_ overview: BackupOverview, every: Duration?) -> [String] {
+        if let error = overview.error { return ["the backup repository \(overview.repository) cannot be read: \(error)"] }
+        var warnings: [String] = []
+        if overview.count == 0 {
+            warnings.append("no backup in \(overview.repository) yet: take one with `ferry backup full`")
+        } else if let every, let age = overview.newestAgeSeconds, age > 2 * Double(every.components.seconds) {
+            warnings.append(
+                "the newest backup (\(overview.newest ?? "?")) is \(Int(age)) s old, more than twice the schedule's \(DurationParser.format(every)): is `ferry run` taking them? its log says why not"
+            )
+        }
+        if overview.running == false, !overview.unfinished.isEmpty {
+            warnings.append(
+                "a backup run did not finish (\(overview.unfinished.joined(separator: ", "))): it is not usable; the next backup removes it, and the log of the run says why it failed"
+            )
+        }
+        return warnings
     }
 
     static func inspectNode(_ name: String, endpoint: PostgresEndpoint, logger: Logger) async -> NodeStatus {
@@ -138,6 +246,7 @@ package enum ClusterInspector {
     struct ReplicationView {
         var senders: [String: (state: String, syncState: String, lagBytes: Int64?, lagSeconds: Double?)] = [:]
         var slots: [String: (active: Bool, retained: Int64?)] = [:]
+        var archive: ArchiveStatus?
     }
 
     static func replicationView(_ endpoint: PostgresEndpoint, logger: Logger) async -> ReplicationView {
@@ -160,6 +269,20 @@ package enum ClusterInspector {
                     """, logger: logger)
                 for try await (name, active, retained) in slots.decode((String, Bool, Int64?).self) {
                     view.slots[name] = (active, retained)
+                }
+                let archiver = try await connection.query(
+                    """
+                    SELECT current_setting('archive_mode'), archived_count, last_archived_wal,
+                      extract(epoch FROM now() - last_archived_time)::float8, failed_count, last_failed_wal,
+                      coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false)
+                    FROM pg_stat_archiver
+                    """, logger: logger)
+                for try await (mode, archived, lastWAL, age, failed, failedWAL, failing) in archiver.decode(
+                    (String, Int64, String?, Double?, Int64, String?, Bool).self)
+                where mode != "off" {
+                    view.archive = ArchiveStatus(
+                        mode: mode, archivedCount: archived, lastArchivedWAL: lastWAL, lastArchivedAgeSeconds: age,
+                        failedCount: failed, lastFailedWAL: failedWAL, failing: failing)
                 }
             }
         }

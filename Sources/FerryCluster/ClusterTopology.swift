@@ -30,6 +30,11 @@ package struct ClusterTopology: Sendable {
     /// The backup repository the nodes archive their WAL into; a promoted node's agent archives what the old primary
     /// may have left unarchived.
     package var archiveRepository: String?
+    /// A defined cluster's `archive_command` program (`cluster.ferry_binary`, default the running `ferry`).
+    package var archiveBinary: String?
+    /// The backup schedule's shortest interval (`backup.full_every`/`incremental_every`): `ferry cluster status`
+    /// warns when the newest backup is more than twice as old.
+    package var backupEvery: Duration?
 
     package func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
 
@@ -48,8 +53,9 @@ package struct ClusterTopology: Sendable {
         archiveRepository = cluster.archiveRepository
     }
 
-    /// A cluster defined in `ferry.yaml` (`cluster.nodes`).
-    package init(defined cluster: ClusterConfiguration, file: String?) throws(FerryError) {
+    /// A cluster defined in `ferry.yaml` (`cluster.nodes`); with `backup`, its nodes archive into
+    /// `backup.repository` unless `cluster.archive_repository` names another.
+    package init(defined cluster: ClusterConfiguration, backup: BackupConfiguration? = nil, file: String?) throws(FerryError) {
         guard let replication = cluster.replication, let superuser = cluster.superuser else {
             throw FerryError(.configuration, "cluster: replication and superuser are required for a defined cluster", fix: "add both sections")
         }
@@ -81,12 +87,15 @@ package struct ClusterTopology: Sendable {
         stateDirectory = state
         origin = "--config \(file ?? "ferry.yaml")"
         isDefined = true
+        archiveRepository = cluster.archiveRepository ?? backup?.repository
+        archiveBinary = cluster.ferryBinary
+        backupEvery = backup.flatMap { [$0.fullEvery, $0.incrementalEvery].compactMap { $0 }.min() }
     }
 
     /// The cluster a `cluster:` section names: its `nodes`, or the local cluster in its `directory`.
-    package init(configuration cluster: ClusterConfiguration, file: String?) throws(FerryError) {
+    package init(configuration cluster: ClusterConfiguration, backup: BackupConfiguration? = nil, file: String?) throws(FerryError) {
         if cluster.isDefined {
-            try self.init(defined: cluster, file: file)
+            try self.init(defined: cluster, backup: backup, file: file)
             return
         }
         guard let local = LocalCluster.load(directory: cluster.directory) else {

@@ -55,7 +55,9 @@ package struct Daemon {
     package init(configuration: FerryConfiguration, file: String?, registry: PrometheusCollectorRegistry, options: Options = .init(), logger: Logger)
         throws
     {
-        let topology = try configuration.cluster.map { cluster throws(FerryError) in try ClusterTopology(configuration: cluster, file: file) }
+        let topology = try configuration.cluster.map { cluster throws(FerryError) in
+            try ClusterTopology(configuration: cluster, backup: configuration.backup, file: file)
+        }
         let jobs = JobRegistry()
         // A cluster's agent and control API need etcd; its nodes may be down, which is what the cluster is for.
         let readiness = ReadinessMonitor(
@@ -105,6 +107,7 @@ package struct Daemon {
                 clusterAPI = ClusterAPI(
                     token: token, operations: try topology.operations(logger: Logger(label: "ferry.cluster")),
                     nodes: topology.nodes.map { ($0.name, $0.endpoint) }, logger: Logger(label: "ferry.cluster.api"))
+                clusterAPI?.backups = topology.archiveRepository.map { ($0, topology.backupEvery) }
             }
         }
         if let backup = configuration.backup, backup.fullEvery != nil || backup.incrementalEvery != nil {

@@ -15,6 +15,8 @@ package struct ClusterAPI: Sendable {
     package let operations: ClusterOperations
     /// The nodes `GET /cluster` inspects.
     package let nodes: [(name: String, endpoint: PostgresEndpoint)]
+    /// The backup repository `GET /cluster` reports on, with the schedule's shortest interval.
+    package var backups: (repository: String, every: Duration?)?
     package let logger: Logger
     let unauthorizedAudit = AuditThrottle(linesPerWindow: 20, window: .seconds(60))
 
@@ -26,7 +28,7 @@ package struct ClusterAPI: Sendable {
     }
 
     static let endpoints: [(method: String, path: String, description: String)] = [
-        ("GET", "/cluster", "every node's role, timeline, LSNs, lag, slot, sync state and agent"),
+        ("GET", "/cluster", "every node's role, timeline, LSNs, lag, slot, sync state and agent; the WAL archiver and the backups"),
         ("POST", "/cluster/switchover", "planned switchover; body {\"to\": \"node2\"} (optional)"),
         ("POST", "/cluster/failover", "manual failover when the primary is gone; body {\"to\": \"node2\"}"),
         ("POST", "/cluster/rejoin/{node}", "rewind (or copy, body {\"copy\": true}) a node and make it follow"),
@@ -39,7 +41,8 @@ package struct ClusterAPI: Sendable {
         let group = router.group("cluster")
         group.get { request, context in
             try await audited(request, action: "status") {
-                let status = await ClusterInspector.inspect(nodes, etcd: operations.etcd, scope: operations.keys.scope, logger: logger)
+                let status = await ClusterInspector.inspect(
+                    nodes, etcd: operations.etcd, scope: operations.keys.scope, backups: backups, logger: logger)
                 return try Self.json(.ok, status)
             }
         }

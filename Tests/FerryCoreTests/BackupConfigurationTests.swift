@@ -75,4 +75,31 @@ import Testing
         #expect(backup.repository == "/backups/ferry")
         #expect(problems("postgres: {host: db, database: app, user: ferry}\n", only: true).contains { $0.contains("backup") })
     }
+
+    @Test func theRenderedConfigurationShowsTheSectionWithoutTheCataloguesPassword() throws {
+        let yaml = Self.section.replacingOccurrences(of: "redis://127.0.0.1:6379/2", with: "redis://ferry:s3cret@127.0.0.1:6379/2")
+        let loaded = try load(yaml)
+        let rendered = loaded.configuration.renderYAML(tree: loaded.tree)
+        #expect(
+            rendered.contains("repository: /backups/ferry") && rendered.contains("full_every: 7d") && rendered.contains("keep_days: 6"), "\(rendered)"
+        )
+        #expect(rendered.contains("redis://***@127.0.0.1:6379/2") && !rendered.contains("s3cret"), "\(rendered)")
+    }
+
+    @Test func aDefinedClusterArchivesIntoTheNamedRepository() throws {
+        let yaml = """
+            cluster:
+              etcd: [http://127.0.0.1:2379]
+              replication: {user: replicator}
+              superuser: {user: postgres}
+              archive_repository: /backups/wal
+              ferry_binary: /usr/local/bin/ferry
+              nodes:
+                - {name: node1, host: 10.0.0.1}
+
+            """
+        let cluster = try #require(try load(yaml).configuration.cluster)
+        #expect(cluster.archiveRepository == "/backups/wal" && cluster.ferryBinary == "/usr/local/bin/ferry")
+        #expect(problems(yaml.replacingOccurrences(of: "/usr/local/bin/ferry", with: "ferry")).contains { $0.contains("cluster.ferry_binary") })
+    }
 }

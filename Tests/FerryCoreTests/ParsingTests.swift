@@ -21,6 +21,7 @@ struct ParsingTests {
         #expect(DurationParser.format(.seconds(90)) == "90s")
         #expect(DurationParser.format(.seconds(120)) == "2m")
         #expect(DurationParser.format(.seconds(3600)) == "1h")
+        #expect(DurationParser.format(.seconds(7 * 86400)) == "7d" && DurationParser.format(.seconds(90000)) == "25h")
     }
 
     @Test(arguments: [

@@ -271,6 +271,19 @@ struct FailoverTests {
             let system = try PostgresControlFile.systemIdentifier(dataDirectory: primary.dataDirectory)
             let archive = WALArchive(repository: LocalRepository(root: repository))
             for name in unarchived { #expect(try !archive.contains(name: name, system: system), "\(name) waits on the dead primary") }
+            // `ferry cluster status` names the failing archiver, and shows the backup.
+            var statusOutput = ""
+            for _ in 0..<100 {
+                let status = try await FerryProcess.run(["cluster", "status", "--dir", directory, "--json"], in: scratch)
+                statusOutput = status.stdout
+                if statusOutput.contains(#""failing":true"#) {
+                    #expect(status.status == 1, "a failing archiver is a warning")
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(statusOutput.contains("archive_command is failing"), "\(statusOutput)")
+            #expect(statusOutput.contains(#""newest":"\#(backupID)""#) && statusOutput.contains(#""count":1"#), "\(statusOutput)")
 
             // The primary's machine dies.
             agents["node1"]?.signal(SIGKILL)

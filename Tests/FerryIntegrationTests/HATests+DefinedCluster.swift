@@ -1,3 +1,4 @@
+import FerryBackup
 import FerryCore
 import FerryPostgresNode
 import FerrySandbox
@@ -31,6 +32,11 @@ extension HATests {
         let ports = [primary.port, try FreePort.find(), try FreePort.find()]
         let scope = "def\(UInt32.random(in: 0..<UInt32.max))"
         let httpPort = try FreePort.find()
+        // Every node archives into one repository (from `backup:`), through a ferry PostgreSQL's account can run.
+        let repository = servers + "/repository"
+        try FileManager.default.createDirectory(atPath: repository, withIntermediateDirectories: true)
+        try Sandbox.makeServerDirectory(repository)
+        let ferryBinary = try Sandbox.reachableBinary(FerryProcess.binary, serverRoot: servers)
         let yaml = """
             http: {port: \(httpPort)}
             cluster:
@@ -39,12 +45,17 @@ extension HATests {
               scope: \(scope)
               etcd: [\(etcd.url)]
               state_directory: \(servers)/state
+              ferry_binary: \(ferryBinary)
               replication: {user: ferry_standby, password: "${REPLICATION_PASSWORD}"}
               superuser: {user: \(primary.user), password: "${SUPERUSER_PASSWORD}"}
               nodes:
                 - {name: node1, host: 127.0.0.1, port: \(ports[0]), data_directory: \(primary.dataDirectory)}
                 - {name: node2, host: 127.0.0.1, port: \(ports[1]), data_directory: \(servers)/node2/data}
                 - {name: node3, host: 127.0.0.1, port: \(ports[2]), data_directory: \(servers)/node3/data, config_directory: \(servers)/node3-etc}
+            backup:
+              repository: \(repository)
+              data_directory: \(primary.dataDirectory)
+              postgres: {host: 127.0.0.1, port: \(ports[0]), user: \(primary.user), password: "${SUPERUSER_PASSWORD}", database: postgres}
             """
         // node3 keeps its configuration apart from its (still empty) data, as Debian's pg_createcluster does.
         let etc = servers + "/node3-etc"
@@ -99,9 +110,20 @@ extension HATests {
             #expect(first.stdout.contains("created role ferry_standby"), "\(first.stdout)")
             #expect(first.stdout.contains("created slot node2") && first.stdout.contains("created slot node3"), "\(first.stdout)")
             #expect(!first.stdout.contains(environment["REPLICATION_PASSWORD"]!), "the password is never printed")
+            #expect(
+                first.stdout.contains("ALTER SYSTEM SET archive_command = '\(ferryBinary) wal push %p --repository \(repository)'"), "\(first.stdout)"
+            )
+            let restartNeeded = first.stdout.components(separatedBy: #""restart_needed":["#).last?.prefix { $0 != "]" } ?? ""
+            #expect(restartNeeded.contains("archive_mode"), "\(first.stdout)")
+            // archive_mode takes a restart, as the command said.
+            await primary.stop()
+            try await primary.start()
             let again = try await FerryProcess.run(["cluster", "init", "--json"], in: scratch, environment: environment)
-            #expect(again.status == 0 && !again.stdout.contains("created"), "\(again.stdout)")
+            #expect(again.status == 0 && !again.stdout.contains("created") && !again.stdout.contains("ALTER SYSTEM"), "\(again.stdout)")
             #expect(try await primary.psql("SELECT count(*) FROM pg_replication_slots") == "2")
+            // A backup from the same file (without one, `ferry cluster status` warns).
+            let backup = try await FerryProcess.run(["backup", "full", "--json"], in: scratch, environment: environment, timeout: .seconds(180))
+            #expect(backup.status == 0, "\(backup.stderr)")
 
             // node1's agent runs inside `ferry run` (cluster.node), the others as `ferry agent`.
             agents["node1"] = try FerryProcess.start(["run"], in: scratch, environment: environment)
@@ -117,6 +139,11 @@ extension HATests {
             for (name, instance) in nodes where name != "node1" {
                 #expect(try await instance.psql("SELECT count(*) FROM defined_t") == "1000", "\(name) holds node1's rows")
             }
+            // `ferry cluster status` shows the backup and the archiver.
+            let status = try await FerryProcess.run(["cluster", "status", "--json"], in: scratch, environment: environment)
+            #expect(status.status == 0, "\(status.stdout)")
+            #expect(status.stdout.contains(#""count":1"#) && status.stdout.contains(#""newest_kind":"full""#), "\(status.stdout)")
+            #expect(status.stdout.contains(#""archive":{"#) && status.stdout.contains(#""failing":false"#), "\(status.stdout)")
             // `ferry check` tries the cluster's etcd and every node.
             let check = try await FerryProcess.run(["check", "--json"], in: scratch, environment: environment)
             #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
@@ -129,6 +156,10 @@ extension HATests {
             print("switchover in a defined cluster: \(switchover.stdout)")
             let node3 = nodes[2].1
             try await waitFor("node3 takes writes") { try await node3.psql("SELECT NOT pg_is_in_recovery()") == "t" }
+            // The new primary archives: its timeline's history file reaches the repository.
+            let system = try PostgresControlFile.systemIdentifier(dataDirectory: primary.dataDirectory)
+            let archive = WALArchive(repository: LocalRepository(root: repository))
+            try await waitFor("node3 archives timeline 2's history") { try archive.contains(name: "00000002.history", system: system) }
             _ = try await node3.psql("INSERT INTO defined_t SELECT generate_series(1001, 1500)")
             try await waitFor("node1 and node2 follow node3 with every row") {
                 for (name, instance) in nodes where name != "node3" {
@@ -167,6 +198,37 @@ extension HATests {
 
 /// How `ferry cluster init` compares the server's settings (value and unit from pg_settings) with what it needs.
 @Suite struct ClusterBootstrapSettingsTests {
+    @Test func theArchiveCommandQuotesWhatTheShellWouldSplit() {
+        #expect(
+            ClusterBootstrap.archiveCommand(repository: "/backups/wal", binary: "/usr/local/bin/ferry")
+                == "/usr/local/bin/ferry wal push %p --repository /backups/wal")
+        #expect(
+            ClusterBootstrap.archiveCommand(repository: "s3://bucket/prefix", binary: "/opt/ferry")
+                == "/opt/ferry wal push %p --repository s3://bucket/prefix")
+        #expect(ClusterBootstrap.shellWord("/my backups/it's") == #"'/my backups/it'\''s'"#)
+        #expect(ClusterBootstrap.shellWord("/a;rm -rf /") == "'/a;rm -rf /'")
+        #expect(ClusterBootstrap.shellWord("/a$(x)") == "'/a$(x)'")
+    }
+
+    @Test func backupsThatNeedAttentionAreWarnedAbout() {
+        var overview = BackupOverview(repository: "/backups")
+        #expect(ClusterInspector.backupWarnings(overview, every: nil).first?.contains("no backup in /backups yet") == true)
+        overview.count = 2
+        overview.newest = "20261207T100000I"
+        overview.newestAgeSeconds = 3 * 86_400
+        overview.running = false
+        #expect(ClusterInspector.backupWarnings(overview, every: nil).isEmpty, "no schedule: no age limit")
+        #expect(ClusterInspector.backupWarnings(overview, every: .seconds(86_400)).first?.contains("more than twice the schedule's 1d") == true)
+        overview.newestAgeSeconds = 3600
+        #expect(ClusterInspector.backupWarnings(overview, every: .seconds(86_400)).isEmpty)
+        overview.unfinished = ["20261207T110000F"]
+        #expect(ClusterInspector.backupWarnings(overview, every: nil).first?.contains("did not finish (20261207T110000F)") == true)
+        overview.running = true
+        #expect(ClusterInspector.backupWarnings(overview, every: nil).isEmpty, "a backup running now is not a failure")
+        overview.error = "permission denied"
+        #expect(ClusterInspector.backupWarnings(overview, every: nil) == ["the backup repository /backups cannot be read: permission denied"])
+    }
+
     @Test func settingsAreComparedInTheServersUnits() {
         #expect(ClusterBootstrap.matches("on", unit: nil, "on"))
         #expect(!ClusterBootstrap.matches("off", unit: nil, "on"))

@@ -55,6 +55,12 @@ package struct ClusterConfiguration: Sendable {
     package var synchronous = 0
     /// In synchronous mode, keep commits waiting while no standby streams. Default false.
     package var synchronousStrict = false
+    /// The backup repository every node archives its WAL into (`archive_command = 'ferry wal push %p …'`, set by
+    /// `ferry cluster init`). Default: `backup.repository` when ferry.yaml has a `backup:` section.
+    package var archiveRepository: String?
+    /// The `ferry` program PostgreSQL's archive_command runs on every node (default: the one running `ferry cluster
+    /// init`); PostgreSQL's account must be able to run it.
+    package var ferryBinary: String?
 
     package init() {}
 
@@ -79,6 +85,13 @@ extension ClusterConfiguration {
         if let ttl = reader.int("ttl", range: 1...60, fix: "use a lease of 1 to 60 seconds (3 is the default)") { cluster.ttl = ttl }
         if let count = reader.int("synchronous", range: 0...16) { cluster.synchronous = count }
         if let strict = reader.bool("synchronous_strict") { cluster.synchronousStrict = strict }
+        cluster.archiveRepository = reader.string("archive_repository")
+        cluster.ferryBinary = reader.string("ferry_binary")
+        if let binary = cluster.ferryBinary, !binary.hasPrefix("/") {
+            reader.issues.add(
+                reader.keyPath("ferry_binary"), "\"\(PrintableText.escaped(binary))\" is not an absolute path",
+                fix: "give the full path PostgreSQL runs it by, e.g. /usr/local/bin/ferry", origin: reader.origin("ferry_binary"))
+        }
         for (key, path) in [("replication", \ClusterConfiguration.replication), ("superuser", \ClusterConfiguration.superuser)] {
             let section = reader.section(key)
             guard section.isPresent else { continue }

@@ -52,6 +52,8 @@ extension FerryConfiguration {
                     writer.raw("synchronous", "\(cluster.synchronous)")
                     writer.raw("synchronous_strict", "\(cluster.synchronousStrict)")
                     writer.value("state_directory", cluster.stateDirectory)
+                    writer.value("archive_repository", cluster.archiveRepository)
+                    writer.value("ferry_binary", cluster.ferryBinary)
                     for (key, credentials) in [("replication", cluster.replication), ("superuser", cluster.superuser)] {
                         guard let credentials else { continue }
                         writer.section(key) {
@@ -148,7 +150,31 @@ extension FerryConfiguration {
             }
         }
         if let redisSync { out.section("redis_sync") { $0.redisSync(redisSync) } }
+        if let backup {
+            out.section("backup") {
+                $0.value("repository", backup.repository)
+                $0.value("data_directory", backup.dataDirectory)
+                if let postgres = backup.postgres { $0.section("postgres") { $0.postgres(postgres) } }
+                $0.value("compression", backup.compression)
+                $0.raw("workers", "\(backup.workers)")
+                // A catalogue URL may carry a password: only its scheme, host and database are shown.
+                $0.value("catalog", backup.catalog.map(Self.withoutCredentials))
+                if let keep = backup.keepFull { $0.raw("keep_full", "\(keep)") }
+                if let keep = backup.keepDays { $0.raw("keep_days", "\(keep)") }
+                $0.value("archive_timeout", DurationParser.format(backup.archiveTimeout))
+                $0.value("full_every", backup.fullEvery.map(DurationParser.format))
+                $0.value("incremental_every", backup.incrementalEvery.map(DurationParser.format))
+            }
+        }
         return out.text
+    }
+}
+
+extension FerryConfiguration {
+    /// `redis://user:secret@host:6379/0` → `redis://***@host:6379/0`.
+    static func withoutCredentials(_ url: String) -> String {
+        guard let scheme = url.firstRange(of: "://"), let at = url.lastIndex(of: "@"), at > scheme.upperBound else { return url }
+        return String(url[..<scheme.upperBound]) + "***" + String(url[at...])
     }
 }
 

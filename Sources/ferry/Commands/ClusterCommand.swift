@@ -60,7 +60,7 @@ struct ClusterSelection: ParsableArguments {
                 .configuration, "cluster: missing in \(loaded.file ?? "the configuration")",
                 fix: "define the nodes under `cluster:` (see examples/ferry.yaml), or pass --dir for a local cluster")
         }
-        return (try ClusterTopology(configuration: cluster, file: loaded.file), cluster)
+        return (try ClusterTopology(configuration: cluster, backup: loaded.configuration.backup, file: loaded.file), cluster)
     }
 
     func topology() throws -> ClusterTopology { try resolve().topology }
@@ -157,7 +157,8 @@ extension ClusterInitCommand {
                     "list the nodes under `cluster.nodes` (see examples/ferry.yaml), or build a cluster on this machine with `ferry cluster init --local`"
             )
         }
-        let topology = try ClusterTopology(defined: cluster, file: loaded.file)
+        var topology = try ClusterTopology(defined: cluster, backup: loaded.configuration.backup, file: loaded.file)
+        if topology.archiveRepository != nil, topology.archiveBinary == nil { topology.archiveBinary = try RestoreCommand.currentBinary() }
         let report = try await ClusterBootstrap.prepare(topology, logger: logger)
         if json {
             let encoder = JSONEncoder()
@@ -202,7 +203,7 @@ struct ClusterStatusCommand: AsyncParsableCommand {
         let topology = try cluster.topology()
         let status = await ClusterInspector.inspect(
             topology.nodes.map { ($0.name, $0.endpoint) }, etcd: topology.etcd.isEmpty ? nil : EtcdClient(endpoints: topology.etcd),
-            scope: topology.scope, logger: Logger(label: "ferry.cluster"))
+            scope: topology.scope, backups: topology.archiveRepository.map { ($0, topology.backupEvery) }, logger: Logger(label: "ferry.cluster"))
         Terminal.print(json ? Self.json(status) : Self.table(status))
         if !status.warnings.isEmpty { throw ExitCode(1) }
     }
@@ -229,8 +230,42 @@ struct ClusterStatusCommand: AsyncParsableCommand {
                 node.agent,
             ])
         }
+        var lines: [String] = []
+        if let archive = status.archive {
+            let last =
+                archive.lastArchivedWAL.map { wal in "last \(wal)" + (archive.lastArchivedAgeSeconds.map { " \(Self.age($0)) ago" } ?? "") }
+                ?? "nothing yet"
+            let failures =
+                archive.failing ? Terminal.paint("failing", .red) + " (\(archive.failedCount) failures)" : "\(archive.failedCount) failures"
+            lines.append("archive: \(archive.mode) · \(archive.archivedCount) segments · \(last) · \(failures)")
+        }
+        if let backups = status.backups {
+            if let error = backups.error {
+                lines.append("backups: \(backups.repository) · " + Terminal.paint("unreadable", .red) + ": \(error)")
+            } else {
+                let newest =
+                    backups.newest.map { id in
+                        "newest \(id) (\(backups.newestKind ?? "?"), \(backups.newestAgeSeconds.map(Self.age) ?? "?") ago)"
+                    } ?? "none yet"
+                let running = backups.running == true ? " · a backup is running" : ""
+                lines.append(
+                    "backups: \(backups.repository) · \(backups.count) usable (\(backups.fullCount) full) · \(newest) · \(backups.storedBytes / (1 << 20)) MB stored\(running)"
+                )
+            }
+        }
         let warnings = status.warnings.map { Terminal.paint("warning: ", .yellow) + $0 }
-        return table.render() + (warnings.isEmpty ? "" : "\n\n" + warnings.joined(separator: "\n"))
+        return table.render() + (lines.isEmpty ? "" : "\n\n" + lines.joined(separator: "\n"))
+            + (warnings.isEmpty ? "" : "\n\n" + warnings.joined(separator: "\n"))
+    }
+
+    /// `42 s`, `17 min`, `5 h`, `3 d`.
+    static func age(_ seconds: Double) -> String {
+        switch seconds {
+        case ..<120: "\(Int(seconds)) s"
+        case ..<7200: "\(Int(seconds / 60)) min"
+        case ..<172_800: "\(Int(seconds / 3600)) h"
+        default: "\(Int(seconds / 86400)) d"
+        }
     }
 
     static func json(_ status: ClusterStatus) -> String {
