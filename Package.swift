@@ -26,6 +26,8 @@ let package = Package(
         .library(name: "FerryCore", targets: ["FerryCore"]),
         // FerrySQLServerFuzzEntry only (the TDS reply fuzz target).
         .library(name: "FerrySQLServer", targets: ["FerrySQLServer"]),
+        // FerryParquetFuzzEntry only (the Parquet reader's fuzz target).
+        .library(name: "FerryParquet", targets: ["FerryParquet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
@@ -247,7 +249,15 @@ let package = Package(
             swiftSettings: hotPathSettings
         ),
         // zstd, lz4 and zlib (Debian's libzstd-dev, liblz4-dev, zlib1g-dev): backups' and archived WAL's compression.
-        .systemLibrary(name: "CCompression", path: "Sources/CCompression", providers: [.apt(["libzstd-dev", "liblz4-dev", "zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CCompression", path: "Sources/CCompression", providers: [.apt(["libzstd-dev", "liblz4-dev", "zlib1g-dev", "libsnappy-dev"])]),
+        // Parquet files: Thrift compact metadata, encodings, compression, a streaming writer and reader. Bytes in,
+        // bytes out: no files, sockets or clocks inside (docs/PARQUET.md).
+        .target(
+            name: "FerryParquet",
+            dependencies: ["CCompression"],
+            swiftSettings: hotPathSettings
+        ),
         // Backups and the WAL archive: repositories, compression, archived files' format (docs/BACKUPS.md).
         .target(
             name: "FerryBackup",
@@ -275,6 +285,7 @@ let package = Package(
                 "FerryBackup",
                 "FerryCluster",
                 "FerryDaemon",
+                "FerryParquet",
                 "FerryEtcd",
                 "FerryPostgresNode",
                 "FerrySync",
@@ -319,6 +330,11 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Tests/TDSEmulator",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FerryParquetTests",
+            dependencies: ["FerryParquet"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -36,5 +36,11 @@ let package = Package(
             dependencies: [.product(name: "FerrySQLServer", package: "main")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // The Parquet reader: any file gives rows or an error, never a crash, a hang or a huge allocation.
+        .executableTarget(
+            name: "FuzzParquetReader",
+            dependencies: [.product(name: "FerryParquet", package: "main")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )

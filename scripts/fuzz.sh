@@ -4,6 +4,7 @@
 #   FuzzConfigLoader    the YAML loader and configuration reader (any ferry.yaml)
 #   FuzzClusterRequest  the cluster API's request bodies
 #   FuzzTDSReply        the SQL Server client (FreeTDS) against a server whose replies are the fuzz bytes
+#   FuzzParquetReader   the Parquet reader (any file)
 #   scripts/fuzz.sh [seconds per target, default 60]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,7 @@ run() {
 run FuzzRESPDecoder resp 4096
 run FuzzConfigLoader config 8192
 run FuzzClusterRequest cluster-request 1024
+run FuzzParquetReader parquet 65536
 # DB-Library's thread pool lives as long as the process, by design: LeakSanitizer would report it at exit.
 export ASAN_OPTIONS=detect_leaks=0
 run FuzzTDSReply tds-reply 8192

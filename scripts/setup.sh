@@ -10,6 +10,7 @@ packages=(
   python3 python3-redis python3-psycopg2  # the original Python design, measured beside Ferry in benchmarks
   freetds-dev                          # FreeTDS's DB-Library: Ferry's SQL Server client is built on it
   libzstd-dev liblz4-dev zlib1g-dev    # zstd, lz4, gzip: backups' and archived WAL's compression
+  libsnappy-dev                        # Snappy: Parquet's default compression (pyarrow, Spark, DuckDB)
   python3-pip freetds-bin python3-openssl  # the TDS emulator's independent clients in the tests: FreeTDS's tsql, python-tds (and its TLS)
   ca-certificates git make
 )
@@ -59,6 +60,13 @@ fi
 if ! python3 -c "import moto, moto.server; assert tuple(map(int, moto.__version__.split('.')[:2])) >= (5, 2)" 2>/dev/null; then
   echo "setup: installing moto[server] (PyPI)"
   python3 -m pip install -q "moto[server]>=5.2,<6" 2>/dev/null || python3 -m pip install -q --break-system-packages "moto[server]>=5.2,<6"
+fi
+
+# pyarrow, DuckDB and fastparquet (PyPI): the Parquet libraries everyone else uses, which must read what Ferry writes
+# and write what Ferry must read, in the Parquet tests.
+if ! python3 -c "import pyarrow, duckdb, fastparquet" 2>/dev/null; then
+  echo "setup: installing pyarrow, duckdb, fastparquet (PyPI)"
+  python3 -m pip install -q pyarrow duckdb fastparquet 2>/dev/null || python3 -m pip install -q --break-system-packages pyarrow duckdb fastparquet
 fi
 
 # The benchmarks' Python peers run on Debian's python3 (/usr/bin/python3): python-tds for it too.
