@@ -285,6 +285,7 @@ let package = Package(
                 "FerryBackup",
                 "FerryCluster",
                 "FerryDaemon",
+                "FerryExtract",
                 "FerryParquet",
                 "FerryEtcd",
                 "FerryPostgresNode",
@@ -330,6 +331,60 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Tests/TDSEmulator",
+            swiftSettings: swiftSettings
+        ),
+        // The lakehouse extraction: the query library and its parameters, queries streamed into Parquet files, and
+        // their destinations (a directory, a Databricks Volume) (docs/LAKEHOUSE.md).
+        .target(
+            name: "FerryExtract",
+            dependencies: [
+                "FerryCore",
+                "FerryParquet",
+                "FerryPostgres",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: hotPathSettings
+        ),
+        // Databricks' Files API (Unity Catalog Volumes): directories, uploads, downloads, listings; a personal access
+        // token or OAuth machine-to-machine credentials; retries on 429/503 (docs/LAKEHOUSE.md).
+        .target(
+            name: "FerryDatabricks",
+            dependencies: [
+                "FerryCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Databricks' Files API as far as a client can tell, on Hummingbird: the Volume tests run against it
+        // (Databricks cannot run here); the official databricks-sdk checks it. Test code only.
+        .target(
+            name: "DatabricksEmulator",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/DatabricksEmulator",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FerryDatabricksTests",
+            dependencies: [
+                "FerryDatabricks", "DatabricksEmulator", "FerryCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FerryExtractTests",
+            dependencies: ["FerryExtract", "FerryCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

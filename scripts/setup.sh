@@ -69,6 +69,13 @@ if ! python3 -c "import pyarrow, duckdb, fastparquet" 2>/dev/null; then
   python3 -m pip install -q pyarrow duckdb fastparquet 2>/dev/null || python3 -m pip install -q --break-system-packages pyarrow duckdb fastparquet
 fi
 
+# databricks-sdk (PyPI): Databricks' own Python client, which reads and writes files through the Databricks emulator in
+# the Databricks Volumes tests, so the emulator follows the Files API and not only Ferry's client.
+if ! python3 -c "import databricks.sdk" 2>/dev/null; then
+  echo "setup: installing databricks-sdk (PyPI)"
+  python3 -m pip install -q databricks-sdk 2>/dev/null || python3 -m pip install -q --break-system-packages databricks-sdk
+fi
+
 # The benchmarks' Python peers run on Debian's python3 (/usr/bin/python3): python-tds for it too.
 if [ "${1:-}" = "bench" ] && ! /usr/bin/python3 -c "import pytds" 2>/dev/null; then
   echo "setup: installing python-tds for /usr/bin/python3 (PyPI)"

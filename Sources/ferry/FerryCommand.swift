@@ -27,7 +27,8 @@ struct FerryCommand: AsyncParsableCommand {
         subcommands: [
             CheckCommand.self, RunCommand.self, SyncCommand.self, StatusCommand.self, ReconcileCommand.self, SandboxCommand.self, ConfigCommand.self,
             RedisCommand.self, PipelineCommand.self, ClusterCommand.self, AgentCommand.self, WatchdogCommand.self, BenchCommand.self,
-            DemoCommand.self, WALCommand.self, BackupCommand.self, RestoreCommand.self, ParquetCommand.self,
+            DemoCommand.self, WALCommand.self, BackupCommand.self, RestoreCommand.self, ParquetCommand.self, ExtractCommand.self,
+            ListQueriesCommand.self, ShowParamsCommand.self,
         ]
     )
 }

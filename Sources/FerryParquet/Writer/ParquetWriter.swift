@@ -74,6 +74,9 @@ package struct ParquetWriter {
     /// What the columns hold for the current row group.
     package var bufferedBytes: Int { columns.reduce(0) { $0 + $1.bufferedBytes } }
 
+    /// Bytes produced and not yet taken (a row group's chunks, once it is flushed).
+    package var pendingOutputBytes: Int { output.count }
+
     /// The bytes produced since the last call (the file's next part).
     package mutating func takeOutput() -> [UInt8] {
         let bytes = output

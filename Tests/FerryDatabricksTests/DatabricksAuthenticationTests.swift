@@ -1,0 +1,110 @@
+import DatabricksEmulator
+import FerryCore
+import FerryDatabricks
+import Foundation
+import Testing
+
+@Suite struct DatabricksAuthenticationTests {
+    static let volume = EmulatedWorkspace.volume
+
+    @Test func aPersonalAccessTokenIsSentAsBearer() async throws {
+        try await EmulatedWorkspace.withClient { emulator, client in
+            try await client.upload([1], to: Self.volume + "/a", overwrite: true)
+            #expect(emulator.requests.map(\.authorizationScheme) == ["Bearer"])
+            #expect(emulator.issuedTokenCount == 0)
+        }
+    }
+
+    @Test func aWrongTokenIsAnAuthenticationErrorWithoutTheToken() async throws {
+        try await EmulatedWorkspace.with { workspace in
+            let secret = "dapi-wrong-0123456789abcdef"
+            try await workspace.withClient(try workspace.configuration(.token(Secret(secret)))) { client in
+                let error = try #require(await ferryError { try await client.upload([1], to: Self.volume + "/a", overwrite: true) })
+                #expect(error.code == .authentication)
+                #expect(error.message.contains("UNAUTHENTICATED"))
+                #expect(error.fix?.contains("DATABRICKS_TOKEN") == true)
+                #expect(!"\(error)".contains(secret) && !String(reflecting: error).contains(secret))
+                // Not retried: a refused token stays refused.
+                #expect(workspace.emulator.requests.count == 1)
+            }
+        }
+    }
+
+    @Test func aReadOnlyTokenGetsPermissionDeniedOnWrites() async throws {
+        try await EmulatedWorkspace.with { workspace in
+            workspace.emulator.addToken("dapi-reader", readOnly: true)
+            try await workspace.withClient(try workspace.configuration(.token(Secret("dapi-reader")))) { client in
+                let error = try #require(await ferryError { try await client.upload([1], to: Self.volume + "/a", overwrite: true) })
+                #expect(error.code == .permission)
+                #expect(error.message.contains("PERMISSION_DENIED"))
+                #expect(error.fix?.contains("WRITE VOLUME on main.default.landing") == true)
+                #expect(try await client.list(Self.volume).isEmpty)
+            }
+        }
+    }
+
+    @Test func oauthTokensAreCachedAndRenewedBeforeExpiry() async throws {
+        try await EmulatedWorkspace.with { workspace in
+            let emulator = workspace.emulator
+            emulator.addOAuthClient(id: "ferry-sp", secret: "oauth-secret-value")
+            emulator.setTokenLifetime(seconds: 2)
+            var configuration = try workspace.configuration(.oauth(clientID: "ferry-sp", clientSecret: Secret("oauth-secret-value")))
+            configuration.tokenRefreshMargin = .milliseconds(500)
+            try await workspace.withClient(configuration) { client in
+                // Several requests at once share one token.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<4 { group.addTask { try await client.upload([UInt8(index)], to: Self.volume + "/f\(index)", overwrite: true) } }
+                    try await group.waitForAll()
+                }
+                _ = try await client.list(Self.volume)
+                #expect(emulator.issuedTokenCount == 1)
+                let token = try #require(emulator.requests.first)
+                #expect(token.method == "POST" && token.path == "/oidc/v1/token" && token.authorizationScheme == "Basic")
+                // Past renewAt (lifetime 2 s − margin 0.5 s) the next request gets a new token first.
+                let deadline = ContinuousClock.now + .seconds(10)
+                while emulator.issuedTokenCount < 2, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(250))
+                    _ = try await client.metadata(Self.volume + "/f0")
+                }
+                #expect(emulator.issuedTokenCount == 2)
+                #expect(emulator.requests.filter { $0.path.hasPrefix("/api/") }.allSatisfy { $0.authorizationScheme == "Bearer" })
+            }
+        }
+    }
+
+    @Test func anExpiredOAuthTokenIsReplacedOnce() async throws {
+        try await EmulatedWorkspace.with { workspace in
+            let emulator = workspace.emulator
+            emulator.addOAuthClient(id: "ferry-sp", secret: "oauth-secret-value")
+            // The service says one second; the client, told to renew only 1 ms early, still holds it after expiry.
+            emulator.setTokenLifetime(seconds: 1)
+            var configuration = try workspace.configuration(.oauth(clientID: "ferry-sp", clientSecret: Secret("oauth-secret-value")))
+            configuration.tokenRefreshMargin = .milliseconds(1)
+            try await workspace.withClient(configuration) { client in
+                _ = try await client.list(Self.volume)
+                try await Task.sleep(for: .milliseconds(1100))
+                emulator.setTokenLifetime(seconds: 3600)
+                _ = try await client.list(Self.volume)
+                #expect(emulator.issuedTokenCount == 2)
+            }
+        }
+    }
+
+    @Test func aWrongClientSecretIsAClearErrorWithoutTheSecret() async throws {
+        try await EmulatedWorkspace.with { workspace in
+            workspace.emulator.addOAuthClient(id: "ferry-sp", secret: "the-right-secret")
+            let secret = "the-wrong-secret-42"
+            try await workspace.withClient(try workspace.configuration(.oauth(clientID: "ferry-sp", clientSecret: Secret(secret)))) { client in
+                let error = try #require(await ferryError { _ = try await client.list(Self.volume) })
+                #expect(error.code == .authentication)
+                #expect(error.message.contains("invalid_client") && error.message.contains("ferry-sp"))
+                #expect(error.fix?.contains("DATABRICKS_CLIENT_SECRET") == true)
+                let basic = Data("ferry-sp:\(secret)".utf8).base64EncodedString()
+                for text in ["\(error)", String(reflecting: error), error.fix ?? ""] {
+                    #expect(!text.contains(secret) && !text.contains(basic))
+                }
+                #expect(!workspace.emulator.requests.contains { $0.path.hasPrefix("/api/") })
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import FerryCore
+import FerryPostgresNode
+import FerrySandbox
+import Foundation
+import Testing
+
+/// `ferry extract` against a real PostgreSQL: the query library's parameters, every type into Parquet, checked value
+/// by value by pyarrow against what psycopg2 reads from the same table.
+@Suite(.sandbox) struct ExtractTests {
+    struct World {
+        let directory: String
+        let environment: [String: String]
+        let instance: PostgresInstanceInfo
+    }
+
+    struct PostgresInstanceInfo {
+        let host: String
+        let port: Int
+        let user: String
+        let password: String
+        let database: String
+    }
+
+    static func world() async throws -> World {
+        let sandbox = try SandboxContext.require()
+        let postgres = try #require(sandbox.postgres)
+        let directory = try FerryProcess.scratchDirectory()
+        let table = "extract_\(UInt32.random(in: 0..<UInt32.max))"
+        _ = try await postgres.psql(
+            """
+            CREATE TABLE \(table) (
+              id int8 PRIMARY KEY, flag bool, small int2, medium int4, real4 float4, real8 float8,
+              price numeric(9,2), amount numeric(18,4), huge numeric(38,10), name text, code varchar(10), fixed char(3), blob bytea,
+              day date, at timestamp, at_tz timestamptz, clock time, uid uuid, doc json, docb jsonb, pais text);
+            INSERT INTO \(table) VALUES
+              (1, true, -32768, 2147483647, 1.5, -2.25e300, -9999999.99, 99999999999999.9999, 9999999999999999999999999999.9999999999,
+               'ñandú 漢字 🚢', 'abc', 'xy', '\\x00ff10', '0001-01-01', '1970-01-01 00:00:00.000001', '2024-02-29 23:59:59.999999+00',
+               '23:59:59.999999', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2]}', '{"b": {"c": null}}', 'CO'),
+              (2, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, 'CO'),
+              (3, false, 0, -1, -0.0, 0.1, 0.01, -0.0001, -0.0000000001, '', 'quote''s', 'q', '', '9999-12-31', '2262-04-11 23:47:16.854775',
+               '1900-01-01 00:00:00+05', '00:00:00', '00000000-0000-0000-0000-000000000000', '[]', '{}', 'CO'),
+              (4, true, 1, 1, 1, 1, 1, 1, 1, 'other country', 'x', 'x', '', '2024-01-01', '2024-01-01', '2024-01-01 00:00:00+00', '12:00', null, null, null, 'MX');
+            INSERT INTO \(table) (id, name, day, pais) SELECT g, 'row ' || g, date '2020-01-01' + g % 1000, 'CO' FROM generate_series(10, 25009) g;
+            """)
+        try FileManager.default.createDirectory(atPath: directory + "/queries", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/config", withIntermediateDirectories: true)
+        try "SELECT * FROM {table} WHERE pais = '{country_code}' AND id >= {min_id} ORDER BY id\n"
+            .write(toFile: directory + "/queries/everything.sql", atomically: true, encoding: .utf8)
+        try "table: \(table)\nmin_id: 1\nsecret_token: do-not-show\n".write(
+            toFile: directory + "/config/common_params.yaml", atomically: true, encoding: .utf8)
+        try "country_code: CO\n".write(toFile: directory + "/config/Colombia.yaml", atomically: true, encoding: .utf8)
+        let endpoint = postgres.endpoint
+        let environment = [
+            "PG_HOST": endpoint.host, "PG_PORT": "\(endpoint.port)", "PG_USER": endpoint.user, "PG_PASSWORD": endpoint.password?.value ?? "",
+            "PG_DATABASE": endpoint.database,
+        ]
+        return World(
+            directory: directory, environment: environment,
+            instance: PostgresInstanceInfo(
+                host: endpoint.host, port: endpoint.port, user: endpoint.user, password: endpoint.password?.value ?? "", database: endpoint.database))
+    }
+
+    /// PostgreSQL's own JSON of each row (row_to_json) against what pyarrow reads from the file.
+    static let compare = #"""
+        import sys, json, decimal, datetime, struct
+        import pyarrow.parquet as pq
+        expected_path, path = sys.argv[1:3]
+        expected = [json.loads(line, parse_float=decimal.Decimal) for line in open(expected_path) if line.strip()]
+        got = pq.read_table(path).to_pylist()
+        assert len(got) == len(expected), f"{len(got)} rows, expected {len(expected)}"
+        def f32(x): return struct.unpack('<f', struct.pack('<f', float(x)))[0]
+        for row, want_row in zip(got, expected):
+            for name, want in want_row.items():
+                have = row[name]
+                where = f"id {row['id']} {name}: {have!r} != {want!r}"
+                if want is None or have is None:
+                    assert want is None and have is None, where
+                elif name == 'real4':
+                    assert f32(have) == f32(want), where
+                elif name == 'real8':
+                    assert have == float(want), where
+                elif name in ('price', 'amount', 'huge'):
+                    assert have == decimal.Decimal(str(want)), where
+                elif name in ('doc', 'docb'):
+                    assert json.loads(have, parse_float=decimal.Decimal) == want, where
+                elif name == 'blob':
+                    assert have == bytes.fromhex(want[2:]), where
+                elif name in ('day', 'clock'):
+                    assert have.isoformat() == want, where
+                elif name == 'at':
+                    assert have == datetime.datetime.fromisoformat(want), where
+                elif name == 'at_tz':
+                    assert have == datetime.datetime.fromisoformat(want), where
+                else:
+                    assert have == want, where
+        print(pq.read_schema(path))
+        """#
+
+    @Test func everyTypeReachesParquetExactly() async throws {
+        let world = try await Self.world()
+        defer { try? FileManager.default.removeItem(atPath: world.directory) }
+        let run = try await FerryProcess.run(
+            ["extract", "--country", "Colombia", "--destination", "out", "--json"], in: world.directory, environment: world.environment)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains(#""rows":25003"#) && run.stdout.contains(#""sha256":""#), "\(run.stdout)")
+        let table =
+            try String(contentsOfFile: world.directory + "/config/common_params.yaml", encoding: .utf8)
+            .split(separator: "\n").first { $0.hasPrefix("table: ") }.map { String($0.dropFirst(7)) } ?? ""
+        let postgres = try #require(try SandboxContext.require().postgres)
+        // In slices: the sandbox's psql output is capped at 1 MiB.
+        var rows = ""
+        for start in stride(from: 0, to: 30_000, by: 3_000) {
+            rows +=
+                try await postgres.psql(
+                    "SET TimeZone = 'UTC'; SELECT row_to_json(t) FROM \(table) t WHERE pais = 'CO' AND id >= \(start) AND id < \(start + 3_000) ORDER BY id"
+                ) + "\n"
+        }
+        try rows.write(toFile: world.directory + "/expected.jsonl", atomically: true, encoding: .utf8)
+        let check = try await ExternalClient.run(
+            "python3", ["-c", Self.compare, world.directory + "/expected.jsonl", world.directory + "/out/everything.parquet"])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        #expect(check.stdout.contains("price: decimal128(9, 2)") && check.stdout.contains("at_tz: timestamp[us, tz=UTC]"), "\(check.stdout)")
+        let hidden = try FileManager.default.contentsOfDirectory(atPath: world.directory + "/out").filter { $0.hasPrefix(".") }
+        #expect(hidden.isEmpty, "no temporary file is left: \(hidden)")
+
+        // An existing file is kept without --overwrite, and nothing is half-written.
+        let again = try await FerryProcess.run(
+            ["extract", "--country", "Colombia", "--destination", "out"], in: world.directory, environment: world.environment)
+        #expect(again.status != 0 && again.stderr.contains("exists") && again.stderr.contains("--overwrite"), "\(again.stderr)")
+        // Split by rows: every file whole, the rows all there.
+        let split = try await FerryProcess.run(
+            ["extract", "--country", "Colombia", "--destination", "parts", "--max-rows-per-file", "10000", "--json"], in: world.directory,
+            environment: world.environment)
+        #expect(split.status == 0, "\(split.stderr)")
+        let parts = try FileManager.default.contentsOfDirectory(atPath: world.directory + "/parts").sorted()
+        #expect(parts == ["everything-00000.parquet", "everything-00001.parquet", "everything-00002.parquet"], "\(parts)")
+    }
+
+    @Test func parametersAreCheckedBeforeAnythingRuns() async throws {
+        let world = try await Self.world()
+        defer { try? FileManager.default.removeItem(atPath: world.directory) }
+        let shown = try await FerryProcess.run(["show-params", "--country", "Colombia"], in: world.directory, environment: world.environment)
+        #expect(shown.stdout.contains("***") && !shown.stdout.contains("do-not-show"), "secrets are masked: \(shown.stdout)")
+        let dry = try await FerryProcess.run(
+            ["extract", "--country", "Colombia", "--destination", "out", "--dry-run"], in: world.directory, environment: world.environment)
+        #expect(dry.status == 0 && dry.stdout.contains("pais = $1") && dry.stdout.contains(#"$1 = "CO""#), "\(dry.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: world.directory + "/out/everything.parquet"))
+
+        let traversal = try await FerryProcess.run(
+            ["extract", "--country", "../config/common_params", "--destination", "out"], in: world.directory, environment: world.environment)
+        #expect(traversal.status != 0 && traversal.stderr.contains("is not a name"), "\(traversal.stderr)")
+        let unknownQuery = try await FerryProcess.run(
+            ["extract", "--country", "Colombia", "--query", "nope", "--destination", "out"], in: world.directory, environment: world.environment)
+        #expect(unknownQuery.status != 0 && unknownQuery.stderr.contains("use one of: everything"), "\(unknownQuery.stderr)")
+        let injection = try await FerryProcess.run(
+            ["extract", "--country", "Colombia", "--destination", "out", "--param", "min_id=1; DROP TABLE x"], in: world.directory,
+            environment: world.environment)
+        #expect(injection.status != 0 && injection.stderr.contains("{min_id} stands bare"), "\(injection.stderr)")
+        try "SELECT {missing_one}, '{missing_two}'\n".write(toFile: world.directory + "/queries/broken.sql", atomically: true, encoding: .utf8)
+        let missing = try await FerryProcess.run(
+            ["extract", "--country", "Colombia", "--query", "broken", "--destination", "out"], in: world.directory, environment: world.environment)
+        #expect(missing.status != 0 && missing.stderr.contains("{missing_one}, {missing_two}"), "\(missing.stderr)")
+        let unused = try await FerryProcess.run(
+            ["extract", "--country", "Colombia", "--query", "everything", "--destination", "out", "--param", "nobody=1", "--dry-run"],
+            in: world.directory, environment: world.environment)
+        #expect(unused.status != 0 && unused.stderr.contains("no selected query uses"), "\(unused.stderr)")
+    }
+}
