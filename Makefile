@@ -42,6 +42,7 @@ bench: setup release
 	.build/release/ferry bench sqlserver
 	.build/release/ferry bench ha
 	.build/release/ferry bench backup
+	.build/release/ferry bench extract
 
 format:
 	$(SWIFT) format format -i -r -p Sources Tests Benchmarks Package.swift

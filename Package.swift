@@ -285,6 +285,7 @@ let package = Package(
                 "FerryBackup",
                 "FerryCluster",
                 "FerryDaemon",
+                "FerryDatabricks",
                 "FerryExtract",
                 "FerryParquet",
                 "FerryEtcd",
@@ -339,6 +340,7 @@ let package = Package(
             name: "FerryExtract",
             dependencies: [
                 "FerryCore",
+                "FerryDatabricks",
                 "FerryParquet",
                 "FerryPostgres",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -454,6 +456,7 @@ let package = Package(
                 "FerryServer",
                 "FerrySQLServer",
                 "TDSEmulator",
+                "DatabricksEmulator",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -20,6 +20,7 @@ if [ "${1:-}" = "bench" ]; then
   packages+=(patroni)   # the HA benchmark's peer (Debian's Patroni on the same etcd and PostgreSQL)
   packages+=(pgbackrest)   # the backup benchmark's peer (Debian's pgBackRest 2.45, on the same PostgreSQL)
   packages+=(python3-pymssql)   # the SQL Server benchmark's peer (pymssql, FreeTDS underneath like Ferry's client)
+  packages+=(time)   # /usr/bin/time: the extraction benchmark's wall, CPU and peak memory per process
 fi
 
 missing=()
@@ -74,6 +75,19 @@ fi
 if ! python3 -c "import databricks.sdk" 2>/dev/null; then
   echo "setup: installing databricks-sdk (PyPI)"
   python3 -m pip install -q databricks-sdk 2>/dev/null || python3 -m pip install -q --break-system-packages databricks-sdk
+fi
+
+# The extraction benchmark's peers: ConnectorX + pyarrow, and DuckDB's postgres scanner (an extension DuckDB
+# downloads once; a machine without internet skips that peer).
+if [ "${1:-}" = "bench" ]; then
+  for module in connectorx pyarrow duckdb; do
+    if ! /usr/bin/python3 -c "import $module" 2>/dev/null; then
+      echo "setup: installing $module for /usr/bin/python3 (PyPI)"
+      /usr/bin/python3 -m pip install -q --break-system-packages "$module"
+    fi
+  done
+  /usr/bin/python3 -c "import duckdb; duckdb.connect().execute('INSTALL postgres')" 2>/dev/null \
+    || echo "setup: DuckDB's postgres extension could not be downloaded; ferry bench extract skips that peer"
 fi
 
 # The benchmarks' Python peers run on Debian's python3 (/usr/bin/python3): python-tds for it too.

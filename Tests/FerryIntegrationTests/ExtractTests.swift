@@ -1,3 +1,4 @@
+import DatabricksEmulator
 import FerryCore
 import FerryPostgresNode
 import FerrySandbox
@@ -164,5 +165,52 @@ import Testing
             ["extract", "--country", "Colombia", "--query", "everything", "--destination", "out", "--param", "nobody=1", "--dry-run"],
             in: world.directory, environment: world.environment)
         #expect(unused.status != 0 && unused.stderr.contains("no selected query uses"), "\(unused.stderr)")
+    }
+
+    /// A Volume destination through the Files API emulator: the file arrives whole, is kept without --overwrite, and
+    /// `ferry test-connection` tries both ends.
+    @Test func aVolumeDestinationReceivesWholeFiles() async throws {
+        let world = try await Self.world()
+        defer { try? FileManager.default.removeItem(atPath: world.directory) }
+        let emulator = DatabricksEmulator()
+        try await emulator.start()
+        emulator.addToken("dapi-extract-test-token")
+        emulator.createVolume("/Volumes/main/sales/landing")
+        var environment = world.environment
+        environment["DATABRICKS_HOST"] = "http://127.0.0.1:\(emulator.port)"
+        environment["DATABRICKS_TOKEN"] = "dapi-extract-test-token"
+        do {
+            let destination = "/Volumes/main/sales/landing/colombia"
+            let run = try await FerryProcess.run(
+                ["extract", "--country", "Colombia", "--destination", destination, "--json"], in: world.directory, environment: environment)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.contains(#""path":"/Volumes/main/sales/landing/colombia/everything.parquet""#), "\(run.stdout)")
+            let uploaded = try #require(emulator.file(destination + "/everything.parquet"))
+            try Data(uploaded).write(to: URL(fileURLWithPath: world.directory + "/downloaded.parquet"))
+            let rows = try await ExternalClient.run(
+                "python3",
+                ["-c", "import pyarrow.parquet as pq, sys; print(pq.read_metadata(sys.argv[1]).num_rows)", world.directory + "/downloaded.parquet"])
+            #expect(rows.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "25003", "\(rows.stdout)\(rows.stderr)")
+            #expect(!run.stdout.contains("dapi-extract-test-token") && !run.stderr.contains("dapi-extract-test-token"))
+
+            let again = try await FerryProcess.run(
+                ["extract", "--country", "Colombia", "--destination", destination], in: world.directory, environment: environment)
+            #expect(again.status != 0 && again.stderr.contains("exists"), "\(again.stderr)")
+            let missing = try await FerryProcess.run(
+                ["extract", "--country", "Colombia", "--destination", "/Volumes/main/sales/nope"], in: world.directory, environment: environment)
+            #expect(missing.status != 0 && missing.stderr.contains("CREATE VOLUME"), "\(missing.stderr)")
+
+            let check = try await FerryProcess.run(
+                ["test-connection", "--destination", destination, "--json"], in: world.directory, environment: environment)
+            #expect(check.status == 0 && check.stdout.contains(#""kind":"databricks""#), "\(check.stdout)\(check.stderr)")
+            var wrong = environment
+            wrong["DATABRICKS_TOKEN"] = "dapi-wrong"
+            let refused = try await FerryProcess.run(["test-connection", "--destination", destination], in: world.directory, environment: wrong)
+            #expect(refused.status != 0 && !refused.stdout.contains("dapi-wrong"), "\(refused.stdout)")
+        } catch {
+            await emulator.stop()
+            throw error
+        }
+        await emulator.stop()
     }
 }

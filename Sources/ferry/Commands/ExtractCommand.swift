@@ -1,5 +1,7 @@
 import ArgumentParser
+import FerryCheck
 import FerryCore
+import FerryDatabricks
 import FerryExtract
 import FerryParquet
 import FerryPostgres
@@ -49,7 +51,10 @@ struct ExtractCommand: AsyncParsableCommand {
     @Option(help: "The country whose parameters to use (the name of config/<Country>.yaml).")
     var country: String?
 
-    @Option(help: ArgumentHelp("Directory to write the Parquet files into.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Directory to write the Parquet files into, or a Databricks Volume (/Volumes/catalog/schema/volume/…; DATABRICKS_HOST with DATABRICKS_TOKEN or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET).",
+            valueName: "path"))
     var destination: String
 
     @Option(name: .customLong("query"), help: ArgumentHelp("A query to run (repeatable; default: every query).", valueName: "name"))
@@ -128,7 +133,14 @@ struct ExtractCommand: AsyncParsableCommand {
         options.rowsPerFile = maxRowsPerFile
         options.bytesPerFile = maxFileMB.map { $0 << 20 }
         options.overwrite = overwrite
-        let target = LocalDirectoryDestination(directory: FileSystem.absolute(destination))
+        let volumes = destination.hasPrefix("/Volumes/") ? try ExtractCommand.volumeClient(logger: logger) : nil
+        let target: any ExtractDestination =
+            if let volumes {
+                try DatabricksVolumeDestination(client: volumes, directory: destination)
+            } else {
+                LocalDirectoryDestination(directory: FileSystem.absolute(destination))
+            }
+        defer { if let volumes { Task { await volumes.shutdown() } } }
         try await target.prepare()
         if !overwrite {
             for query in planned where try await target.exists(query.name + ".parquet") {
@@ -181,6 +193,78 @@ struct ExtractCommand: AsyncParsableCommand {
                 destination: target.location, country: country, queries: reports, rows: reports.reduce(0) { $0 + $1.rows },
                 bytes: reports.reduce(0) { $0 + $1.bytes })
             Terminal.print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+        }
+    }
+}
+
+extension ExtractCommand {
+    /// The Files API client for a `/Volumes/…` destination, from the Databricks SDKs' environment variables.
+    static func volumeClient(logger: Logger) throws -> DatabricksFilesClient {
+        let configuration = try DatabricksConfiguration.fromEnvironment(ProcessInfo.processInfo.environment)
+        return DatabricksFilesClient(configuration: configuration, logger: logger)
+    }
+}
+
+/// `ferry test-connection`: the source and, for a Volume, Databricks.
+struct TestConnectionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test-connection",
+        abstract: "Try the extraction's source (PostgreSQL) and, given a /Volumes/… destination, Databricks: each with the problem and its fix.")
+
+    @Option(help: ArgumentHelp("A destination to try: a directory or /Volumes/catalog/schema/volume.", valueName: "path"))
+    var destination: String?
+
+    @Option(help: ArgumentHelp("ferry.yaml for the source (default ./ferry.yaml or FERRY_CONFIG).", valueName: "path"))
+    var config: String?
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func run() async throws {
+        try LoggingBootstrap.once(LogSettings())
+        let logger = Logger(label: "ferry.extract")
+        var checks: [EndpointCheck] = []
+        let loaded = try ConfigLoader(explicitPath: config).load()
+        if let postgres = loaded.configuration.postgres {
+            checks.append(await EndpointChecker(logger: logger).check(name: "source", endpoint: .postgres(postgres)))
+        } else {
+            checks.append(
+                EndpointCheck(
+                    name: "source", kind: "postgresql", address: "-", status: .error, detail: "no postgres: section and no PG_HOST",
+                    fix: "add a postgres: section (see examples/ferry.yaml) or set PG_HOST, PG_DATABASE, PG_USER, PG_PASSWORD"))
+        }
+        if let destination {
+            checks.append(await Self.checkDestination(destination, logger: logger))
+        }
+        Terminal.print(json ? CheckCommand.json(checks) : CheckCommand.table(checks))
+        if !checks.allSatisfy(\.isOK) { throw ExitCode(1) }
+    }
+
+    static func checkDestination(_ destination: String, logger: Logger) async -> EndpointCheck {
+        guard destination.hasPrefix("/Volumes/") else {
+            let path = FileSystem.absolute(destination)
+            var directory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &directory)
+            let writable = FileManager.default.isWritableFile(atPath: exists ? path : (path as NSString).deletingLastPathComponent)
+            return EndpointCheck(
+                name: "destination", kind: "directory", address: path, status: writable ? .ok : .error,
+                detail: writable ? (exists ? "writable" : "will be created") : "not writable", fix: writable ? nil : "check its permissions")
+        }
+        do {
+            let client = try ExtractCommand.volumeClient(logger: logger)
+            defer { Task { await client.shutdown() } }
+            let entries = try await client.list(destination)
+            return EndpointCheck(
+                name: "destination", kind: "databricks", address: destination, status: .ok, detail: "\(entries.count) entries readable", fix: nil)
+        } catch let error as FerryError {
+            if error.code == .notFound {
+                return EndpointCheck(
+                    name: "destination", kind: "databricks", address: destination, status: .ok,
+                    detail: "the directory does not exist yet: ferry extract creates it", fix: nil)
+            }
+            return EndpointCheck(name: "destination", kind: "databricks", address: destination, status: .error, detail: error.message, fix: error.fix)
+        } catch {
+            return EndpointCheck(name: "destination", kind: "databricks", address: destination, status: .error, detail: "\(error)", fix: nil)
         }
     }
 }
