@@ -122,6 +122,41 @@ package struct PostgresParquetColumn: Sendable {
         }
     }
 
+    /// Appends one non-null value from its raw binary form (COPY's fields); fixed-width types must be exactly their
+    /// width.
+    @inline(__always)
+    static func append(raw: UnsafeRawBufferPointer, _ conversion: Conversion, to writer: ParquetColumnWriter) throws(FerryError) {
+        @inline(__always) func load<T: FixedWidthInteger>(_: T.Type) throws(FerryError) -> T {
+            guard raw.count == MemoryLayout<T>.size else { throw malformed("value") }
+            return T(bigEndian: raw.loadUnaligned(as: T.self))
+        }
+        switch conversion {
+        case .boolean: writer.append(try load(UInt8.self) != 0)
+        case .int16: writer.append(Int32(try load(Int16.self)))
+        case .int32: writer.append(try load(Int32.self))
+        case .int64: writer.append(try load(Int64.self))
+        case .float32: writer.append(Float(bitPattern: try load(UInt32.self)))
+        case .float64: writer.append(Double(bitPattern: try load(UInt64.self)))
+        case .date:
+            let days = try load(Int32.self)
+            guard days != Int32.max, days != Int32.min else { throw infinite("value") }
+            writer.append(days &+ Self.epochDays)
+        case .timestamp, .timestamptz:
+            let micros = try load(Int64.self)
+            guard micros != Int64.max, micros != Int64.min else { throw infinite("value") }
+            writer.append(micros &+ Self.epochMicros)
+        case .time: writer.append(try load(Int64.self))
+        case .bytes:
+            do {
+                try writer.append(bytes: raw)
+            } catch {
+                throw FerryError(.invalidInput, error.message)
+            }
+        case .jsonb, .uuid, .numeric:
+            try append(ByteBuffer(bytes: raw), conversion, to: writer)
+        }
+    }
+
     private static func appendBytes(_ buffer: ByteBuffer, to writer: ParquetColumnWriter, place: String) throws(FerryError) {
         var failure: ParquetError?
         buffer.withUnsafeReadableBytes { raw in

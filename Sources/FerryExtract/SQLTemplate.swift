@@ -151,7 +151,11 @@ package struct SQLTemplate: Sendable, Equatable {
 
     /// The SQL for `dialect` and the values to bind, in order. Placeholders without a value, and bare values that
     /// are not plain SQL, are errors naming them.
-    package func render(_ values: [String: String], dialect: Dialect, file: String) throws(FerryError) -> (sql: String, bindings: [String]) {
+    /// With `literals`, a bound value is written as a quoted literal instead (for COPY, which takes no parameters): the
+    /// caller runs it with `standard_conforming_strings` on, so doubling the quotes is the whole escaping.
+    package func render(_ values: [String: String], dialect: Dialect, file: String, literals: Bool = false) throws(FerryError) -> (
+        sql: String, bindings: [String]
+    ) {
         let missing = names.filter { values[$0] == nil }
         guard missing.isEmpty else {
             throw FerryError(
@@ -164,8 +168,16 @@ package struct SQLTemplate: Sendable, Equatable {
             switch piece {
             case .text(let text): sql += text
             case .bound(let name):
-                bindings.append(values[name] ?? "")
-                sql += dialect == .postgres ? "$\(bindings.count)" : "@P\(bindings.count)"
+                let value = values[name] ?? ""
+                if literals {
+                    guard !value.unicodeScalars.contains("\0") else {
+                        throw FerryError(.invalidInput, "\(file): {\(name)} holds a NUL character", fix: "remove it from the value")
+                    }
+                    sql += "'" + value.replacingOccurrences(of: "'", with: "''") + "'"
+                } else {
+                    bindings.append(value)
+                    sql += dialect == .postgres ? "$\(bindings.count)" : "@P\(bindings.count)"
+                }
             case .literal(let parts):
                 sql += "'"
                 for (index, part) in parts.enumerated() {

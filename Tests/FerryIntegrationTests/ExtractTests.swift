@@ -121,6 +121,13 @@ import Testing
             "python3", ["-c", Self.compare, world.directory + "/expected.jsonl", world.directory + "/out/everything.parquet"])
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
         #expect(check.stdout.contains("price: decimal128(9, 2)") && check.stdout.contains("at_tz: timestamp[us, tz=UTC]"), "\(check.stdout)")
+        // The other reader (a bound query through postgres-nio) writes the same values.
+        let bound = try await FerryProcess.run(
+            ["extract", "--country", "Colombia", "--destination", "bound", "--reader", "query"], in: world.directory, environment: world.environment)
+        #expect(bound.status == 0, "\(bound.stderr)")
+        let boundCheck = try await ExternalClient.run(
+            "python3", ["-c", Self.compare, world.directory + "/expected.jsonl", world.directory + "/bound/everything.parquet"])
+        #expect(boundCheck.status == 0, "\(boundCheck.stdout)\(boundCheck.stderr)")
         let hidden = try FileManager.default.contentsOfDirectory(atPath: world.directory + "/out").filter { $0.hasPrefix(".") }
         #expect(hidden.isEmpty, "no temporary file is left: \(hidden)")
 

@@ -78,6 +78,12 @@ struct ExtractCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("ferry.yaml for the source (default ./ferry.yaml or FERRY_CONFIG).", valueName: "path"))
     var config: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "How rows are read: copy (COPY … TO STDOUT in PostgreSQL's binary format, the fast way; values as quoted literals) or query (a bound query through postgres-nio).",
+            valueName: "copy|query"))
+    var reader = "copy"
+
     @Flag(help: "Print a JSON summary: every file with its rows, bytes and SHA-256.")
     var json = false
 
@@ -87,6 +93,9 @@ struct ExtractCommand: AsyncParsableCommand {
         let codecs: [String: ParquetCodec] = ["snappy": .snappy, "zstd": .zstd, "gzip": .gzip, "none": .none]
         guard let codec = codecs[compression.lowercased()] else {
             throw FerryError(.invalidInput, "--compression \(compression) is not one Ferry writes", fix: "use snappy, zstd, gzip or none")
+        }
+        guard reader == "copy" || reader == "query" else {
+            throw FerryError(.invalidInput, "--reader \(reader) is not a way Ferry reads", fix: "use copy or query")
         }
         if let rows = maxRowsPerFile, rows < 1 { throw FerryError(.invalidInput, "--max-rows-per-file \(rows) is below 1", fix: "give 1 or more") }
         if let megabytes = maxFileMB, !(1...1_000_000).contains(megabytes) {
@@ -99,13 +108,14 @@ struct ExtractCommand: AsyncParsableCommand {
             throw FerryError(.notFound, "no queries in \(library.queriesPath)", fix: "add <name>.sql files there, or pass --queries-path")
         }
         // Every query is filled before any runs: a missing parameter stops the run before a file is written.
-        var planned: [(name: String, sql: String, bindings: [String])] = []
+        var planned: [(name: String, sql: String, bindings: [String], literalSQL: String)] = []
         var used: Set<String> = []
         for name in names {
             let template = try SQLTemplate(try library.sql(name), file: "\(name).sql")
             used.formUnion(template.names)
             let rendered = try template.render(values, dialect: .postgres, file: "\(name).sql")
-            planned.append((name, rendered.sql, rendered.bindings))
+            let literal = try template.render(values, dialect: .postgres, file: "\(name).sql", literals: true)
+            planned.append((name, rendered.sql, rendered.bindings, literal.sql))
         }
         let unused = try self.library.overrides().keys.filter { !used.contains($0) }.sorted()
         guard unused.isEmpty else {
@@ -148,15 +158,15 @@ struct ExtractCommand: AsyncParsableCommand {
             }
         }
         let session = PostgresSession(endpoint: endpoint, key: "postgres", logger: logger)
-        let extractor = PostgresParquetExtractor(session: session, logger: logger)
+        let extractor = PostgresParquetExtractor(session: session, endpoint: endpoint, logger: logger)
         let bar = ProgressBar(quiet: json)
         var reports: [ExtractReport] = []
         do {
             for query in planned {
                 let start = ContinuousClock.now
-                let report = try await extractor.extract(
-                    name: query.name, sql: query.sql, bindings: query.bindings, to: target, options: options
-                ) { rows, bytes in
+                let request = PostgresParquetExtractor.Query(
+                    name: query.name, sql: query.sql, bindings: query.bindings, literalSQL: reader == "copy" ? query.literalSQL : nil)
+                let report = try await extractor.extract(request, to: target, options: options) { rows, bytes in
                     let seconds = max(
                         0.001,
                         Double((ContinuousClock.now - start).components.seconds) + Double((ContinuousClock.now - start).components.attoseconds) / 1e18
