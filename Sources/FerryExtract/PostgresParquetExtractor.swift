@@ -100,18 +100,25 @@ package struct PostgresParquetExtractor: Sendable {
                 var rows = try RowSink(name: name, columns: columns, options: options, destination: destination, progress: progress)
                 var decoder = CopyBinaryDecoder()
                 let body = literal.trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: ";")))
-                try await PostgresCopyOut.run(
-                    "SET standard_conforming_strings = on; COPY (\n\(body)\n) TO STDOUT (FORMAT binary)", endpoint: endpoint, logger: logger
-                ) { (payload) throws(FerryError) in
-                    try decoder.feed(payload, into: &rows)
+                do throws(FerryError) {
+                    try await PostgresCopyOut.run(
+                        "SET standard_conforming_strings = on; COPY (\n\(body)\n) TO STDOUT (FORMAT binary)", endpoint: endpoint, logger: logger
+                    ) { (payload) throws(FerryError) in
+                        try decoder.feed(payload, into: &rows)
+                    }
+                    guard decoder.finished else { throw FerryError(.protocolViolation, "\(name): the COPY data ended without its trailer") }
+                } catch {
+                    // Nothing of a failed read is left behind: its parts are removed, none was published.
+                    rows.discard()
+                    throw error.message.hasPrefix(name + ",") ? error : FerryError(error.code, "\(name): \(error.message)", fix: error.fix)
                 }
-                guard decoder.finished else { throw FerryError(.protocolViolation, "\(name): the COPY data ended without its trailer") }
                 sink = rows
             } else {
                 try await session.withConnection { connection in
                     let result = try await connection.query(bound, logger: logger)
                     let columns = try result.columns.map { (column) throws(FerryError) in try PostgresParquetColumn.map(column, query: name) }
                     var rows = try RowSink(name: name, columns: columns, options: options, destination: destination, progress: progress)
+                    defer { if sink == nil { rows.discard() } }
                     for try await row in result {
                         var index = 0
                         for cell in row {
@@ -128,15 +135,12 @@ package struct PostgresParquetExtractor: Sendable {
                 }
             }
         } catch let error as FerryError {
-            sink?.discard()
             throw error
         } catch let error as PSQLError {
-            sink?.discard()
             throw FerryError(
                 .server, "\(name): PostgreSQL refused the query: \(PostgresDiagnosis.reason(error))",
                 fix: "run the query in psql with the same parameters (ferry extract --dry-run shows them) to see the problem")
         } catch {
-            sink?.discard()
             throw FerryError(.server, "\(name): \(PostgresDiagnosis.reason(error))")
         }
         guard var rows = sink else { throw FerryError(.server, "\(name): the query gave no result") }

@@ -5,6 +5,10 @@ import FerrySandbox
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `ferry extract` against a real PostgreSQL: the query library's parameters, every type into Parquet, checked value
 /// by value by pyarrow against what psycopg2 reads from the same table.
 @Suite(.sandbox) struct ExtractTests {
@@ -219,5 +223,59 @@ import Testing
             throw error
         }
         await emulator.stop()
+    }
+
+    /// Faults: the process killed with -9 mid-read, the server dropping the connection mid-read, a value Parquet cannot
+    /// hold. After each, no file is published (a reader never sees part of one), and a run after the fault writes
+    /// every row.
+    @Test func faultsNeverPublishPartOfAFile() async throws {
+        let world = try await Self.world()
+        defer { try? FileManager.default.removeItem(atPath: world.directory) }
+        let postgres = try #require(try SandboxContext.require().postgres)
+        let table = "extract_big_\(UInt32.random(in: 0..<UInt32.max))"
+        _ = try await postgres.psql(
+            "CREATE TABLE \(table) AS SELECT g AS id, 'name ' || g AS name, now() AS at FROM generate_series(1, 3000000) g")
+        try "SELECT * FROM \(table)\n".write(toFile: world.directory + "/queries/big.sql", atomically: true, encoding: .utf8)
+        let destination = world.directory + "/out"
+        let arguments = ["extract", "--query", "big", "--destination", "out"]
+
+        // kill -9 while the file is being written.
+        var running = try FerryProcess.start(arguments, in: world.directory, environment: world.environment)
+        try await eventually("the extraction writes its temporary file", timeout: .seconds(60), every: .milliseconds(20)) {
+            FileManager.default.fileExists(atPath: destination + "/.big.parquet.partial")
+        }
+        running.signal(SIGKILL)
+        _ = try await running.wait(timeout: .seconds(10))
+        #expect(!FileManager.default.fileExists(atPath: destination + "/big.parquet"), "nothing published by a killed run")
+
+        // The server ends the session mid-read.
+        running = try FerryProcess.start(arguments, in: world.directory, environment: world.environment)
+        try await eventually("the extraction reads", timeout: .seconds(60), every: .milliseconds(20)) {
+            (try? await postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ferry extract' AND state = 'active'")) == "1"
+        }
+        _ = try await postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ferry extract'")
+        let dropped = try await running.wait(timeout: .seconds(60))
+        #expect(dropped != 0, "a dropped connection fails the run: \(running.errors().suffix(500))")
+        #expect(running.errors().contains("PostgreSQL"), "\(running.errors().suffix(500))")
+        #expect(!FileManager.default.fileExists(atPath: destination + "/big.parquet"))
+        #expect(!FileManager.default.fileExists(atPath: destination + "/.big.parquet.partial"), "a failed run removes its partial file")
+
+        // A value Parquet cannot hold: the row and column are named, nothing is published.
+        _ = try await postgres.psql("UPDATE \(table) SET at = 'infinity' WHERE id = 2500000")
+        let poisoned = try await FerryProcess.run(arguments, in: world.directory, environment: world.environment, timeout: .seconds(300))
+        #expect(poisoned.status != 0 && poisoned.stderr.contains("column at") && poisoned.stderr.contains("infinity"), "\(poisoned.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: destination + "/big.parquet"))
+
+        // After the faults, a whole run.
+        _ = try await postgres.psql("UPDATE \(table) SET at = now() WHERE id = 2500000")
+        let whole = try await FerryProcess.run(arguments + ["--json"], in: world.directory, environment: world.environment, timeout: .seconds(300))
+        #expect(whole.status == 0 && whole.stdout.contains(#""rows":3000000"#), "\(whole.stderr)")
+        let rows = try await ExternalClient.run(
+            "python3",
+            [
+                "-c", "import pyarrow.parquet as pq, sys; t = pq.read_table(sys.argv[1]); print(t.num_rows, len(set(t['id'].to_pylist())))",
+                destination + "/big.parquet",
+            ])
+        #expect(rows.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "3000000 3000000", "\(rows.stdout)\(rows.stderr)")
     }
 }
