@@ -67,67 +67,12 @@ package struct PostgresParquetColumn: Sendable {
         }
     }
 
-    /// Appends one cell (nil: NULL) to `writer`; the caller names the row and column in an error.
-    @inline(__always)
-    static func append(_ cell: ByteBuffer?, _ conversion: Conversion, to writer: ParquetColumnWriter) throws(FerryError) {
-        let place = "value"
-        guard var buffer = cell else {
-            do {
-                try writer.appendNull()
-            } catch {
-                throw FerryError(.invalidInput, error.message)
-            }
-            return
-        }
-        switch conversion {
-        case .boolean:
-            guard let byte = buffer.readInteger(as: UInt8.self) else { throw malformed(place) }
-            writer.append(byte != 0)
-        case .int16:
-            guard let value = buffer.readInteger(as: Int16.self) else { throw malformed(place) }
-            writer.append(Int32(value))
-        case .int32:
-            guard let value = buffer.readInteger(as: Int32.self) else { throw malformed(place) }
-            writer.append(value)
-        case .int64:
-            guard let value = buffer.readInteger(as: Int64.self) else { throw malformed(place) }
-            writer.append(value)
-        case .float32:
-            guard let bits = buffer.readInteger(as: UInt32.self) else { throw malformed(place) }
-            writer.append(Float(bitPattern: bits))
-        case .float64:
-            guard let bits = buffer.readInteger(as: UInt64.self) else { throw malformed(place) }
-            writer.append(Double(bitPattern: bits))
-        case .bytes:
-            try appendBytes(buffer, to: writer, place: place)
-        case .jsonb:
-            guard buffer.readInteger(as: UInt8.self) == 1 else { throw malformed(place) }
-            try appendBytes(buffer, to: writer, place: place)
-        case .date:
-            guard let days = buffer.readInteger(as: Int32.self) else { throw malformed(place) }
-            guard days != Int32.max, days != Int32.min else { throw infinite(place) }
-            writer.append(days &+ Self.epochDays)
-        case .timestamp, .timestamptz:
-            guard let micros = buffer.readInteger(as: Int64.self) else { throw malformed(place) }
-            guard micros != Int64.max, micros != Int64.min else { throw infinite(place) }
-            writer.append(micros &+ Self.epochMicros)
-        case .time:
-            guard let micros = buffer.readInteger(as: Int64.self) else { throw malformed(place) }
-            writer.append(micros)
-        case .uuid:
-            guard let bytes = buffer.readBytes(length: 16) else { throw malformed(place) }
-            try appendBytes(ByteBuffer(bytes: Self.uuidText(bytes)), to: writer, place: place)
-        case .numeric(let precision, let scale):
-            try appendNumeric(&buffer, precision: precision, scale: scale, to: writer, place: place)
-        }
-    }
-
-    /// Appends one non-null value from its raw binary form (COPY's fields); fixed-width types must be exactly their
-    /// width.
+    /// Appends one non-null value from its binary form (a COPY field or a result cell); fixed-width types must be
+    /// exactly their width. The caller names the row and column in an error.
     @inline(__always)
     static func append(raw: UnsafeRawBufferPointer, _ conversion: Conversion, to writer: ParquetColumnWriter) throws(FerryError) {
         @inline(__always) func load<T: FixedWidthInteger>(_: T.Type) throws(FerryError) -> T {
-            guard raw.count == MemoryLayout<T>.size else { throw malformed("value") }
+            guard raw.count == MemoryLayout<T>.size else { throw malformed() }
             return T(bigEndian: raw.loadUnaligned(as: T.self))
         }
         switch conversion {
@@ -139,40 +84,52 @@ package struct PostgresParquetColumn: Sendable {
         case .float64: writer.append(Double(bitPattern: try load(UInt64.self)))
         case .date:
             let days = try load(Int32.self)
-            guard days != Int32.max, days != Int32.min else { throw infinite("value") }
+            guard days != Int32.max, days != Int32.min else { throw infinite() }
             writer.append(days &+ Self.epochDays)
         case .timestamp, .timestamptz:
             let micros = try load(Int64.self)
-            guard micros != Int64.max, micros != Int64.min else { throw infinite("value") }
+            guard micros != Int64.max, micros != Int64.min else { throw infinite() }
             writer.append(micros &+ Self.epochMicros)
         case .time: writer.append(try load(Int64.self))
         case .bytes:
-            do {
-                try writer.append(bytes: raw)
-            } catch {
-                throw FerryError(.invalidInput, error.message)
-            }
-        case .jsonb, .uuid, .numeric:
-            try append(ByteBuffer(bytes: raw), conversion, to: writer)
+            try appendBytes(raw, to: writer)
+        case .jsonb:
+            // A version byte (1), then the text.
+            guard raw.first == 1 else { throw malformed() }
+            try appendBytes(UnsafeRawBufferPointer(rebasing: raw.dropFirst()), to: writer)
+        case .uuid:
+            guard raw.count == 16 else { throw malformed() }
+            try appendBytes(Self.uuidText(Array(raw)), to: writer)
+        case .numeric(let precision, let scale):
+            var buffer = ByteBuffer(bytes: raw)
+            try appendNumeric(&buffer, precision: precision, scale: scale, to: writer)
         }
     }
 
-    private static func appendBytes(_ buffer: ByteBuffer, to writer: ParquetColumnWriter, place: String) throws(FerryError) {
-        var failure: ParquetError?
-        buffer.withUnsafeReadableBytes { raw in
-            do throws(ParquetError) { try writer.append(bytes: raw) } catch { failure = error }
+    private static func appendBytes(_ raw: UnsafeRawBufferPointer, to writer: ParquetColumnWriter) throws(FerryError) {
+        do {
+            try writer.append(bytes: raw)
+        } catch {
+            throw FerryError(.invalidInput, error.message)
         }
-        if let failure { throw FerryError(.invalidInput, "\(failure.message)") }
+    }
+
+    private static func appendBytes(_ bytes: [UInt8], to writer: ParquetColumnWriter) throws(FerryError) {
+        do {
+            try writer.append(bytes: bytes)
+        } catch {
+            throw FerryError(.invalidInput, error.message)
+        }
     }
 
     /// numeric's binary form: digit count, weight, sign, display scale, then base-10000 digits.
     private static func appendNumeric(
-        _ buffer: inout ByteBuffer, precision: Int, scale: Int, to writer: ParquetColumnWriter, place: String
+        _ buffer: inout ByteBuffer, precision: Int, scale: Int, to writer: ParquetColumnWriter
     ) throws(FerryError) {
         guard let count = buffer.readInteger(as: Int16.self), let weight = buffer.readInteger(as: Int16.self),
             let sign = buffer.readInteger(as: UInt16.self), buffer.readInteger(as: Int16.self) != nil, count >= 0,
             buffer.readableBytes == Int(count) * 2
-        else { throw malformed(place) }
+        else { throw malformed() }
         guard sign == 0 || sign == 0x4000 else {
             throw FerryError(
                 .invalidInput, "NaN or infinity has no DECIMAL value", fix: "filter it out or cast the column to text in the query")
@@ -182,7 +139,7 @@ package struct PostgresParquetColumn: Sendable {
         var digits: [Int16] = []
         digits.reserveCapacity(Int(count))
         for _ in 0..<count { digits.append(buffer.readInteger(as: Int16.self) ?? 0) }
-        guard digits.allSatisfy({ (0..<10_000).contains($0) }) else { throw malformed(place) }
+        guard digits.allSatisfy({ (0..<10_000).contains($0) }) else { throw malformed() }
         if precision <= 18 {
             var unscaled: Int64 = 0
             for (index, digit) in digits.enumerated() {
@@ -216,12 +173,8 @@ package struct PostgresParquetColumn: Sendable {
         let decimal = (sign == 0x4000 ? "-" : "") + whole + (fraction.isEmpty ? "" : "." + fraction)
         guard let unscaled = DecimalUnscaled.parse(decimal, scale: scale),
             let bytes = unscaled.bigEndian(width: ParquetColumn.decimalWidth(precision: precision))
-        else { throw malformed(place) }
-        var failure: ParquetError?
-        bytes.withUnsafeBytes { raw in
-            do throws(ParquetError) { try writer.append(bytes: raw) } catch { failure = error }
-        }
-        if let failure { throw FerryError(.invalidInput, "\(failure.message)") }
+        else { throw malformed() }
+        try appendBytes(bytes, to: writer)
     }
 
     static let powers: [Int64] = (0...18).map { exponent in (0..<exponent).reduce(Int64(1)) { value, _ in value * 10 } }
@@ -242,11 +195,11 @@ package struct PostgresParquetColumn: Sendable {
         return out
     }
 
-    private static func malformed(_ place: String) -> FerryError {
+    private static func malformed() -> FerryError {
         FerryError(.protocolViolation, "the server sent a value that does not decode as its type")
     }
 
-    private static func infinite(_ place: String) -> FerryError {
+    private static func infinite() -> FerryError {
         FerryError(.invalidInput, "infinity has no Parquet value", fix: "filter it out or cast the column to text in the query")
     }
 }

@@ -321,7 +321,7 @@ struct ShowParamsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let values = try library.library.parameters(country: country, overrides: try library.overrides())
-        let shown = values.mapValues { $0 }.map { (name: $0.key, value: QueryLibrary.isSecret($0.key) ? "***" : $0.value) }.sorted {
+        let shown = values.map { (name: $0.key, value: QueryLibrary.isSecret($0.key) ? "***" : $0.value) }.sorted {
             $0.name < $1.name
         }
         if json {
