@@ -129,6 +129,15 @@ package final class DatabricksEmulator: Sendable {
         state.withLock { $0.tokenLifetime = seconds }
     }
 
+    /// Ends every OAuth access token issued so far at the server, while the clients holding them still think them
+    /// valid: their next request gets 401 "token expired", as a token revoked or cut short by the workspace does.
+    package func expireIssuedTokens() {
+        state.withLock { state in
+            let past = Date().addingTimeInterval(-1)
+            for token in state.issued.keys { state.issued[token] = past }
+        }
+    }
+
     /// How many OAuth access tokens the token endpoint issued.
     package var issuedTokenCount: Int { state.withLock { $0.issuedCount } }
 
