@@ -343,6 +343,7 @@ let package = Package(
                 "FerryDatabricks",
                 "FerryParquet",
                 "FerryPostgres",
+                "FerrySQLServer",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -388,7 +389,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FerryExtractTests",
-            dependencies: ["FerryExtract", "FerryCore"],
+            dependencies: ["FerryExtract", "FerryCore", "FerryParquet", "FerrySQLServer"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -15,7 +15,7 @@ package struct SQLTemplate: Sendable, Equatable {
     package enum Dialect: Sendable {
         /// `$1`, `$2`, …
         case postgres
-        /// `@P1`, `@P2`, … (sp_executesql)
+        /// `@p1`, `@p2`, … (sp_executesql); an empty value is written `N''`, as DB-Library sends an empty parameter as NULL.
         case sqlserver
     }
 
@@ -169,14 +169,14 @@ package struct SQLTemplate: Sendable, Equatable {
             case .text(let text): sql += text
             case .bound(let name):
                 let value = values[name] ?? ""
-                if literals {
+                if literals || (dialect == .sqlserver && value.isEmpty) {
                     guard !value.unicodeScalars.contains("\0") else {
                         throw FerryError(.invalidInput, "\(file): {\(name)} holds a NUL character", fix: "remove it from the value")
                     }
                     sql += "'" + value.replacingOccurrences(of: "'", with: "''") + "'"
                 } else {
                     bindings.append(value)
-                    sql += dialect == .postgres ? "$\(bindings.count)" : "@P\(bindings.count)"
+                    sql += dialect == .postgres ? "$\(bindings.count)" : "@p\(bindings.count)"
                 }
             case .literal(let parts):
                 sql += "'"

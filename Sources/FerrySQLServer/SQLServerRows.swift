@@ -6,11 +6,11 @@ import NIOCore
 /// the bytes. ``SQLServerRowRenderer`` turns them into COPY text on another thread. Plain memory rather than a
 /// `ByteBuffer`: the copy is what DB-Library's thread adds to FreeTDS's own work, so it is kept to a store and a
 /// `memcpy` per value. Handed from one thread to the next, never used by two at once.
-final class SQLServerRawRows: @unchecked Sendable {
+package final class SQLServerRawRows: @unchecked Sendable {
     private var base: UnsafeMutableRawPointer
     private var capacity: Int
     private var used = 0
-    var rowCount = 0
+    package internal(set) var rowCount = 0
 
     init(capacity: Int = 64 * 1024) {
         self.capacity = capacity
@@ -21,6 +21,13 @@ final class SQLServerRawRows: @unchecked Sendable {
 
     /// The values written so far.
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: used) }
+
+    /// Calls `body` with a cursor over the values, row after row, each row's columns in the result's order; the
+    /// cursor is valid only inside `body`.
+    package func withValues<T, Failure: Error>(_ body: (inout SQLServerValueCursor) throws(Failure) -> T) throws(Failure) -> T {
+        var cursor = SQLServerValueCursor(bytes)
+        return try body(&cursor)
+    }
 
     /// Appends one value: `count` bytes at `data`, or NULL when `data` is nil.
     func append(_ data: UnsafeRawPointer?, count: Int) {
@@ -44,6 +51,25 @@ final class SQLServerRawRows: @unchecked Sendable {
     }
 }
 
+/// The values of ``SQLServerRawRows`` one after another.
+package struct SQLServerValueCursor {
+    private let base: UnsafeRawBufferPointer
+    private var offset = 0
+
+    init(_ base: UnsafeRawBufferPointer) { self.base = base }
+
+    /// The next value's bytes as DB-Library held them, nil for NULL. Calling it more often than there are values is a
+    /// programming error.
+    @inline(__always)
+    package mutating func next() -> UnsafeRawBufferPointer? {
+        let length = Int(Int32(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: Int32.self)))
+        offset += 4
+        guard length >= 0 else { return nil }
+        defer { offset += length }
+        return UnsafeRawBufferPointer(rebasing: base[offset..<offset + length])
+    }
+}
+
 /// COPY text of a result's raw rows, by the column types DB-Library reported. Calls nothing of DB-Library but
 /// `dbconvert` without a connection (decimal/numeric, 38 digits exactly), so it runs on any thread.
 struct SQLServerRowRenderer: Sendable {
@@ -63,33 +89,12 @@ struct SQLServerRowRenderer: Sendable {
     func render(_ raw: SQLServerRawRows) throws(SQLServerError) -> CopyTextRows {
         var rows = CopyTextRows()
         var field = ByteBufferAllocator().buffer(capacity: 256)
-        var decimalText = [CChar](repeating: 0, count: 80)
-        // decimal/numeric through DB-Library's own conversion.
-        func convertDecimal(_ type: Int32, _ bytes: UnsafeRawBufferPointer, _ buffer: inout ByteBuffer) -> Bool {
-            let written = decimalText.withUnsafeMutableBufferPointer { out in
-                out.withMemoryRebound(to: BYTE.self) { target in
-                    dbconvert(
-                        nil, type, bytes.baseAddress?.assumingMemoryBound(to: BYTE.self), DBINT(bytes.count), Int32(SYBCHAR),
-                        target.baseAddress, DBINT(target.count))
-                }
-            }
-            guard written > 0 else { return false }
-            _ = decimalText.withUnsafeBytes { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(Int(written)))) }
-            return true
-        }
         let failure: SQLServerError? = { (base: UnsafeRawBufferPointer) -> SQLServerError? in
-            var offset = 0
-            func next() -> UnsafeRawBufferPointer? {
-                let length = Int(Int32(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: Int32.self)))
-                offset += 4
-                guard length >= 0 else { return nil }
-                defer { offset += length }
-                return UnsafeRawBufferPointer(rebasing: base[offset..<offset + length])
-            }
+            var cursor = SQLServerValueCursor(base)
             for _ in 0..<raw.rowCount {
                 rows.beginRow()
                 for (offset, kind) in kinds.enumerated() {
-                    guard let bytes = next() else {
+                    guard let bytes = cursor.next() else {
                         rows.appendField(nil as ByteBuffer?)
                         continue
                     }
@@ -106,7 +111,7 @@ struct SQLServerRowRenderer: Sendable {
                         case .decimal:
                             let type = types[offset]
                             try rows.appendPlainField { buffer in
-                                try SQLServerText.append(kind, bytes, into: &buffer) { convertDecimal(type, $0, &$1) }
+                                try SQLServerText.append(kind, bytes, into: &buffer) { SQLServerText.appendDecimal(type: type, $0, into: &$1) }
                             }
                         default:
                             // Digits, dates and times need no escaping: written straight into the rows (by closures that

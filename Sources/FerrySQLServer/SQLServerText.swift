@@ -92,19 +92,10 @@ package enum SQLServerText {
                     writeHex(UnsafeRawBufferPointer(rebasing: bytes[index..<index + 1]), into: &buffer)
                 }
             }
-        case .datetime:
-            let days = Int(try load(Int32.self))
-            guard bytes.count >= 8 else { throw Unreadable(kind: kind, length: bytes.count) }
-            let ticks = Int(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: Int32.self)))
-            // 1/300 s ticks to the nearest microsecond (3.333… ms per tick), as SQL Server converts to datetime2.
-            writeDate(days, into: &buffer, then: UInt8(ascii: " "))
-            writeTime(microseconds: (ticks * 10_000 + 1) / 3, into: &buffer)
-        case .smalldatetime:
-            let days = Int(try load(UInt16.self))
-            guard bytes.count >= 4 else { throw Unreadable(kind: kind, length: bytes.count) }
-            let minutes = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
-            writeDate(days, into: &buffer, then: UInt8(ascii: " "))
-            writeTime(microseconds: minutes * 60_000_000, into: &buffer)
+        case .datetime, .smalldatetime:
+            guard let (day, microseconds) = dayAndMicroseconds(kind, bytes) else { throw Unreadable(kind: kind, length: bytes.count) }
+            writeDate(day, into: &buffer, then: UInt8(ascii: " "))
+            writeTime(microseconds: Int(microseconds), into: &buffer)
         case .date, .time, .datetime2, .datetimeoffset:
             guard bytes.count >= MemoryLayout<DBDATETIMEALL>.size else { throw Unreadable(kind: kind, length: bytes.count) }
             let value = bytes.loadUnaligned(as: DBDATETIMEALL.self)
@@ -123,6 +114,45 @@ package enum SQLServerText {
             if kind == .datetimeoffset { buffer.writeString("+00") }
         case .unsupported:
             throw Unreadable(kind: kind, length: bytes.count)
+        }
+    }
+
+    /// The day (since 1900-01-01, DB-Library's day 0) and the microseconds since midnight of a `datetime`,
+    /// `smalldatetime`, `date`, `time`, `datetime2` or `datetimeoffset` (in UTC) value as DB-Library holds it, converted
+    /// as the text is: datetime's 1/300 s ticks to the nearest microsecond, a 7th fractional digit cut. nil for
+    /// another kind or a value of the wrong size.
+    package static func dayAndMicroseconds(_ kind: Kind, _ bytes: UnsafeRawBufferPointer) -> (day: Int, microseconds: Int64)? {
+        switch kind {
+        case .datetime:
+            guard bytes.count >= 8 else { return nil }
+            let days = Int(Int32(littleEndian: bytes.loadUnaligned(as: Int32.self)))
+            let ticks = Int64(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: Int32.self)))
+            return (days, (ticks * 10_000 + 1) / 3)
+        case .smalldatetime:
+            guard bytes.count >= 4 else { return nil }
+            let days = Int(UInt16(littleEndian: bytes.loadUnaligned(as: UInt16.self)))
+            let minutes = Int64(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+            return (days, minutes * 60_000_000)
+        case .date, .time, .datetime2, .datetimeoffset:
+            guard bytes.count >= MemoryLayout<DBDATETIMEALL>.size else { return nil }
+            let value = bytes.loadUnaligned(as: DBDATETIMEALL.self)
+            guard value.time < 864_000_000_000 else { return nil }
+            return (Int(value.date), Int64(value.time / 10))
+        default:
+            return nil
+        }
+    }
+
+    /// A decimal/numeric (DB-Library's type number `type`) as text, through DB-Library's own conversion (38 digits
+    /// exactly; no connection needed); false when it does not convert.
+    package static func appendDecimal(type: Int32, _ bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) -> Bool {
+        withUnsafeTemporaryAllocation(of: BYTE.self, capacity: 80) { target in
+            let written = dbconvert(
+                nil, type, bytes.baseAddress?.assumingMemoryBound(to: BYTE.self), DBINT(bytes.count), Int32(SYBCHAR), target.baseAddress,
+                DBINT(target.count))
+            guard written > 0 else { return false }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(target).prefix(Int(written))))
+            return true
         }
     }
 

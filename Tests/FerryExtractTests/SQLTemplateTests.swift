@@ -22,7 +22,14 @@ import Testing
         #expect(postgres.sql.contains("pais = $1 AND fecha >= $2 AND name LIKE '%o''brien%' -- {not_a_placeholder}"), "\(postgres.sql)")
         #expect(postgres.bindings == ["CO", "2024-01-01"])
         let sqlserver = try template.render(values, dialect: .sqlserver, file: "ventas.sql")
-        #expect(sqlserver.sql.contains("pais = @P1 AND fecha >= @P2"))
+        #expect(sqlserver.sql.contains("pais = @p1 AND fecha >= @p2"))
+        #expect(sqlserver.bindings == ["CO", "2024-01-01"])
+        // DB-Library sends an empty parameter as NULL: an empty value is an empty literal instead.
+        var empty = values
+        empty["country_code"] = ""
+        let withEmpty = try template.render(empty, dialect: .sqlserver, file: "ventas.sql")
+        #expect(withEmpty.sql.contains("pais = '' AND fecha >= @p1"), "\(withEmpty.sql)")
+        #expect(withEmpty.bindings == ["2024-01-01"])
     }
 
     @Test func bareValuesMustBePlainSQL() throws {

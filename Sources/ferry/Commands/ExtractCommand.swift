@@ -6,6 +6,7 @@ import FerryExtract
 import FerryParquet
 import FerryPostgres
 import FerryPostgresNode
+import FerrySQLServer
 import Foundation
 import Logging
 
@@ -40,9 +41,9 @@ struct ExtractCommand: AsyncParsableCommand {
         commandName: "extract",
         abstract: "Run library queries on the source and write each result as Parquet (Snappy) into a directory.",
         discussion: """
-            Each query (queries/<name>.sql) is filled with the country's parameters (config/common_params.yaml, then config/<Country>.yaml, then --param), run on the source (the `postgres:` section of ferry.yaml or the PG_* variables), and streamed into <destination>/<name>.parquet: rows go straight from the server into Parquet pages, so memory stays bounded whatever the result's size. A file is written under a hidden temporary name and renamed when whole; an existing file is kept unless --overwrite.
+            Each query (queries/<name>.sql) is filled with the country's parameters (config/common_params.yaml, then config/<Country>.yaml, then --param), run on the source (--source: the `sqlserver:` section of ferry.yaml or the MSSQL_* variables when present, else `postgres:` or the PG_* variables, or a name under `sources:`), and streamed into <destination>/<name>.parquet: rows go straight from the server into Parquet pages, so memory stays bounded whatever the result's size. A file is written under a hidden temporary name and renamed when whole; an existing file is kept unless --overwrite.
 
-            Placeholders: '{name}' (a whole string literal) is bound as a query parameter; {name} bare must be a number, a name or a plain expression; '…{name}…' inside a literal is escaped into it. Unknown placeholders are errors that list them.
+            Placeholders: '{name}' (a whole string literal) is bound as a query parameter ($1 on PostgreSQL, @p1 through sp_executesql on SQL Server); {name} bare must be a number, a name or a plain expression; '…{name}…' inside a literal is escaped into it. Unknown placeholders are errors that list them.
             """
     )
 
@@ -80,7 +81,19 @@ struct ExtractCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "How rows are read: copy (COPY … TO STDOUT in PostgreSQL's binary format, the fast way; values as quoted literals) or query (a bound query through postgres-nio).",
+            "The server the queries run on: sqlserver, postgres, or a name under sources: (default: sqlserver when configured, else postgres).",
+            valueName: "name"))
+    var source: String?
+
+    @Option(help: ArgumentHelp("Rows per row group (default 1048576, as pyarrow).", valueName: "rows"))
+    var rowGroupRows: Int?
+
+    @Option(help: ArgumentHelp("Uncompressed bytes per data page (default 1048576, as pyarrow).", valueName: "bytes"))
+    var pageBytes: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "How rows are read from PostgreSQL: copy (COPY … TO STDOUT in PostgreSQL's binary format, the fast way; values as quoted literals) or query (a bound query through postgres-nio).",
             valueName: "copy|query"))
     var reader = "copy"
 
@@ -107,15 +120,24 @@ struct ExtractCommand: AsyncParsableCommand {
         guard !names.isEmpty else {
             throw FerryError(.notFound, "no queries in \(library.queriesPath)", fix: "add <name>.sql files there, or pass --queries-path")
         }
+        if let rows = rowGroupRows, !(1...100_000_000).contains(rows) {
+            throw FerryError(.invalidInput, "--row-group-rows \(rows) is out of range", fix: "give 1 to 100000000")
+        }
+        if let bytes = pageBytes, !(1024...(256 << 20)).contains(bytes) {
+            throw FerryError(.invalidInput, "--page-bytes \(bytes) is out of range", fix: "give 1024 to 268435456")
+        }
+        let loaded = try ConfigLoader(explicitPath: config).load()
+        let chosen = try ExtractSource.resolve(source, in: loaded.configuration)
+        let dialect: SQLTemplate.Dialect = if case .sqlserver = chosen { .sqlserver } else { .postgres }
         // Every query is filled before any runs: a missing parameter stops the run before a file is written.
-        var planned: [(name: String, sql: String, bindings: [String], literalSQL: String)] = []
+        var planned: [(name: String, sql: String, bindings: [String], literalSQL: String?)] = []
         var used: Set<String> = []
         for name in names {
             let template = try SQLTemplate(try library.sql(name), file: "\(name).sql")
             used.formUnion(template.names)
-            let rendered = try template.render(values, dialect: .postgres, file: "\(name).sql")
-            let literal = try template.render(values, dialect: .postgres, file: "\(name).sql", literals: true)
-            planned.append((name, rendered.sql, rendered.bindings, literal.sql))
+            let rendered = try template.render(values, dialect: dialect, file: "\(name).sql")
+            let literal = dialect == .postgres ? try template.render(values, dialect: .postgres, file: "\(name).sql", literals: true) : nil
+            planned.append((name, rendered.sql, rendered.bindings, literal?.sql))
         }
         let unused = try self.library.overrides().keys.filter { !used.contains($0) }.sorted()
         guard unused.isEmpty else {
@@ -127,19 +149,22 @@ struct ExtractCommand: AsyncParsableCommand {
             for query in planned {
                 Terminal.print("-- \(query.name) → \(destination)/\(query.name).parquet")
                 Terminal.print(query.sql.trimmingCharacters(in: .whitespacesAndNewlines))
-                for (index, value) in query.bindings.enumerated() { Terminal.print("--   $\(index + 1) = \(JSONString.quote(value))") }
+                for (index, value) in query.bindings.enumerated() {
+                    Terminal.print("--   \(dialect == .postgres ? "$" : "@p")\(index + 1) = \(JSONString.quote(value))")
+                }
             }
             return
         }
-        let loaded = try ConfigLoader(explicitPath: config).load()
-        guard let endpoint = loaded.configuration.postgres else {
+        guard let chosen else {
             throw FerryError(
-                .configuration, "no source: ferry.yaml has no postgres: section and PG_HOST is not set",
-                fix: "add a postgres: section (see examples/ferry.yaml) or set PG_HOST, PG_DATABASE, PG_USER, PG_PASSWORD")
+                .configuration, "no source: ferry.yaml has no sqlserver: or postgres: section and neither MSSQL_HOST nor PG_HOST is set",
+                fix: "add a postgres: or sqlserver: section (see examples/ferry.yaml), or set PG_HOST/MSSQL_HOST and their variables")
         }
         var options = ExtractOptions()
         options.parquet.compression = codec
         options.parquet.createdBy = "ferry version \(FerryVersion.current)"
+        if let rowGroupRows { options.parquet.rowGroupRows = rowGroupRows }
+        if let pageBytes { options.parquet.pageBytes = pageBytes }
         options.rowsPerFile = maxRowsPerFile
         options.bytesPerFile = maxFileMB.map { $0 << 20 }
         options.overwrite = overwrite
@@ -157,16 +182,15 @@ struct ExtractCommand: AsyncParsableCommand {
                 throw FerryError(.conflict, "\(target.location)/\(query.name).parquet exists", fix: "pass --overwrite to replace it")
             }
         }
-        let session = PostgresSession(endpoint: endpoint, key: "postgres", logger: logger)
-        let extractor = PostgresParquetExtractor(session: session, endpoint: endpoint, logger: logger)
+        let runner = chosen.runner(logger: logger, reader: reader)
         let bar = ProgressBar(quiet: json)
         var reports: [ExtractReport] = []
         do {
             for query in planned {
                 let start = ContinuousClock.now
-                let request = PostgresParquetExtractor.Query(
-                    name: query.name, sql: query.sql, bindings: query.bindings, literalSQL: reader == "copy" ? query.literalSQL : nil)
-                let report = try await extractor.extract(request, to: target, options: options) { rows, bytes in
+                let report = try await runner.extract(
+                    name: query.name, sql: query.sql, bindings: query.bindings, literalSQL: query.literalSQL, to: target, options: options
+                ) { rows, bytes in
                     let seconds = max(
                         0.001,
                         Double((ContinuousClock.now - start).components.seconds) + Double((ContinuousClock.now - start).components.attoseconds) / 1e18
@@ -184,10 +208,10 @@ struct ExtractCommand: AsyncParsableCommand {
                 }
             }
         } catch {
-            await session.close()
+            await runner.close()
             throw error
         }
-        await session.close()
+        await runner.close()
         if json {
             struct Summary: Encodable {
                 var destination: String
@@ -219,10 +243,15 @@ extension ExtractCommand {
 struct TestConnectionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "test-connection",
-        abstract: "Try the extraction's source (PostgreSQL) and, given a /Volumes/… destination, Databricks: each with the problem and its fix.")
+        abstract:
+            "Try the extraction's source (SQL Server or PostgreSQL) and, given a /Volumes/… destination, Databricks: each with the problem and its fix."
+    )
 
     @Option(help: ArgumentHelp("A destination to try: a directory or /Volumes/catalog/schema/volume.", valueName: "path"))
     var destination: String?
+
+    @Option(help: ArgumentHelp("The source to try: sqlserver, postgres or a name under sources: (default as ferry extract).", valueName: "name"))
+    var source: String?
 
     @Option(help: ArgumentHelp("ferry.yaml for the source (default ./ferry.yaml or FERRY_CONFIG).", valueName: "path"))
     var config: String?
@@ -235,13 +264,13 @@ struct TestConnectionCommand: AsyncParsableCommand {
         let logger = Logger(label: "ferry.extract")
         var checks: [EndpointCheck] = []
         let loaded = try ConfigLoader(explicitPath: config).load()
-        if let postgres = loaded.configuration.postgres {
-            checks.append(await EndpointChecker(logger: logger).check(name: "source", endpoint: .postgres(postgres)))
+        if let chosen = try ExtractSource.resolve(source, in: loaded.configuration) {
+            checks.append(await EndpointChecker(logger: logger).check(name: "source", endpoint: chosen.endpoint))
         } else {
             checks.append(
                 EndpointCheck(
-                    name: "source", kind: "postgresql", address: "-", status: .error, detail: "no postgres: section and no PG_HOST",
-                    fix: "add a postgres: section (see examples/ferry.yaml) or set PG_HOST, PG_DATABASE, PG_USER, PG_PASSWORD"))
+                    name: "source", kind: "-", address: "-", status: .error, detail: "no sqlserver: or postgres: section, no MSSQL_HOST or PG_HOST",
+                    fix: "add a postgres: or sqlserver: section (see examples/ferry.yaml), or set PG_HOST/MSSQL_HOST and their variables"))
         }
         if let destination {
             checks.append(await Self.checkDestination(destination, logger: logger))
