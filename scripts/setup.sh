@@ -77,17 +77,20 @@ if ! python3 -c "import databricks.sdk" 2>/dev/null; then
   python3 -m pip install -q databricks-sdk 2>/dev/null || python3 -m pip install -q --break-system-packages databricks-sdk
 fi
 
-# The extraction benchmark's peers: ConnectorX + pyarrow, and DuckDB's postgres scanner (an extension DuckDB
-# downloads once; a machine without internet skips that peer).
+# The extraction benchmark's peers: ConnectorX + pyarrow, pymssql + pyarrow, and DuckDB's postgres scanner. DuckDB
+# would download its extension from its own site; PyPI carries it too, built for one DuckDB version: the pair is pinned.
 if [ "${1:-}" = "bench" ]; then
-  for module in connectorx pyarrow duckdb; do
+  for module in connectorx pyarrow pymssql; do
     if ! /usr/bin/python3 -c "import $module" 2>/dev/null; then
       echo "setup: installing $module for /usr/bin/python3 (PyPI)"
       /usr/bin/python3 -m pip install -q --break-system-packages "$module"
     fi
   done
-  /usr/bin/python3 -c "import duckdb; duckdb.connect().execute('INSTALL postgres')" 2>/dev/null \
-    || echo "setup: DuckDB's postgres extension could not be downloaded; ferry bench extract skips that peer"
+  if ! /usr/bin/python3 -c "import duckdb, duckdb_extension_postgres_scanner; assert duckdb.__version__ == '1.5.5'" 2>/dev/null; then
+    echo "setup: installing duckdb 1.5.5 and its postgres extension for /usr/bin/python3 (PyPI)"
+    /usr/bin/python3 -m pip install -q --break-system-packages "duckdb==1.5.5" "duckdb-extension-postgres-scanner==1.5.5" \
+      || echo "setup: DuckDB's postgres extension could not be installed; ferry bench extract skips that peer"
+  fi
 fi
 
 # The benchmarks' Python peers run on Debian's python3 (/usr/bin/python3): python-tds for it too.

@@ -13,6 +13,8 @@ package struct ExtractBenchmark: Sendable {
         package var rows = 1_000_000
         package var rounds = 3
         package var skipPeers = false
+        /// Also SQL Server → Parquet from a replaying TDS emulator (SQL Server cannot run here), beside pymssql + pyarrow.
+        package var sqlserver = true
         package var executable: String
         package var script = "Benchmarks/python/extract_parquet.py"
 
@@ -84,6 +86,7 @@ package struct ExtractBenchmark: Sendable {
                 }
             }
         }
+        let fromSQLServer = options.sqlserver ? try sqlServerRounds(postgres: postgres, schema: schema, work: work, progress: progress) : nil
         try? FileManager.default.removeItem(atPath: work)
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
         let rows = Double(options.rows)
@@ -106,7 +109,57 @@ package struct ExtractBenchmark: Sendable {
                     name: "PostgreSQL → Parquet (Snappy), \(options.rows) sales rows", ferry: rows / median(ferry.map(\.seconds)), unit: "rows/s",
                     peer: rows / median(duckdb.map(\.seconds)), peerName: "DuckDB postgres scanner", target: 1_000_000))
         }
+        if let (ferry, pymssql) = fromSQLServer {
+            let peer = "pymssql + pyarrow"
+            figures += [
+                .init(
+                    name: "SQL Server (replaying emulator) → Parquet (Snappy), \(options.rows) sales rows",
+                    ferry: rows / median(ferry.map(\.seconds)),
+                    unit: "rows/s", peer: pymssql.isEmpty ? nil : rows / median(pymssql.map(\.seconds)), peerName: peer),
+                .init(
+                    name: "  CPU per row (client process)", ferry: median(ferry.map(\.cpu)) / rows * 1e6, unit: "µs",
+                    peer: pymssql.isEmpty ? nil : median(pymssql.map(\.cpu)) / rows * 1e6, peerName: peer, higherIsBetter: false),
+                .init(
+                    name: "  peak memory", ferry: median(ferry.map(\.peakMB)), unit: "MB",
+                    peer: pymssql.isEmpty ? nil : median(pymssql.map(\.peakMB)), peerName: peer, target: 200, higherIsBetter: false),
+            ]
+        }
         return figures
+    }
+
+    /// SQL Server → Parquet: the same table served by the TDS emulator in its own process, replaying from memory what
+    /// it served once (so the rates are the clients', where the live emulator would cap both). One unmeasured run of
+    /// each fills the replay; then `rounds` of `ferry extract` and of pymssql + pyarrow.
+    private func sqlServerRounds(
+        postgres: PostgresInstance, schema: String, work: String, progress: @escaping @Sendable (String) -> Void
+    ) throws -> (ferry: [Run], pymssql: [Run]) {
+        let emulator = try TDSEmulatorProcess.start(postgres: postgres.endpoint, schema: schema, replay: true)
+        defer { emulator.stop() }
+        let query = "SELECT * FROM [VW_VENTAS_SYNC]"
+        try query.write(toFile: work + "/queries/sales_mssql.sql", atomically: true, encoding: .utf8)
+        let environment = [
+            "MSSQL_HOST": "127.0.0.1", "MSSQL_PORT": "\(emulator.port)", "MSSQL_DATABASE": "ventas", "MSSQL_USER": "ferry",
+            "MSSQL_PASSWORD": "s3cret",
+        ]
+        let ferryArguments = [
+            "extract", "--query", "sales_mssql", "--destination", work + "/ferry", "--overwrite", "--queries-path", work + "/queries", "--json",
+        ]
+        let peerArguments = [
+            options.script, "pymssql", "127.0.0.1", "\(emulator.port)", "ferry", "s3cret", "ventas", query, work + "/pymssql.parquet",
+        ]
+        progress("SQL Server: filling the replaying emulator")
+        _ = try Self.timed(options.executable, ferryArguments, environment: environment, directory: work)
+        if !options.skipPeers { _ = try Self.timed("/usr/bin/python3", peerArguments, environment: [:], directory: nil) }
+        var ferry: [Run] = []
+        var pymssql: [Run] = []
+        for round in 1...options.rounds {
+            progress("round \(round): ferry extract from SQL Server")
+            ferry.append(try Self.timed(options.executable, ferryArguments, environment: environment, directory: work))
+            guard !options.skipPeers else { continue }
+            progress("round \(round): pymssql + pyarrow")
+            pymssql.append(try Self.timed("/usr/bin/python3", peerArguments, environment: [:], directory: nil))
+        }
+        return (ferry, pymssql)
     }
 
     /// Runs `executable` under /usr/bin/time: wall seconds, user+system CPU seconds, peak resident MB.
