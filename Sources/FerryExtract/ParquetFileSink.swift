@@ -97,7 +97,8 @@ struct RowSink<Conversion> {
     mutating func endRow() throws(FerryError) {
         rowNumber += 1
         try file.endRow()
-        if file.rows & 0xFFFF == 0 { progress(doneRows + file.rows, doneBytes + file.bytes) }
+        // Bytes so far: what the file holds plus the row group the writer still buffers (compressed pages).
+        if file.rows & 0xFFFF == 0 { progress(doneRows + file.rows, doneBytes + file.bytes + Int64(file.writer.bufferedBytes)) }
         let rowsDue = options.rowsPerFile.map { file.rows >= Int64($0) } ?? false
         let bytesDue = options.bytesPerFile.map { file.bytes >= Int64($0) } ?? false
         if rowsDue || bytesDue {
