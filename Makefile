@@ -47,6 +47,9 @@ bench: setup release
 format:
 	$(SWIFT) format format -i -r -p Sources Tests Benchmarks Package.swift
 
+openapi:
+	scripts/openapi.sh
+
 format-check:
 	@$(SWIFT) format lint -r -s -p Sources Tests Package.swift || { echo "format: run \`make format\` and commit the result" >&2; exit 1; }
 

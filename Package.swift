@@ -16,6 +16,10 @@ let hotPathSettings: [SwiftSetting] =
         .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
     ]
 
+/// Code generated from openapi.yaml: built without warnings (its imports trip InternalImportsByDefault's unused-import
+/// warning before Swift 6.4, which the generator silences itself).
+let generatedSettings: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-suppress-warnings"])]
+
 let package = Package(
     name: "ferry",
     platforms: [.macOS(.v15)],
@@ -28,12 +32,18 @@ let package = Package(
         .library(name: "FerrySQLServer", targets: ["FerrySQLServer"]),
         // FerryParquetFuzzEntry only (the Parquet reader's fuzz target).
         .library(name: "FerryParquet", targets: ["FerryParquet"]),
+        // The Swift SDK of Ferry's HTTP API, generated from openapi.yaml (scripts/openapi.sh).
+        .library(name: "FerryClient", targets: ["FerryClient", "FerryAPIContract"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         // Already built for postgres-nio (SCRAM); FerryBackup's SHA-256 of archived files.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.9.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.7.0"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -167,6 +177,44 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The HTTP API's contract: the types and server protocol generated from openapi.yaml (scripts/openapi.sh;
+        // committed, with the spec's SHA-256, which a test compares). Generated code's warnings are not Ferry's to fix.
+        .target(
+            name: "FerryAPIContract",
+            dependencies: [
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+            ],
+            exclude: ["Generated/openapi.yaml.sha256"],
+            swiftSettings: generatedSettings
+        ),
+        // What serves the contract: tokens and permissions, audit, jobs.
+        .target(
+            name: "FerryAPI",
+            dependencies: [
+                "FerryAPIContract",
+                "FerryCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The generated Swift client of the HTTP API (a library product for users), on the contract's types.
+        .target(
+            name: "FerryClient",
+            dependencies: [
+                "FerryAPIContract",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+            ],
+            swiftSettings: generatedSettings
+        ),
         // Table sync: source -> Redis stream -> PostgreSQL mirror + companion; reconciliation.
         .target(
             name: "FerrySync",
@@ -282,6 +330,7 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
+                "FerryAPI",
                 "FerryBackup",
                 "FerryCluster",
                 "FerryDaemon",
@@ -385,6 +434,11 @@ let package = Package(
                 "FerryDatabricks", "DatabricksEmulator", "FerryCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FerryAPITests",
+            dependencies: ["FerryAPI", "FerryCore", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

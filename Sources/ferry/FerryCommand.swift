@@ -28,7 +28,7 @@ struct FerryCommand: AsyncParsableCommand {
             CheckCommand.self, RunCommand.self, SyncCommand.self, StatusCommand.self, ReconcileCommand.self, SandboxCommand.self, ConfigCommand.self,
             RedisCommand.self, PipelineCommand.self, ClusterCommand.self, AgentCommand.self, WatchdogCommand.self, BenchCommand.self,
             DemoCommand.self, WALCommand.self, BackupCommand.self, RestoreCommand.self, ParquetCommand.self, ExtractCommand.self,
-            ListQueriesCommand.self, ShowParamsCommand.self, TestConnectionCommand.self,
+            ListQueriesCommand.self, ShowParamsCommand.self, TestConnectionCommand.self, TokenCommand.self,
         ]
     )
 }
