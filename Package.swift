@@ -194,12 +194,15 @@ let package = Package(
             dependencies: [
                 "FerryAPIContract",
                 "FerryCore",
+                "FerryPostgres",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
@@ -498,6 +501,8 @@ let package = Package(
         .testTarget(
             name: "FerryIntegrationTests",
             dependencies: [
+                "FerryAPI",
+                "FerryAPIContract",
                 "FerryBackup",
                 "FerryCluster",
                 "FerryDaemon",
@@ -514,6 +519,9 @@ let package = Package(
                 "FerrySQLServer",
                 "TDSEmulator",
                 "DatabricksEmulator",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

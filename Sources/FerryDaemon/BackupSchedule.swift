@@ -6,6 +6,7 @@ import Logging
 import Metrics
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// Takes `backup:`'s scheduled backups inside `ferry run`: a full backup when the last one is `full_every` old, an
 /// incremental when the last backup is `incremental_every` old (the first run, with none yet, takes a full one at
@@ -33,34 +34,60 @@ struct BackupSchedule: Service {
                 repository: repository.location)
         }
         let existing = try await BaseBackup.blocking { () throws(FerryError) in try BackupStore(repository: repository).manifests() }
-        var lastFull = existing.last { $0.kind == .full }?.stopped
-        var lastAny = existing.last?.stopped
-        var failure: String?
-        var retryAt: Date?
-        let failures = Counter(label: "ferry_backup_failures_total")
-        let age = Gauge(label: "ferry_backup_age_seconds")
-        let archiveAge = Gauge(label: "ferry_wal_archive_age_seconds")
-        let archiveFailing = Gauge(label: "ferry_wal_archive_failing")
+        let state = ScheduleState((existing.last { $0.kind == .full }?.stopped, existing.last?.stopped, nil))
         let session = PostgresSession(endpoint: endpoint, key: "backup.postgres", logger: logger)
         defer { Task { await session.close() } }
         let tick = min(.seconds(5), (shortest ?? .seconds(20)) / 4)
+        // Two loops: backups, and a watch that reports their state and the archiver's every tick. Apart, because a
+        // backup waits for its WAL to be archived: while an archiver that fails holds a backup, the watch still says so.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await backups(repository: repository, catalog: catalog, state: state, tick: tick) }
+            group.addTask { await watch(session: session, state: state, tick: tick) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func backups(
+        repository: any BackupRepository, catalog: RedisBackupCatalog?,
+        state: ScheduleState, tick: Duration
+    ) async {
+        var retryAt: Date?
+        let failures = Counter(label: "ferry_backup_failures_total")
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let now = Date()
+            let (lastFull, lastAny, _) = state.value.withLock { $0 }
             if let kind = due(now: now, lastFull: lastFull, lastAny: lastAny), retryAt.map({ now >= $0 }) ?? true {
                 do {
                     let manifest = try await take(kind, repository: repository, catalog: catalog)
-                    lastAny = manifest.stopped
-                    if manifest.kind == .full { lastFull = manifest.stopped }
-                    failure = nil
+                    state.value.withLock { current in
+                        current.lastAny = manifest.stopped
+                        if manifest.kind == .full { current.lastFull = manifest.stopped }
+                        current.failure = nil
+                    }
                     retryAt = nil
                 } catch {
                     failures.increment()
-                    failure = "the last \(kind == .full ? "full" : "incremental") backup failed: \(error.message)"
+                    state.value.withLock { $0.failure = "the last \(kind == .full ? "full" : "incremental") backup failed: \(error.message)" }
                     let retry = min(60, Double((shortest ?? .seconds(60)).components.seconds))
                     retryAt = Date().addingTimeInterval(max(1, retry))
                     logger.error("scheduled backup failed", metadata: ["ferry.kind": "\(kind.rawValue)", "ferry.error": "\(error)"])
                 }
             }
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: tick) }
+            } catch {
+                return
+            }
+        }
+    }
+
+    private func watch(session: PostgresSession, state: ScheduleState, tick: Duration) async {
+        let age = Gauge(label: "ferry_backup_age_seconds")
+        let archiveAge = Gauge(label: "ferry_wal_archive_age_seconds")
+        let archiveFailing = Gauge(label: "ferry_wal_archive_failing")
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let (_, lastAny, failure) = state.value.withLock { $0 }
             var problems: [String] = failure.map { [$0] } ?? []
             if let lastAny {
                 let seconds = Date().timeIntervalSince(lastAny)
@@ -155,4 +182,11 @@ struct BackupSchedule: Service {
             return "cannot read the archiver's state on \(endpoint.host):\(endpoint.port): \(PostgresDiagnosis.reason(error))"
         }
     }
+}
+
+/// What the backup loop knows, shared with the watch loop.
+final class ScheduleState: Sendable {
+    let value: Mutex<(lastFull: Date?, lastAny: Date?, failure: String?)>
+
+    init(_ initial: (lastFull: Date?, lastAny: Date?, failure: String?)) { value = Mutex(initial) }
 }

@@ -62,6 +62,12 @@ package struct FerryError: Error, Sendable, CustomStringConvertible {
         package static let notFound = Code(.notFound)
 
         package var description: String { base.rawValue }
+
+        /// The code whose `description` is `name` (as `--json` output and the API's `error` field spell it).
+        package init?(name: String) {
+            guard let base = Base(rawValue: name) else { return nil }
+            self.init(base)
+        }
     }
 
     /// The kind of failure.

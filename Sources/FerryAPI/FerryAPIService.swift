@@ -1,0 +1,310 @@
+package import FerryAPIContract
+package import FerryCore
+package import Foundation
+import HTTPTypes
+import OpenAPIRuntime
+
+/// A job a request asked for, checked and ready to run: what it works on, the request in a canonical form (what makes
+/// two requests the same, for Idempotency-Key), and the work.
+package struct PlannedJob: Sendable {
+    package var target: String
+    package var canonicalRequest: String
+    package var work: JobWork
+
+    package init(target: String, canonicalRequest: String, work: @escaping JobWork) {
+        self.target = target
+        self.canonicalRequest = canonicalRequest
+        self.work = work
+    }
+}
+
+/// What jobs do, provided by the daemon (which knows the pipelines and the query library). Each method checks the
+/// request and the user's permissions first, throwing ``APIError`` (403 naming the missing permission, 404 for an
+/// unknown pipeline, 422 for a request that cannot run), and only then returns the work.
+package protocol JobPlanner: Sendable {
+    func extract(_ request: Components.Schemas.ExtractRequest, user: Permissions.User) async throws -> PlannedJob
+    func sync(pipeline: String, user: Permissions.User) async throws -> PlannedJob
+    func reconcile(pipeline: String, repair: Bool, user: Permissions.User) async throws -> PlannedJob
+}
+
+/// The HA cluster's control, provided by the daemon: each returns the JSON object `ferry cluster … --json` prints.
+package protocol ClusterControl: Sendable {
+    func status() async throws -> Data
+    func switchover(to: String?, timeout: Int?) async throws -> Data
+    func failover(to: String, timeout: Int?) async throws -> Data
+    func rejoin(node: String, copy: Bool, timeout: Int?) async throws -> Data
+}
+
+/// What the service answers from.
+package struct APIEnvironment: Sendable {
+    package var version: String
+    package var readiness: @Sendable () -> Components.Schemas.Readiness
+    package var metrics: @Sendable () -> [UInt8]
+    package var cluster: (any ClusterControl)?
+    package var jobs: JobQueue?
+    package var planner: (any JobPlanner)?
+
+    package init(
+        version: String, readiness: @escaping @Sendable () -> Components.Schemas.Readiness, metrics: @escaping @Sendable () -> [UInt8],
+        cluster: (any ClusterControl)? = nil, jobs: JobQueue? = nil, planner: (any JobPlanner)? = nil
+    ) {
+        self.version = version
+        self.readiness = readiness
+        self.metrics = metrics
+        self.cluster = cluster
+        self.jobs = jobs
+        self.planner = planner
+    }
+}
+
+/// Every operation of openapi.yaml. Authentication happened in ``APIGuard`` (the user is ``APIRequestInfo/user``);
+/// permissions are checked here, per resource. Errors are thrown as ``APIError`` and answered in the one error shape.
+package struct FerryAPIService: APIProtocol {
+    package let environment: APIEnvironment
+
+    package init(_ environment: APIEnvironment) { self.environment = environment }
+
+    // MARK: Discovery and health
+
+    static let endpoints: [(String, String, String)] = [
+        ("GET", "/health/live", "the process is up"), ("GET", "/health/ready", "every configured server answers and every job runs"),
+        ("GET", "/metrics", "Prometheus metrics"), ("POST", "/extract", "start an extraction (ferry extract) as a job"),
+        ("POST", "/sync/{pipeline}", "start one pass of a pipeline (ferry sync --once) as a job"),
+        ("POST", "/reconcile/{pipeline}", "start a reconcile (ferry reconcile) as a job"), ("GET", "/jobs", "jobs, newest first"),
+        ("GET", "/jobs/{id}", "one job with its progress, result or error"), ("DELETE", "/jobs/{id}", "cancel a job"),
+        ("GET", "/cluster", "the HA cluster's nodes, archiver and backups"), ("POST", "/cluster/switchover", "planned switchover"),
+        ("POST", "/cluster/failover", "manual failover"), ("POST", "/cluster/rejoin/{node}", "rewind or copy a node and make it follow"),
+    ]
+
+    package func getIndex(_ input: Operations.GetIndex.Input) async throws -> Operations.GetIndex.Output {
+        .ok(
+            .init(
+                body: .json(
+                    .init(
+                        service: "ferry", version: environment.version,
+                        endpoints: Self.endpoints.map { .init(method: $0.0, path: $0.1, description: $0.2) }))))
+    }
+
+    package func getLive(_ input: Operations.GetLive.Input) async throws -> Operations.GetLive.Output {
+        .ok(.init(body: .json(.init(status: .live))))
+    }
+
+    package func getReady(_ input: Operations.GetReady.Input) async throws -> Operations.GetReady.Output {
+        let readiness = environment.readiness()
+        return readiness.status == .ready ? .ok(.init(body: .json(readiness))) : .serviceUnavailable(.init(body: .json(readiness)))
+    }
+
+    package func getMetrics(_ input: Operations.GetMetrics.Input) async throws -> Operations.GetMetrics.Output {
+        .ok(.init(body: .plainText(HTTPBody(environment.metrics()))))
+    }
+
+    // MARK: Jobs
+
+    func user() throws -> Permissions.User {
+        guard let user = APIRequestInfo.user else {
+            throw APIError(.unauthorized, .authentication, "missing or unknown bearer token", fix: "send `Authorization: Bearer <token>`")
+        }
+        return user
+    }
+
+    func jobsAndPlanner() throws -> (JobQueue, any JobPlanner) {
+        guard let jobs = environment.jobs, let planner = environment.planner else {
+            throw APIError(
+                .serviceUnavailable, .unsupported, "this server runs no jobs: it has no job store",
+                fix: "give ferry run a postgres: section (jobs are kept in PostgreSQL) and an api: section")
+        }
+        return (jobs, planner)
+    }
+
+    static func checkKey(_ key: String?) throws -> String? {
+        guard let key else { return nil }
+        guard (1...200).contains(key.utf8.count), key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value < 0x7F }) else {
+            throw APIError(
+                .badRequest, .invalidInput, "Idempotency-Key must be 1 to 200 visible ASCII characters", fix: "use a UUID, for example")
+        }
+        return key
+    }
+
+    static func checkPipeline(_ name: String) throws -> String {
+        guard (1...63).contains(name.utf8.count), name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+            throw APIError(
+                .badRequest, .invalidInput, "\"\(PrintableText.escaped(String(name.prefix(63))))\" is not a pipeline name",
+                fix: "use the name in ferry.yaml (letters, digits, - and _)")
+        }
+        return name
+    }
+
+    func submit(_ kind: JobRecord.Kind, _ planned: PlannedJob, user: Permissions.User, key: String?) async throws -> (
+        Components.Schemas.Job, replayed: Bool
+    ) {
+        let (jobs, _) = try jobsAndPlanner()
+        let (record, replayed) = try await jobs.submit(
+            kind: kind, target: planned.target, user: user.name, request: planned.canonicalRequest, idempotencyKey: key, work: planned.work)
+        return (Self.schema(record), replayed)
+    }
+
+    package func startExtract(_ input: Operations.StartExtract.Input) async throws -> Operations.StartExtract.Output {
+        let user = try user()
+        let key = try Self.checkKey(input.headers.idempotencyKey)
+        let (_, planner) = try jobsAndPlanner()
+        guard case .json(let request) = input.body else { throw APIError(.badRequest, .invalidInput, "the body must be JSON") }
+        let (job, replayed) = try await submit(.extract, try await planner.extract(request, user: user), user: user, key: key)
+        return replayed ? .ok(.init(body: .json(job))) : .accepted(.init(headers: .init(location: "/jobs/\(job.id)"), body: .json(job)))
+    }
+
+    package func startSync(_ input: Operations.StartSync.Input) async throws -> Operations.StartSync.Output {
+        let user = try user()
+        let key = try Self.checkKey(input.headers.idempotencyKey)
+        let pipeline = try Self.checkPipeline(input.path.pipeline)
+        let (_, planner) = try jobsAndPlanner()
+        let (job, replayed) = try await submit(.sync, try await planner.sync(pipeline: pipeline, user: user), user: user, key: key)
+        return replayed ? .ok(.init(body: .json(job))) : .accepted(.init(headers: .init(location: "/jobs/\(job.id)"), body: .json(job)))
+    }
+
+    package func startReconcile(_ input: Operations.StartReconcile.Input) async throws -> Operations.StartReconcile.Output {
+        let user = try user()
+        let key = try Self.checkKey(input.headers.idempotencyKey)
+        let pipeline = try Self.checkPipeline(input.path.pipeline)
+        let (_, planner) = try jobsAndPlanner()
+        var repair = false
+        if case .json(let request) = input.body { repair = request.repair ?? false }
+        let planned = try await planner.reconcile(pipeline: pipeline, repair: repair, user: user)
+        let (job, replayed) = try await submit(.reconcile, planned, user: user, key: key)
+        return replayed ? .ok(.init(body: .json(job))) : .accepted(.init(headers: .init(location: "/jobs/\(job.id)"), body: .json(job)))
+    }
+
+    package func listJobs(_ input: Operations.ListJobs.Input) async throws -> Operations.ListJobs.Output {
+        let user = try user()
+        let (jobs, _) = try jobsAndPlanner()
+        let limit = input.query.limit ?? 100
+        guard (1...1000).contains(limit) else { throw APIError(.badRequest, .invalidInput, "limit \(limit) is out of range", fix: "give 1 to 1000") }
+        let before = try input.query.before.map { try Self.jobID($0) }
+        let records = try await jobs.store.list(
+            user: user.admin ? nil : user.name, state: input.query.state.flatMap { JobRecord.State(rawValue: $0.rawValue) },
+            kind: input.query.kind.flatMap { JobRecord.Kind(rawValue: $0.rawValue) }, before: before, limit: limit)
+        var shown: [Components.Schemas.Job] = []
+        for record in records { shown.append(Self.schema(await jobs.live(record.id) ?? record)) }
+        return .ok(.init(body: .json(.init(jobs: shown, next: records.count == limit ? records.last?.id.uuidString.lowercased() : nil))))
+    }
+
+    static func jobID(_ text: String) throws -> UUID {
+        guard text.utf8.count == 36, let id = UUID(uuidString: text) else {
+            throw APIError(
+                .badRequest, .invalidInput, "\"\(PrintableText.escaped(String(text.prefix(40))))\" is not a job id", fix: "use the id POST returned")
+        }
+        return id
+    }
+
+    /// The job, when `user` may see it (their own, or any for an admin); otherwise 404, as for a job that does not exist.
+    func visibleJob(_ text: String, user: Permissions.User) async throws -> JobRecord {
+        let (jobs, _) = try jobsAndPlanner()
+        let id = try Self.jobID(text)
+        let found: JobRecord?
+        if let live = await jobs.live(id) { found = live } else { found = try await jobs.store.job(id) }
+        guard let record = found, user.admin || record.requestedBy == user.name else {
+            throw APIError(.notFound, .notFound, "no job \(id.uuidString.lowercased())", fix: "GET /jobs lists yours")
+        }
+        return record
+    }
+
+    package func getJob(_ input: Operations.GetJob.Input) async throws -> Operations.GetJob.Output {
+        .ok(.init(body: .json(Self.schema(try await visibleJob(input.path.id, user: try user())))))
+    }
+
+    package func cancelJob(_ input: Operations.CancelJob.Input) async throws -> Operations.CancelJob.Output {
+        let user = try user()
+        let record = try await visibleJob(input.path.id, user: user)
+        let (jobs, _) = try jobsAndPlanner()
+        guard !record.state.isFinished, let cancelling = await jobs.cancel(record.id, by: user.name) else {
+            throw APIError(
+                .conflict, .conflict, "job \(record.id.uuidString.lowercased()) has already \(record.state.rawValue)",
+                fix: "a finished job cannot be cancelled")
+        }
+        return .accepted(.init(body: .json(Self.schema(cancelling))))
+    }
+
+    static func schema(_ record: JobRecord) -> Components.Schemas.Job {
+        var result: Components.Schemas.Job.ResultPayload?
+        if let text = record.result, let object = try? JSONDecoder().decode(OpenAPIObjectContainer.self, from: Data(text.utf8)) {
+            result = .init(additionalProperties: object)
+        }
+        return .init(
+            id: record.id.uuidString.lowercased(), kind: Components.Schemas.JobKind(rawValue: record.kind.rawValue) ?? .extract,
+            target: record.target, state: Components.Schemas.JobState(rawValue: record.state.rawValue) ?? .failed, createdAt: record.createdAt,
+            startedAt: record.startedAt, finishedAt: record.finishedAt, requestedBy: record.requestedBy,
+            progress: .init(rows: record.rows, bytes: record.bytes, phase: record.phase), result: result,
+            error: record.error.map { .init(error: $0.code.description, message: $0.message, fix: $0.fix) })
+    }
+
+    // MARK: Cluster
+
+    func admin() throws -> (any ClusterControl) {
+        let user = try user()
+        guard user.admin else {
+            throw APIError(
+                .forbidden, .permission, "\(user.name) may not control the cluster",
+                fix: "the cluster's endpoints need `- admin: true` among the user's permissions")
+        }
+        guard let cluster = environment.cluster else {
+            throw APIError(.notFound, .notFound, "this server controls no cluster", fix: "add a cluster: section to ferry.yaml")
+        }
+        return cluster
+    }
+
+    static func document(_ data: Data) throws -> Components.Schemas.ClusterDocument {
+        .init(additionalProperties: try JSONDecoder().decode(OpenAPIObjectContainer.self, from: data))
+    }
+
+    static func timeout(_ value: Int?) throws -> Int? {
+        guard let value else { return nil }
+        guard (1...3600).contains(value) else {
+            throw APIError(.badRequest, .invalidInput, "timeout \(value) is out of range", fix: "give 1 to 3600 seconds")
+        }
+        return value
+    }
+
+    static func node(_ name: String?, _ what: String) throws -> String? {
+        guard let name else { return nil }
+        guard (1...63).contains(name.utf8.count), name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+            throw APIError(
+                .badRequest, .invalidInput, "\(what) \"\(PrintableText.escaped(String(name.prefix(63))))\" is not a node name",
+                fix: "use a node's name from GET /cluster")
+        }
+        return name
+    }
+
+    package func getCluster(_ input: Operations.GetCluster.Input) async throws -> Operations.GetCluster.Output {
+        .ok(.init(body: .json(try Self.document(try await admin().status()))))
+    }
+
+    package func switchover(_ input: Operations.Switchover.Input) async throws -> Operations.Switchover.Output {
+        let cluster = try admin()
+        var to: String?
+        var timeout: Int?
+        if case .json(let body) = input.body {
+            to = try Self.node(body.to, "to")
+            timeout = try Self.timeout(body.timeout)
+        }
+        return .ok(.init(body: .json(try Self.document(try await cluster.switchover(to: to, timeout: timeout)))))
+    }
+
+    package func failover(_ input: Operations.Failover.Input) async throws -> Operations.Failover.Output {
+        let cluster = try admin()
+        guard case .json(let body) = input.body, let to = try Self.node(body.to, "to") else {
+            throw APIError(.badRequest, .invalidInput, "the body names no standby", fix: "send {\"to\": \"node2\"}")
+        }
+        return .ok(.init(body: .json(try Self.document(try await cluster.failover(to: to, timeout: try Self.timeout(body.timeout))))))
+    }
+
+    package func rejoin(_ input: Operations.Rejoin.Input) async throws -> Operations.Rejoin.Output {
+        let cluster = try admin()
+        let node = try Self.node(input.path.node, "node") ?? ""
+        var copy = false
+        var timeout: Int?
+        if case .json(let body) = input.body {
+            copy = body.copy ?? false
+            timeout = try Self.timeout(body.timeout)
+        }
+        return .ok(.init(body: .json(try Self.document(try await cluster.rejoin(node: node, copy: copy, timeout: timeout)))))
+    }
+}
