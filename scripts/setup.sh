@@ -13,6 +13,7 @@ packages=(
   libsnappy-dev                        # Snappy: Parquet's default compression (pyarrow, Spark, DuckDB)
   python3-pip freetds-bin python3-openssl  # the TDS emulator's independent clients in the tests: FreeTDS's tsql, python-tds (and its TLS)
   ca-certificates git make
+  openssl curl                         # the tests' self-signed certificates, and an independent HTTPS client for ferry run's TLS
 )
 
 # `scripts/setup.sh bench` also installs the peers the benchmarks measure beside Ferry.

@@ -4,16 +4,13 @@ package import Foundation
 import HTTPTypes
 import OpenAPIRuntime
 
-/// A job a request asked for, checked and ready to run: what it works on, the request in a canonical form (what makes
-/// two requests the same, for Idempotency-Key), and the work.
+/// A job a request asked for, checked and ready to run: what it works on, and the work.
 package struct PlannedJob: Sendable {
     package var target: String
-    package var canonicalRequest: String
     package var work: JobWork
 
-    package init(target: String, canonicalRequest: String, work: @escaping JobWork) {
+    package init(target: String, work: @escaping JobWork) {
         self.target = target
-        self.canonicalRequest = canonicalRequest
         self.work = work
     }
 }
@@ -134,12 +131,24 @@ package struct FerryAPIService: APIProtocol {
         return name
     }
 
-    func submit(_ kind: JobRecord.Kind, _ planned: PlannedJob, user: Permissions.User, key: String?) async throws -> (
-        Components.Schemas.Job, replayed: Bool
-    ) {
+    /// The request in a canonical form (what makes two requests the same, for Idempotency-Key).
+    static func canonical(_ parts: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(parts)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
+    /// A replay of an Idempotency-Key (200 with its job), or `plan()` submitted as a new job (202).
+    func start(
+        _ kind: JobRecord.Kind, request: String, key: String?, user: Permissions.User, plan: () async throws -> PlannedJob
+    ) async throws -> (Components.Schemas.Job, replayed: Bool) {
         let (jobs, _) = try jobsAndPlanner()
+        if let replay = try await jobs.replay(kind: kind, user: user.name, request: request, idempotencyKey: key) {
+            return (Self.schema(replay), true)
+        }
+        let planned = try await plan()
         let (record, replayed) = try await jobs.submit(
-            kind: kind, target: planned.target, user: user.name, request: planned.canonicalRequest, idempotencyKey: key, work: planned.work)
+            kind: kind, target: planned.target, user: user.name, request: request, idempotencyKey: key, work: planned.work)
         return (Self.schema(record), replayed)
     }
 
@@ -148,7 +157,9 @@ package struct FerryAPIService: APIProtocol {
         let key = try Self.checkKey(input.headers.idempotencyKey)
         let (_, planner) = try jobsAndPlanner()
         guard case .json(let request) = input.body else { throw APIError(.badRequest, .invalidInput, "the body must be JSON") }
-        let (job, replayed) = try await submit(.extract, try await planner.extract(request, user: user), user: user, key: key)
+        let (job, replayed) = try await start(.extract, request: Self.canonical(request), key: key, user: user) {
+            try await planner.extract(request, user: user)
+        }
         return replayed ? .ok(.init(body: .json(job))) : .accepted(.init(headers: .init(location: "/jobs/\(job.id)"), body: .json(job)))
     }
 
@@ -157,7 +168,9 @@ package struct FerryAPIService: APIProtocol {
         let key = try Self.checkKey(input.headers.idempotencyKey)
         let pipeline = try Self.checkPipeline(input.path.pipeline)
         let (_, planner) = try jobsAndPlanner()
-        let (job, replayed) = try await submit(.sync, try await planner.sync(pipeline: pipeline, user: user), user: user, key: key)
+        let (job, replayed) = try await start(.sync, request: Self.canonical(["pipeline": pipeline]), key: key, user: user) {
+            try await planner.sync(pipeline: pipeline, user: user)
+        }
         return replayed ? .ok(.init(body: .json(job))) : .accepted(.init(headers: .init(location: "/jobs/\(job.id)"), body: .json(job)))
     }
 
@@ -168,8 +181,11 @@ package struct FerryAPIService: APIProtocol {
         let (_, planner) = try jobsAndPlanner()
         var repair = false
         if case .json(let request) = input.body { repair = request.repair ?? false }
-        let planned = try await planner.reconcile(pipeline: pipeline, repair: repair, user: user)
-        let (job, replayed) = try await submit(.reconcile, planned, user: user, key: key)
+        let (job, replayed) = try await start(
+            .reconcile, request: Self.canonical(["pipeline": pipeline, "repair": "\(repair)"]), key: key, user: user
+        ) {
+            try await planner.reconcile(pipeline: pipeline, repair: repair, user: user)
+        }
         return replayed ? .ok(.init(body: .json(job))) : .accepted(.init(headers: .init(location: "/jobs/\(job.id)"), body: .json(job)))
     }
 
@@ -257,8 +273,9 @@ package struct FerryAPIService: APIProtocol {
 
     static func timeout(_ value: Int?) throws -> Int? {
         guard let value else { return nil }
-        guard (1...3600).contains(value) else {
-            throw APIError(.badRequest, .invalidInput, "timeout \(value) is out of range", fix: "give 1 to 3600 seconds")
+        guard (1...ClusterRequestBody.maximumTimeout).contains(value) else {
+            throw APIError(
+                .badRequest, .invalidInput, "timeout_seconds \(value) is out of range", fix: "give 1 to \(ClusterRequestBody.maximumTimeout) seconds")
         }
         return value
     }
@@ -283,7 +300,7 @@ package struct FerryAPIService: APIProtocol {
         var timeout: Int?
         if case .json(let body) = input.body {
             to = try Self.node(body.to, "to")
-            timeout = try Self.timeout(body.timeout)
+            timeout = try Self.timeout(body.timeoutSeconds)
         }
         return .ok(.init(body: .json(try Self.document(try await cluster.switchover(to: to, timeout: timeout)))))
     }
@@ -293,7 +310,7 @@ package struct FerryAPIService: APIProtocol {
         guard case .json(let body) = input.body, let to = try Self.node(body.to, "to") else {
             throw APIError(.badRequest, .invalidInput, "the body names no standby", fix: "send {\"to\": \"node2\"}")
         }
-        return .ok(.init(body: .json(try Self.document(try await cluster.failover(to: to, timeout: try Self.timeout(body.timeout))))))
+        return .ok(.init(body: .json(try Self.document(try await cluster.failover(to: to, timeout: try Self.timeout(body.timeoutSeconds))))))
     }
 
     package func rejoin(_ input: Operations.Rejoin.Input) async throws -> Operations.Rejoin.Output {
@@ -303,7 +320,7 @@ package struct FerryAPIService: APIProtocol {
         var timeout: Int?
         if case .json(let body) = input.body {
             copy = body.copy ?? false
-            timeout = try Self.timeout(body.timeout)
+            timeout = try Self.timeout(body.timeoutSeconds)
         }
         return .ok(.init(body: .json(try Self.document(try await cluster.rejoin(node: node, copy: copy, timeout: timeout)))))
     }

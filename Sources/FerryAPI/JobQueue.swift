@@ -74,7 +74,7 @@ package actor JobQueue {
     package func submit(
         kind: JobRecord.Kind, target: String, user: String, request: String, idempotencyKey: String?, work: @escaping JobWork
     ) async throws -> (record: JobRecord, replayed: Bool) {
-        let digest = SHA256.hash(data: Data((kind.rawValue + "\n" + request).utf8)).map { String(format: "%02x", $0) }.joined()
+        let digest = Self.digest(kind, request)
         if let key = idempotencyKey, let replay = try await replayed(key: key, user: user, digest: digest) { return (replay, true) }
         let busy = running.values.filter { $0.record.kind == kind }.count
         let limit = limits[kind] ?? 1
@@ -104,6 +104,17 @@ package actor JobQueue {
         }
         running[record.id] = (task, context, record)
         return (record, false)
+    }
+
+    /// The job `idempotencyKey` names for `user`, when `request` is the one that started it (nil: none; another request
+    /// under the key: 409). Asked before a request is planned, so a retry gets its job whatever changed since.
+    package func replay(kind: JobRecord.Kind, user: String, request: String, idempotencyKey: String?) async throws -> JobRecord? {
+        guard let key = idempotencyKey else { return nil }
+        return try await replayed(key: key, user: user, digest: Self.digest(kind, request))
+    }
+
+    static func digest(_ kind: JobRecord.Kind, _ request: String) -> String {
+        SHA256.hash(data: Data((kind.rawValue + "\n" + request).utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     private func replayed(key: String, user: String, digest: String) async throws -> JobRecord? {

@@ -1,13 +1,19 @@
+package import FerryAPI
+import FerryAPIContract
 import FerryCheck
 import FerryCluster
 package import FerryCore
+import FerryPostgres
 import FerryRedis
 package import FerryServer
 package import FerrySync
 package import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 package import Logging
 import Metrics
 import NIOCore
+import NIOSSL
 package import Prometheus
 package import ServiceLifecycle
 import Synchronization
@@ -30,6 +36,8 @@ package struct Daemon {
         package var reload: ConfigLoader?
         /// The `ferry` executable the HA agent starts its watchdog from; nil runs the agent without a watchdog.
         package var watchdogExecutable: String?
+        /// The version `GET /` reports.
+        package var version = "dev"
         /// How often readiness checks every server.
         package var readinessInterval: Duration = .seconds(5)
         /// A connection that sends no complete request head for this long (an idle keep-alive, or a client dribbling
@@ -45,6 +53,9 @@ package struct Daemon {
     package let readiness: ReadinessMonitor
     /// The HTTP routes: health, readiness, metrics, and the cluster's control API when configured.
     package let router: Router<BasicRequestContext>
+    /// With an `api:` section: the whole API of openapi.yaml (health, metrics, jobs, the cluster's control), served
+    /// instead of ``router``, with tokens, permissions and audit.
+    package let apiRouter: Router<FerryRequestContext>?
     /// Clients, jobs and readiness, in start order; the HTTP server is not among them (see ``run()``).
     package let services: [any Service]
     let logger: Logger
@@ -63,13 +74,16 @@ package struct Daemon {
         let readiness = ReadinessMonitor(
             configuration: configuration, etcd: topology?.etcd ?? [], jobs: jobs, interval: options.readinessInterval,
             logger: Logger(label: "ferry.readiness"))
+        try Self.checkBind(configuration)
         var services: [any Service] = []
         func supervise(_ name: String, _ job: any Service) {
             services.append(SupervisedJob(name: name, job: job, registry: jobs, logger: logger))
         }
+        var pipelineRedis: RedisClient?
         if !configuration.pipelines.isEmpty {
             // Clients first, then the jobs that use them; ServiceGroup stops them in reverse order.
             let redis = try PipelineLookup.redisClient(configuration, logger: Logger(label: "ferry.redis"))
+            pipelineRedis = redis
             services.append(redis)
             var pipelineOptions = TableSyncPipeline.Options()
             pipelineOptions.allowUnsafeRedis = options.allowUnsafeRedis
@@ -96,6 +110,7 @@ package struct Daemon {
             }
         }
         var clusterAPI: ClusterAPI?
+        var clusterControl: DaemonClusterControl?
         if let cluster = configuration.cluster, let topology {
             if let node = cluster.node {
                 supervise(
@@ -109,6 +124,11 @@ package struct Daemon {
                     nodes: topology.nodes.map { ($0.name, $0.endpoint) }, logger: Logger(label: "ferry.cluster.api"))
                 clusterAPI?.backups = topology.archiveRepository.map { ($0, topology.backupEvery) }
             }
+            if configuration.api != nil {
+                clusterControl = DaemonClusterControl(
+                    operations: try topology.operations(logger: Logger(label: "ferry.cluster")), nodes: topology.nodes.map { ($0.name, $0.endpoint) },
+                    backups: topology.archiveRepository.map { ($0, topology.backupEvery) }, logger: Logger(label: "ferry.cluster.api"))
+            }
         }
         if let backup = configuration.backup, backup.fullEvery != nil || backup.incrementalEvery != nil {
             guard let endpoint = backup.postgres ?? configuration.postgres else {
@@ -120,7 +140,31 @@ package struct Daemon {
                     settings: backup, endpoint: endpoint, reportStall: Self.stallReporter("backup", jobs: jobs, logger: logger),
                     logger: Logger(label: "ferry.backup")))
         }
+        var apiRouter: Router<FerryRequestContext>?
+        if let api = configuration.api {
+            guard let postgres = configuration.postgres else {
+                throw FerryError(
+                    .configuration, "postgres: missing", fix: "the API keeps its jobs and audit in PostgreSQL: add a `postgres:` section")
+            }
+            let apiLogger = Logger(label: "ferry.api")
+            let permissions = try PermissionsSource(path: api.permissions)
+            let session = PostgresSession(endpoint: postgres, key: "postgres", logger: apiLogger)
+            let store = JobStore(session: session, logger: apiLogger)
+            let audit = try AuditLog(path: api.auditLog, session: session, logger: apiLogger)
+            let queue = JobQueue(
+                store: store,
+                limits: [.extract: api.maxJobs["extract"] ?? 2, .sync: api.maxJobs["sync"] ?? 4, .reconcile: api.maxJobs["reconcile"] ?? 1],
+                logger: apiLogger)
+            let environment = APIEnvironment(
+                version: options.version, readiness: { Self.readinessDocument(readiness.snapshot) }, metrics: { registry.emitToBuffer() },
+                cluster: clusterControl, jobs: queue,
+                planner: DaemonJobPlanner(configuration: configuration, settings: api, redis: pipelineRedis, logger: apiLogger))
+            let apiGuard = APIGuard(permissions: permissions, audit: audit, legacyAdminToken: configuration.cluster?.apiToken, logger: apiLogger)
+            apiRouter = try FerryAPIRouter.build(service: FerryAPIService(environment), guard: apiGuard)
+            services.append(APILifecycle(store: store, audit: audit, queue: queue, permissions: permissions, session: session, logger: apiLogger))
+        }
         services.append(readiness)
+        self.apiRouter = apiRouter
         self.configuration = configuration
         self.jobs = jobs
         self.readiness = readiness
@@ -148,20 +192,82 @@ package struct Daemon {
         }
     }
 
-    /// The HTTP server (when `http.enabled`): the routes, with the idle timeout of ``Options/httpIdleTimeout``.
+    /// The HTTP server (when `http.enabled`) on ``router`` (without `api:`), plain HTTP, with the idle timeout of
+    /// ``Options/httpIdleTimeout``.
     package var httpServer: Application<RouterResponder<BasicRequestContext>>? {
         guard configuration.http.enabled else { return nil }
+        return application(router, server: Self.http1(options))
+    }
+
+    /// The server `run()` starts: the API's routes (or, without `api:`, health, metrics and the cluster's control), HTTPS
+    /// with `http.tls_certificate`.
+    package func httpService() throws -> (any Service)? {
+        guard configuration.http.enabled else { return nil }
+        var server = Self.http1(options)
+        if let certificate = configuration.http.tlsCertificate, let key = configuration.http.tlsKey {
+            server = try .tls(server, tlsConfiguration: try Self.tls(certificate: certificate, key: key))
+        }
+        if let apiRouter { return application(apiRouter, server: server) }
+        return application(router, server: server)
+    }
+
+    static func http1(_ options: Options) -> HTTPServerBuilder {
+        .http1(configuration: .init(idleTimeout: TimeAmount(options.httpIdleTimeout)))
+    }
+
+    func application<Context>(_ router: Router<Context>, server: HTTPServerBuilder) -> Application<RouterResponder<Context>> {
         let http = configuration.http
         return Application(
-            router: router, server: .http1(configuration: .init(idleTimeout: TimeAmount(options.httpIdleTimeout))),
-            configuration: .init(address: .hostname(http.host, port: http.port), serverName: "ferry"),
+            router: router, server: server, configuration: .init(address: .hostname(http.host, port: http.port), serverName: "ferry"),
             logger: Logger(label: "ferry.http"))
+    }
+
+    /// The server's TLS from PEM files; a file that does not read is an error naming it.
+    static func tls(certificate: String, key: String) throws -> TLSConfiguration {
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+            return TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+        } catch {
+            throw FerryError(
+                .configuration, "http.tls_certificate \(certificate) / http.tls_key \(key) do not read as a PEM certificate chain and key: \(error)",
+                fix: "point them at PEM files the ferry user can read")
+        }
+    }
+
+    /// Beyond loopback, the server needs TLS and tokens (an `api:` section, or the cluster's token), unless
+    /// `http.allow_insecure` says a proxy in front provides them.
+    static func checkBind(_ configuration: FerryConfiguration) throws {
+        let http = configuration.http
+        guard http.enabled, !http.isLoopback, !http.allowInsecure else { return }
+        if http.tlsCertificate == nil {
+            throw FerryError(
+                .configuration, "http.host \(http.host) is not a loopback address and the server has no TLS",
+                fix:
+                    "set http.tls_certificate and http.tls_key, bind 127.0.0.1, or set http.allow_insecure: true when a proxy in front terminates TLS"
+            )
+        }
+        if configuration.api == nil && configuration.cluster?.apiToken == nil {
+            throw FerryError(
+                .configuration, "http.host \(http.host) is not a loopback address and no tokens are configured",
+                fix: "add an api: section with a permissions file (docs/API.md), bind 127.0.0.1, or set http.allow_insecure: true")
+        }
+    }
+
+    /// The readiness monitor's snapshot as the API's document.
+    static func readinessDocument(_ snapshot: ReadinessMonitor.Snapshot) -> Components.Schemas.Readiness {
+        .init(
+            status: snapshot.isReady ? .ready : .notReady,
+            endpoints: (snapshot.checks ?? []).map { check in
+                .init(name: check.name, address: check.address, status: check.status.rawValue, detail: check.isOK ? nil : check.detail)
+            },
+            jobs: snapshot.jobs.map { .init(name: $0.name, state: $0.state.rawValue, error: $0.error) })
     }
 
     /// Runs every service and the HTTP server (when `http.enabled`) until SIGTERM or SIGINT.
     package func run() async throws {
         var services = services
-        if let httpServer { services.append(httpServer) }
+        if let httpServer = try httpService() { services.append(httpServer) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

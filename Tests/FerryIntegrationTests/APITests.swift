@@ -64,7 +64,7 @@ import Testing
                 throw APIError(.forbidden, .permission, "\(user.name) may not run query \(query)", fix: "add `- query: \(query)` with access: read")
             }
             return PlannedJob(
-                target: request.destination, canonicalRequest: request.destination + (request.queries ?? []).joined(), work: work(request.destination)
+                target: request.destination, work: work(request.destination)
             )
         }
 
@@ -73,12 +73,12 @@ import Testing
             guard user.grant(table: table, .write) != nil else {
                 throw APIError(.forbidden, .permission, "\(user.name) may not write \(table)", fix: "grant write on \(table)")
             }
-            return PlannedJob(target: pipeline, canonicalRequest: pipeline, work: work(pipeline))
+            return PlannedJob(target: pipeline, work: work(pipeline))
         }
 
         func reconcile(pipeline: String, repair: Bool, user: Permissions.User) async throws -> PlannedJob {
             guard Self.tables[pipeline] != nil else { throw APIError(.notFound, .notFound, "no pipeline \(pipeline)") }
-            return PlannedJob(target: pipeline, canonicalRequest: "\(pipeline) \(repair)", work: work(repair ? "fail" : pipeline))
+            return PlannedJob(target: pipeline, work: work(repair ? "fail" : pipeline))
         }
     }
 

@@ -234,7 +234,9 @@ import Testing
         let postgres = try #require(try SandboxContext.require().postgres)
         let table = "extract_faults_\(UInt32.random(in: 0..<UInt32.max))"
         _ = try await postgres.psql("CREATE TABLE \(table) AS SELECT g AS id, 'name ' || g AS name, now() AS at FROM generate_series(1, 200000) g")
-        try "SELECT g AS id, pg_sleep(0.2)::text AS pause FROM generate_series(1, 100) g\n"
+        // A marker in the query names this test's sessions: tests running beside it extract too, and are not to be ended.
+        let marker = "faults_\(UInt32.random(in: 0..<UInt32.max))"
+        try "SELECT g AS id, pg_sleep(0.2)::text AS pause /* \(marker) */ FROM generate_series(1, 100) g\n"
             .write(toFile: world.directory + "/queries/slow.sql", atomically: true, encoding: .utf8)
         try "SELECT * FROM \(table) ORDER BY id\n".write(toFile: world.directory + "/queries/big.sql", atomically: true, encoding: .utf8)
         let destination = world.directory + "/out"
@@ -249,8 +251,9 @@ import Testing
         _ = try await running.wait(timeout: .seconds(10))
         #expect(!FileManager.default.fileExists(atPath: destination + "/slow.parquet"), "nothing published by a killed run")
         // The killed run's server session goes on until it next flushes its output: end it before the next step.
-        let sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ferry extract' AND query LIKE '%COPY%'"
-        _ = try await postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ferry extract'")
+        let mine = "application_name = 'ferry extract' AND query LIKE '%\(marker)%' AND pid <> pg_backend_pid()"
+        let sessions = "SELECT count(*) FROM pg_stat_activity WHERE \(mine) AND query LIKE '%COPY%'"
+        _ = try await postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE \(mine)")
         try await eventually("the killed run's session ends", timeout: .seconds(30), every: .milliseconds(200)) {
             (try? await postgres.psql(sessions)) == "0"
         }
@@ -260,7 +263,7 @@ import Testing
         try await eventually("the extraction reads", timeout: .seconds(60), every: .milliseconds(200)) {
             (try? await postgres.psql(sessions + " AND state = 'active'")) == "1"
         }
-        _ = try await postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ferry extract'")
+        _ = try await postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE \(mine)")
         let dropped = try await running.wait(timeout: .seconds(60))
         #expect(dropped != 0, "a dropped connection fails the run: \(running.errors().suffix(500))")
         #expect(running.errors().contains("PostgreSQL"), "\(running.errors().suffix(500))")

@@ -541,29 +541,29 @@ extension Components {
             public var to: Swift.String?
             /// - Remark: Generated from `#/components/schemas/ClusterRequest/copy`.
             public var copy: Swift.Bool?
-            /// Seconds.
+            /// How long to wait for the operation (default 30 s; rejoin 120 s).
             ///
-            /// - Remark: Generated from `#/components/schemas/ClusterRequest/timeout`.
-            public var timeout: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/ClusterRequest/timeout_seconds`.
+            public var timeoutSeconds: Swift.Int?
             /// Creates a new `ClusterRequest`.
             ///
             /// - Parameters:
             ///   - to:
             ///   - copy:
-            ///   - timeout: Seconds.
+            ///   - timeoutSeconds: How long to wait for the operation (default 30 s; rejoin 120 s).
             public init(
                 to: Swift.String? = nil,
                 copy: Swift.Bool? = nil,
-                timeout: Swift.Int? = nil
+                timeoutSeconds: Swift.Int? = nil
             ) {
                 self.to = to
                 self.copy = copy
-                self.timeout = timeout
+                self.timeoutSeconds = timeoutSeconds
             }
             public enum CodingKeys: String, CodingKey {
                 case to
                 case copy
-                case timeout
+                case timeoutSeconds = "timeout_seconds"
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -575,14 +575,14 @@ extension Components {
                     Swift.Bool.self,
                     forKey: .copy
                 )
-                self.timeout = try container.decodeIfPresent(
+                self.timeoutSeconds = try container.decodeIfPresent(
                     Swift.Int.self,
-                    forKey: .timeout
+                    forKey: .timeoutSeconds
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "to",
                     "copy",
-                    "timeout"
+                    "timeout_seconds"
                 ])
             }
         }

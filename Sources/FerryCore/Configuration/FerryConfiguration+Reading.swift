@@ -4,6 +4,8 @@ extension FerryConfiguration {
         var config = FerryConfiguration()
         config.log = LogSettings.read(root.section("log"))
         config.http = HTTPSettings.read(root.section("http"))
+        let api = root.section("api")
+        if api.isPresent { config.api = APISettings.read(api) }
         let postgres = root.section("postgres")
         if postgres.isPresent { config.postgres = PostgresEndpoint.read(postgres) }
         let redis = root.section("redis")
@@ -32,6 +34,9 @@ extension FerryConfiguration {
         let cluster = root.section("cluster")
         if cluster.isPresent { config.cluster = ClusterConfiguration.read(cluster) }
         config.backup = readBackup(root, postgres: config.postgres)
+        if config.api != nil, config.postgres == nil {
+            root.issues.add("postgres", "missing", fix: "the API keeps its jobs and audit in PostgreSQL: add a `postgres:` section or set PG_HOST")
+        }
         root.finish()
         config.validatePipelines(paths: pipelines.map(\.path), declared: pipelineReaders.count, issues: root.issues)
         return config
@@ -100,6 +105,34 @@ extension HTTPSettings {
         if let host = reader.string("host") { settings.host = host }
         if let port = reader.int("port", range: 0...65535) { settings.port = port }
         if let enabled = reader.bool("enabled") { settings.enabled = enabled }
+        settings.tlsCertificate = reader.string("tls_certificate")
+        settings.tlsKey = reader.string("tls_key")
+        if (settings.tlsCertificate == nil) != (settings.tlsKey == nil) {
+            reader.issues.add(
+                reader.keyPath(settings.tlsCertificate == nil ? "tls_certificate" : "tls_key"), "missing",
+                fix: "give both tls_certificate and tls_key (PEM files), or neither")
+        }
+        if let insecure = reader.bool("allow_insecure") { settings.allowInsecure = insecure }
+        reader.finish()
+        return settings
+    }
+}
+
+extension APISettings {
+    static func read(_ reader: ConfigReader) -> APISettings {
+        var settings = APISettings()
+        if let path = reader.string("permissions", required: "name the permissions file, e.g. `permissions: config/permissions.yaml` (docs/API.md)") {
+            settings.permissions = path
+        }
+        if let path = reader.string("audit_log") { settings.auditLog = path }
+        let limits = reader.section("max_jobs")
+        for kind in ["extract", "sync", "reconcile"] {
+            if let value = limits.int(kind, range: 1...64) { settings.maxJobs[kind] = value }
+        }
+        limits.finish()
+        if let path = reader.string("queries_path") { settings.queriesPath = path }
+        if let path = reader.string("config_path") { settings.configPath = path }
+        if let path = reader.string("extract_root") { settings.extractRoot = path }
         reader.finish()
         return settings
     }

@@ -166,6 +166,19 @@ extension FerryConfiguration {
                 $0.value("incremental_every", backup.incrementalEvery.map(DurationParser.format))
             }
         }
+        if let api {
+            out.section("api") {
+                $0.value("permissions", api.permissions)
+                $0.value("audit_log", api.auditLog)
+                $0.value("queries_path", api.queriesPath)
+                $0.value("config_path", api.configPath)
+                $0.value("extract_root", api.extractRoot)
+                let limits = api.maxJobs
+                $0.section("max_jobs") { writer in
+                    for kind in limits.keys.sorted() { writer.raw(kind, "\(limits[kind] ?? 1)") }
+                }
+            }
+        }
         return out.text
     }
 }

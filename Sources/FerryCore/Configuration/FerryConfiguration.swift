@@ -24,6 +24,8 @@ package struct FerryConfiguration: Sendable {
     package var cluster: ClusterConfiguration?
     /// `backup:`, when present.
     package var backup: BackupConfiguration?
+    /// `api:`, when present: `ferry run` serves the whole HTTP API (openapi.yaml) with tokens and audit.
+    package var api: APISettings?
 
     package init() {}
 
@@ -96,6 +98,31 @@ package struct HTTPSettings: Sendable, Equatable {
     package var port: Int = 9620
     /// Set `enabled: false` to run without an HTTP server.
     package var enabled: Bool = true
+    /// PEM files: with both, the server speaks HTTPS only.
+    package var tlsCertificate: String?
+    package var tlsKey: String?
+    /// Binding beyond loopback without TLS or without tokens is refused unless this is set.
+    package var allowInsecure = false
+
+    package init() {}
+
+    /// Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
+    package var isLoopback: Bool { host == "localhost" || host == "::1" || host.hasPrefix("127.") }
+}
+
+/// `api:` — the HTTP API of `ferry run` (jobs, tokens, audit; docs/API.md).
+package struct APISettings: Sendable, Equatable {
+    /// The permissions file: users, their tokens' SHA-256, their permissions.
+    package var permissions: String = ""
+    /// The audit log's JSON lines file (the events also go to `ferry_api.audit` in `postgres:`).
+    package var auditLog: String = "ferry-audit.jsonl"
+    /// Jobs of each kind that may run at once (more is a 429).
+    package var maxJobs: [String: Int] = ["extract": 2, "sync": 4, "reconcile": 1]
+    /// The query library `POST /extract` runs from.
+    package var queriesPath: String = "queries"
+    package var configPath: String = "config"
+    /// Local extraction destinations must be under this directory (Volumes are always allowed).
+    package var extractRoot: String = "exports"
 
     package init() {}
 }

@@ -40,6 +40,7 @@ struct RunCommand: AsyncParsableCommand {
 
         var daemonOptions = Daemon.Options()
         daemonOptions.allowUnsafeRedis = allowUnsafeRedis
+        daemonOptions.version = FerryVersion.current
         daemonOptions.reload = options.loader
         daemonOptions.watchdogExecutable = AgentCommand.executablePath
         if Terminal.stderrIsTTY {
