@@ -78,6 +78,13 @@ if ! python3 -c "import databricks.sdk" 2>/dev/null; then
   python3 -m pip install -q databricks-sdk 2>/dev/null || python3 -m pip install -q --break-system-packages databricks-sdk
 fi
 
+# schemathesis (PyPI): generates requests from openapi.yaml against the live API in the tests (pinned: its checks and
+# flags change between releases).
+if ! python3 -c "import schemathesis; assert schemathesis.__version__ == '4.32.5'" 2>/dev/null; then
+  echo "setup: installing schemathesis 4.32.5 (PyPI)"
+  python3 -m pip install -q "schemathesis==4.32.5" 2>/dev/null || python3 -m pip install -q --break-system-packages "schemathesis==4.32.5"
+fi
+
 # The extraction benchmark's peers: ConnectorX + pyarrow, pymssql + pyarrow, and DuckDB's postgres scanner. DuckDB
 # would download its extension from its own site; PyPI carries it too, built for one DuckDB version: the pair is pinned.
 if [ "${1:-}" = "bench" ]; then

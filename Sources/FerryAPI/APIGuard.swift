@@ -197,7 +197,8 @@ package struct APIGuard: ServerMiddleware {
             }
             return bytes
         }
-        return HTTPBody(bytes)
+        // No bytes is no body (an optional body left out), not an empty JSON document.
+        return bytes.isEmpty ? nil : HTTPBody(bytes)
     }
 
     private func write(_ event: AuditEvent) async {
@@ -318,6 +319,22 @@ struct APIEdgeMiddleware: RouterMiddleware {
             do {
                 return try await next(request, context)
             } catch let error as HTTPError {
+                let path = request.uri.path
+                let allowed = FerryAPIService.methods(for: path)
+                if error.status == .notFound, !allowed.isEmpty {
+                    // A route the API has, with a method it does not take.
+                    let (head, body) = APIGuard.errorResponse(
+                        APIError(
+                            .methodNotAllowed, .invalidInput,
+                            "\(request.method) is not a method of \(PrintableText.escaped(String(path.prefix(200))))",
+                            fix: "use \(allowed.joined(separator: ", "))"))
+                    var headers = head.headerFields
+                    headers[APIGuard.errorCodeField] = nil
+                    headers[.allow] = allowed.joined(separator: ", ")
+                    var bytes: [UInt8] = []
+                    if let body { bytes = try await [UInt8](collecting: body, upTo: 1 << 20) }
+                    return Response(status: head.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+                }
                 let code: FerryError.Code = error.status == .notFound ? .notFound : .invalidInput
                 let message =
                     error.status == .notFound

@@ -73,6 +73,16 @@ package struct FerryAPIService: APIProtocol {
         ("POST", "/cluster/failover", "manual failover"), ("POST", "/cluster/rejoin/{node}", "rewind or copy a node and make it follow"),
     ]
 
+    /// The methods the API takes at `path` (its templates' `{…}` match one segment); empty when no route matches.
+    package static func methods(for path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        return endpoints.filter { endpoint in
+            let template = endpoint.1.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            guard template.count == segments.count else { return false }
+            return zip(template, segments).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+        }.map(\.0) + (path == "/" ? ["GET"] : [])
+    }
+
     package func getIndex(_ input: Operations.GetIndex.Input) async throws -> Operations.GetIndex.Output {
         .ok(
             .init(
@@ -115,7 +125,9 @@ package struct FerryAPIService: APIProtocol {
 
     static func checkKey(_ key: String?) throws -> String? {
         guard let key else { return nil }
-        guard (1...200).contains(key.utf8.count), key.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value < 0x7F }) else {
+        // The spec asks for visible ASCII; the value arrives percent-decoded (OpenAPIRuntime reads headers as URI text), so
+        // a `%20` in it is a space here: only control characters and the length are refused.
+        guard (1...200).contains(key.utf8.count), key.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
             throw APIError(
                 .badRequest, .invalidInput, "Idempotency-Key must be 1 to 200 visible ASCII characters", fix: "use a UUID, for example")
         }
