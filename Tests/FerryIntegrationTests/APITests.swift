@@ -185,7 +185,8 @@ import Testing
             #expect(huge.status == 413 && Self.json(huge.body)["error"] as? String == "too_large", "\(huge.status)")
             let unknown = try await Self.call(client, .get, "/nowhere", token: "token-abc")
             #expect(unknown.status == 404 && Self.json(unknown.body)["error"] as? String == "not_found", "\(unknown)")
-            let badKey = try await Self.call(client, .post, "/sync/ventas", token: "token-abc", headers: [HTTPField.Name("Idempotency-Key")!: "a b"])
+            let badKey = try await Self.call(
+                client, .post, "/sync/ventas", token: "token-abc", headers: [HTTPField.Name("Idempotency-Key")!: String(repeating: "k", count: 201)])
             #expect(badKey.status == 400, "\(badKey)")
             await queue.drain()
         }
