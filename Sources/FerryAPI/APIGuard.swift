@@ -34,6 +34,26 @@ package final class PermissionsSource: Sendable {
     }
 }
 
+/// Opens when the API's tables exist: requests that need them wait for it a while, then get a 503 with Retry-After.
+package final class StartupGate: Sendable {
+    private let open: Mutex<Bool>
+
+    package init(open: Bool = false) { self.open = Mutex(open) }
+
+    package func markOpen() { open.withLock { $0 = true } }
+
+    package var isOpen: Bool { open.withLock { $0 } }
+
+    /// Waits up to `timeout` for the gate; false when it stayed shut.
+    package func wait(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !isOpen {
+            guard ContinuousClock.now < deadline, (try? await Task.sleep(for: .milliseconds(50))) != nil else { return isOpen }
+        }
+        return true
+    }
+}
+
 /// What the API knows about the request being served, for handlers: the authenticated user and the client's address.
 package enum APIRequestInfo {
     @TaskLocal package static var user: Permissions.User?
@@ -62,6 +82,8 @@ package struct APIGuard: ServerMiddleware {
     package let logger: Logger
     /// Accepted as an admin's token, with a deprecation warning once (the old `cluster.api_token`).
     package let legacyAdminToken: Secret?
+    /// Open once the job and audit tables exist (``StartupGate``).
+    package let startup: StartupGate
     package var maximumBodyBytes = 64 << 10
     package var bodyTimeout: Duration = .seconds(10)
     let unauthorizedAudit = AuditThrottle(linesPerWindow: 20, window: .seconds(60))
@@ -72,10 +94,14 @@ package struct APIGuard: ServerMiddleware {
     /// Operations that change something: audited before they run.
     package static let stateChanging: Set<String> = ["startExtract", "startSync", "startReconcile", "cancelJob", "switchover", "failover", "rejoin"]
 
-    package init(permissions: PermissionsSource, audit: AuditLog, legacyAdminToken: Secret? = nil, logger: Logger) {
+    package init(
+        permissions: PermissionsSource, audit: AuditLog, legacyAdminToken: Secret? = nil, startup: StartupGate = StartupGate(open: true),
+        logger: Logger
+    ) {
         self.permissions = permissions
         self.audit = audit
         self.legacyAdminToken = legacyAdminToken
+        self.startup = startup
         self.logger = logger
     }
 
@@ -118,9 +144,18 @@ package struct APIGuard: ServerMiddleware {
                     logger.notice(
                         "API: more requests without a valid token were refused than were audited", metadata: ["ferry.not_audited": "\(suppressed)"])
                 }
-                await write(event("auth_failure", user: nil, result: "authentication", status: 401))
+                audit.enqueue(event("auth_failure", user: nil, result: "authentication", status: 401))
             }
             return response
+        }
+        guard await startup.wait(timeout: .seconds(10)) else {
+            return Self.errorResponse(
+                APIError(
+                    .serviceUnavailable,
+                    FerryError(
+                        .unreachable, "the API is starting: its tables in PostgreSQL are not ready yet",
+                        fix: "try again shortly; if it lasts, the log of ferry run (ferry.api) says why"),
+                    retryAfterSeconds: 2))
         }
         if Self.stateChanging.contains(operationID) {
             do {
@@ -141,7 +176,7 @@ package struct APIGuard: ServerMiddleware {
         }
         let status = response.status.code
         let result = status < 400 ? "ok" : (response.headerFields[Self.errorCodeField] ?? "error")
-        await write(event(status == 403 ? "forbidden" : "request", user: user.name, result: result, status: status))
+        audit.enqueue(event(status == 403 ? "forbidden" : "request", user: user.name, result: result, status: status))
         return (response, responseBody)
     }
 
@@ -199,14 +234,6 @@ package struct APIGuard: ServerMiddleware {
         }
         // No bytes is no body (an optional body left out), not an empty JSON document.
         return bytes.isEmpty ? nil : HTTPBody(bytes)
-    }
-
-    private func write(_ event: AuditEvent) async {
-        do {
-            try await audit.record(event)
-        } catch {
-            logger.error("API: an audit event could not be written", metadata: ["ferry.error": "\(error)", "ferry.audit_event": "\(event.jsonLine)"])
-        }
     }
 
     /// Internal: carries an error response's code from ``answering(logger:_:)`` to the audit line.

@@ -227,8 +227,11 @@ package struct FerryAPIService: APIProtocol {
     func visibleJob(_ text: String, user: Permissions.User) async throws -> JobRecord {
         let (jobs, _) = try jobsAndPlanner()
         let id = try Self.jobID(text)
-        let found: JobRecord?
-        if let live = await jobs.live(id) { found = live } else { found = try await jobs.store.job(id) }
+        var found = await jobs.known(id)
+        if found == nil, let stored = try await jobs.store.job(id) {
+            found = stored
+            await jobs.remember(stored)
+        }
         guard let record = found, user.admin || record.requestedBy == user.name else {
             throw APIError(.notFound, .notFound, "no job \(id.uuidString.lowercased())", fix: "GET /jobs lists yours")
         }

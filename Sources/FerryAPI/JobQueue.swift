@@ -62,6 +62,10 @@ package actor JobQueue {
     private let logger: Logger
     private var running: [UUID: (task: Task<Void, Never>, context: JobContext, record: JobRecord)] = [:]
     private var cancelledBy: [UUID: String] = [:]
+    /// Finished jobs, which never change again: `GET /jobs/{id}` answers them from here (the newest 10,000).
+    private var finished: [UUID: JobRecord] = [:]
+    private var finishedOrder: [UUID] = []
+    static let finishedKept = 10_000
 
     package init(store: JobStore, limits: [JobRecord.Kind: Int] = [.extract: 2, .sync: 4, .reconcile: 1], logger: Logger) {
         self.store = store
@@ -182,6 +186,23 @@ package actor JobQueue {
         }
         running[record.id] = nil
         cancelledBy[record.id] = nil
+        remember(record)
+    }
+
+    /// Keeps a finished job for lookups.
+    package func remember(_ record: JobRecord) {
+        guard record.state.isFinished, finished.updateValue(record, forKey: record.id) == nil else { return }
+        finishedOrder.append(record.id)
+        if finishedOrder.count > Self.finishedKept {
+            let old = finishedOrder.prefix(finishedOrder.count - Self.finishedKept)
+            for id in old { finished[id] = nil }
+            finishedOrder.removeFirst(old.count)
+        }
+    }
+
+    /// A job as of now: running here (live progress), finished (remembered), or nil (ask the store).
+    package func known(_ id: UUID) -> JobRecord? {
+        live(id) ?? finished[id]
     }
 
     /// A running job with its progress as of now (fresher than the store's, written once a second); nil when not

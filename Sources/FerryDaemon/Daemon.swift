@@ -159,9 +159,13 @@ package struct Daemon {
                 version: options.version, readiness: { Self.readinessDocument(readiness.snapshot) }, metrics: { registry.emitToBuffer() },
                 cluster: clusterControl, jobs: queue,
                 planner: DaemonJobPlanner(configuration: configuration, settings: api, redis: pipelineRedis, logger: apiLogger))
-            let apiGuard = APIGuard(permissions: permissions, audit: audit, legacyAdminToken: configuration.cluster?.apiToken, logger: apiLogger)
+            let startup = StartupGate()
+            let apiGuard = APIGuard(
+                permissions: permissions, audit: audit, legacyAdminToken: configuration.cluster?.apiToken, startup: startup, logger: apiLogger)
             apiRouter = try FerryAPIRouter.build(service: FerryAPIService(environment), guard: apiGuard)
-            services.append(APILifecycle(store: store, audit: audit, queue: queue, permissions: permissions, session: session, logger: apiLogger))
+            services.append(
+                APILifecycle(
+                    store: store, audit: audit, queue: queue, permissions: permissions, session: session, startup: startup, logger: apiLogger))
         }
         services.append(readiness)
         self.apiRouter = apiRouter

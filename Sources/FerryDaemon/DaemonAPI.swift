@@ -271,9 +271,12 @@ struct APILifecycle: Service {
     let queue: JobQueue
     let permissions: PermissionsSource
     let session: PostgresSession
+    let startup: StartupGate
     let logger: Logger
 
     func run() async throws {
+        let flusher = Task { await audit.runFlusher() }
+        defer { flusher.cancel() }
         while !Task.isShuttingDownGracefully {
             do {
                 try await store.prepare()
@@ -282,6 +285,7 @@ struct APILifecycle: Service {
                 if interrupted > 0 {
                     logger.warning("jobs left running by a previous process were marked failed", metadata: ["ferry.jobs": "\(interrupted)"])
                 }
+                startup.markOpen()
                 break
             } catch {
                 logger.warning(
@@ -299,6 +303,8 @@ struct APILifecycle: Service {
             }
         }
         await queue.shutdown()
+        flusher.cancel()
+        await flusher.value
         await session.close()
     }
 }

@@ -153,7 +153,8 @@ import Testing
             Issue.record("an existing file was not a conflict")
             return
         }
-        // The audit names the user and the outcome, never a token.
+        // The audit names the user and the outcome, never a token (reads are written by the flusher, within 200 ms).
+        try await Task.sleep(for: .milliseconds(600))
         let audit = try String(contentsOfFile: daemon.directory + "/audit.jsonl", encoding: .utf8)
         #expect(audit.contains(#""user_name":"analyst""#) && audit.contains(#""action":"startExtract""#) && audit.contains(#""status":202"#))
         #expect(audit.contains(#""user_name":"intern""#) && audit.contains(#""event_type":"forbidden""#))

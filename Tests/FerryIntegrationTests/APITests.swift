@@ -89,6 +89,7 @@ import Testing
         let auditPath: String
         let session: PostgresSession
         let store: JobStore
+        let audit: AuditLog
     }
 
     static func world(auditSession: PostgresSession? = nil, limits: [JobRecord.Kind: Int] = [.extract: 2, .sync: 2, .reconcile: 1]) async throws
@@ -113,7 +114,7 @@ import Testing
         let permissions = PermissionsSource(try Permissions.parse(Self.permissions, file: "permissions.yaml"))
         let apiGuard = APIGuard(permissions: permissions, audit: audit, legacyAdminToken: Secret("old-cluster-token"), logger: logger)
         let router = try FerryAPIRouter.build(service: FerryAPIService(environment), guard: apiGuard)
-        return World(router: router, queue: queue, gate: gate, auditPath: auditPath, session: session, store: store)
+        return World(router: router, queue: queue, gate: gate, auditPath: auditPath, session: session, store: store, audit: audit)
     }
 
     typealias Answer = (status: Int, body: String, headers: HTTPFields)
@@ -191,6 +192,7 @@ import Testing
             await queue.drain()
         }
         // The audit: every authenticated request and refusal, in JSON lines and in the table, never a token.
+        try await world.audit.flush()
         let lines = try String(contentsOfFile: world.auditPath, encoding: .utf8).split(separator: "\n")
         #expect(lines.contains { $0.contains(#""event_type":"auth_failure""#) && $0.contains(#""resource":"/jobs""#) })
         #expect(lines.contains { $0.contains(#""event_type":"forbidden""#) && $0.contains(#""user_name":"abc""#) && $0.contains("startSync") })
