@@ -43,6 +43,7 @@ bench: setup release
 	.build/release/ferry bench ha
 	.build/release/ferry bench backup
 	.build/release/ferry bench extract
+	.build/release/ferry bench api
 
 format:
 	$(SWIFT) format format -i -r -p Sources Tests Benchmarks Package.swift

@@ -290,6 +290,11 @@ let package = Package(
         .target(
             name: "FerryBench",
             dependencies: [
+                "FerryAPI",
+                "FerryAPIContract",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "FerrySQLServer",
                 "TDSEmulator",
                 "FerryCluster",

@@ -22,6 +22,7 @@ if [ "${1:-}" = "bench" ]; then
   packages+=(pgbackrest)   # the backup benchmark's peer (Debian's pgBackRest 2.45, on the same PostgreSQL)
   packages+=(python3-pymssql)   # the SQL Server benchmark's peer (pymssql, FreeTDS underneath like Ferry's client)
   packages+=(time)   # /usr/bin/time: the extraction benchmark's wall, CPU and peak memory per process
+  packages+=(wrk)    # the API benchmark's load (ferry bench api)
 fi
 
 missing=()

@@ -206,7 +206,9 @@ package struct APIGuard: ServerMiddleware {
 
     /// The body whole, within the limits: too large is a 413 (by its Content-Length before reading it), too slow a 408.
     func readBody(_ request: HTTPRequest, _ body: HTTPBody?) async throws -> HTTPBody? {
-        guard let body else { return nil }
+        // GET, HEAD and DELETE take no body here, and most requests are GETs: no task group and timer for them.
+        guard let body, ![.get, .head, .delete].contains(request.method) else { return nil }
+        if case .known(let length) = body.length, length == 0 { return nil }
         let limit = maximumBodyBytes
         let tooLarge = APIError(
             .contentTooLarge, .tooLarge, "the request body is over \(limit / 1024) KiB", fix: "send the small JSON body this endpoint takes")
@@ -331,7 +333,9 @@ package enum FerryAPIRouter {
     package static func build(service: FerryAPIService, guard apiGuard: APIGuard) throws -> Router<FerryRequestContext> {
         let router = Router(context: FerryRequestContext.self)
         router.add(middleware: APIEdgeMiddleware())
-        try service.registerHandlers(on: router, middlewares: [apiGuard])
+        // Compact JSON (the runtime's default pretty-prints), dates formatted without ICU.
+        let configuration = Configuration(dateTranscoder: APIDateTranscoder(), jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes])
+        try service.registerHandlers(on: router, configuration: configuration, middlewares: [apiGuard])
         return router
     }
 }

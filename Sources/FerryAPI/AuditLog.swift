@@ -56,10 +56,7 @@ package struct AuditEvent: Sendable, Equatable {
         return "{" + fields.joined(separator: ",") + "}"
     }
 
-    static func format(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon))
-            + "Z"
-    }
+    static func format(_ date: Date) -> String { APIDateTranscoder.format(date, fractionDigits: 3) }
 }
 
 /// Where audit events go: JSON lines appended to a file, and rows of `ferry_api.audit` in PostgreSQL.

@@ -3,6 +3,7 @@ package import FerryCore
 package import Foundation
 import HTTPTypes
 import OpenAPIRuntime
+import Synchronization
 
 /// A job a request asked for, checked and ready to run: what it works on, and the work.
 package struct PlannedJob: Sendable {
@@ -58,8 +59,23 @@ package struct APIEnvironment: Sendable {
 /// permissions are checked here, per resource. Errors are thrown as ``APIError`` and answered in the one error shape.
 package struct FerryAPIService: APIProtocol {
     package let environment: APIEnvironment
+    /// Finished jobs as the API shows them (they never change): decoding a result's JSON on every request cost more
+    /// than the rest of the lookup.
+    let shown = ShownJobs()
 
     package init(_ environment: APIEnvironment) { self.environment = environment }
+
+    /// `record` as the API shows it; a finished job's is converted once.
+    func schemaOf(_ record: JobRecord) -> Components.Schemas.Job {
+        guard record.state.isFinished else { return Self.schema(record) }
+        if let cached = shown.jobs.withLock({ $0[record.id] }) { return cached }
+        let converted = Self.schema(record)
+        shown.jobs.withLock { cache in
+            if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
+            cache[record.id] = converted
+        }
+        return converted
+    }
 
     // MARK: Discovery and health
 
@@ -114,11 +130,19 @@ package struct FerryAPIService: APIProtocol {
         return user
     }
 
-    func jobsAndPlanner() throws -> (JobQueue, any JobPlanner) {
-        guard let jobs = environment.jobs, let planner = environment.planner else {
+    func jobQueue() throws -> JobQueue {
+        guard let jobs = environment.jobs else {
             throw APIError(
                 .serviceUnavailable, .unsupported, "this server runs no jobs: it has no job store",
                 fix: "give ferry run a postgres: section (jobs are kept in PostgreSQL) and an api: section")
+        }
+        return jobs
+    }
+
+    func jobsAndPlanner() throws -> (JobQueue, any JobPlanner) {
+        let jobs = try jobQueue()
+        guard let planner = environment.planner else {
+            throw APIError(.serviceUnavailable, .unsupported, "this server starts no jobs", fix: "run it as ferry run with an api: section")
         }
         return (jobs, planner)
     }
@@ -203,7 +227,7 @@ package struct FerryAPIService: APIProtocol {
 
     package func listJobs(_ input: Operations.ListJobs.Input) async throws -> Operations.ListJobs.Output {
         let user = try user()
-        let (jobs, _) = try jobsAndPlanner()
+        let jobs = try jobQueue()
         let limit = input.query.limit ?? 100
         guard (1...1000).contains(limit) else { throw APIError(.badRequest, .invalidInput, "limit \(limit) is out of range", fix: "give 1 to 1000") }
         let before = try input.query.before.map { try Self.jobID($0) }
@@ -211,7 +235,7 @@ package struct FerryAPIService: APIProtocol {
             user: user.admin ? nil : user.name, state: input.query.state.flatMap { JobRecord.State(rawValue: $0.rawValue) },
             kind: input.query.kind.flatMap { JobRecord.Kind(rawValue: $0.rawValue) }, before: before, limit: limit)
         var shown: [Components.Schemas.Job] = []
-        for record in records { shown.append(Self.schema(await jobs.live(record.id) ?? record)) }
+        for record in records { shown.append(schemaOf(await jobs.live(record.id) ?? record)) }
         return .ok(.init(body: .json(.init(jobs: shown, next: records.count == limit ? records.last?.id.uuidString.lowercased() : nil))))
     }
 
@@ -225,7 +249,7 @@ package struct FerryAPIService: APIProtocol {
 
     /// The job, when `user` may see it (their own, or any for an admin); otherwise 404, as for a job that does not exist.
     func visibleJob(_ text: String, user: Permissions.User) async throws -> JobRecord {
-        let (jobs, _) = try jobsAndPlanner()
+        let jobs = try jobQueue()
         let id = try Self.jobID(text)
         var found = await jobs.known(id)
         if found == nil, let stored = try await jobs.store.job(id) {
@@ -239,13 +263,18 @@ package struct FerryAPIService: APIProtocol {
     }
 
     package func getJob(_ input: Operations.GetJob.Input) async throws -> Operations.GetJob.Output {
-        .ok(.init(body: .json(Self.schema(try await visibleJob(input.path.id, user: try user())))))
+        let user = try user()
+        // A finished job shown before: no hop to the queue, no store.
+        if let id = UUID(uuidString: input.path.id), let job = shown.jobs.withLock({ $0[id] }), user.admin || job.requestedBy == user.name {
+            return .ok(.init(body: .json(job)))
+        }
+        return .ok(.init(body: .json(schemaOf(try await visibleJob(input.path.id, user: user)))))
     }
 
     package func cancelJob(_ input: Operations.CancelJob.Input) async throws -> Operations.CancelJob.Output {
         let user = try user()
         let record = try await visibleJob(input.path.id, user: user)
-        let (jobs, _) = try jobsAndPlanner()
+        let jobs = try jobQueue()
         guard !record.state.isFinished, let cancelling = await jobs.cancel(record.id, by: user.name) else {
             throw APIError(
                 .conflict, .conflict, "job \(record.id.uuidString.lowercased()) has already \(record.state.rawValue)",
@@ -339,4 +368,9 @@ package struct FerryAPIService: APIProtocol {
         }
         return .ok(.init(body: .json(try Self.document(try await cluster.rejoin(node: node, copy: copy, timeout: timeout)))))
     }
+}
+
+/// Finished jobs as shown, shared by the service's copies.
+final class ShownJobs: Sendable {
+    let jobs = Mutex<[UUID: Components.Schemas.Job]>([:])
 }

@@ -12,7 +12,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Ferry against peer tools on private sandbox servers (use a release build).",
-        subcommands: [Redis.self, Sync.self, RedisSync.self, SQLServer.self, HA.self, Backup.self, Extract.self, TDSEmulatorServer.self]
+        subcommands: [Redis.self, Sync.self, RedisSync.self, SQLServer.self, HA.self, Backup.self, Extract.self, API.self, TDSEmulatorServer.self]
     )
 
     /// The TDS emulator in its own process, for `ferry bench sqlserver` (hidden: not a user command).
