@@ -27,7 +27,7 @@ package final class JobContext: Sendable {
     package let id: UUID
     private let state: Mutex<(rows: Int64, bytes: Int64, phase: String)>
 
-    init(id: UUID) {
+    package init(id: UUID) {
         self.id = id
         state = Mutex((0, 0, "starting"))
     }

@@ -43,6 +43,12 @@ package struct Permissions: Sendable {
         package var access: Access
         /// nil: no limit.
         package var maxDeleteRows: Int?
+
+        package init(scope: Scope, access: Access, maxDeleteRows: Int? = nil) {
+            self.scope = scope
+            self.access = access
+            self.maxDeleteRows = maxDeleteRows
+        }
     }
 
     package struct User: Sendable {
@@ -50,6 +56,13 @@ package struct Permissions: Sendable {
         package var tokenHash: [UInt8]
         package var grants: [Grant]
         package var admin: Bool
+
+        package init(name: String, tokenHash: [UInt8], grants: [Grant], admin: Bool) {
+            self.name = name
+            self.tokenHash = tokenHash
+            self.grants = grants
+            self.admin = admin
+        }
 
         /// The grant for table `name` that allows `access` (the most permissive max_delete_rows when several do).
         package func grant(table name: String, _ access: Access) -> Grant? {
