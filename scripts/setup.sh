@@ -14,6 +14,7 @@ packages=(
   python3-pip freetds-bin python3-openssl  # the TDS emulator's independent clients in the tests: FreeTDS's tsql, python-tds (and its TLS)
   ca-certificates git make
   openssl curl                         # the tests' self-signed certificates, and an independent HTTPS client for ferry run's TLS
+  chromium                             # a real headless browser for the status page's test (/ui)
 )
 
 # `scripts/setup.sh bench` also installs the peers the benchmarks measure beside Ferry.

@@ -330,9 +330,12 @@ final class OnceFlag: Sendable {
 /// behind ``APIGuard``, and Hummingbird's own errors (no such route, a method the route does not take) in the one
 /// error shape.
 package enum FerryAPIRouter {
-    package static func build(service: FerryAPIService, guard apiGuard: APIGuard) throws -> Router<FerryRequestContext> {
+    package static func build(service: FerryAPIService, guard apiGuard: APIGuard, statusPage: StatusPage? = nil) throws -> Router<
+        FerryRequestContext
+    > {
         let router = Router(context: FerryRequestContext.self)
         router.add(middleware: APIEdgeMiddleware())
+        statusPage?.add(to: router)
         // Compact JSON (the runtime's default pretty-prints), dates formatted without ICU.
         let configuration = Configuration(dateTranscoder: APIDateTranscoder(), jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes])
         try service.registerHandlers(on: router, configuration: configuration, middlewares: [apiGuard])

@@ -162,7 +162,13 @@ package struct Daemon {
             let startup = StartupGate()
             let apiGuard = APIGuard(
                 permissions: permissions, audit: audit, legacyAdminToken: configuration.cluster?.apiToken, startup: startup, logger: apiLogger)
-            apiRouter = try FerryAPIRouter.build(service: FerryAPIService(environment), guard: apiGuard)
+            let statusPage = try StatusPage(
+                permissions: permissions, sessions: UISessions(), audit: audit, jobs: queue,
+                state: UIStateSource(
+                    configuration: configuration, redis: pipelineRedis, readiness: readiness, cluster: clusterControl,
+                    logger: Logger(label: "ferry.ui")
+                ).state)
+            apiRouter = try FerryAPIRouter.build(service: FerryAPIService(environment), guard: apiGuard, statusPage: statusPage)
             services.append(
                 APILifecycle(
                     store: store, audit: audit, queue: queue, permissions: permissions, session: session, startup: startup, logger: apiLogger))

@@ -7,11 +7,13 @@ import FerryExtract
 import FerryParquet
 import FerryPostgres
 import FerryRedis
+import FerryServer
 import FerrySync
 import Foundation
 import HTTPTypes
 import Logging
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// The jobs `ferry run`'s API starts, on the daemon's configuration: extractions from the query library
@@ -228,6 +230,56 @@ struct DaemonJobPlanner: JobPlanner {
             return
                 "{\"pipeline\":\(JSONText.string(name)),\"differences\":\(report.differences),\"missing\":\(report.missing.count),\"different\":\(report.different.count),\"extra\":\(report.extra.count),\"source_rows\":\(report.sourceRows),\"mirror_rows\":\(report.mirrorRows),\"repaired\":\(report.repaired),\"soft_deleted\":\(report.softDeleted)}"
         }
+    }
+}
+
+/// What the status page shows, gathered at most every 2 s whoever asks: each pipeline's status (as `ferry status`),
+/// the daemon's jobs as readiness sees them, the cluster's nodes.
+final class UIStateSource: Sendable {
+    let configuration: FerryConfiguration
+    let redis: RedisClient?
+    let readiness: ReadinessMonitor
+    let cluster: DaemonClusterControl?
+    let logger: Logger
+    private let cached = Mutex<(at: ContinuousClock.Instant, state: UIState)?>(nil)
+
+    init(configuration: FerryConfiguration, redis: RedisClient?, readiness: ReadinessMonitor, cluster: DaemonClusterControl?, logger: Logger) {
+        self.configuration = configuration
+        self.redis = redis
+        self.readiness = readiness
+        self.cluster = cluster
+        self.logger = logger
+    }
+
+    @Sendable func state() async -> UIState {
+        if let (at, state) = cached.withLock({ $0 }), ContinuousClock.now - at < .seconds(2) { return state }
+        var state = UIState()
+        if let redis {
+            for pipeline in configuration.pipelines {
+                let status = await PipelineStatus.collect(pipeline, configuration: configuration, redis: redis, logger: logger)
+                var shown = UIState.Pipeline(name: pipeline.name, state: status.failed ? "failed" : "running")
+                shown.watermark = status.sourceWatermark
+                shown.queue = status.queueLength
+                shown.lag = status.lag
+                shown.applied = status.rowsApplied
+                shown.rowsPerSecond = status.rowsPerSecond.map { Int($0) }
+                shown.deadLetters = status.deadLetters
+                shown.lastError = status.lastError
+                state.pipelines.append(shown)
+            }
+        }
+        state.services = readiness.snapshot.jobs.map { UIState.Service(name: $0.name, state: $0.state.rawValue, error: $0.error) }
+        if let cluster {
+            let status = await ClusterInspector.inspect(
+                cluster.nodes, etcd: cluster.operations.etcd, scope: cluster.operations.keys.scope, logger: logger)
+            state.nodes = status.nodes.map { node in
+                UIState.Node(
+                    name: node.name, role: node.role,
+                    lag: node.lagBytes.map { "\($0) bytes" + (node.lagSeconds.map { String(format: ", %.1f s", $0) } ?? "") })
+            }
+        }
+        cached.withLock { $0 = (.now, state) }
+        return state
     }
 }
 
