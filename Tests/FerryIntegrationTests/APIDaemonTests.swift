@@ -243,4 +243,29 @@ import Testing
         #expect(!daemon.process.errors().contains("fatal"), "the server stayed up")
         #expect(try await HTTPProbe.get(port: daemon.port, path: "/health/live").status == 200)
     }
+
+    /// SIGHUP reloads the permissions file without a restart: a user added is let in, a file with a plaintext token is
+    /// refused (the file in force stays, and the log says why), and requests go on being answered meanwhile.
+    @Test func sighupReloadsThePermissions() async throws {
+        let daemon = try await Self.start()
+        defer { daemon.process.signal(SIGKILL) }
+        let headers = ["Authorization": "Bearer token-newcomer"]
+        #expect(try await HTTPProbe.get(port: daemon.port, path: "/jobs", headers: headers).status == 401)
+        let file = daemon.directory + "/permissions.yaml"
+        let original = try String(contentsOfFile: file, encoding: .utf8)
+        try (original + "\n  - name: newcomer\n    token_sha256: \(Self.hash("token-newcomer"))\n").write(
+            toFile: file, atomically: true, encoding: .utf8)
+        daemon.process.signal(SIGHUP)
+        try await eventually("the newcomer is let in", timeout: .seconds(20)) {
+            (try? await HTTPProbe.get(port: daemon.port, path: "/jobs", headers: headers).status) == 200
+        }
+        try (original + "\n  - name: careless\n    token: plain-text-secret\n").write(toFile: file, atomically: true, encoding: .utf8)
+        daemon.process.signal(SIGHUP)
+        try await eventually("the reload is refused in the log", timeout: .seconds(20)) {
+            daemon.process.errors().contains("API permissions not reloaded")
+        }
+        #expect(!daemon.process.errors().contains("plain-text-secret"))
+        #expect(try await HTTPProbe.get(port: daemon.port, path: "/jobs", headers: headers).status == 200, "the file in force stayed")
+        #expect(try await HTTPProbe.get(port: daemon.port, path: "/jobs", headers: ["Authorization": "Bearer token-analyst"]).status == 200)
+    }
 }

@@ -51,7 +51,9 @@ import Testing
         let context = JobContextProbe()
         let pass = try await planner.sync(pipeline: world.pipeline.name, user: careful)
         let result = try await pass.work(context.context)
-        #expect(result.contains(#""applied":300"#), "\(result)")
+        // Queued once each; on a loaded machine an entry left pending may be claimed and applied again (idempotent), so
+        // the mirror is what is compared, not the count.
+        #expect(result.contains(#""queued":300"#), "\(result)")
         try await world.expectMirrorEqualsSource()
 
         // 20 rows leave the source: a repair would soft-delete 20, over careful's 10, so nothing changes.
