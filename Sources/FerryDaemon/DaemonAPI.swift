@@ -327,6 +327,19 @@ struct APILifecycle: Service {
     let logger: Logger
 
     func run() async throws {
+        // SIGHUP is trapped first: one that arrives while the tables are being prepared reloads the permissions too
+        // (left to its default, it would end the process).
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        let reloads = Task {
+            for await _ in signals.cancelOnGracefulShutdown() {
+                do throws(FerryError) {
+                    try permissions.reload()
+                    logger.notice("API permissions reloaded", metadata: ["ferry.users": "\(permissions.permissions.users.count)"])
+                } catch {
+                    logger.error("API permissions not reloaded; the ones in force stay", metadata: ["ferry.error": "\(error.message)"])
+                }
+            }
+        }
         let flusher = Task { await audit.runFlusher() }
         defer { flusher.cancel() }
         while !Task.isShuttingDownGracefully {
@@ -345,15 +358,8 @@ struct APILifecycle: Service {
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(2)) }
             }
         }
-        let signals = await UnixSignalsSequence(trapping: .sighup)
-        for await _ in signals.cancelOnGracefulShutdown() {
-            do {
-                try permissions.reload()
-                logger.notice("API permissions reloaded", metadata: ["ferry.users": "\(permissions.permissions.users.count)"])
-            } catch {
-                logger.error("API permissions not reloaded; the ones in force stay", metadata: ["ferry.error": "\(error.message)"])
-            }
-        }
+        try? await gracefulShutdown()
+        reloads.cancel()
         await queue.shutdown()
         flusher.cancel()
         await flusher.value

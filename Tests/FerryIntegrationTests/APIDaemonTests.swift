@@ -250,6 +250,9 @@ import Testing
         let daemon = try await Self.start()
         defer { daemon.process.signal(SIGKILL) }
         let headers = ["Authorization": "Bearer token-newcomer"]
+        // The API is up once a known token is answered (its tables exist).
+        _ = try await HTTPProbe.waitFor(
+            port: daemon.port, path: "/jobs", headers: ["Authorization": "Bearer token-analyst"], status: 200, timeout: .seconds(60))
         #expect(try await HTTPProbe.get(port: daemon.port, path: "/jobs", headers: headers).status == 401)
         let file = daemon.directory + "/permissions.yaml"
         let original = try String(contentsOfFile: file, encoding: .utf8)

@@ -6,6 +6,10 @@ import Logging
 import Metrics
 import Prometheus
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `ferry run`: the daemon.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,6 +35,8 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A SIGHUP before the reloaders trap it must not end the daemon (its default): ignored until then.
+        signal(SIGHUP, SIG_IGN)
         var loaded = try options.load()
         if let httpPort { loaded.configuration.http.port = httpPort }
         let configuration = loaded.configuration

@@ -54,11 +54,11 @@ enum HTTPProbe {
     }
 
     /// Polls until `path` answers with `status`.
-    static func waitFor(port: Int, path: String, status: Int, timeout: Duration) async throws -> Response {
+    static func waitFor(port: Int, path: String, headers: [String: String] = [:], status: Int, timeout: Duration) async throws -> Response {
         var last: Response?
         do {
             try await eventually("GET \(path) to answer \(status)", timeout: timeout) {
-                last = try await get(port: port, path: path)
+                last = try await get(port: port, path: path, headers: headers)
                 return last?.status == status
             }
         } catch let timedOut as TimedOut {
