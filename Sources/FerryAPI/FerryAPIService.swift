@@ -33,6 +33,13 @@ package protocol ClusterControl: Sendable {
     func rejoin(node: String, copy: Bool, timeout: Int?) async throws -> Data
 }
 
+/// The backups' control, provided by the daemon when it has a `backup:` section.
+package protocol BackupControl: Sendable {
+    func list() async throws -> Components.Schemas.BackupList
+    /// The work of taking a `kind` backup ("full" or "incremental").
+    func take(kind: String) -> JobWork
+}
+
 /// What the service answers from.
 package struct APIEnvironment: Sendable {
     package var version: String
@@ -41,6 +48,7 @@ package struct APIEnvironment: Sendable {
     package var cluster: (any ClusterControl)?
     package var jobs: JobQueue?
     package var planner: (any JobPlanner)?
+    package var backups: (any BackupControl)?
 
     package init(
         version: String, readiness: @escaping @Sendable () -> Components.Schemas.Readiness, metrics: @escaping @Sendable () -> [UInt8],
@@ -87,6 +95,7 @@ package struct FerryAPIService: APIProtocol {
         ("GET", "/jobs/{id}", "one job with its progress, result or error"), ("DELETE", "/jobs/{id}", "cancel a job"),
         ("GET", "/cluster", "the HA cluster's nodes, archiver and backups"), ("POST", "/cluster/switchover", "planned switchover"),
         ("POST", "/cluster/failover", "manual failover"), ("POST", "/cluster/rejoin/{node}", "rewind or copy a node and make it follow"),
+        ("GET", "/backups", "the repository's backups"), ("POST", "/backups", "take a base backup now, as a job"),
     ]
 
     /// The methods the API takes at `path` (its templates' `{…}` match one segment); empty when no route matches.
@@ -294,6 +303,37 @@ package struct FerryAPIService: APIProtocol {
             startedAt: record.startedAt, finishedAt: record.finishedAt, requestedBy: record.requestedBy,
             progress: .init(rows: record.rows, bytes: record.bytes, phase: record.phase), result: result,
             error: record.error.map { .init(error: $0.code.description, message: $0.message, fix: $0.fix) })
+    }
+
+    // MARK: Backups
+
+    func backupControl() throws -> any BackupControl {
+        let user = try user()
+        guard user.admin else {
+            throw APIError(
+                .forbidden, .permission, "\(user.name) may not use the backups",
+                fix: "the backups' endpoints need `- admin: true` among the user's permissions")
+        }
+        guard let backups = environment.backups else {
+            throw APIError(.notFound, .notFound, "this server keeps no backups", fix: "add a backup: section to ferry.yaml (docs/BACKUPS.md)")
+        }
+        return backups
+    }
+
+    package func listBackups(_ input: Operations.ListBackups.Input) async throws -> Operations.ListBackups.Output {
+        .ok(.init(body: .json(try await backupControl().list())))
+    }
+
+    package func startBackup(_ input: Operations.StartBackup.Input) async throws -> Operations.StartBackup.Output {
+        let backups = try backupControl()
+        let user = try user()
+        let key = try Self.checkKey(input.headers.idempotencyKey)
+        var kind = "full"
+        if case .json(let request) = input.body, let asked = request.kind { kind = asked.rawValue }
+        let (job, replayed) = try await start(.backup, request: Self.canonical(["kind": kind]), key: key, user: user) {
+            PlannedJob(target: kind, work: backups.take(kind: kind))
+        }
+        return replayed ? .ok(.init(body: .json(job))) : .accepted(.init(headers: .init(location: "/jobs/\(job.id)"), body: .json(job)))
     }
 
     // MARK: Cluster

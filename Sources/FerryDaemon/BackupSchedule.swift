@@ -28,11 +28,7 @@ struct BackupSchedule: Service {
 
     func run() async throws {
         let repository = try BackupRepositories.open(settings.repository)
-        let catalog = try settings.catalog.map { url throws(FerryError) in
-            RedisBackupCatalog(
-                endpoint: try RedisBackupCatalog.endpoint(from: url, environment: ProcessInfo.processInfo.environment),
-                repository: repository.location)
-        }
+        let catalog = try Self.catalog(settings, repository: repository)
         let existing = try await BaseBackup.blocking { () throws(FerryError) in try BackupStore(repository: repository).manifests() }
         let state = ScheduleState((existing.last { $0.kind == .full }?.stopped, existing.last?.stopped, nil))
         let session = PostgresSession(endpoint: endpoint, key: "backup.postgres", logger: logger)
@@ -118,7 +114,17 @@ struct BackupSchedule: Service {
         return nil
     }
 
-    private func take(_ kind: BackupManifest.Kind, repository: any BackupRepository, catalog: RedisBackupCatalog?) async throws(FerryError)
+    /// The Redis catalogue `backup.catalog` names, if any.
+    static func catalog(_ settings: BackupConfiguration, repository: any BackupRepository) throws(FerryError) -> RedisBackupCatalog? {
+        try settings.catalog.map { url throws(FerryError) in
+            RedisBackupCatalog(
+                endpoint: try RedisBackupCatalog.endpoint(from: url, environment: ProcessInfo.processInfo.environment),
+                repository: repository.location)
+        }
+    }
+
+    /// Takes one backup (and applies retention), recording its metrics and the catalogue.
+    func take(_ kind: BackupManifest.Kind, repository: any BackupRepository, catalog: RedisBackupCatalog?) async throws(FerryError)
         -> BackupManifest
     {
         let server = PostgresBackupServer(endpoint: endpoint, logger: logger)

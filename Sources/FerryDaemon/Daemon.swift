@@ -153,12 +153,19 @@ package struct Daemon {
             let audit = try AuditLog(path: api.auditLog, session: session, logger: apiLogger)
             let queue = JobQueue(
                 store: store,
-                limits: [.extract: api.maxJobs["extract"] ?? 2, .sync: api.maxJobs["sync"] ?? 4, .reconcile: api.maxJobs["reconcile"] ?? 1],
+                limits: [
+                    .extract: api.maxJobs["extract"] ?? 2, .sync: api.maxJobs["sync"] ?? 4, .reconcile: api.maxJobs["reconcile"] ?? 1, .backup: 1,
+                ],
                 logger: apiLogger)
-            let environment = APIEnvironment(
+            var environment = APIEnvironment(
                 version: options.version, readiness: { Self.readinessDocument(readiness.snapshot) }, metrics: { registry.emitToBuffer() },
                 cluster: clusterControl, jobs: queue,
                 planner: DaemonJobPlanner(configuration: configuration, settings: api, redis: pipelineRedis, logger: apiLogger))
+            environment.backups = configuration.backup.flatMap { backup in
+                (backup.postgres ?? configuration.postgres).map {
+                    DaemonBackupControl(settings: backup, endpoint: $0, logger: Logger(label: "ferry.backup"))
+                }
+            }
             let startup = StartupGate()
             let apiGuard = APIGuard(
                 permissions: permissions, audit: audit, legacyAdminToken: configuration.cluster?.apiToken, startup: startup, logger: apiLogger)

@@ -1,5 +1,6 @@
 import FerryAPI
 import FerryAPIContract
+import FerryBackup
 import FerryCluster
 import FerryCore
 import FerryDatabricks
@@ -280,6 +281,41 @@ final class UIStateSource: Sendable {
         }
         cached.withLock { $0 = (.now, state) }
         return state
+    }
+}
+
+/// The backups for the API: the repository's list, and a backup taken now as a job (as the schedule takes them).
+struct DaemonBackupControl: BackupControl {
+    let settings: BackupConfiguration
+    let endpoint: PostgresEndpoint
+    let logger: Logger
+
+    func list() async throws -> Components.Schemas.BackupList {
+        let repository = try BackupRepositories.open(settings.repository)
+        let manifests = try await BaseBackup.blocking { () throws(FerryError) in try BackupStore(repository: repository).manifests() }
+        return .init(
+            repository: repository.location,
+            backups: manifests.map { manifest in
+                .init(
+                    id: manifest.id, kind: manifest.kind == .full ? .full : .incremental, prior: manifest.prior, startedAt: manifest.started,
+                    stoppedAt: manifest.stopped, bytes: Int64(manifest.bytes), storedBytes: Int64(manifest.storedBytes), timeline: manifest.timeline,
+                    startWal: manifest.startWAL, stopWal: manifest.stopWAL)
+            })
+    }
+
+    func take(kind: String) -> JobWork {
+        let (settings, endpoint, logger) = (settings, endpoint, logger)
+        return { context in
+            context.phase("taking a \(kind) backup")
+            let repository = try BackupRepositories.open(settings.repository)
+            let schedule = BackupSchedule(settings: settings, endpoint: endpoint, reportStall: { _ in }, logger: logger)
+            let manifest = try await schedule.take(
+                kind == "incremental" ? .incremental : .full, repository: repository,
+                catalog: try BackupSchedule.catalog(settings, repository: repository))
+            context.progress(rows: 0, bytes: Int64(manifest.bytes), phase: "done")
+            return
+                "{\"id\":\(JSONText.string(manifest.id)),\"kind\":\(JSONText.string(manifest.kind.rawValue)),\"bytes\":\(manifest.bytes),\"stored_bytes\":\(manifest.storedBytes)}"
+        }
     }
 }
 

@@ -230,6 +230,7 @@ extension Components {
             case extract = "extract"
             case sync = "sync"
             case reconcile = "reconcile"
+            case backup = "backup"
         }
         /// - Remark: Generated from `#/components/schemas/JobState`.
         @frozen public enum JobState: String, Codable, Hashable, Sendable, CaseIterable {
@@ -602,6 +603,141 @@ extension Components {
             }
             public func encode(to encoder: any Swift.Encoder) throws {
                 try encoder.encodeAdditionalProperties(additionalProperties)
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/BackupRequest`.
+        public struct BackupRequest: Codable, Hashable, Sendable {
+            /// An incremental needs a full backup before it.
+            ///
+            /// - Remark: Generated from `#/components/schemas/BackupRequest/kind`.
+            @frozen public enum KindPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case full = "full"
+                case incremental = "incremental"
+            }
+            /// An incremental needs a full backup before it.
+            ///
+            /// - Remark: Generated from `#/components/schemas/BackupRequest/kind`.
+            public var kind: Components.Schemas.BackupRequest.KindPayload?
+            /// Creates a new `BackupRequest`.
+            ///
+            /// - Parameters:
+            ///   - kind: An incremental needs a full backup before it.
+            public init(kind: Components.Schemas.BackupRequest.KindPayload? = nil) {
+                self.kind = kind
+            }
+            public enum CodingKeys: String, CodingKey {
+                case kind
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.kind = try container.decodeIfPresent(
+                    Components.Schemas.BackupRequest.KindPayload.self,
+                    forKey: .kind
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "kind"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Backup`.
+        public struct Backup: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/Backup/id`.
+            public var id: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Backup/kind`.
+            @frozen public enum KindPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case full = "full"
+                case incremental = "incremental"
+            }
+            /// - Remark: Generated from `#/components/schemas/Backup/kind`.
+            public var kind: Components.Schemas.Backup.KindPayload
+            /// The backup an incremental builds on.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Backup/prior`.
+            public var prior: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/Backup/started_at`.
+            public var startedAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/Backup/stopped_at`.
+            public var stoppedAt: Foundation.Date
+            /// - Remark: Generated from `#/components/schemas/Backup/bytes`.
+            public var bytes: Swift.Int64
+            /// - Remark: Generated from `#/components/schemas/Backup/stored_bytes`.
+            public var storedBytes: Swift.Int64
+            /// - Remark: Generated from `#/components/schemas/Backup/timeline`.
+            public var timeline: Swift.Int
+            /// - Remark: Generated from `#/components/schemas/Backup/start_wal`.
+            public var startWal: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Backup/stop_wal`.
+            public var stopWal: Swift.String
+            /// Creates a new `Backup`.
+            ///
+            /// - Parameters:
+            ///   - id:
+            ///   - kind:
+            ///   - prior: The backup an incremental builds on.
+            ///   - startedAt:
+            ///   - stoppedAt:
+            ///   - bytes:
+            ///   - storedBytes:
+            ///   - timeline:
+            ///   - startWal:
+            ///   - stopWal:
+            public init(
+                id: Swift.String,
+                kind: Components.Schemas.Backup.KindPayload,
+                prior: Swift.String? = nil,
+                startedAt: Foundation.Date,
+                stoppedAt: Foundation.Date,
+                bytes: Swift.Int64,
+                storedBytes: Swift.Int64,
+                timeline: Swift.Int,
+                startWal: Swift.String,
+                stopWal: Swift.String
+            ) {
+                self.id = id
+                self.kind = kind
+                self.prior = prior
+                self.startedAt = startedAt
+                self.stoppedAt = stoppedAt
+                self.bytes = bytes
+                self.storedBytes = storedBytes
+                self.timeline = timeline
+                self.startWal = startWal
+                self.stopWal = stopWal
+            }
+            public enum CodingKeys: String, CodingKey {
+                case id
+                case kind
+                case prior
+                case startedAt = "started_at"
+                case stoppedAt = "stopped_at"
+                case bytes
+                case storedBytes = "stored_bytes"
+                case timeline
+                case startWal = "start_wal"
+                case stopWal = "stop_wal"
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/BackupList`.
+        public struct BackupList: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/BackupList/repository`.
+            public var repository: Swift.String
+            /// - Remark: Generated from `#/components/schemas/BackupList/backups`.
+            public var backups: [Components.Schemas.Backup]
+            /// Creates a new `BackupList`.
+            ///
+            /// - Parameters:
+            ///   - repository:
+            ///   - backups:
+            public init(
+                repository: Swift.String,
+                backups: [Components.Schemas.Backup]
+            ) {
+                self.repository = repository
+                self.backups = backups
+            }
+            public enum CodingKeys: String, CodingKey {
+                case repository
+                case backups
             }
         }
     }

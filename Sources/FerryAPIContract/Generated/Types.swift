@@ -68,6 +68,16 @@ public protocol APIProtocol: Sendable {
     /// - Remark: HTTP `DELETE /jobs/{id}`.
     /// - Remark: Generated from `#/paths//jobs/{id}/delete(cancelJob)`.
     func cancelJob(_ input: Operations.CancelJob.Input) async throws -> Operations.CancelJob.Output
+    /// The repository's backups, oldest first (as `ferry backup list --json`); admin.
+    ///
+    /// - Remark: HTTP `GET /backups`.
+    /// - Remark: Generated from `#/paths//backups/get(listBackups)`.
+    func listBackups(_ input: Operations.ListBackups.Input) async throws -> Operations.ListBackups.Output
+    /// Takes a base backup now (as `ferry backup full|incr`), as a job; admin.
+    ///
+    /// - Remark: HTTP `POST /backups`.
+    /// - Remark: Generated from `#/paths//backups/post(startBackup)`.
+    func startBackup(_ input: Operations.StartBackup.Input) async throws -> Operations.StartBackup.Output
     /// Every node's role, timeline, LSNs, lag, slot, sync state and agent; the WAL archiver and the backups.
     ///
     /// - Remark: HTTP `GET /cluster`.
@@ -198,6 +208,26 @@ extension APIProtocol {
         try await cancelJob(Operations.CancelJob.Input(
             path: path,
             headers: headers
+        ))
+    }
+    /// The repository's backups, oldest first (as `ferry backup list --json`); admin.
+    ///
+    /// - Remark: HTTP `GET /backups`.
+    /// - Remark: Generated from `#/paths//backups/get(listBackups)`.
+    public func listBackups(headers: Operations.ListBackups.Input.Headers = .init()) async throws -> Operations.ListBackups.Output {
+        try await listBackups(Operations.ListBackups.Input(headers: headers))
+    }
+    /// Takes a base backup now (as `ferry backup full|incr`), as a job; admin.
+    ///
+    /// - Remark: HTTP `POST /backups`.
+    /// - Remark: Generated from `#/paths//backups/post(startBackup)`.
+    public func startBackup(
+        headers: Operations.StartBackup.Input.Headers = .init(),
+        body: Operations.StartBackup.Input.Body? = nil
+    ) async throws -> Operations.StartBackup.Output {
+        try await startBackup(Operations.StartBackup.Input(
+            headers: headers,
+            body: body
         ))
     }
     /// Every node's role, timeline, LSNs, lag, slot, sync state and agent; the WAL archiver and the backups.
