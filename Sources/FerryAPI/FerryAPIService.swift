@@ -38,6 +38,9 @@ package protocol BackupControl: Sendable {
     func list() async throws -> Components.Schemas.BackupList
     /// The work of taking a `kind` backup ("full" or "incremental").
     func take(kind: String) -> JobWork
+    /// A restore, checked (404 without `backup.restore_root`, 422 for a target or point that cannot be, 409 for a
+    /// directory that is not empty) before it is queued.
+    func restore(_ request: Components.Schemas.RestoreRequest) throws -> PlannedJob
 }
 
 /// What the service answers from.
@@ -96,6 +99,7 @@ package struct FerryAPIService: APIProtocol {
         ("GET", "/cluster", "the HA cluster's nodes, archiver and backups"), ("POST", "/cluster/switchover", "planned switchover"),
         ("POST", "/cluster/failover", "manual failover"), ("POST", "/cluster/rejoin/{node}", "rewind or copy a node and make it follow"),
         ("GET", "/backups", "the repository's backups"), ("POST", "/backups", "take a base backup now, as a job"),
+        ("POST", "/restore", "restore a backup into a new directory, as a job"),
     ]
 
     /// The methods the API takes at `path` (its templates' `{…}` match one segment); empty when no route matches.
@@ -332,6 +336,17 @@ package struct FerryAPIService: APIProtocol {
         if case .json(let request) = input.body, let asked = request.kind { kind = asked.rawValue }
         let (job, replayed) = try await start(.backup, request: Self.canonical(["kind": kind]), key: key, user: user) {
             PlannedJob(target: kind, work: backups.take(kind: kind))
+        }
+        return replayed ? .ok(.init(body: .json(job))) : .accepted(.init(headers: .init(location: "/jobs/\(job.id)"), body: .json(job)))
+    }
+
+    package func startRestore(_ input: Operations.StartRestore.Input) async throws -> Operations.StartRestore.Output {
+        let backups = try backupControl()
+        let user = try user()
+        let key = try Self.checkKey(input.headers.idempotencyKey)
+        guard case .json(let request) = input.body else { throw APIError(.badRequest, .invalidInput, "the body must be JSON") }
+        let (job, replayed) = try await start(.restore, request: Self.canonical(request), key: key, user: user) {
+            try backups.restore(request)
         }
         return replayed ? .ok(.init(body: .json(job))) : .accepted(.init(headers: .init(location: "/jobs/\(job.id)"), body: .json(job)))
     }

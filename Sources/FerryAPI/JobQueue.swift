@@ -67,7 +67,7 @@ package actor JobQueue {
     private var finishedOrder: [UUID] = []
     static let finishedKept = 10_000
 
-    package init(store: JobStore, limits: [JobRecord.Kind: Int] = [.extract: 2, .sync: 4, .reconcile: 1, .backup: 1], logger: Logger) {
+    package init(store: JobStore, limits: [JobRecord.Kind: Int] = [.extract: 2, .sync: 4, .reconcile: 1, .backup: 1, .restore: 1], logger: Logger) {
         self.store = store
         self.limits = limits
         self.logger = logger

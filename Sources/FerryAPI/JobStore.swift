@@ -7,7 +7,7 @@ import PostgresNIO
 /// A job as the API shows it: what was asked, by whom, how far it got, and how it ended.
 package struct JobRecord: Sendable, Equatable {
     package enum Kind: String, Sendable, CaseIterable {
-        case extract, sync, reconcile, backup
+        case extract, sync, reconcile, backup, restore
     }
 
     package enum State: String, Sendable, CaseIterable {

@@ -192,6 +192,24 @@ package struct BackupRestorer: Sendable {
         case lsn(String)
         /// A restore point made with `pg_create_restore_point(name)`.
         case name(String)
+
+        /// `latest`, a time with its zone, an LSN, or `name:NAME` (`what` names where it came from, for messages).
+        package static func parse(_ text: String, what: String = "--to") throws(FerryError) -> Target {
+            if text == "latest" { return .latest }
+            if text.hasPrefix("name:") {
+                let name = String(text.dropFirst(5))
+                guard !name.isEmpty, name.utf8.count <= 63 else {
+                    throw FerryError(
+                        .configuration, "the restore point name in \(what) is empty or longer than 63 bytes", fix: "give \(what) name:NAME")
+                }
+                return .name(name)
+            }
+            if WALPosition(text) != nil { return .lsn(text) }
+            if BackupRestore.parseTime(text) != nil { return .time(text) }
+            throw FerryError(
+                .configuration, "\(what) \"\(PrintableText.escaped(text))\" is not latest, a time with its zone, an LSN or name:NAME",
+                fix: "e.g. '2026-12-07 14:05:00+00', 0/3A000028, name:before_migration")
+        }
     }
 
     /// Writes the backup label, the signal file and the recovery settings (appended to `postgresql.auto.conf`).

@@ -163,7 +163,8 @@ package struct Daemon {
                 planner: DaemonJobPlanner(configuration: configuration, settings: api, redis: pipelineRedis, logger: apiLogger))
             environment.backups = configuration.backup.flatMap { backup in
                 (backup.postgres ?? configuration.postgres).map {
-                    DaemonBackupControl(settings: backup, endpoint: $0, logger: Logger(label: "ferry.backup"))
+                    DaemonBackupControl(
+                        settings: backup, endpoint: $0, ferryExecutable: options.watchdogExecutable, logger: Logger(label: "ferry.backup"))
                 }
             }
             let startup = StartupGate()

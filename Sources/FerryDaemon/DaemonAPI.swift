@@ -288,7 +288,57 @@ final class UIStateSource: Sendable {
 struct DaemonBackupControl: BackupControl {
     let settings: BackupConfiguration
     let endpoint: PostgresEndpoint
+    /// The `ferry` the restored server's `restore_command` runs when `backup.ferry_binary` does not say.
+    let ferryExecutable: String?
     let logger: Logger
+
+    func restore(_ request: Components.Schemas.RestoreRequest) throws -> PlannedJob {
+        guard let root = settings.restoreRoot else {
+            throw APIError(
+                .notFound, .notFound, "this server does not restore through the API",
+                fix: "set backup.restore_root: a directory restores may go under")
+        }
+        let name = request.target
+        guard (1...200).contains(name.utf8.count), name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+            throw APIError(
+                .unprocessableContent, .invalidInput, "target \"\(PrintableText.escaped(String(name.prefix(60))))\" is not a plain directory name",
+                fix: "give a name of letters, digits, - and _: it is created under backup.restore_root")
+        }
+        let target = URL(fileURLWithPath: root).standardizedFileURL.path + "/" + name
+        if let contents = try? FileManager.default.contentsOfDirectory(atPath: target), !contents.isEmpty {
+            throw APIError(.conflict, .conflict, "\(name) exists under backup.restore_root and is not empty", fix: "choose a new target name")
+        }
+        let point: BackupRestorer.Target
+        do {
+            point = try BackupRestorer.Target.parse(request.to ?? "latest", what: "to")
+            if let backup = request.backup { try BackupStore.checkID(backup) }
+        } catch {
+            throw APIError(.unprocessableContent, error)
+        }
+        guard let binary = settings.ferryBinary ?? ferryExecutable else {
+            throw APIError(
+                .unprocessableContent, .configuration, "no ferry binary for the restored server's restore_command", fix: "set backup.ferry_binary")
+        }
+        let action = BackupRestorer.TargetAction(rawValue: request.action?.rawValue ?? "promote") ?? .promote
+        let (settings, logger) = (settings, logger)
+        return PlannedJob(target: name) { context in
+            var restore = BackupRestore(repository: try BackupRepositories.open(settings.repository), target: target, ferryBinary: binary)
+            restore.recoveryTarget = point
+            restore.action = action
+            restore.backupID = request.backup
+            restore.port = request.port
+            restore.archiveMode = request.archiveMode == .preserve ? nil : "off"
+            context.phase("restoring")
+            let report = try await restore.run { done, total in
+                context.progress(rows: 0, bytes: done, phase: total > 0 ? "restoring \(done * 100 / total)%" : "restoring")
+            }
+            logger.notice("restored through the API", metadata: ["ferry.target": "\(target)", "ferry.backup": "\(report.backup)"])
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return String(decoding: try encoder.encode(report), as: UTF8.self)
+        }
+    }
 
     func list() async throws -> Components.Schemas.BackupList {
         let repository = try BackupRepositories.open(settings.repository)

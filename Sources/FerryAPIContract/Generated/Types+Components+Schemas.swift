@@ -231,6 +231,7 @@ extension Components {
             case sync = "sync"
             case reconcile = "reconcile"
             case backup = "backup"
+            case restore = "restore"
         }
         /// - Remark: Generated from `#/components/schemas/JobState`.
         @frozen public enum JobState: String, Codable, Hashable, Sendable, CaseIterable {
@@ -715,6 +716,111 @@ extension Components {
                 case timeline
                 case startWal = "start_wal"
                 case stopWal = "stop_wal"
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/RestoreRequest`.
+        public struct RestoreRequest: Codable, Hashable, Sendable {
+            /// A new directory's name under backup.restore_root.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RestoreRequest/target`.
+            public var target: Swift.String
+            /// The backup to restore (default: the newest before the target).
+            ///
+            /// - Remark: Generated from `#/components/schemas/RestoreRequest/backup`.
+            public var backup: Swift.String?
+            /// latest (default), a time with its zone, an LSN, or name:NAME.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RestoreRequest/to`.
+            public var to: Swift.String?
+            /// What the server does at the target.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RestoreRequest/action`.
+            @frozen public enum ActionPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case promote = "promote"
+                case pause = "pause"
+                case shutdown = "shutdown"
+            }
+            /// What the server does at the target.
+            ///
+            /// - Remark: Generated from `#/components/schemas/RestoreRequest/action`.
+            public var action: Components.Schemas.RestoreRequest.ActionPayload?
+            /// Start the restored server on this port and wait for recovery to reach the target (default: leave the directory ready, recovering when started).
+            ///
+            /// - Remark: Generated from `#/components/schemas/RestoreRequest/port`.
+            public var port: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/RestoreRequest/archive_mode`.
+            @frozen public enum ArchiveModePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case off = "off"
+                case preserve = "preserve"
+            }
+            /// - Remark: Generated from `#/components/schemas/RestoreRequest/archive_mode`.
+            public var archiveMode: Components.Schemas.RestoreRequest.ArchiveModePayload?
+            /// Creates a new `RestoreRequest`.
+            ///
+            /// - Parameters:
+            ///   - target: A new directory's name under backup.restore_root.
+            ///   - backup: The backup to restore (default: the newest before the target).
+            ///   - to: latest (default), a time with its zone, an LSN, or name:NAME.
+            ///   - action: What the server does at the target.
+            ///   - port: Start the restored server on this port and wait for recovery to reach the target (default: leave the directory ready, recovering when started).
+            ///   - archiveMode:
+            public init(
+                target: Swift.String,
+                backup: Swift.String? = nil,
+                to: Swift.String? = nil,
+                action: Components.Schemas.RestoreRequest.ActionPayload? = nil,
+                port: Swift.Int? = nil,
+                archiveMode: Components.Schemas.RestoreRequest.ArchiveModePayload? = nil
+            ) {
+                self.target = target
+                self.backup = backup
+                self.to = to
+                self.action = action
+                self.port = port
+                self.archiveMode = archiveMode
+            }
+            public enum CodingKeys: String, CodingKey {
+                case target
+                case backup
+                case to
+                case action
+                case port
+                case archiveMode = "archive_mode"
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.target = try container.decode(
+                    Swift.String.self,
+                    forKey: .target
+                )
+                self.backup = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .backup
+                )
+                self.to = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .to
+                )
+                self.action = try container.decodeIfPresent(
+                    Components.Schemas.RestoreRequest.ActionPayload.self,
+                    forKey: .action
+                )
+                self.port = try container.decodeIfPresent(
+                    Swift.Int.self,
+                    forKey: .port
+                )
+                self.archiveMode = try container.decodeIfPresent(
+                    Components.Schemas.RestoreRequest.ArchiveModePayload.self,
+                    forKey: .archiveMode
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "target",
+                    "backup",
+                    "to",
+                    "action",
+                    "port",
+                    "archive_mode"
+                ])
             }
         }
         /// - Remark: Generated from `#/components/schemas/BackupList`.

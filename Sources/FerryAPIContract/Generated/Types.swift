@@ -78,6 +78,11 @@ public protocol APIProtocol: Sendable {
     /// - Remark: HTTP `POST /backups`.
     /// - Remark: Generated from `#/paths//backups/post(startBackup)`.
     func startBackup(_ input: Operations.StartBackup.Input) async throws -> Operations.StartBackup.Output
+    /// Restores a backup (with its incrementals and the WAL to the target) into a new directory under `backup.restore_root`, as a job; admin.
+    ///
+    /// - Remark: HTTP `POST /restore`.
+    /// - Remark: Generated from `#/paths//restore/post(startRestore)`.
+    func startRestore(_ input: Operations.StartRestore.Input) async throws -> Operations.StartRestore.Output
     /// Every node's role, timeline, LSNs, lag, slot, sync state and agent; the WAL archiver and the backups.
     ///
     /// - Remark: HTTP `GET /cluster`.
@@ -226,6 +231,19 @@ extension APIProtocol {
         body: Operations.StartBackup.Input.Body? = nil
     ) async throws -> Operations.StartBackup.Output {
         try await startBackup(Operations.StartBackup.Input(
+            headers: headers,
+            body: body
+        ))
+    }
+    /// Restores a backup (with its incrementals and the WAL to the target) into a new directory under `backup.restore_root`, as a job; admin.
+    ///
+    /// - Remark: HTTP `POST /restore`.
+    /// - Remark: Generated from `#/paths//restore/post(startRestore)`.
+    public func startRestore(
+        headers: Operations.StartRestore.Input.Headers = .init(),
+        body: Operations.StartRestore.Input.Body
+    ) async throws -> Operations.StartRestore.Output {
+        try await startRestore(Operations.StartRestore.Input(
             headers: headers,
             body: body
         ))

@@ -29,6 +29,10 @@ package struct BackupConfiguration: Sendable, Equatable {
     /// `ferry run`'s schedule: none when both are nil.
     package var fullEvery: Duration?
     package var incrementalEvery: Duration?
+    /// Where `POST /restore` may restore into (directories under it); nil: the API does not restore.
+    package var restoreRoot: String?
+    /// The `ferry` PostgreSQL's `restore_command` runs for a restore through the API (default: the running one).
+    package var ferryBinary: String?
 
     package init(repository: String, dataDirectory: String) {
         self.repository = repository
@@ -57,6 +61,8 @@ package struct BackupConfiguration: Sendable, Equatable {
         if let timeout = reader.duration("archive_timeout", minimum: .seconds(1)) { settings.archiveTimeout = timeout }
         settings.fullEvery = reader.duration("full_every", minimum: .seconds(1))
         settings.incrementalEvery = reader.duration("incremental_every", minimum: .seconds(1))
+        settings.restoreRoot = reader.string("restore_root")
+        settings.ferryBinary = reader.string("ferry_binary")
         reader.finish()
         guard repository != nil, dataDirectory != nil else { return nil }
         return settings

@@ -182,19 +182,7 @@ struct RestoreCommand: AsyncParsableCommand {
 
     /// `latest`, `name:X`, an LSN, or a time.
     static func parseTarget(_ text: String) throws(FerryError) -> BackupRestorer.Target {
-        if text == "latest" { return .latest }
-        if text.hasPrefix("name:") {
-            let name = String(text.dropFirst(5))
-            guard !name.isEmpty, name.utf8.count <= 63 else {
-                throw FerryError(.configuration, "the restore point name in --to is empty or longer than 63 bytes", fix: "give --to name:NAME")
-            }
-            return .name(name)
-        }
-        if WALPosition(text) != nil { return .lsn(text) }
-        if BackupRestore.parseTime(text) != nil { return .time(text) }
-        throw FerryError(
-            .configuration, "--to \"\(PrintableText.escaped(text))\" is not latest, a time with its zone, an LSN or name:NAME",
-            fix: "e.g. --to '2026-12-07 14:05:00+00', --to 0/3A000028, --to name:before_migration")
+        try BackupRestorer.Target.parse(text)
     }
 
     private func binary() throws(FerryError) -> String {
