@@ -145,7 +145,7 @@ package actor JobQueue {
                 last = now
                 var progressed = started
                 (progressed.rows, progressed.bytes, progressed.phase) = now
-                try? await store.update(progressed)
+                try? await store.updateProgress(progressed)
             }
         }
         let outcome: Result<String, any Error>

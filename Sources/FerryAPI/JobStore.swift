@@ -48,7 +48,8 @@ package struct JobRecord: Sendable, Equatable {
 }
 
 /// Jobs kept in PostgreSQL (`ferry_api.jobs`), so they outlive the process: a job that was queued or running when the
-/// process died is marked failed with that reason when the next one starts (``recoverInterrupted()``). Idempotency
+/// process died is marked failed with that reason when the next one starts (``recoverInterrupted()``). One `ferry run`
+/// serves the API of a database: a second one starting on it would take the first one's running jobs for interrupted. Idempotency
 /// keys are unique per user; a request's SHA-256 tells a retry of it from another request under the same key.
 package struct JobStore: Sendable {
     package let session: PostgresSession
@@ -150,6 +151,18 @@ package struct JobStore: Sendable {
                 UPDATE \(unescaped: Self.table) SET state = \(job.state.rawValue), started_at = \(job.startedAt), finished_at = \(job.finishedAt),
                   rows = \(job.rows), bytes = \(job.bytes), phase = \(job.phase), result = \(job.result)::jsonb, error = \(error)::jsonb
                 WHERE id = \(job.id)
+                """, logger: logger
+            ).collect()
+        }
+    }
+
+    /// Writes a running job's progress only: a job whose state changed meanwhile (marked failed by a recovery) keeps it.
+    package func updateProgress(_ job: JobRecord) async throws {
+        try await session.withConnection { connection in
+            _ = try await connection.query(
+                """
+                UPDATE \(unescaped: Self.table) SET rows = \(job.rows), bytes = \(job.bytes), phase = \(job.phase)
+                WHERE id = \(job.id) AND state = 'running'
                 """, logger: logger
             ).collect()
         }
