@@ -90,7 +90,7 @@ struct DaemonTests {
         let (services, jobs) = (daemon.services, daemon.jobs)
         try await Application(router: daemon.router).test(.router) { client in
             try await Self.running(services) {
-                try await eventually("the bad pipeline to be marked failed", timeout: .seconds(30)) {
+                try await eventually("the bad pipeline to be marked failed", timeout: .seconds(90)) {
                     jobs.failed.map(\.name) == ["pipeline:\(bad.name)"]
                 }
                 let failed = try #require(jobs.failed.first)
@@ -100,11 +100,11 @@ struct DaemonTests {
                     return ready.status == 503 && ready.body.contains("\"name\":\"pipeline:\(bad.name)\",\"state\":\"failed\"")
                 }
                 // The good pipeline goes on: its first rows, and rows written after the failure.
-                try await eventually("the good pipeline's first rows", timeout: .seconds(30)) {
+                try await eventually("the good pipeline's first rows", timeout: .seconds(90)) {
                     try await good.int("SELECT count(*) FROM \(good.mirror)") == 20
                 }
                 try await good.insert(21...30)
-                try await eventually("rows written after the failure", timeout: .seconds(30)) {
+                try await eventually("rows written after the failure", timeout: .seconds(90)) {
                     try await good.int("SELECT count(*) FROM \(good.mirror)") == 30
                 }
                 #expect(jobs.snapshot.first { $0.name == "pipeline:\(good.name)" }?.state == .running)
@@ -134,7 +134,7 @@ struct DaemonTests {
         let release = AsyncStream<Void>.makeStream()
         try await Application(router: daemon.router).test(.router) { client in
             try await Self.running(services) {
-                try await eventually("the first entry", timeout: .seconds(30)) {
+                try await eventually("the first entry", timeout: .seconds(90)) {
                     (try? await world.int("SELECT count(*) FROM \(world.streams)")) == 1
                 }
                 let locked = Shared(false)
@@ -151,7 +151,7 @@ struct DaemonTests {
                 }
                 try await eventually("the lock") { locked.value }
                 for index in 1...20 { try await world.redis("XADD", stream, "*", "n", "\(index)") }
-                try await eventually("the sync to be reported stalled", timeout: .seconds(30)) {
+                try await eventually("the sync to be reported stalled", timeout: .seconds(90)) {
                     let ready = try await Self.get(client, "/health/ready")
                     return ready.status == 503 && ready.body.contains("\"name\":\"redis_sync\",\"state\":\"stalled\"")
                 }
@@ -161,10 +161,10 @@ struct DaemonTests {
                 release.continuation.finish()
                 try await holder.value
                 await lockSession.close()
-                try await eventually("every entry after the lock", timeout: .seconds(30)) {
+                try await eventually("every entry after the lock", timeout: .seconds(90)) {
                     (try? await world.int("SELECT count(*) FROM \(world.streams)")) == 21
                 }
-                try await eventually("the sync running again", timeout: .seconds(30)) {
+                try await eventually("the sync running again", timeout: .seconds(90)) {
                     jobs.snapshot.first { $0.name == "redis_sync" }?.state == .running
                 }
             }
@@ -180,7 +180,7 @@ struct DaemonTests {
         let name = "pipeline:\(world.name)"
         let release = AsyncStream<Void>.makeStream()
         try await Self.running(services) {
-            try await eventually("the first rows", timeout: .seconds(30)) { (try? await world.int("SELECT count(*) FROM \(world.mirror)")) == 10 }
+            try await eventually("the first rows", timeout: .seconds(90)) { (try? await world.int("SELECT count(*) FROM \(world.mirror)")) == 10 }
             let locked = Shared(false)
             let lockSession = PostgresSession(endpoint: try #require(world.sandbox.postgres).endpoint, key: "postgres", logger: world.logger)
             let holder = Task {
@@ -194,7 +194,7 @@ struct DaemonTests {
             }
             try await eventually("the lock") { locked.value }
             try await world.insert(11...40)
-            try await eventually("the pipeline to be reported stalled", timeout: .seconds(30)) {
+            try await eventually("the pipeline to be reported stalled", timeout: .seconds(90)) {
                 jobs.snapshot.first { $0.name == name }?.state == .stalled
             }
             #expect(jobs.snapshot.first { $0.name == name }?.error?.contains("no row applied for") == true)
@@ -202,10 +202,10 @@ struct DaemonTests {
             release.continuation.finish()
             try await holder.value
             await lockSession.close()
-            try await eventually("every row after the lock", timeout: .seconds(30)) {
+            try await eventually("every row after the lock", timeout: .seconds(90)) {
                 (try? await world.int("SELECT count(*) FROM \(world.mirror)")) == 40
             }
-            try await eventually("the pipeline running again", timeout: .seconds(30)) { jobs.snapshot.first { $0.name == name }?.state == .running }
+            try await eventually("the pipeline running again", timeout: .seconds(90)) { jobs.snapshot.first { $0.name == name }?.state == .running }
         }
         await world.close()
     }
