@@ -61,8 +61,8 @@ package struct APIBenchmark: Sendable {
             version: "bench", readiness: { .init(status: .ready, endpoints: [], jobs: []) }, metrics: { [] }, jobs: queue, planner: nil)
         let apiGuard = APIGuard(permissions: PermissionsSource(permissions), audit: audit, logger: quiet)
         let apiRouter = try FerryAPIRouter.build(service: FerryAPIService(environment), guard: apiGuard)
-        let apiPort = try FreePort.find()
-        let helloPort = try FreePort.find()
+        let apiPort = try Self.freePort()
+        let helloPort = try Self.freePort()
         let api = Application(router: apiRouter, configuration: .init(address: .hostname("127.0.0.1", port: apiPort)), logger: quiet)
         let helloRouter = Router()
         helloRouter.get("/hello") { _, _ in "hello" }
@@ -165,5 +165,20 @@ package struct APIBenchmark: Sendable {
             return Double(value.dropLast(suffix.count)).map { $0 * scale }
         }
         return nil
+    }
+
+    static func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+        }
+        guard bound else { throw FerryError(.sandbox, "no free port on 127.0.0.1") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -64,8 +64,15 @@ struct DaemonJobPlanner: JobPlanner {
             return chosen
         }
         let dialect: SQLTemplate.Dialect = if case .sqlserver = source { .sqlserver } else { .postgres }
-        let planned = try Self.checked { () throws(FerryError) -> [PlannedQuery] in
-            try PlannedQuery.plan(names, library: library, values: values, dialect: dialect).queries
+        let planned = try Self.checked { () throws(FerryError) -> [(name: String, sql: String, bindings: [String], literal: String?)] in
+            var planned: [(name: String, sql: String, bindings: [String], literal: String?)] = []
+            for name in names {
+                let template = try SQLTemplate(try library.sql(name), file: "\(name).sql")
+                let rendered = try template.render(values, dialect: dialect, file: "\(name).sql")
+                let literal = dialect == .postgres ? try template.render(values, dialect: .postgres, file: "\(name).sql", literals: true) : nil
+                planned.append((name, rendered.sql, rendered.bindings, literal?.sql))
+            }
+            return planned
         }
         let destination = try Self.destination(request.destination, root: settings.extractRoot)
         let overwrite = request.overwrite ?? false
@@ -106,7 +113,7 @@ struct DaemonJobPlanner: JobPlanner {
                     context.phase("extracting \(query.name)")
                     let (rowsBefore, bytesBefore) = (doneRows, doneBytes)
                     let report = try await runner.extract(
-                        name: query.name, sql: query.sql, bindings: query.bindings, literalSQL: query.literalSQL, to: sink, options: options
+                        name: query.name, sql: query.sql, bindings: query.bindings, literalSQL: query.literal, to: sink, options: options
                     ) { rows, bytes in
                         context.progress(rows: rowsBefore + rows, bytes: bytesBefore + bytes)
                     }

@@ -208,28 +208,3 @@ package struct SQLTemplate: Sendable, Equatable {
         }
     }
 }
-
-/// A library query filled for a source: the SQL with its bound values, and (for PostgreSQL's COPY reader) the SQL with
-/// the values as literals.
-package struct PlannedQuery: Sendable {
-    package var name: String
-    package var sql: String
-    package var bindings: [String]
-    package var literalSQL: String?
-
-    /// Every query of `names` filled with `values` for `dialect`, before any runs: a missing parameter stops them all.
-    package static func plan(_ names: [String], library: QueryLibrary, values: [String: String], dialect: SQLTemplate.Dialect) throws(FerryError)
-        -> (queries: [PlannedQuery], placeholders: Set<String>)
-    {
-        var planned: [PlannedQuery] = []
-        var used: Set<String> = []
-        for name in names {
-            let template = try SQLTemplate(try library.sql(name), file: "\(name).sql")
-            used.formUnion(template.names)
-            let rendered = try template.render(values, dialect: dialect, file: "\(name).sql")
-            let literal = dialect == .postgres ? try template.render(values, dialect: .postgres, file: "\(name).sql", literals: true) : nil
-            planned.append(PlannedQuery(name: name, sql: rendered.sql, bindings: rendered.bindings, literalSQL: literal?.sql))
-        }
-        return (planned, used)
-    }
-}

@@ -130,7 +130,15 @@ struct ExtractCommand: AsyncParsableCommand {
         let chosen = try ExtractSource.resolve(source, in: loaded.configuration)
         let dialect: SQLTemplate.Dialect = if case .sqlserver = chosen { .sqlserver } else { .postgres }
         // Every query is filled before any runs: a missing parameter stops the run before a file is written.
-        let (planned, used) = try PlannedQuery.plan(names, library: library, values: values, dialect: dialect)
+        var planned: [(name: String, sql: String, bindings: [String], literalSQL: String?)] = []
+        var used: Set<String> = []
+        for name in names {
+            let template = try SQLTemplate(try library.sql(name), file: "\(name).sql")
+            used.formUnion(template.names)
+            let rendered = try template.render(values, dialect: dialect, file: "\(name).sql")
+            let literal = dialect == .postgres ? try template.render(values, dialect: .postgres, file: "\(name).sql", literals: true) : nil
+            planned.append((name, rendered.sql, rendered.bindings, literal?.sql))
+        }
         let unused = try self.library.overrides().keys.filter { !used.contains($0) }.sorted()
         guard unused.isEmpty else {
             throw FerryError(
